@@ -1,0 +1,13 @@
+from django.apps import AppConfig
+from django.db.models.signals import post_migrate
+
+
+class CoreConfig(AppConfig):
+    name = "core"
+    verbose_name = "Platform"
+
+    def ready(self):
+        from core.roles import sync_role_permissions
+
+        # Permissions exist only after migrate has run, so roles are synced then.
+        post_migrate.connect(sync_role_permissions, sender=self)

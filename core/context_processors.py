@@ -1,0 +1,5 @@
+from django.conf import settings
+
+
+def lojix(request):
+    return {"currency": settings.LOJIX_CURRENCY}

@@ -1,0 +1,80 @@
+"""The money invariants of D-7, checked by `manage.py check_ledgers` and after every test."""
+
+from django.db.models import Count, DecimalField, F, OuterRef, Q, Subquery, Sum, Value
+from django.db.models.functions import Coalesce
+
+from core.money import ZERO
+from credits.models import CreditGrant, CreditTransaction
+from orders.models import GatewayOperation, Order, Payment
+from refunds.models import Refund
+
+_MONEY = DecimalField(max_digits=14, decimal_places=2)
+
+
+def _sum(queryset, group_by: str):
+    """A correlated subquery: the sum of `amount` over `queryset` (0 when empty)."""
+    totals = queryset.order_by().values(group_by).annotate(total=Sum("amount")).values("total")
+    return Coalesce(Subquery(totals), Value(ZERO), output_field=_MONEY)
+
+
+def _refunded(order_ref, destinations):
+    refunds = Refund.objects.filter(
+        order=order_ref, status=Refund.Status.SUCCEEDED, destination__in=destinations
+    )
+    return _sum(refunds, "order")
+
+
+def refund_violations() -> list[str]:
+    """Refunds of money never exceed what was paid, and each refund moved money once."""
+    problems = []
+    orders = Order.objects.annotate(
+        refunded=_refunded(OuterRef("pk"), ["card", "account_credit"]),
+        refunded_card=_refunded(OuterRef("pk"), ["card"]),
+    ).filter(
+        Q(refunded__gt=F("amount_charged") + F("account_credit_applied"))
+        | Q(refunded_card__gt=F("amount_charged"))
+    )
+    for order in orders:
+        problems.append(
+            f"{order}: refunded {order.refunded} ({order.refunded_card} to card) but paid "
+            f"{order.amount_paid} ({order.amount_charged} by card)"
+        )
+    succeeded = Refund.objects.filter(status=Refund.Status.SUCCEEDED)
+    card = succeeded.filter(destination=Refund.Destination.CARD)
+    missing_card = card.exclude(
+        gateway_reference__in=GatewayOperation.objects.filter(kind="refund", succeeded=True).values(
+            "reference"
+        )
+    )
+    problems += [f"{r} ({r.idempotency_key}): no successful gateway refund" for r in missing_card]
+    credit = succeeded.exclude(destination=Refund.Destination.CARD).annotate(
+        grants=Count("credit_grant")
+    )
+    problems += [f"{r} ({r.idempotency_key}): no credit grant" for r in credit if r.grants != 1]
+    unsettled = Refund.objects.exclude(status=Refund.Status.SUCCEEDED).filter(
+        credit_grant__isnull=False
+    )
+    problems += [f"{r} ({r.idempotency_key}): credit granted but not succeeded" for r in unsettled]
+    return problems
+
+
+def credit_violations() -> list[str]:
+    """Each grant's `remaining` equals the sum of its ledger."""
+    grants = CreditGrant.objects.annotate(
+        ledger=_sum(CreditTransaction.objects.filter(grant=OuterRef("pk")), "grant")
+    ).exclude(remaining=F("ledger"))
+    return [f"{g}: remaining {g.remaining} but ledger sums to {g.ledger}" for g in grants]
+
+
+def payment_violations() -> list[str]:
+    """Each order's successful card payments add up to what it charged."""
+    orders = Order.objects.annotate(
+        paid=_sum(
+            Payment.objects.filter(order=OuterRef("pk"), status=Payment.Status.SUCCEEDED), "order"
+        )
+    ).exclude(paid=F("amount_charged"))
+    return [f"{o}: charged {o.amount_charged} but payments total {o.paid}" for o in orders]
+
+
+def ledger_violations() -> list[str]:
+    return refund_violations() + credit_violations() + payment_violations()

@@ -1,0 +1,16 @@
+"""Money is Decimal with two places, rounded half-up in one place (D-7)."""
+
+from decimal import ROUND_HALF_UP, Decimal
+
+CENT = Decimal("0.01")
+ZERO = Decimal("0.00")
+
+
+def to_cents(value: Decimal | int | str) -> Decimal:
+    """Round an amount to the cent, half-up."""
+    return Decimal(value).quantize(CENT, rounding=ROUND_HALF_UP)
+
+
+def percent_of(amount: Decimal, percent: Decimal) -> Decimal:
+    """`percent` % of `amount`, rounded to the cent."""
+    return to_cents(amount * Decimal(percent) / Decimal(100))

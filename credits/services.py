@@ -1,0 +1,128 @@
+"""Every write to credit and discount codes: grants, spends, expiry, redemption (L-7)."""
+
+import datetime as dt
+from decimal import Decimal
+
+from django.db import transaction
+from django.db.models import F
+
+from core.errors import InvalidInput
+from credits.models import CreditGrant, CreditTransaction, DiscountCode
+from credits.policy import CreditFacts, DiscountCodeFacts
+
+
+def credit_grant_create(
+    *,
+    buyer,
+    kind: str,
+    amount: Decimal,
+    source: str,
+    reason: str,
+    expires_at: dt.datetime | None = None,
+    order=None,
+    refund=None,
+    granted_by=None,
+) -> CreditGrant:
+    """Give a buyer credit, with its `grant` ledger entry."""
+    grant = CreditGrant.objects.create(
+        buyer=buyer,
+        kind=kind,
+        amount=amount,
+        remaining=amount,
+        expires_at=expires_at,
+        source=source,
+        reason=reason,
+        order=order,
+        refund=refund,
+        granted_by=granted_by,
+    )
+    CreditTransaction.objects.create(
+        grant=grant, buyer=buyer, kind=CreditTransaction.Kind.GRANT, amount=amount, order=order
+    )
+    return grant
+
+
+def credit_spend(*, grant_id: int, amount: Decimal, order) -> None:
+    """Spend part of a grant on an order.
+
+    The caller holds the grant's row lock (see `credit_facts_for_update`).
+    """
+    CreditGrant.objects.filter(pk=grant_id).update(remaining=F("remaining") - amount)
+    CreditTransaction.objects.create(
+        grant_id=grant_id,
+        buyer_id=order.buyer_id,
+        kind=CreditTransaction.Kind.SPEND,
+        amount=-amount,
+        order=order,
+    )
+
+
+def credit_facts_for_update(buyer) -> list[CreditFacts]:
+    """Lock the buyer's grants that still hold credit and describe them for the policy."""
+    grants = (
+        CreditGrant.objects.select_for_update().filter(buyer=buyer, remaining__gt=0).order_by("pk")
+    )
+    return [CreditFacts(g.pk, g.kind, g.remaining, g.expires_at, g.created_at) for g in grants]
+
+
+@transaction.atomic
+def credit_expire(*, grant_id: int, now: dt.datetime) -> bool:
+    """Expire what is left of a promotional grant past `expires_at` (L-7.1). Returns whether
+    anything expired; running it twice expires nothing more."""
+    grant = (
+        CreditGrant.objects.select_for_update()
+        .filter(pk=grant_id, kind=CreditGrant.Kind.PROMO, expires_at__lte=now, remaining__gt=0)
+        .first()
+    )
+    if grant is None:
+        return False
+    CreditTransaction.objects.create(
+        grant=grant,
+        buyer_id=grant.buyer_id,
+        kind=CreditTransaction.Kind.EXPIRY,
+        amount=-grant.remaining,
+        note=f"Expired {grant.expires_at:%Y-%m-%d %H:%M} UTC (L-7.1)",
+    )
+    grant.remaining = Decimal("0.00")
+    grant.save(update_fields=["remaining"])
+    return True
+
+
+def discount_code_for_update(code: str, *, buyer) -> tuple[DiscountCode, DiscountCodeFacts]:
+    """Lock a discount code by its text and describe it for the policy."""
+    discount = (
+        DiscountCode.objects.select_for_update(of=("self",))
+        .filter(code=code.strip().upper())
+        .first()
+    )
+    if discount is None:
+        raise InvalidInput("code_unknown", f"There is no discount code {code.strip().upper()}.")
+    facts = DiscountCodeFacts(
+        code=discount.code,
+        amount_off=discount.amount_off,
+        percent_off=discount.percent_off,
+        min_order_subtotal=discount.min_order_subtotal,
+        restaurant_ids=frozenset(discount.restaurants.values_list("pk", flat=True)),
+        is_multi_use=discount.is_multi_use,
+        is_active=discount.is_active,
+        valid_from=discount.valid_from,
+        valid_until=discount.valid_until,
+        issued_to_id=discount.issued_to_id,
+        is_redeemed=discount.is_redeemed,
+        used_by_buyer=discount.orders.filter(buyer=buyer).exists(),
+    )
+    return discount, facts
+
+
+def discount_code_redeem(*, discount: DiscountCode, order, now: dt.datetime) -> None:
+    """Mark a single-use code used by this order; it stays used whatever happens to the order
+    (L-7.2). The conditional update is the last guard against a concurrent redemption."""
+    if discount.is_multi_use:
+        return
+    updated = DiscountCode.objects.filter(pk=discount.pk, redeemed_on_order__isnull=True).update(
+        redeemed_on_order=order, redeemed_by=order.buyer, redeemed_at=now
+    )
+    if updated != 1:
+        raise InvalidInput(
+            "code_used", f"The code {discount.code} has already been used.", clauses=["L-7.2"]
+        )

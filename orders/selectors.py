@@ -1,0 +1,64 @@
+"""Read queries for orders: constant query counts, whatever the number of rows."""
+
+from django.db.models import Prefetch, QuerySet
+
+from orders.models import Order, OrderEvent, Restaurant
+from orders.services import SELLER_ACTIONS
+
+
+def order_list_for_buyer(buyer) -> QuerySet[Order]:
+    return Order.objects.filter(buyer=buyer).select_related("restaurant").order_by("-placed_at")
+
+
+def order_detail_for_buyer(buyer, order_id: int) -> Order:
+    """The buyer's own order with everything its page shows; another buyer's is a 404."""
+    return (
+        Order.objects.filter(buyer=buyer)
+        .select_related("restaurant", "policy_version", "discount_code")
+        .prefetch_related(
+            "items",
+            "payments",
+            "refunds",
+            Prefetch("events", queryset=OrderEvent.objects.select_related("actor")),
+        )
+        .get(pk=order_id)
+    )
+
+
+def order_list_for_partner(user) -> QuerySet[Order]:
+    """Orders of the restaurants the user belongs to."""
+    return (
+        Order.objects.filter(restaurant__members=user)
+        .select_related("restaurant", "buyer")
+        .prefetch_related("items")
+    )
+
+
+def order_queue_for_partner(user) -> QuerySet[Order]:
+    """The seller's live queue: open orders, oldest first (new ones are marked by the page)."""
+    open_states = [
+        Order.Status.PLACED,
+        Order.Status.ACCEPTED,
+        Order.Status.CANCELLATION_REQUESTED,
+        Order.Status.PREPARING,
+        Order.Status.READY,
+        Order.Status.OUT_FOR_DELIVERY,
+        Order.Status.SERVED,
+        Order.Status.MISSING,
+    ]
+    return order_list_for_partner(user).filter(status__in=open_states).order_by("placed_at")
+
+
+def order_next_actions(order: Order) -> list[str]:
+    """The lifecycle actions the state machine allows from the order's state and fulfilment,
+    in lifecycle order. Membership is checked by the caller's queryset, so no query here."""
+    available = {t.name for t in order.get_available_status_transitions()}
+    return [action for action in SELLER_ACTIONS if action in available]
+
+
+def restaurant_list_for_buyers(now) -> list[Restaurant]:
+    """Restaurants with open ones first (D-9), each annotated with `is_open`."""
+    restaurants = list(Restaurant.objects.all())
+    for restaurant in restaurants:
+        restaurant.is_open = restaurant.is_open_at(now)
+    return sorted(restaurants, key=lambda r: (not r.is_open, r.name))

@@ -1,0 +1,351 @@
+"""Every write to orders: placement with its payment, and the order lifecycle (D-5)."""
+
+import datetime as dt
+from dataclasses import dataclass
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+from django_fsm import has_transition_perm
+
+from core.errors import DomainError, InvalidInput
+from credits import services as credit_services
+from credits.policy import discount_code_check
+from orders import policy
+from orders.gateway import get_gateway
+from orders.models import (
+    MenuItem,
+    Order,
+    OrderEvent,
+    OrderItem,
+    Payment,
+    PolicyVersion,
+    Restaurant,
+)
+
+MAX_QUANTITY_PER_LINE = 50
+MAX_LINES = 30
+
+
+@dataclass(frozen=True)
+class LineRequest:
+    menu_item_id: int
+    quantity: int
+
+
+def order_event_record(
+    *,
+    order: Order,
+    kind: str,
+    actor,
+    role: str,
+    message: str,
+    name: str = "",
+    from_status: str = "",
+    to_status: str = "",
+    reason: str = "",
+    clauses=(),
+    amount: Decimal | None = None,
+    at: dt.datetime | None = None,
+) -> OrderEvent:
+    """Add a line to the order's timeline: who did what, when, why, under which clauses."""
+    return OrderEvent.objects.create(
+        order=order,
+        kind=kind,
+        name=name,
+        from_status=from_status,
+        to_status=to_status,
+        actor=actor,
+        actor_role=role,
+        message=message,
+        reason=reason,
+        clauses=list(clauses),
+        amount=amount,
+        created_at=at or timezone.now(),
+    )
+
+
+def _validated_lines(restaurant: Restaurant, lines: list[LineRequest]) -> list[tuple]:
+    if not lines:
+        raise InvalidInput("empty_order", "An order needs at least one item.")
+    if len(lines) > MAX_LINES:
+        raise InvalidInput("too_many_lines", f"An order can have at most {MAX_LINES} lines.")
+    quantities: dict[int, int] = {}
+    for line in lines:
+        if not 1 <= line.quantity <= MAX_QUANTITY_PER_LINE:
+            raise InvalidInput(
+                "invalid_quantity",
+                f"Quantity must be between 1 and {MAX_QUANTITY_PER_LINE} (got {line.quantity}).",
+            )
+        quantities[line.menu_item_id] = quantities.get(line.menu_item_id, 0) + line.quantity
+    items = MenuItem.objects.in_bulk(list(quantities))
+    for item_id, quantity in quantities.items():
+        item = items.get(item_id)
+        if item is None:
+            raise InvalidInput("unknown_menu_item", f"There is no menu item {item_id}.")
+        if item.restaurant_id != restaurant.pk:
+            raise InvalidInput(
+                "item_from_other_restaurant", f"{item.name} is not on {restaurant.name}'s menu."
+            )
+        if not item.is_available:
+            raise InvalidInput("item_unavailable", f"{item.name} is not available right now.")
+        if quantity > MAX_QUANTITY_PER_LINE:
+            raise InvalidInput(
+                "invalid_quantity", f"At most {MAX_QUANTITY_PER_LINE} of {item.name} per order."
+            )
+    return [(items[item_id], quantity) for item_id, quantity in quantities.items()]
+
+
+def _check_can_order(*, buyer, restaurant: Restaurant, fulfillment: str, address: str, now):
+    if fulfillment not in Order.Fulfillment.values:
+        raise InvalidInput("invalid_fulfillment", f"Unknown fulfilment {fulfillment!r}.")
+    if not restaurant.offers(fulfillment):
+        label = Order.Fulfillment(fulfillment).label.lower()
+        raise InvalidInput("fulfillment_not_offered", f"{restaurant.name} does not offer {label}.")
+    if not restaurant.is_open_at(now):
+        opens = timezone.localtime(restaurant.next_opening(now))
+        raise InvalidInput(
+            "restaurant_closed",
+            f"{restaurant.name} is closed now; it opens at {opens:%H:%M} on {opens:%a %d %b}.",
+        )
+    if fulfillment == Order.Fulfillment.DELIVERY and not address.strip():
+        raise InvalidInput("address_required", "A delivery order needs a delivery address.")
+
+
+@transaction.atomic
+def order_place(
+    *,
+    buyer,
+    restaurant: Restaurant,
+    lines: list[LineRequest],
+    fulfillment: str,
+    delivery_address: str = "",
+    discount_code: str = "",
+    use_credit: bool = False,
+    idempotency_key: str | None = None,
+) -> Order:
+    """Place and pay for an order: price it (D-7), redeem the code, spend credit, charge the
+    card. Any refusal leaves nothing behind: no order, code and credit untouched, no charge."""
+    now = timezone.now()
+    _check_can_order(
+        buyer=buyer,
+        restaurant=restaurant,
+        fulfillment=fulfillment,
+        address=delivery_address,
+        now=now,
+    )
+    items = _validated_lines(restaurant, lines)
+    version = PolicyVersion.objects.in_force(now)
+    line_facts = [policy.LineFacts(item.price, quantity) for item, quantity in items]
+    discount, discount_facts = None, None
+    if discount_code.strip():
+        discount, discount_facts = credit_services.discount_code_for_update(
+            discount_code, buyer=buyer
+        )
+        subtotal = sum(line.unit_price * line.quantity for line in line_facts)
+        decision = discount_code_check(
+            discount_facts,
+            buyer_id=buyer.pk,
+            restaurant_id=restaurant.pk,
+            subtotal=subtotal,
+            now=now,
+        )
+        if not decision.allowed:
+            raise InvalidInput(decision.code, decision.detail, clauses=decision.clauses)
+    price = policy.price_order(
+        lines=line_facts,
+        delivery_fee=restaurant.delivery_fee
+        if fulfillment == Order.Fulfillment.DELIVERY
+        else Decimal("0.00"),
+        discount=discount_facts,
+        credits=credit_services.credit_facts_for_update(buyer) if use_credit else [],
+        use_credit=use_credit,
+        promo_credit_min_order=version.promo_credit_min_order,
+        now=now,
+    )
+    order = _order_create(
+        buyer=buyer,
+        restaurant=restaurant,
+        fulfillment=fulfillment,
+        address=delivery_address,
+        version=version,
+        discount=discount,
+        price=price,
+        now=now,
+    )
+    OrderItem.objects.bulk_create(
+        OrderItem(
+            order=order,
+            menu_item=item,
+            name=item.name,
+            unit_price=item.price,
+            quantity=quantity,
+            is_promotional=item.is_promotional,
+        )
+        for item, quantity in items
+    )
+    if discount is not None:
+        credit_services.discount_code_redeem(discount=discount, order=order, now=now)
+    for spend in price.credit_spends:
+        credit_services.credit_spend(grant_id=spend.grant_id, amount=spend.amount, order=order)
+    order_event_record(
+        order=order,
+        kind=OrderEvent.Kind.TRANSITION,
+        name="place",
+        to_status=order.status,
+        actor=buyer,
+        role=OrderEvent.Role.BUYER,
+        message=f"Order placed at {restaurant.name}.",
+        clauses=price.clauses,
+        amount=order.total,
+        at=now,
+    )
+    if price.amount_charged > 0:
+        _charge_card(order, idempotency_key=idempotency_key or f"order:{order.pk}:charge", now=now)
+    return order
+
+
+def _order_create(*, buyer, restaurant, fulfillment, address, version, discount, price, now):
+    estimated_ready = now + dt.timedelta(minutes=restaurant.preparation_minutes)
+    is_delivery = fulfillment == Order.Fulfillment.DELIVERY
+    try:
+        with transaction.atomic():
+            return Order.objects.create(
+                buyer=buyer,
+                restaurant=restaurant,
+                fulfillment=fulfillment,
+                delivery_address=address.strip() if is_delivery else "",
+                policy_version=version,
+                discount_code=discount,
+                subtotal=price.subtotal,
+                delivery_fee=price.delivery_fee,
+                discount_amount=price.discount_amount,
+                promo_credit_applied=price.promo_credit_applied,
+                account_credit_applied=price.account_credit_applied,
+                amount_charged=price.amount_charged,
+                total=price.total,
+                placed_at=now,
+                estimated_ready_at=estimated_ready,
+                estimated_delivery_at=(
+                    estimated_ready + dt.timedelta(minutes=restaurant.delivery_minutes)
+                    if is_delivery
+                    else None
+                ),
+            )
+    except IntegrityError as error:
+        raise InvalidInput(
+            "code_used", f"You have already used the code {discount}.", clauses=["L-7.2"]
+        ) from error
+
+
+def _charge_card(order: Order, *, idempotency_key: str, now) -> Payment:
+    """Charge the card for the order. A decline refuses the whole placement.
+
+    Runs inside the placement transaction; the gateway's idempotency key makes a retried
+    placement charge once.
+    """
+    gateway = get_gateway()
+    result = gateway.charge(
+        amount=order.amount_charged,
+        currency=_currency(),
+        idempotency_key=idempotency_key,
+        description=f"lojix order {order.pk} at {order.restaurant.name}",
+    )
+    if not result.succeeded:
+        raise DomainError(
+            "payment_declined", result.message or "The card was declined.", kind="invalid"
+        )
+    payment = Payment.objects.create(
+        order=order,
+        amount=order.amount_charged,
+        gateway=gateway.name,
+        gateway_reference=result.reference,
+        idempotency_key=idempotency_key,
+        status=Payment.Status.SUCCEEDED,
+        created_at=now,
+    )
+    order_event_record(
+        order=order,
+        kind=OrderEvent.Kind.PAYMENT,
+        name="charge",
+        actor=None,
+        role=OrderEvent.Role.SYSTEM,
+        message=f"{order.amount_charged} {_currency()} charged to the card.",
+        amount=order.amount_charged,
+        at=now,
+    )
+    return payment
+
+
+def _currency() -> str:
+    return settings.LOJIX_CURRENCY
+
+
+# -- the lifecycle ------------------------------------------------------------------------
+
+SELLER_ACTIONS = {
+    "accept": "Accepted by the restaurant.",
+    "start_preparation": "The restaurant started preparing the order.",
+    "mark_ready": "The order is ready.",
+    "dispatch": "Handed to the courier.",
+    "deliver": "Delivered.",
+    "hand_over": "Picked up.",
+    "serve": "Served.",
+    "close": "Closed.",
+}
+
+
+def order_for_update(order_id: int) -> Order:
+    """Lock an order row for a decision. Callers are inside a transaction."""
+    try:
+        return (
+            Order.objects.select_for_update(of=("self",))
+            .select_related("restaurant")
+            .get(pk=order_id)
+        )
+    except Order.DoesNotExist as error:
+        raise DomainError(
+            "not_found", f"There is no order {order_id}.", kind="not_found"
+        ) from error
+
+
+@transaction.atomic
+def order_advance(*, order_id: int, action: str, actor) -> Order:
+    """Move an order one step along its lifecycle on the restaurant's behalf (D-5).
+
+    Refuses, changing nothing, an action the state machine does not allow from the order's
+    state, or one the actor may not take.
+    """
+    if action not in SELLER_ACTIONS:
+        raise InvalidInput("unknown_action", f"Unknown order action {action!r}.")
+    order = order_for_update(order_id)
+    transition_method = getattr(order, action)
+    if not has_transition_perm(transition_method, actor):
+        raise DomainError(
+            "transition_not_allowed",
+            f"Cannot {action.replace('_', ' ')} an order that is {order.get_status_display()}.",
+        )
+    now = timezone.now()
+    from_status = order.status
+    order_apply_transition(order, transition_method, at=now)
+    order_event_record(
+        order=order,
+        kind=OrderEvent.Kind.TRANSITION,
+        name=action,
+        from_status=from_status,
+        to_status=order.status,
+        actor=actor,
+        role=OrderEvent.Role.RESTAURANT,
+        message=SELLER_ACTIONS[action],
+        at=now,
+    )
+    return order
+
+
+def order_apply_transition(order: Order, transition_method, **kwargs) -> None:
+    """Run a transition and save exactly the fields it changed."""
+    fields = [f.attname for f in Order._meta.concrete_fields]
+    before = {name: getattr(order, name) for name in fields}
+    transition_method(**kwargs)
+    order.save(update_fields=[name for name in fields if getattr(order, name) != before[name]])

@@ -1,0 +1,128 @@
+"""Fixtures: users per role, a restaurant with its menu, API clients, and the helpers that set
+state up through services. After every test that touched the database the ledgers of D-7 must
+balance."""
+
+import datetime as dt
+from decimal import Decimal
+
+import pytest
+from rest_framework.test import APIClient
+
+from core.ledgers import ledger_violations
+from core.roles import SUPERVISOR, SUPPORT_AGENT
+from credits.models import CreditGrant
+from credits.services import credit_grant_create
+from orders.models import Order
+from orders.services import LineRequest, order_advance, order_place
+from tests.factories import MenuItemFactory, RestaurantFactory, UserFactory
+
+
+@pytest.fixture(autouse=True)
+def ledgers_balance(request):
+    """D-7: the invariants hold after every test that used the database."""
+    marker = request.node.get_closest_marker("django_db")
+    transactional = (
+        "transactional_db" in request.fixturenames
+        or "live_server" in request.fixturenames
+        or (marker is not None and marker.kwargs.get("transaction", False))
+    )
+    if transactional:
+        request.getfixturevalue("transactional_db")
+    elif marker is not None or "db" in request.fixturenames:
+        request.getfixturevalue("db")
+    else:
+        yield
+        return
+    yield
+    assert ledger_violations() == []
+
+
+@pytest.fixture
+def buyer(db):
+    return UserFactory(username="ada", first_name="Ada")
+
+
+@pytest.fixture
+def other_buyer(db):
+    return UserFactory(username="grace", first_name="Grace")
+
+
+@pytest.fixture
+def partner(db):
+    return UserFactory(username="luigi", first_name="Luigi")
+
+
+@pytest.fixture
+def agent(db):
+    return UserFactory(username="agent", is_staff=True, groups=[SUPPORT_AGENT])
+
+
+@pytest.fixture
+def supervisor(db):
+    return UserFactory(username="boss", is_staff=True, groups=[SUPERVISOR])
+
+
+@pytest.fixture
+def restaurant(partner):
+    restaurant = RestaurantFactory(name="Trattoria Roma", slug="roma", members=[partner])
+    MenuItemFactory(restaurant=restaurant, name="Margherita", price=Decimal("12.50"))
+    MenuItemFactory(restaurant=restaurant, name="Tiramisu", price=Decimal("6.00"))
+    MenuItemFactory(restaurant=restaurant, name="Lemonade", price=Decimal("3.25"))
+    return restaurant
+
+
+@pytest.fixture
+def menu(restaurant):
+    """The restaurant's menu items by name."""
+    return {item.name: item for item in restaurant.menu.all()}
+
+
+def place_order(buyer, restaurant, items=None, **kwargs) -> Order:
+    """Place an order through the service; `items` maps menu items to quantities."""
+    items = items or {restaurant.menu.order_by("pk").first(): 1}
+    kwargs.setdefault("fulfillment", Order.Fulfillment.DELIVERY)
+    kwargs.setdefault("delivery_address", "7 Harbour Road")
+    lines = [LineRequest(item.pk, quantity) for item, quantity in items.items()]
+    return order_place(buyer=buyer, restaurant=restaurant, lines=lines, **kwargs)
+
+
+def advance(order: Order, *actions: str, actor=None) -> Order:
+    """Take an order through lifecycle actions as one of its restaurant's partners."""
+    actor = actor or order.restaurant.members.first()
+    for action in actions:
+        order = order_advance(order_id=order.pk, action=action, actor=actor)
+    return order
+
+
+def give_credit(buyer, amount, *, kind="account", expires_in_days=30, **kwargs) -> CreditGrant:
+    expires_at = None
+    if kind == CreditGrant.Kind.PROMO:
+        expires_at = kwargs.pop("expires_at", None) or (
+            dt.datetime.now(dt.UTC) + dt.timedelta(days=expires_in_days)
+        )
+    return credit_grant_create(
+        buyer=buyer,
+        kind=kind,
+        amount=Decimal(amount),
+        source=kwargs.pop("source", CreditGrant.Source.AGENT),
+        reason=kwargs.pop("reason", "Test credit"),
+        expires_at=expires_at,
+        **kwargs,
+    )
+
+
+@pytest.fixture
+def api_client():
+    return APIClient()
+
+
+@pytest.fixture
+def api_as():
+    """`api_as(user)`: an API client authenticated as the user."""
+
+    def make(user):
+        client = APIClient()
+        client.force_authenticate(user)
+        return client
+
+    return make
