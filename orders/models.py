@@ -350,7 +350,9 @@ class Order(ConcurrentTransitionMixin, models.Model):
     def _is_dine_in(self):
         return self.fulfillment == self.Fulfillment.DINE_IN
 
-    @transition(status, source=Status.PLACED, target=Status.ACCEPTED, permission=_is_partner)
+    @transition(
+        status, source=Status.PLACED, target=Status.ACCEPTED, permission=_is_partner_or_support
+    )
     def accept(self, *, at):
         self.accepted_at = at
         self.estimated_ready_at = at + dt.timedelta(minutes=self.restaurant.preparation_minutes)
@@ -359,11 +361,15 @@ class Order(ConcurrentTransitionMixin, models.Model):
                 minutes=self.restaurant.delivery_minutes
             )
 
-    @transition(status, source=Status.ACCEPTED, target=Status.PREPARING, permission=_is_partner)
+    @transition(
+        status, source=Status.ACCEPTED, target=Status.PREPARING, permission=_is_partner_or_support
+    )
     def start_preparation(self, *, at):
         self.preparation_started_at = at
 
-    @transition(status, source=Status.PREPARING, target=Status.READY, permission=_is_partner)
+    @transition(
+        status, source=Status.PREPARING, target=Status.READY, permission=_is_partner_or_support
+    )
     def mark_ready(self, *, at):
         self.ready_at = at
 
@@ -372,13 +378,16 @@ class Order(ConcurrentTransitionMixin, models.Model):
         source=Status.READY,
         target=Status.OUT_FOR_DELIVERY,
         conditions=[_is_delivery],
-        permission=_is_partner,
+        permission=_is_partner_or_support,
     )
     def dispatch(self, *, at):
         self.dispatched_at = at
 
     @transition(
-        status, source=Status.OUT_FOR_DELIVERY, target=Status.DELIVERED, permission=_is_partner
+        status,
+        source=Status.OUT_FOR_DELIVERY,
+        target=Status.DELIVERED,
+        permission=_is_partner_or_support,
     )
     def deliver(self, *, at):
         self.delivered_at = at
@@ -388,7 +397,7 @@ class Order(ConcurrentTransitionMixin, models.Model):
         source=Status.READY,
         target=Status.PICKED_UP,
         conditions=[_is_pickup],
-        permission=_is_partner,
+        permission=_is_partner_or_support,
     )
     def hand_over(self, *, at):
         self.picked_up_at = at
@@ -398,12 +407,14 @@ class Order(ConcurrentTransitionMixin, models.Model):
         source=Status.READY,
         target=Status.SERVED,
         conditions=[_is_dine_in],
-        permission=_is_partner,
+        permission=_is_partner_or_support,
     )
     def serve(self, *, at):
         self.served_at = at
 
-    @transition(status, source=Status.SERVED, target=Status.CLOSED, permission=_is_partner)
+    @transition(
+        status, source=Status.SERVED, target=Status.CLOSED, permission=_is_partner_or_support
+    )
     def close(self, *, at):
         self.closed_at = at
 

@@ -22,6 +22,7 @@ from orders.models import (
     Payment,
     PolicyVersion,
     Restaurant,
+    is_restaurant_member,
 )
 
 MAX_QUANTITY_PER_LINE = 50
@@ -312,7 +313,8 @@ def order_for_update(order_id: int) -> Order:
 
 @transaction.atomic
 def order_advance(*, order_id: int, action: str, actor) -> Order:
-    """Move an order one step along its lifecycle on the restaurant's behalf (D-5).
+    """Move an order one step along its lifecycle (D-5): its restaurant's partners do, and
+    support may step in for them (K-OV).
 
     Refuses, changing nothing, an action the state machine does not allow from the order's
     state, or one the actor may not take.
@@ -336,7 +338,11 @@ def order_advance(*, order_id: int, action: str, actor) -> Order:
         from_status=from_status,
         to_status=order.status,
         actor=actor,
-        role=OrderEvent.Role.RESTAURANT,
+        role=(
+            OrderEvent.Role.RESTAURANT
+            if is_restaurant_member(order.restaurant_id, actor)
+            else OrderEvent.Role.SUPPORT
+        ),
         message=SELLER_ACTIONS[action],
         at=now,
     )
