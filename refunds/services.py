@@ -250,4 +250,5 @@ def _refund_message(refund: Refund) -> str:
             f"Refund of {refund.amount} {currency} to your card; expected at your bank between "
             f"{refund.expected_in_bank_from:%d %b} and {refund.expected_in_bank_by:%d %b %Y}."
         )
-    return f"{refund.amount} {currency} added to your wallet as {refund.get_destination_display().lower()}."
+    kind = refund.get_destination_display().lower()
+    return f"{refund.amount} {currency} added to your wallet as {kind}."

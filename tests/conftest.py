@@ -6,13 +6,15 @@ import datetime as dt
 from decimal import Decimal
 
 import pytest
+import time_machine
 from rest_framework.test import APIClient
 
 from core.ledgers import ledger_violations
-from core.roles import SUPERVISOR, SUPPORT_AGENT
+from core.roles import SUPERVISOR, SUPPORT_AGENT, sync_role_permissions
 from credits.models import CreditGrant
 from credits.services import credit_grant_create
-from orders.models import Order
+from orders.models import Order, PolicyVersion
+from orders.policy_seed import seed_version_1
 from orders.services import LineRequest, order_advance, order_place
 from tests.factories import MenuItemFactory, RestaurantFactory, UserFactory
 
@@ -28,6 +30,9 @@ def ledgers_balance(request):
     )
     if transactional:
         request.getfixturevalue("transactional_db")
+        # Flushing between transactional tests removes what data migrations created.
+        seed_version_1(PolicyVersion)
+        sync_role_permissions()
     elif marker is not None or "db" in request.fixturenames:
         request.getfixturevalue("db")
     else:
@@ -35,6 +40,16 @@ def ledgers_balance(request):
         return
     yield
     assert ledger_violations() == []
+
+
+NOW = dt.datetime(2026, 11, 20, 12, 0, tzinfo=dt.UTC)  # a Friday, noon UTC
+
+
+@pytest.fixture
+def now():
+    """Travel to NOW (the clock keeps ticking from there); returns the traveller."""
+    with time_machine.travel(NOW) as traveller:
+        yield traveller
 
 
 @pytest.fixture

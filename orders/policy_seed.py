@@ -1,0 +1,25 @@
+"""Version 1 of the policy: the published texts and the defaults of D-6 (the model's defaults).
+
+Used by the data migration, and by tests whose database is flushed between tests.
+"""
+
+import datetime as dt
+from pathlib import Path
+
+TEXTS = Path(__file__).resolve().parent / "policy_texts"
+
+
+def seed_version_1(policy_version_model) -> None:
+    text = "\n\n".join(
+        (TEXTS / name).read_text(encoding="utf-8").strip()
+        for name in ("lojix-refund-policy.txt", "kajet-cancellation-policy.txt")
+    )
+    policy_version_model.objects.get_or_create(
+        label="1",
+        defaults={
+            "effective_from": dt.datetime(2024, 11, 20, tzinfo=dt.UTC),
+            "text": text,
+            "summary_of_changes": "First version: the lojix Refund Policy of 20 November 2024 "
+            "under Kajet's Cancellation Policy of 12 October 2023.",
+        },
+    )
