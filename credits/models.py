@@ -102,11 +102,12 @@ class CreditTransaction(models.Model):
                 | Q(kind__in=["spend", "expiry", "reversal"], amount__lt=0),
                 name="credit_transaction_sign_matches_kind",
             ),
-            # A grant is granted once and expires once.
+            # A grant is granted once and expires at most once.
             models.UniqueConstraint(
-                fields=["grant"],
-                condition=Q(kind__in=["grant", "expiry"]),
-                name="credit_transaction_one_grant_and_expiry_each",
+                fields=["grant"], condition=Q(kind="grant"), name="credit_transaction_one_grant"
+            ),
+            models.UniqueConstraint(
+                fields=["grant"], condition=Q(kind="expiry"), name="credit_transaction_one_expiry"
             ),
         ]
 

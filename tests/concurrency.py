@@ -14,7 +14,7 @@ def run_concurrently(target, count: int) -> list:
         try:
             barrier.wait()
             results[index] = target()
-        except Exception as error:  # noqa: BLE001 - the test inspects what each thread got
+        except Exception as error:  # the test inspects what each thread got
             results[index] = error
         finally:
             connection.close()

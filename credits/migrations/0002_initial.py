@@ -80,7 +80,11 @@ class Migration(migrations.Migration):
         ),
         migrations.AddConstraint(
             model_name='credittransaction',
-            constraint=models.UniqueConstraint(condition=models.Q(('kind__in', ['grant', 'expiry'])), fields=('grant',), name='credit_transaction_one_grant_and_expiry_each'),
+            constraint=models.UniqueConstraint(condition=models.Q(('kind', 'grant')), fields=('grant',), name='credit_transaction_one_grant'),
+        ),
+        migrations.AddConstraint(
+            model_name='credittransaction',
+            constraint=models.UniqueConstraint(condition=models.Q(('kind', 'expiry')), fields=('grant',), name='credit_transaction_one_expiry'),
         ),
         migrations.AddConstraint(
             model_name='discountcode',

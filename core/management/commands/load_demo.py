@@ -1,0 +1,248 @@
+"""Idempotent demo data for `make run`: restaurants with menus, buyers, partners, an agent, a
+supervisor, discount codes, credit, and orders along every lifecycle the platform has."""
+
+import datetime as dt
+from decimal import Decimal
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+from django.core.management.base import BaseCommand
+from django.db import transaction
+from django.utils import timezone
+
+from core.roles import SUPERVISOR, SUPPORT_AGENT, sync_role_permissions
+from credits.models import CreditGrant, DiscountCode
+from credits.services import credit_grant_create
+from orders.models import MenuItem, Order, Restaurant
+from orders.services import LineRequest, order_advance, order_place
+
+PASSWORD = "lojix-demo"
+
+USERS = [
+    # username, first name, role
+    ("ada", "Ada", "buyer"),
+    ("grace", "Grace", "buyer"),
+    ("luigi", "Luigi", "partner"),
+    ("mei", "Mei", "partner"),
+    ("sam", "Sam", "partner"),
+    ("agnes", "Agnes", SUPPORT_AGENT),
+    ("sofia", "Sofia", SUPERVISOR),
+    ("admin", "Admin", "superuser"),
+]
+
+RESTAURANTS = [
+    {
+        "slug": "trattoria-roma",
+        "name": "Trattoria Roma",
+        "description": "Wood-fired pizza and fresh pasta.",
+        "address": "12 Via Appia, Old Town",
+        "partner": "luigi",
+        "fields": {"cancellation_window_minutes": 5, "cancellation_fee_percent": Decimal("15")},
+        "menu": [
+            ("Margherita", "12.50", False, ["gluten", "milk"]),
+            ("Diavola", "14.00", False, ["gluten", "milk"]),
+            ("Tagliatelle al ragù", "13.50", False, ["gluten", "egg"]),
+            ("Tiramisu", "6.00", False, ["egg", "milk"]),
+            ("Lunch deal: pizza + drink", "9.90", True, ["gluten", "milk"]),
+            ("Lemonade", "3.25", False, []),
+        ],
+    },
+    {
+        "slug": "golden-dragon",
+        "name": "Golden Dragon",
+        "description": "Sichuan classics, dine in or take away.",
+        "address": "88 Harbour Street",
+        "partner": "mei",
+        "fields": {
+            "cancellation_window_minutes": 8,
+            "cancellation_fee_percent": Decimal("10"),
+            "offers_dine_in": True,
+        },
+        "menu": [
+            ("Mapo tofu", "11.80", False, ["soy"]),
+            ("Kung pao chicken", "13.20", False, ["peanut", "soy"]),
+            ("Dan dan noodles", "10.50", False, ["gluten", "peanut", "sesame"]),
+            ("Spring rolls", "5.40", False, ["gluten"]),
+            ("Jasmine tea", "2.80", False, []),
+        ],
+    },
+    {
+        "slug": "sunrise-diner",
+        "name": "Sunrise Diner",
+        "description": "Breakfast and brunch, 07:00-15:00.",
+        "address": "3 Station Road",
+        "partner": "sam",
+        "fields": {
+            "cancellation_window_minutes": 3,
+            "cancellation_fee_percent": Decimal("20"),
+            "opens_at": dt.time(7, 0),
+            "closes_at": dt.time(15, 0),
+        },
+        "menu": [
+            ("Pancake stack", "9.50", False, ["gluten", "egg", "milk"]),
+            ("Full breakfast", "12.90", False, ["egg", "gluten"]),
+            ("Avocado toast", "8.40", False, ["gluten"]),
+            ("Flat white", "3.60", False, ["milk"]),
+        ],
+    },
+]
+
+# Orders for Ada: (restaurant, fulfilment, [(item, qty)], actions taken by the restaurant)
+ORDERS = [
+    ("trattoria-roma", "delivery", [("Margherita", 2), ("Tiramisu", 1)], []),
+    ("golden-dragon", "delivery", [("Mapo tofu", 1), ("Spring rolls", 2)], ["accept"]),
+    ("trattoria-roma", "pickup", [("Diavola", 1)], ["accept", "start_preparation"]),
+    ("golden-dragon", "pickup", [("Dan dan noodles", 2)], ["accept", "start_preparation", "mark_ready"]),
+    (
+        "trattoria-roma",
+        "delivery",
+        [("Tagliatelle al ragù", 1), ("Lemonade", 2)],
+        ["accept", "start_preparation", "mark_ready", "dispatch"],
+    ),
+    (
+        "trattoria-roma",
+        "delivery",
+        [("Margherita", 1), ("Diavola", 1), ("Tiramisu", 2)],
+        ["accept", "start_preparation", "mark_ready", "dispatch", "deliver"],
+    ),
+    (
+        "golden-dragon",
+        "pickup",
+        [("Kung pao chicken", 1)],
+        ["accept", "start_preparation", "mark_ready", "hand_over"],
+    ),
+    (
+        "golden-dragon",
+        "dine_in",
+        [("Mapo tofu", 1), ("Jasmine tea", 2)],
+        ["accept", "start_preparation", "mark_ready", "serve"],
+    ),
+    (
+        "golden-dragon",
+        "dine_in",
+        [("Kung pao chicken", 2), ("Jasmine tea", 2)],
+        ["accept", "start_preparation", "mark_ready", "serve", "close"],
+    ),
+]
+
+
+class Command(BaseCommand):
+    help = "Load demo data (safe to run again: existing demo data is left as it is)."
+
+    @transaction.atomic
+    def handle(self, *args, **options):
+        sync_role_permissions()
+        users = {username: self._user(username, name, role) for username, name, role in USERS}
+        restaurants = {spec["slug"]: self._restaurant(spec, users) for spec in RESTAURANTS}
+        self._codes(users)
+        if not Order.objects.filter(buyer=users["ada"]).exists():
+            self._credit(users)
+            self._orders(users, restaurants)
+        self.stdout.write(self._logins())
+
+    def _user(self, username, first_name, role):
+        user, created = get_user_model().objects.get_or_create(
+            username=username,
+            defaults={"first_name": first_name, "email": f"{username}@lojix.example"},
+        )
+        if created:
+            user.set_password(PASSWORD)
+            user.is_staff = role in (SUPPORT_AGENT, SUPERVISOR, "superuser")
+            user.is_superuser = role == "superuser"
+            user.save()
+            if role in (SUPPORT_AGENT, SUPERVISOR):
+                user.groups.add(Group.objects.get(name=role))
+        return user
+
+    def _restaurant(self, spec, users):
+        restaurant, _ = Restaurant.objects.get_or_create(
+            slug=spec["slug"],
+            defaults={
+                "name": spec["name"],
+                "description": spec["description"],
+                "address": spec["address"],
+                **spec["fields"],
+            },
+        )
+        restaurant.members.add(users[spec["partner"]])
+        for name, price, promotional, allergens in spec["menu"]:
+            MenuItem.objects.get_or_create(
+                restaurant=restaurant,
+                name=name,
+                defaults={
+                    "price": Decimal(price),
+                    "is_promotional": promotional,
+                    "allergens": allergens,
+                },
+            )
+        return restaurant
+
+    def _codes(self, users):
+        DiscountCode.objects.get_or_create(
+            code="WELCOME5",
+            defaults={
+                "description": "5.00 off a first order of 15.00 or more, once per account",
+                "amount_off": Decimal("5.00"),
+                "min_order_subtotal": Decimal("15.00"),
+                "is_multi_use": True,
+            },
+        )
+        DiscountCode.objects.get_or_create(
+            code="LOJIX10",
+            defaults={"description": "10% off, single use", "percent_off": Decimal("10")},
+        )
+        DiscountCode.objects.get_or_create(
+            code="SORRY-GRACE",
+            defaults={
+                "description": "A resolution code for Grace",
+                "amount_off": Decimal("7.50"),
+                "issued_to": users["grace"],
+            },
+        )
+
+    def _credit(self, users):
+        now = timezone.now()
+        credit_grant_create(
+            buyer=users["ada"],
+            kind=CreditGrant.Kind.PROMO,
+            amount=Decimal("5.00"),
+            source=CreditGrant.Source.PROMOTION,
+            reason="Welcome to lojix",
+            expires_at=now + dt.timedelta(days=30),
+        )
+        credit_grant_create(
+            buyer=users["ada"],
+            kind=CreditGrant.Kind.ACCOUNT,
+            amount=Decimal("10.00"),
+            source=CreditGrant.Source.AGENT,
+            reason="Goodwill from support",
+            granted_by=users["agnes"],
+        )
+
+    def _orders(self, users, restaurants):
+        for slug, fulfillment, lines, actions in ORDERS:
+            restaurant = restaurants[slug]
+            menu = {item.name: item for item in restaurant.menu.all()}
+            order = order_place(
+                buyer=users["ada"],
+                restaurant=restaurant,
+                lines=[LineRequest(menu[name].pk, quantity) for name, quantity in lines],
+                fulfillment=fulfillment,
+                delivery_address="7 Harbour Road, Flat 2",
+            )
+            partner = restaurant.members.first()
+            for action in actions:
+                order_advance(order_id=order.pk, action=action, actor=partner)
+
+    def _logins(self) -> str:
+        return "\n".join(
+            [
+                "",
+                f"Demo logins (password for all: {PASSWORD})",
+                "  buyers:      ada (orders in every lifecycle state, credit), grace",
+                "  restaurants: luigi (Trattoria Roma), mei (Golden Dragon), sam (Sunrise Diner)",
+                "  support:     agnes (agent), sofia (supervisor), admin (superuser)",
+                "  discount codes: WELCOME5, LOJIX10",
+                "",
+            ]
+        )
