@@ -92,7 +92,12 @@ ORDERS = [
     ("trattoria-roma", "delivery", [("Margherita", 2), ("Tiramisu", 1)], []),
     ("golden-dragon", "delivery", [("Mapo tofu", 1), ("Spring rolls", 2)], ["accept"]),
     ("trattoria-roma", "pickup", [("Diavola", 1)], ["accept", "start_preparation"]),
-    ("golden-dragon", "pickup", [("Dan dan noodles", 2)], ["accept", "start_preparation", "mark_ready"]),
+    (
+        "golden-dragon",
+        "pickup",
+        [("Dan dan noodles", 2)],
+        ["accept", "start_preparation", "mark_ready"],
+    ),
     (
         "trattoria-roma",
         "delivery",
