@@ -235,6 +235,11 @@ def _order_create(*, buyer, restaurant, fulfillment, address, version, discount,
                 ),
             )
     except IntegrityError as error:
+        # PostgreSQL names the constraint, SQLite the columns.
+        if not {"order_one_use_of_a_code_per_buyer", "discount_code_id"} & set(
+            str(error).replace(",", " ").replace('"', " ").split()
+        ):
+            raise
         raise InvalidInput(
             "code_used", f"You have already used the code {discount}.", clauses=["L-7.2"]
         ) from error

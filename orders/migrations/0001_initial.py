@@ -224,14 +224,6 @@ class Migration(migrations.Migration):
         ),
         migrations.AddConstraint(
             model_name='order',
-            constraint=models.CheckConstraint(condition=models.Q(('total', django.db.models.expressions.CombinedExpression(django.db.models.expressions.CombinedExpression(models.F('subtotal'), '+', models.F('delivery_fee')), '-', models.F('discount_amount')))), name='order_total_is_lines_plus_fee_minus_discount'),
-        ),
-        migrations.AddConstraint(
-            model_name='order',
-            constraint=models.CheckConstraint(condition=models.Q(('amount_charged', django.db.models.expressions.CombinedExpression(django.db.models.expressions.CombinedExpression(models.F('total'), '-', models.F('promo_credit_applied')), '-', models.F('account_credit_applied')))), name='order_charge_is_total_minus_credit'),
-        ),
-        migrations.AddConstraint(
-            model_name='order',
             constraint=models.UniqueConstraint(fields=('buyer', 'discount_code'), name='order_one_use_of_a_code_per_buyer'),
         ),
     ]

@@ -9,7 +9,7 @@ from django.core.management.base import CommandError
 
 from core.errors import DomainError, InvalidInput
 from credits.models import CreditGrant, CreditTransaction
-from orders.models import GatewayOperation
+from orders.models import GatewayOperation, Order
 from refunds.models import Refund
 from refunds.services import refund_execute, refund_order
 from tests.concurrency import run_concurrently
@@ -199,7 +199,9 @@ def test_check_ledgers_passes_on_consistent_data(mixed_order, capsys):
     assert "Ledgers balance" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("corruption", ["credit balance", "refund over paid", "phantom refund"])
+@pytest.mark.parametrize(
+    "corruption", ["credit balance", "refund over paid", "phantom refund", "order arithmetic"]
+)
 def test_check_ledgers_fails_on_a_corrupted_ledger(mixed_order, corruption):
     refunds = refund(mixed_order, "33.99")
     if corruption == "credit balance":
@@ -208,9 +210,12 @@ def test_check_ledgers_fails_on_a_corrupted_ledger(mixed_order, corruption):
     elif corruption == "refund over paid":
         Refund.objects.filter(pk=refunds[0].pk).update(amount=D("30.00"))
         expected = "but paid 33.99"
-    else:
+    elif corruption == "phantom refund":
         GatewayOperation.objects.filter(kind="refund").delete()
         expected = "no successful gateway refund"
+    else:
+        Order.objects.filter(pk=mixed_order.pk).update(total=D("30.00"))
+        expected = "total 30.00 is not lines \\+ fee - discount"
 
     with pytest.raises(CommandError, match=expected):
         call_command("check_ledgers")
@@ -218,5 +223,6 @@ def test_check_ledgers_fails_on_a_corrupted_ledger(mixed_order, corruption):
     # Put it right so the after-test ledger check can pass.
     Refund.objects.filter(pk=refunds[0].pk).update(amount=D("23.99"))
     CreditGrant.objects.filter(refund=refunds[1]).update(remaining=D("10.00"))
+    Order.objects.filter(pk=mixed_order.pk).update(total=mixed_order.total)
     if corruption == "phantom refund":
         Refund.objects.filter(pk=refunds[0].pk).update(status="failed")
