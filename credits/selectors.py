@@ -4,8 +4,10 @@ import datetime as dt
 
 from django.db.models import F, QuerySet, Sum
 
+from core.errors import InvalidInput
 from core.money import ZERO
 from credits.models import CreditGrant, DiscountCode
+from credits.policy import CreditFacts, DiscountCodeFacts
 
 
 def credit_grant_list_for_buyer(buyer) -> QuerySet[CreditGrant]:
@@ -39,3 +41,31 @@ def credit_ids_to_expire(*, now: dt.datetime, limit: int) -> list[int]:
 
 def discount_codes_used_by(buyer) -> QuerySet[DiscountCode]:
     return DiscountCode.objects.filter(orders__buyer=buyer).distinct()
+
+
+def discount_code_facts(code: str, *, buyer) -> DiscountCodeFacts:
+    """Describe a code for the policy without locking it (the cart's preview; placement locks
+    it again through `services.discount_code_for_update`)."""
+    discount = DiscountCode.objects.filter(code=code.strip().upper()).first()
+    if discount is None:
+        raise InvalidInput("code_unknown", f"There is no discount code {code.strip().upper()}.")
+    return DiscountCodeFacts(
+        code=discount.code,
+        amount_off=discount.amount_off,
+        percent_off=discount.percent_off,
+        min_order_subtotal=discount.min_order_subtotal,
+        restaurant_ids=frozenset(discount.restaurants.values_list("pk", flat=True)),
+        is_multi_use=discount.is_multi_use,
+        is_active=discount.is_active,
+        valid_from=discount.valid_from,
+        valid_until=discount.valid_until,
+        issued_to_id=discount.issued_to_id,
+        is_redeemed=discount.is_redeemed,
+        used_by_buyer=discount.orders.filter(buyer=buyer).exists(),
+    )
+
+
+def credit_facts(buyer) -> list[CreditFacts]:
+    """The buyer's grants that still hold credit, for the policy, without locking them."""
+    grants = CreditGrant.objects.filter(buyer=buyer, remaining__gt=0).order_by("pk")
+    return [CreditFacts(g.pk, g.kind, g.remaining, g.expires_at, g.created_at) for g in grants]

@@ -62,3 +62,49 @@ def restaurant_list_for_buyers(now) -> list[Restaurant]:
     for restaurant in restaurants:
         restaurant.is_open = restaurant.is_open_at(now)
     return sorted(restaurants, key=lambda r: (not r.is_open, r.name))
+
+
+def order_price_preview(
+    *,
+    buyer,
+    restaurant: Restaurant,
+    lines: list[tuple],
+    fulfillment: str,
+    discount_code: str = "",
+    use_credit: bool = False,
+    now,
+):
+    """What `services.order_place` would charge for this cart (an `OrderPrice`), reading
+    without locks (the cart's preview). `lines` are (menu item, quantity) pairs. A code that
+    does not apply raises InvalidInput, as placement would."""
+    from core.errors import InvalidInput
+    from core.money import ZERO
+    from credits import selectors as credit_selectors
+    from credits.policy import discount_code_check
+    from orders import policy
+    from orders.models import PolicyVersion
+
+    version = PolicyVersion.objects.in_force(now)
+    line_facts = [policy.LineFacts(item.price, quantity) for item, quantity in lines]
+    discount = None
+    if discount_code.strip():
+        discount = credit_selectors.discount_code_facts(discount_code, buyer=buyer)
+        decision = discount_code_check(
+            discount,
+            buyer_id=buyer.pk,
+            restaurant_id=restaurant.pk,
+            subtotal=sum((line.unit_price * line.quantity for line in line_facts), ZERO),
+            now=now,
+        )
+        if not decision.allowed:
+            raise InvalidInput(decision.code, decision.detail, clauses=decision.clauses)
+    is_delivery = fulfillment == Order.Fulfillment.DELIVERY
+    return policy.price_order(
+        lines=line_facts,
+        delivery_fee=restaurant.delivery_fee if is_delivery else ZERO,
+        discount=discount,
+        credits=credit_selectors.credit_facts(buyer) if use_credit else [],
+        use_credit=use_credit,
+        promo_credit_min_order=version.promo_credit_min_order,
+        now=now,
+    )

@@ -1,0 +1,308 @@
+"""Buyer pages (D-9): the policy, restaurants and menus, the cart and checkout, orders.
+
+Thin: read through selectors, write through services, show a refusal as a message.
+"""
+
+import uuid
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.contrib.auth.views import redirect_to_login
+from django.core.cache import cache
+from django.core.paginator import Paginator
+from django.http import Http404
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
+from django.views.decorators.http import require_POST
+
+from core.errors import DomainError
+from credits.selectors import credit_balance
+from orders import selectors
+from orders.forms import AddToCartForm, CheckoutForm
+from orders.models import MenuItem, Order, PolicyVersion, Restaurant
+from orders.services import MAX_QUANTITY_PER_LINE, LineRequest, order_place
+
+ORDERS_PER_PAGE = 20
+CHECKOUT_TOKEN_SECONDS = 3600
+
+
+def refusal_text(error: DomainError) -> str:
+    """A refusal as the buyer reads it: the reason, then the clauses behind it."""
+    if error.clauses:
+        return f"{error.detail} Why? {', '.join(error.clauses)}"
+    return error.detail
+
+
+def form_errors_text(form) -> str:
+    return " ".join(
+        f"{form.fields[name].label or name.replace('_', ' ').capitalize()}: {error}"
+        if name != "__all__"
+        else str(error)
+        for name, errors in form.errors.items()
+        for error in errors
+    )
+
+
+class SessionCart:
+    """The cart, kept in the session: one restaurant at a time, quantities by menu item."""
+
+    KEY = "cart"
+
+    def __init__(self, session):
+        self.session = session
+        data = session.get(self.KEY) or {}
+        self.restaurant_id: int | None = data.get("restaurant_id")
+        self.lines: dict[int, int] = {int(pk): qty for pk, qty in data.get("lines", {}).items()}
+
+    def save(self) -> None:
+        if self.lines:
+            self.session[self.KEY] = {
+                "restaurant_id": self.restaurant_id,
+                "lines": {str(pk): qty for pk, qty in self.lines.items()},
+            }
+        else:
+            self.session.pop(self.KEY, None)
+
+    def clear(self) -> None:
+        self.restaurant_id, self.lines = None, {}
+        self.save()
+
+
+def policy(request):
+    """The policy in force with its "Last updated" date, and every version (K-UP)."""
+    now = timezone.now()
+    try:
+        current = PolicyVersion.objects.in_force(now)
+    except PolicyVersion.DoesNotExist:
+        current = None
+    versions = PolicyVersion.objects.order_by("-effective_from")
+    return render(
+        request, "orders/policy.html", {"current": current, "versions": versions, "now": now}
+    )
+
+
+def restaurant_list(request):
+    now = timezone.now()
+    restaurants = selectors.restaurant_list_for_buyers(now)
+    for restaurant in restaurants:
+        restaurant.opens_next = None if restaurant.is_open else restaurant.next_opening(now)
+    return render(request, "orders/restaurant_list.html", {"restaurants": restaurants})
+
+
+def restaurant_menu(request, slug: str):
+    restaurant = get_object_or_404(Restaurant, slug=slug)
+    now = timezone.now()
+    is_open = restaurant.is_open_at(now)
+    cart = SessionCart(request.session)
+    other_cart_restaurant = None
+    if cart.lines and cart.restaurant_id != restaurant.pk:
+        other_cart_restaurant = Restaurant.objects.filter(pk=cart.restaurant_id).first()
+    context = {
+        "restaurant": restaurant,
+        "items": restaurant.menu.all(),
+        "is_open": is_open,
+        "opens_next": None if is_open else restaurant.next_opening(now),
+        "other_cart_restaurant": other_cart_restaurant,
+        "max_quantity": MAX_QUANTITY_PER_LINE,
+    }
+    return render(request, "orders/restaurant_menu.html", context)
+
+
+@require_POST
+def cart_add(request):
+    item = (
+        MenuItem.objects.select_related("restaurant")
+        .filter(pk=_int_or_none(request.POST.get("menu_item")))
+        .first()
+    )
+    if item is None:
+        messages.error(request, "That item is no longer on the menu.")
+        return redirect("orders:restaurants")
+    if not request.user.is_authenticated:
+        return redirect_to_login(item.restaurant.get_absolute_url())
+    form = AddToCartForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, form_errors_text(form))
+        return redirect(item.restaurant)
+    cart = SessionCart(request.session)
+    if cart.lines and cart.restaurant_id != item.restaurant_id:
+        if not form.cleaned_data["replace"]:
+            other = Restaurant.objects.filter(pk=cart.restaurant_id).first()
+            messages.error(
+                request,
+                f"Your cart holds items from {other or 'another restaurant'}; a cart holds one "
+                "restaurant's items. Place or empty that order first, or choose "
+                "“Replace my cart”.",
+            )
+            return redirect(item.restaurant)
+        cart.clear()
+    quantity = cart.lines.get(item.pk, 0) + form.cleaned_data["quantity"]
+    if quantity > MAX_QUANTITY_PER_LINE:
+        messages.error(request, f"At most {MAX_QUANTITY_PER_LINE} of {item.name} per order.")
+        return redirect(item.restaurant)
+    cart.restaurant_id = item.restaurant_id
+    cart.lines[item.pk] = quantity
+    cart.save()
+    messages.success(request, f"Added {form.cleaned_data['quantity']} x {item.name} to your cart.")
+    return redirect(item.restaurant)
+
+
+@login_required
+def cart(request):
+    """The cart and checkout. "Preview" recomputes the totals; "Place order" calls the
+    placement service, which alone decides; a refusal is shown here and nothing is created."""
+    basket = SessionCart(request.session)
+    restaurant = (
+        Restaurant.objects.filter(pk=basket.restaurant_id).first() if basket.lines else None
+    )
+    items = _cart_items(basket, restaurant)
+    if not items:
+        basket.clear()
+        return render(request, "orders/cart.html", {"restaurant": None})
+    if request.method == "POST" and "remove" in request.POST:
+        basket.lines.pop(_int_or_none(request.POST["remove"]), None)
+        basket.save()
+        return redirect("orders:cart")
+    if request.method != "POST":
+        form = CheckoutForm(
+            restaurant=restaurant, items=items, initial=_initial(basket, restaurant)
+        )
+        return _render_cart(request, form, restaurant)
+    form = CheckoutForm(request.POST, restaurant=restaurant, items=items)
+    if not form.is_valid():
+        messages.error(request, form_errors_text(form))
+        return _render_cart(request, form, restaurant)
+    basket.lines = {item.pk: quantity for item, quantity in form.lines()}
+    basket.save()
+    if request.POST.get("action") == "place":
+        return _place(request, form, restaurant, basket)
+    return _render_cart(request, form, restaurant)
+
+
+def _int_or_none(value) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _cart_items(basket: SessionCart, restaurant: Restaurant | None) -> list[MenuItem]:
+    if restaurant is None:
+        return []
+    found = MenuItem.objects.filter(restaurant=restaurant, pk__in=list(basket.lines)).in_bulk()
+    return [found[pk] for pk in basket.lines if pk in found]
+
+
+def _initial(basket: SessionCart, restaurant: Restaurant) -> dict:
+    offered = [value for value in Order.Fulfillment.values if restaurant.offers(value)]
+    initial = {f"qty_{pk}": quantity for pk, quantity in basket.lines.items()}
+    return initial | {"fulfillment": offered[0] if offered else "", "use_credit": False}
+
+
+def _render_cart(request, form: CheckoutForm, restaurant: Restaurant):
+    now = timezone.now()
+    lines = _form_lines(form)
+    quantities = dict(lines or [])
+    context = {
+        "form": form,
+        "restaurant": restaurant,
+        "rows": [
+            {
+                "item": item,
+                "field": field,
+                "line_total": item.price * quantities[item] if item in quantities else None,
+            }
+            for item, field in form.quantity_fields()
+        ],
+        "is_open": restaurant.is_open_at(now),
+        "opens_next": restaurant.next_opening(now),
+        "balance": credit_balance(request.user, now=now),
+    }
+    if lines is not None:
+        context |= _preview(request.user, form, restaurant, lines, context["balance"], now)
+    if not form.is_bound:
+        form.initial["token"] = uuid.uuid4().hex
+    return render(request, "orders/cart.html", context)
+
+
+def _form_lines(form: CheckoutForm) -> list[tuple[MenuItem, int]] | None:
+    """The quantities the form holds, or None while they are invalid."""
+    if not form.is_bound:
+        return [(item, form.initial[form.quantity_name(item)]) for item in form.items]
+    return form.lines() if form.is_valid() else None
+
+
+def _preview(buyer, form: CheckoutForm, restaurant, lines, balance: dict, now) -> dict:
+    """The totals the cart would be placed at, and how much credit it would use."""
+    data = form.cleaned_data if form.is_bound else form.initial
+    use_credit = bool(data.get("use_credit"))
+    args = {"buyer": buyer, "restaurant": restaurant, "lines": lines, "now": now}
+    args |= {"fulfillment": data["fulfillment"], "discount_code": data.get("discount_code", "")}
+    code_error = None
+    try:
+        price = selectors.order_price_preview(**args, use_credit=use_credit)
+    except DomainError as error:
+        code_error = refusal_text(error)
+        args["discount_code"] = ""
+        price = selectors.order_price_preview(**args, use_credit=use_credit)
+    credit_would_use = None
+    if balance["promo"] + balance["account"] > 0:
+        with_credit = selectors.order_price_preview(**args, use_credit=True)
+        credit_would_use = with_credit.promo_credit_applied + with_credit.account_credit_applied
+    return {"price": price, "code_error": code_error, "credit_would_use": credit_would_use}
+
+
+def _place(request, form: CheckoutForm, restaurant: Restaurant, basket: SessionCart):
+    # A double click sends the same token twice: only the first submission places an order.
+    token_key = f"checkout:{request.user.pk}:{form.cleaned_data['token']}"
+    if not cache.add(token_key, 1, timeout=CHECKOUT_TOKEN_SECONDS):
+        messages.info(request, "This order was already submitted; here are your orders.")
+        return redirect("orders:list")
+    data = form.cleaned_data
+    try:
+        order = order_place(
+            buyer=request.user,
+            restaurant=restaurant,
+            lines=[LineRequest(item.pk, quantity) for item, quantity in form.lines()],
+            fulfillment=data["fulfillment"],
+            delivery_address=data["delivery_address"],
+            discount_code=data["discount_code"],
+            use_credit=data["use_credit"],
+        )
+    except DomainError as error:
+        cache.delete(token_key)
+        messages.error(request, refusal_text(error))
+        return _render_cart(request, form, restaurant)
+    basket.clear()
+    messages.success(request, _placed_message(order))
+    return redirect(order)
+
+
+def _placed_message(order: Order) -> str:
+    currency = _currency()
+    if order.amount_charged:
+        paid = f"{order.amount_charged} {currency} charged to your card."
+    else:
+        paid = "Paid in full with your credit; nothing charged to your card."
+    return f"Order #{order.pk} placed at {order.restaurant.name}. {paid}"
+
+
+def _currency() -> str:
+    return settings.LOJIX_CURRENCY
+
+
+@login_required
+def order_list(request):
+    paginator = Paginator(selectors.order_list_for_buyer(request.user), ORDERS_PER_PAGE)
+    page = paginator.get_page(request.GET.get("page"))
+    return render(request, "orders/order_list.html", {"page": page, "orders": page.object_list})
+
+
+@login_required
+def order_detail(request, order_id: int):
+    try:
+        order = selectors.order_detail_for_buyer(request.user, order_id)
+    except Order.DoesNotExist as error:
+        raise Http404("No such order.") from error
+    return render(request, "orders/order_detail.html", {"order": order})

@@ -1,0 +1,165 @@
+"""Accounts: sign up, sign in with its throttle, sign out, and which pages need a sign-in."""
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.test import Client
+from django.urls import reverse
+
+from core.forms import LOGIN_FAILURE_LIMIT, LoginThrottle
+
+pytestmark = pytest.mark.django_db
+
+User = get_user_model()
+PASSWORD = "pass-word-123"  # tests.factories.UserFactory's password
+OTHER_IP = "10.1.2.3"
+
+
+@pytest.fixture(autouse=True)
+def _fresh_throttle():
+    """The throttle lives in the shared cache: start and end every test with no failures."""
+    keys = [LoginThrottle(name, ip) for name in ("ada", "nobody") for ip in ("127.0.0.1", OTHER_IP)]
+    for throttle in keys:
+        throttle.reset()
+    yield
+    for throttle in keys:
+        throttle.reset()
+
+
+def signed_in_user_id(client) -> int | None:
+    value = client.session.get("_auth_user_id")
+    return int(value) if value else None
+
+
+def test_sign_up_creates_the_account_and_signs_in(client):
+    response = client.post(
+        reverse("signup"),
+        {
+            "username": "linus",
+            "email": "linus@example.com",
+            "first_name": "Linus",
+            "password1": "a-long-pass-phrase",
+            "password2": "a-long-pass-phrase",
+        },
+        follow=True,
+    )
+
+    user = User.objects.get(username="linus")
+    assert (user.email, user.first_name) == ("linus@example.com", "Linus")
+    assert user.check_password("a-long-pass-phrase")
+    assert signed_in_user_id(client) == user.pk
+    assert response.redirect_chain[0] == (reverse("home"), 302)
+    assert "Welcome, Linus! Your account is ready." in response.content.decode()
+
+
+@pytest.mark.parametrize(
+    ("case", "changes", "error"),
+    [
+        ("passwords differ", {"password2": "another-pass-phrase"}, "The two password fields didn"),
+        ("email taken", {"email": "ADA@example.com"}, "An account with this email already exists."),
+        ("no first name", {"first_name": ""}, "This field is required."),
+        ("no email", {"email": ""}, "This field is required."),
+    ],
+)
+def test_sign_up_refusals_create_nothing(client, buyer, case, changes, error):
+    data = {
+        "username": "linus",
+        "email": "linus@example.com",
+        "first_name": "Linus",
+        "password1": "a-long-pass-phrase",
+        "password2": "a-long-pass-phrase",
+    } | changes
+
+    response = client.post(reverse("signup"), data)
+
+    assert response.status_code == 200
+    assert error in response.content.decode()
+    assert not User.objects.filter(username="linus").exists()
+    assert signed_in_user_id(client) is None
+
+
+def test_sign_in_and_out(client, buyer):
+    response = client.post(reverse("login"), {"username": "ada", "password": PASSWORD})
+    assert (response.status_code, response["Location"]) == (302, reverse("home"))
+    assert signed_in_user_id(client) == buyer.pk
+
+    assert client.get(reverse("logout")).status_code == 405  # signing out is a POST
+    response = client.post(reverse("logout"))
+    assert (response.status_code, response["Location"]) == (302, reverse("home"))
+    assert signed_in_user_id(client) is None
+
+
+def test_sign_in_follows_a_safe_next(client, buyer):
+    response = client.post(
+        reverse("login") + "?next=/cart/",
+        {"username": "ada", "password": PASSWORD, "next": "/cart/"},
+    )
+    assert response["Location"] == "/cart/"
+
+
+def test_wrong_password_is_refused(client, buyer):
+    response = client.post(reverse("login"), {"username": "ada", "password": "wrong"})
+    assert response.status_code == 200
+    assert "Please enter a correct username and password" in response.content.decode()
+    assert signed_in_user_id(client) is None
+
+
+def test_sign_in_is_throttled_per_username_and_address(client, buyer):
+    for _ in range(LOGIN_FAILURE_LIMIT):
+        response = client.post(reverse("login"), {"username": "ada", "password": "wrong"})
+        assert response.status_code == 200
+
+    # Even the right password is refused now, with a clear reason.
+    response = client.post(reverse("login"), {"username": "ada", "password": PASSWORD})
+    assert response.status_code == 429
+    assert "Too many failed sign-ins for this account from your network. Wait 5 minutes" in (
+        response.content.decode()
+    )
+    assert signed_in_user_id(client) is None
+
+    # The same account from another address, and another account, are not blocked.
+    other = Client(REMOTE_ADDR=OTHER_IP)
+    response = other.post(reverse("login"), {"username": "ada", "password": PASSWORD})
+    assert (response.status_code, signed_in_user_id(other)) == (302, buyer.pk)
+    response = client.post(reverse("login"), {"username": "nobody", "password": "wrong"})
+    assert response.status_code == 200
+
+
+def test_a_successful_sign_in_forgets_earlier_failures(client, buyer):
+    for _ in range(LOGIN_FAILURE_LIMIT - 1):
+        client.post(reverse("login"), {"username": "ada", "password": "wrong"})
+    client.post(reverse("login"), {"username": "ada", "password": PASSWORD})
+    client.post(reverse("logout"))
+    for _ in range(LOGIN_FAILURE_LIMIT - 1):
+        client.post(reverse("login"), {"username": "ada", "password": "wrong"})
+
+    response = client.post(reverse("login"), {"username": "ada", "password": PASSWORD})
+
+    assert (response.status_code, signed_in_user_id(client)) == (302, buyer.pk)
+
+
+def test_home_shows_the_restaurants(client):
+    response = client.get("/")
+    assert (response.status_code, response["Location"]) == (302, reverse("orders:restaurants"))
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["/cart/", "/orders/", "/orders/1/", "/wallet/"],
+)
+def test_buyer_pages_need_a_sign_in(client, url):
+    response = client.get(url)
+    assert response.status_code == 302
+    assert response["Location"] == f"{reverse('login')}?next={url}"
+
+
+@pytest.mark.parametrize("name", ["signup", "login", "policy", "orders:restaurants"])
+def test_public_pages_need_no_sign_in(client, name):
+    assert client.get(reverse(name)).status_code == 200
+
+
+def test_forms_need_the_csrf_token(buyer):
+    client = Client(enforce_csrf_checks=True)
+    response = client.post(reverse("login"), {"username": "ada", "password": PASSWORD})
+    assert response.status_code == 403
+    assert 'name="csrfmiddlewaretoken"' in client.get(reverse("login")).content.decode()
+    assert 'name="csrfmiddlewaretoken"' in client.get(reverse("signup")).content.decode()
