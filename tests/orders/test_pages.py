@@ -286,6 +286,11 @@ def test_removing_a_line(ada, restaurant, menu):
     assert ada.session["cart"]["lines"] == {str(menu["Tiramisu"].pk): 1}
 
 
+def test_cart_without_credit_says_so(ada, restaurant, menu):
+    add_to_cart(ada, menu["Margherita"], 1)
+    assert "Use my credit You have no credit to use." in text(ada.get(reverse("orders:cart")))
+
+
 def test_empty_cart(ada):
     response = ada.get(reverse("orders:cart"))
     assert "Your cart is empty." in text(response)
