@@ -1,6 +1,7 @@
 """Read queries for orders: constant query counts, whatever the number of rows."""
 
 from django.db.models import Prefetch, QuerySet
+from django.db.models.functions import Coalesce
 
 from orders.models import Order, OrderEvent, Restaurant
 from orders.services import SELLER_ACTIONS
@@ -62,6 +63,26 @@ def restaurant_list_for_buyers(now) -> list[Restaurant]:
     for restaurant in restaurants:
         restaurant.is_open = restaurant.is_open_at(now)
     return sorted(restaurants, key=lambda r: (not r.is_open, r.name))
+
+
+def order_list_recently_finished_for_partner(user, *, since) -> QuerySet[Order]:
+    """Orders of the user's restaurants that ended at or after `since` (delivered, picked up,
+    closed or cancelled), newest first, each annotated with `finished_at`."""
+    return (
+        Order.objects.filter(
+            restaurant__members=user,
+            status__in=[
+                Order.Status.DELIVERED,
+                Order.Status.PICKED_UP,
+                Order.Status.CLOSED,
+                Order.Status.CANCELLED,
+            ],
+        )
+        .select_related("restaurant")
+        .annotate(finished_at=Coalesce("delivered_at", "picked_up_at", "closed_at", "cancelled_at"))
+        .filter(finished_at__gte=since)
+        .order_by("-finished_at", "-pk")
+    )
 
 
 def order_price_preview(
