@@ -43,13 +43,17 @@ def discount_codes_used_by(buyer) -> QuerySet[DiscountCode]:
     return DiscountCode.objects.filter(orders__buyer=buyer).distinct()
 
 
-def discount_code_facts(code: str, *, buyer) -> DiscountCodeFacts:
-    """Describe a code for the policy without locking it (the cart's preview; placement locks
-    it again through `services.discount_code_for_update`)."""
-    discount = DiscountCode.objects.filter(code=code.strip().upper()).first()
+def discount_code_find(
+    code: str, *, buyer, for_update: bool = False
+) -> tuple[DiscountCode, DiscountCodeFacts]:
+    """A code by its text, described for the policy; `for_update` locks its row (placement)."""
+    codes = (
+        DiscountCode.objects.select_for_update(of=("self",)) if for_update else DiscountCode.objects
+    )
+    discount = codes.filter(code=code.strip().upper()).first()
     if discount is None:
         raise InvalidInput("code_unknown", f"There is no discount code {code.strip().upper()}.")
-    return DiscountCodeFacts(
+    facts = DiscountCodeFacts(
         code=discount.code,
         amount_off=discount.amount_off,
         percent_off=discount.percent_off,
@@ -63,9 +67,11 @@ def discount_code_facts(code: str, *, buyer) -> DiscountCodeFacts:
         is_redeemed=discount.is_redeemed,
         used_by_buyer=discount.orders.filter(buyer=buyer).exists(),
     )
+    return discount, facts
 
 
-def credit_facts(buyer) -> list[CreditFacts]:
-    """The buyer's grants that still hold credit, for the policy, without locking them."""
-    grants = CreditGrant.objects.filter(buyer=buyer, remaining__gt=0).order_by("pk")
+def credit_facts(buyer, *, for_update: bool = False) -> list[CreditFacts]:
+    """The buyer's grants that still hold credit, for the policy; `for_update` locks them."""
+    grants = CreditGrant.objects.select_for_update() if for_update else CreditGrant.objects
+    grants = grants.filter(buyer=buyer, remaining__gt=0).order_by("pk")
     return [CreditFacts(g.pk, g.kind, g.remaining, g.expires_at, g.created_at) for g in grants]

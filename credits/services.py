@@ -8,7 +8,6 @@ from django.db.models import F
 
 from core.errors import InvalidInput
 from credits.models import CreditGrant, CreditTransaction, DiscountCode
-from credits.policy import CreditFacts, DiscountCodeFacts
 
 
 def credit_grant_create(
@@ -45,7 +44,7 @@ def credit_grant_create(
 def credit_spend(*, grant_id: int, amount: Decimal, order) -> None:
     """Spend part of a grant on an order.
 
-    The caller holds the grant's row lock (see `credit_facts_for_update`).
+    The caller holds the grant's row lock (`selectors.credit_facts(..., for_update=True)`).
     """
     CreditGrant.objects.filter(pk=grant_id).update(remaining=F("remaining") - amount)
     CreditTransaction.objects.create(
@@ -55,14 +54,6 @@ def credit_spend(*, grant_id: int, amount: Decimal, order) -> None:
         amount=-amount,
         order=order,
     )
-
-
-def credit_facts_for_update(buyer) -> list[CreditFacts]:
-    """Lock the buyer's grants that still hold credit and describe them for the policy."""
-    grants = (
-        CreditGrant.objects.select_for_update().filter(buyer=buyer, remaining__gt=0).order_by("pk")
-    )
-    return [CreditFacts(g.pk, g.kind, g.remaining, g.expires_at, g.created_at) for g in grants]
 
 
 @transaction.atomic
@@ -86,32 +77,6 @@ def credit_expire(*, grant_id: int, now: dt.datetime) -> bool:
     grant.remaining = Decimal("0.00")
     grant.save(update_fields=["remaining"])
     return True
-
-
-def discount_code_for_update(code: str, *, buyer) -> tuple[DiscountCode, DiscountCodeFacts]:
-    """Lock a discount code by its text and describe it for the policy."""
-    discount = (
-        DiscountCode.objects.select_for_update(of=("self",))
-        .filter(code=code.strip().upper())
-        .first()
-    )
-    if discount is None:
-        raise InvalidInput("code_unknown", f"There is no discount code {code.strip().upper()}.")
-    facts = DiscountCodeFacts(
-        code=discount.code,
-        amount_off=discount.amount_off,
-        percent_off=discount.percent_off,
-        min_order_subtotal=discount.min_order_subtotal,
-        restaurant_ids=frozenset(discount.restaurants.values_list("pk", flat=True)),
-        is_multi_use=discount.is_multi_use,
-        is_active=discount.is_active,
-        valid_from=discount.valid_from,
-        valid_until=discount.valid_until,
-        issued_to_id=discount.issued_to_id,
-        is_redeemed=discount.is_redeemed,
-        used_by_buyer=discount.orders.filter(buyer=buyer).exists(),
-    )
-    return discount, facts
 
 
 def discount_code_redeem(*, discount: DiscountCode, order, now: dt.datetime) -> None:

@@ -10,7 +10,10 @@ from django.utils import timezone
 from django_fsm import has_transition_perm
 
 from core.errors import DomainError, InvalidInput
+from core.money import ZERO
+from credits import selectors as credit_selectors
 from credits import services as credit_services
+from credits.models import DiscountCode
 from credits.policy import discount_code_check
 from orders import policy
 from orders.gateway import get_gateway
@@ -137,40 +140,23 @@ def order_place(
         now=now,
     )
     items = _validated_lines(restaurant, lines)
-    version = PolicyVersion.objects.in_force(now)
-    line_facts = [policy.LineFacts(item.price, quantity) for item, quantity in items]
-    discount, discount_facts = None, None
-    if discount_code.strip():
-        discount, discount_facts = credit_services.discount_code_for_update(
-            discount_code, buyer=buyer
-        )
-        subtotal = sum(line.unit_price * line.quantity for line in line_facts)
-        decision = discount_code_check(
-            discount_facts,
-            buyer_id=buyer.pk,
-            restaurant_id=restaurant.pk,
-            subtotal=subtotal,
-            now=now,
-        )
-        if not decision.allowed:
-            raise InvalidInput(decision.code, decision.detail, clauses=decision.clauses)
-    price = policy.price_order(
-        lines=line_facts,
-        delivery_fee=restaurant.delivery_fee
-        if fulfillment == Order.Fulfillment.DELIVERY
-        else Decimal("0.00"),
-        discount=discount_facts,
-        credits=credit_services.credit_facts_for_update(buyer) if use_credit else [],
+    quote = order_quote(
+        buyer=buyer,
+        restaurant=restaurant,
+        items=items,
+        fulfillment=fulfillment,
+        discount_code=discount_code,
         use_credit=use_credit,
-        promo_credit_min_order=version.promo_credit_min_order,
         now=now,
+        for_update=True,
     )
+    price, discount = quote.price, quote.discount
     order = _order_create(
         buyer=buyer,
         restaurant=restaurant,
         fulfillment=fulfillment,
         address=delivery_address,
-        version=version,
+        version=quote.version,
         discount=discount,
         price=price,
         now=now,
@@ -205,6 +191,56 @@ def order_place(
     if price.amount_charged > 0:
         _charge_card(order, idempotency_key=idempotency_key or f"order:{order.pk}:charge", now=now)
     return order
+
+
+@dataclass(frozen=True)
+class Quote:
+    price: policy.OrderPrice
+    discount: DiscountCode | None
+    version: PolicyVersion
+
+
+def order_quote(
+    *,
+    buyer,
+    restaurant: Restaurant,
+    items: list[tuple[MenuItem, int]],
+    fulfillment: str,
+    discount_code: str = "",
+    use_credit: bool = False,
+    now: dt.datetime,
+    for_update: bool = False,
+) -> Quote:
+    """Price a cart as placement does (D-7): the code must qualify (L-7.2), credit is offered
+    to the policy (L-7.1). The cart's preview reads; placement passes `for_update` to lock the
+    code and the credit it is about to spend."""
+    version = PolicyVersion.objects.in_force(now)
+    line_facts = [policy.LineFacts(item.price, quantity) for item, quantity in items]
+    discount, discount_facts = None, None
+    if discount_code.strip():
+        discount, discount_facts = credit_selectors.discount_code_find(
+            discount_code, buyer=buyer, for_update=for_update
+        )
+        decision = discount_code_check(
+            discount_facts,
+            buyer_id=buyer.pk,
+            restaurant_id=restaurant.pk,
+            subtotal=sum((line.unit_price * line.quantity for line in line_facts), ZERO),
+            now=now,
+        )
+        if not decision.allowed:
+            raise InvalidInput(decision.code, decision.detail, clauses=decision.clauses)
+    is_delivery = fulfillment == Order.Fulfillment.DELIVERY
+    price = policy.price_order(
+        lines=line_facts,
+        delivery_fee=restaurant.delivery_fee if is_delivery else ZERO,
+        discount=discount_facts,
+        credits=credit_selectors.credit_facts(buyer, for_update=for_update) if use_credit else [],
+        use_credit=use_credit,
+        promo_credit_min_order=version.promo_credit_min_order,
+        now=now,
+    )
+    return Quote(price=price, discount=discount, version=version)
 
 
 def _order_create(*, buyer, restaurant, fulfillment, address, version, discount, price, now):

@@ -21,7 +21,7 @@ from credits.selectors import credit_balance
 from orders import selectors
 from orders.forms import AddToCartForm, CheckoutForm
 from orders.models import MenuItem, Order, PolicyVersion, Restaurant
-from orders.services import MAX_QUANTITY_PER_LINE, LineRequest, order_place
+from orders.services import MAX_QUANTITY_PER_LINE, LineRequest, order_place, order_quote
 
 ORDERS_PER_PAGE = 20
 CHECKOUT_TOKEN_SECONDS = 3600
@@ -237,18 +237,18 @@ def _preview(buyer, form: CheckoutForm, restaurant, lines, balance: dict, now) -
     """The totals the cart would be placed at, and how much credit it would use."""
     data = form.cleaned_data if form.is_bound else form.initial
     use_credit = bool(data.get("use_credit"))
-    args = {"buyer": buyer, "restaurant": restaurant, "lines": lines, "now": now}
+    args = {"buyer": buyer, "restaurant": restaurant, "items": lines, "now": now}
     args |= {"fulfillment": data["fulfillment"], "discount_code": data.get("discount_code", "")}
     code_error = None
     try:
-        price = selectors.order_price_preview(**args, use_credit=use_credit)
+        price = order_quote(**args, use_credit=use_credit).price
     except DomainError as error:
         code_error = refusal_text(error)
         args["discount_code"] = ""
-        price = selectors.order_price_preview(**args, use_credit=use_credit)
+        price = order_quote(**args, use_credit=use_credit).price
     credit_would_use = None
     if balance["promo"] + balance["account"] > 0:
-        with_credit = selectors.order_price_preview(**args, use_credit=True)
+        with_credit = order_quote(**args, use_credit=True).price
         credit_would_use = with_credit.promo_credit_applied + with_credit.account_credit_applied
     return {"price": price, "code_error": code_error, "credit_would_use": credit_would_use}
 
