@@ -145,6 +145,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "credits.tasks.expire_credits",
         "schedule": 300.0,
     },
+    "purge-idempotency-records": {
+        "task": "core.tasks.purge_idempotency_records",
+        "schedule": 3600.0,
+    },
 }
 
 CACHES = {
@@ -174,6 +178,11 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Orders, cancellations, refunds and credits, decided by the published policy.",
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
+    # Several models have a `status`; name each choice set after its model.
+    "ENUM_NAME_OVERRIDES": {
+        "OrderStatusEnum": "orders.models.Order.Status",
+        "PaymentStatusEnum": "orders.models.Payment.Status",
+    },
 }
 
 LOGGING = {

@@ -1,1 +1,7 @@
-urlpatterns = []
+from django.urls import path
+
+from credits.api import views
+
+urlpatterns = [
+    path("credits/", views.CreditWalletApi.as_view(), name="api-credits"),
+]

@@ -1,1 +1,20 @@
-urlpatterns = []
+from django.urls import path
+
+from orders.api import views
+from orders.services import SELLER_ACTIONS
+
+urlpatterns = [
+    path("orders/", views.OrderListCreateApi.as_view(), name="api-orders"),
+    path("orders/<int:pk>/", views.OrderDetailApi.as_view(), name="api-order"),
+    path("seller/orders/", views.SellerOrderListApi.as_view(), name="api-seller-orders"),
+    *(
+        # One URL per lifecycle action, hyphenated: /api/seller/orders/7/start-preparation/
+        path(
+            f"seller/orders/<int:pk>/{action.replace('_', '-')}/",
+            views.SellerOrderActionApi.as_view(),
+            {"action": action},
+            name=f"api-seller-order-{action.replace('_', '-')}",
+        )
+        for action in SELLER_ACTIONS
+    ),
+]

@@ -1,0 +1,422 @@
+"""`Idempotency-Key` on mutating API endpoints (D-10), through `POST /api/orders/` and the
+seller actions, on PostgreSQL; concurrent repeats with real threads."""
+
+import datetime as dt
+import json
+import threading
+import time
+
+import pytest
+from django.conf import settings
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.db import connection
+from django.test import RequestFactory
+from django.test.client import encode_multipart
+from django.urls import URLPattern, URLResolver, get_resolver
+from django.utils import timezone
+from rest_framework.exceptions import APIException
+from rest_framework.parsers import FormParser, MultiPartParser
+from rest_framework.request import Request
+from rest_framework.test import APIClient
+
+import orders.api.views
+from core.idempotency import (
+    body_fingerprint,
+    idempotency_records_purge,
+    request_fingerprint,
+)
+from core.models import IdempotencyRecord
+from core.tasks import purge_idempotency_records
+from credits.models import CreditTransaction
+from orders.models import Order, OrderEvent, Payment
+from orders.services import order_place
+from tests.concurrency import run_concurrently
+from tests.conftest import place_order
+
+pytestmark = pytest.mark.django_db
+
+ORDERS = "/api/orders/"
+
+
+@pytest.fixture
+def body(restaurant, menu):
+    return {
+        "restaurant": restaurant.pk,
+        "items": [{"menu_item": menu["Margherita"].pk, "quantity": 2}],
+        "fulfillment": "delivery",
+        "delivery_address": "7 Harbour Road",
+    }
+
+
+def post(client, payload, key=None, url=ORDERS):
+    headers = {} if key is None else {"HTTP_IDEMPOTENCY_KEY": key}
+    return client.post(url, payload, format="json", **headers)
+
+
+def counts():
+    return [m.objects.count() for m in (Order, Payment, OrderEvent, CreditTransaction)]
+
+
+# -- replay, mismatch, in progress ---------------------------------------------------------
+
+
+def test_a_repeat_replays_the_first_response_and_places_one_order(api_as, buyer, body):
+    client = api_as(buyer)
+
+    first = post(client, body, key="order-7f3a")
+    again = post(client, body, key="order-7f3a")
+
+    assert (first.status_code, again.status_code) == (201, 201)
+    assert again.content == first.content
+    assert first.json()["total"] == "27.99"
+    assert again["Idempotent-Replayed"] == "true"
+    assert "Idempotent-Replayed" not in first
+    assert (Order.objects.count(), Payment.objects.count()) == (1, 1)
+    record = IdempotencyRecord.objects.get()
+    assert (record.user, record.key, record.method, record.path) == (
+        buyer, "order-7f3a", "POST", ORDERS,
+    )  # fmt: skip
+    assert (record.status, record.response_status) == ("completed", 201)
+    assert json.loads(record.response_body) == first.json()
+
+
+def test_key_order_and_spacing_of_the_json_do_not_matter(api_as, buyer, body):
+    client = api_as(buyer)
+    first = post(client, body, key="k1")
+    reordered = json.dumps(dict(reversed(list(body.items()))), indent=4)
+    again = client.post(
+        ORDERS, reordered, content_type="application/json", HTTP_IDEMPOTENCY_KEY="k1"
+    )
+    assert again.status_code == 201
+    assert again["Idempotent-Replayed"] == "true"
+    assert again.content == first.content
+    assert Order.objects.count() == 1
+
+
+def test_same_key_with_a_different_body_is_a_422(api_as, buyer, body, menu):
+    client = api_as(buyer)
+    post(client, body, key="k1")
+    before = counts()
+
+    other = body | {"items": [{"menu_item": menu["Tiramisu"].pk, "quantity": 1}]}
+    response = post(client, other, key="k1")
+
+    assert response.status_code == 422
+    assert response.json()["code"] == "idempotency_key_mismatch"
+    assert "different request" in response.json()["detail"]
+    assert counts() == before
+
+
+def test_same_key_on_another_endpoint_is_a_422(api_as, buyer, partner, restaurant):
+    order = place_order(buyer, restaurant)
+    client = api_as(partner)
+    accept = client.post(f"/api/seller/orders/{order.pk}/accept/", HTTP_IDEMPOTENCY_KEY="k1")
+    response = client.post(
+        f"/api/seller/orders/{order.pk}/start-preparation/", HTTP_IDEMPOTENCY_KEY="k1"
+    )
+    assert (accept.status_code, response.status_code) == (200, 422)
+    assert response.json()["code"] == "idempotency_key_mismatch"
+    assert Order.objects.get().status == "accepted"
+
+
+def test_a_repeat_while_the_first_is_running_is_a_409(api_as, buyer, body):
+    IdempotencyRecord.objects.create(
+        user=buyer,
+        key="k1",
+        method="POST",
+        path=ORDERS,
+        fingerprint=body_fingerprint(json.dumps(body).encode()),
+    )
+
+    response = post(api_as(buyer), body, key="k1")
+
+    assert response.status_code == 409
+    assert response.json()["code"] == "idempotency_key_in_progress"
+    assert counts() == [0, 0, 0, 0]
+    assert IdempotencyRecord.objects.get().status == "in_progress"
+
+
+def test_a_different_body_while_the_first_is_running_is_a_422(api_as, buyer, body):
+    IdempotencyRecord.objects.create(
+        user=buyer, key="k1", method="POST", path=ORDERS, fingerprint="0" * 64
+    )
+    response = post(api_as(buyer), body, key="k1")
+    assert response.status_code == 422
+    assert not Order.objects.exists()
+
+
+def test_keys_are_scoped_per_user(api_as, buyer, other_buyer, body):
+    mine = post(api_as(buyer), body, key="shared")
+    theirs = post(api_as(other_buyer), body, key="shared")
+    assert (mine.status_code, theirs.status_code) == (201, 201)
+    assert "Idempotent-Replayed" not in theirs
+    assert sorted(Order.objects.values_list("buyer__username", flat=True)) == ["ada", "grace"]
+
+
+def test_requests_without_a_key_are_not_recorded(api_as, buyer, body):
+    client = api_as(buyer)
+    post(client, body)
+    post(client, body)
+    assert Order.objects.count() == 2
+    assert not IdempotencyRecord.objects.exists()
+
+
+@pytest.mark.parametrize(
+    "key",
+    [pytest.param("", id="empty"), pytest.param("k" * 256, id="too long"),
+     pytest.param(" k1", id="leading space"), pytest.param("k\t1", id="control character")],
+)  # fmt: skip
+def test_an_invalid_key_is_a_400_that_changes_nothing(api_as, buyer, body, key):
+    response = post(api_as(buyer), body, key=key)
+    assert response.status_code == 400
+    assert response.json()["code"] == "idempotency_key_invalid"
+    assert counts() == [0, 0, 0, 0]
+    assert not IdempotencyRecord.objects.exists()
+
+
+def test_anonymous_requests_are_refused_before_the_key_is_looked_at(body):
+    response = post(APIClient(), body, key="k1")
+    assert response.status_code == 401
+    assert not IdempotencyRecord.objects.exists()
+
+
+# -- what is stored: successes and 4xx, never 5xx --------------------------------------------
+
+
+def test_a_refusal_is_stored_and_replayed(api_as, buyer, body):
+    client = api_as(buyer)
+    bad = body | {"items": [{"menu_item": 999999, "quantity": 1}]}
+
+    first = post(client, bad, key="k1")
+    again = post(client, bad, key="k1")
+
+    assert (first.status_code, again.status_code) == (400, 400)
+    assert first.json()["code"] == "unknown_menu_item"
+    assert again.content == first.content
+    assert again["Idempotent-Replayed"] == "true"
+    assert counts() == [0, 0, 0, 0]
+    assert IdempotencyRecord.objects.get().response_status == 400
+
+
+def test_a_crash_releases_the_key_so_a_retry_runs(api_as, buyer, body, monkeypatch):
+    def crash(**kwargs):
+        raise RuntimeError("database went away")
+
+    monkeypatch.setattr(orders.api.views, "order_place", crash)
+    client = api_as(buyer)
+    with pytest.raises(RuntimeError):
+        post(client, body, key="k1")
+    assert not IdempotencyRecord.objects.exists()
+
+    monkeypatch.setattr(orders.api.views, "order_place", order_place)
+    retry = post(client, body, key="k1")
+
+    assert retry.status_code == 201
+    assert "Idempotent-Replayed" not in retry
+    assert Order.objects.count() == 1
+    assert IdempotencyRecord.objects.get().status == "completed"
+
+
+def test_a_5xx_answer_is_not_stored(api_as, buyer, body, monkeypatch):
+    class GatewayDown(APIException):
+        status_code = 503
+
+    def unavailable(**kwargs):
+        raise GatewayDown()
+
+    monkeypatch.setattr(orders.api.views, "order_place", unavailable)
+    response = post(api_as(buyer), body, key="k1")
+    assert response.status_code == 503
+    assert not IdempotencyRecord.objects.exists()
+
+
+# -- 24 hours ----------------------------------------------------------------------------------
+
+
+def test_a_key_older_than_24_hours_is_ignored_and_replaced(api_as, buyer, body):
+    client = api_as(buyer)
+    post(client, body, key="k1")
+    IdempotencyRecord.objects.update(created_at=timezone.now() - dt.timedelta(hours=24, minutes=1))
+
+    again = post(client, body, key="k1")
+
+    assert again.status_code == 201
+    assert "Idempotent-Replayed" not in again
+    assert Order.objects.count() == 2
+    record = IdempotencyRecord.objects.get()
+    assert record.created_at > timezone.now() - dt.timedelta(minutes=1)
+    assert json.loads(record.response_body)["id"] == again.json()["id"]
+
+
+def test_a_key_younger_than_24_hours_still_replays(api_as, buyer, body):
+    client = api_as(buyer)
+    post(client, body, key="k1")
+    IdempotencyRecord.objects.update(created_at=timezone.now() - dt.timedelta(hours=23, minutes=59))
+    assert post(client, body, key="k1")["Idempotent-Replayed"] == "true"
+    assert Order.objects.count() == 1
+
+
+def _record(user, key, age):
+    return IdempotencyRecord.objects.create(
+        user=user,
+        key=key,
+        method="POST",
+        path=ORDERS,
+        fingerprint="0" * 64,
+        status="completed",
+        response_status=201,
+        response_body="{}",
+        created_at=timezone.now() - age,
+    )
+
+
+def test_purge_deletes_records_older_than_24_hours_in_batches(buyer):
+    for index in range(5):
+        _record(buyer, f"old-{index}", dt.timedelta(hours=25 + index))
+    kept = _record(buyer, "fresh", dt.timedelta(hours=23))
+
+    purged = idempotency_records_purge(now=timezone.now(), batch_size=2)
+
+    assert purged == 5
+    assert list(IdempotencyRecord.objects.all()) == [kept]
+    assert idempotency_records_purge(now=timezone.now()) == 0
+
+
+def test_the_purge_task_runs_hourly_from_beat(buyer):
+    _record(buyer, "old", dt.timedelta(days=2))
+    assert purge_idempotency_records() == 1
+    assert not IdempotencyRecord.objects.exists()
+    schedule = settings.CELERY_BEAT_SCHEDULE["purge-idempotency-records"]
+    assert schedule == {"task": "core.tasks.purge_idempotency_records", "schedule": 3600.0}
+
+
+# -- the fingerprint -------------------------------------------------------------------------
+
+
+def _multipart_request(boundary: str, content: bytes) -> Request:
+    data = encode_multipart(boundary, {"note": "cold soup", "file": _upload(content)})
+    django_request = RequestFactory().post(
+        "/", data=data, content_type=f"multipart/form-data; boundary={boundary}"
+    )
+    return Request(django_request, parsers=[MultiPartParser(), FormParser()])
+
+
+def _upload(content: bytes):
+    return SimpleUploadedFile("soup.jpg", content, content_type="image/jpeg")
+
+
+def test_multipart_fingerprint_ignores_the_boundary_but_not_the_file():
+    first = _multipart_request("BoUnDaRy-1", b"\xff\xd8 soup photo")
+    same = _multipart_request("another-boundary-2", b"\xff\xd8 soup photo")
+    other = _multipart_request("BoUnDaRy-1", b"\xff\xd8 another photo")
+
+    assert request_fingerprint(first) == request_fingerprint(same)
+    assert request_fingerprint(first) != request_fingerprint(other)
+    assert first.data["file"].read() == b"\xff\xd8 soup photo"  # still readable by the view
+
+
+def test_json_fingerprint_is_canonical():
+    assert body_fingerprint(b'{"a": 1, "b": [1, 2]}') == body_fingerprint(b'{"b":[1,2],"a":1}')
+    assert body_fingerprint(b'{"a": 1}') != body_fingerprint(b'{"a": 2}')
+    assert body_fingerprint(b"not json") != body_fingerprint(b"not json!")
+
+
+# -- every mutating API view honours the key -------------------------------------------------
+
+
+def _api_views(resolver=None, prefix=""):
+    for pattern in (resolver or get_resolver()).url_patterns:
+        route = prefix + str(pattern.pattern)
+        if isinstance(pattern, URLResolver):
+            yield from _api_views(pattern, route)
+        elif isinstance(pattern, URLPattern) and route.startswith("api/"):
+            view_class = getattr(pattern.callback, "view_class", None)
+            if view_class is not None:
+                yield route, view_class
+
+
+def test_every_mutating_api_view_honours_the_idempotency_key():
+    unguarded = [
+        f"{method.upper()} /{route}"
+        for route, view_class in _api_views()
+        if route != "api/auth/token/"  # signing in creates no resource worth replaying
+        for method in ("post", "put", "patch", "delete")
+        if hasattr(view_class, method)
+        and not getattr(getattr(view_class, method), "is_idempotent", False)
+    ]
+    assert unguarded == []
+
+
+# -- concurrency, on PostgreSQL with real threads ----------------------------------------------
+
+
+def _slow(delay: float):
+    def slow_order_place(**kwargs):
+        time.sleep(delay)
+        return order_place(**kwargs)
+
+    return slow_order_place
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_concurrent_posts_with_one_key_place_one_order(buyer, body, monkeypatch):
+    monkeypatch.setattr(orders.api.views, "order_place", _slow(0.5))
+
+    def submit():
+        client = APIClient()
+        client.force_authenticate(buyer)
+        return post(client, body, key="double-click")
+
+    responses = run_concurrently(submit, 2)
+
+    assert sorted(r.status_code for r in responses) == [201, 409]
+    [refused] = [r for r in responses if r.status_code == 409]
+    assert refused.json()["code"] == "idempotency_key_in_progress"
+    assert (Order.objects.count(), Payment.objects.count()) == (1, 1)
+    [placed] = [r for r in responses if r.status_code == 201]
+    client = APIClient()
+    client.force_authenticate(buyer)
+    replay = post(client, body, key="double-click")
+    assert replay["Idempotent-Replayed"] == "true"
+    assert replay.content == placed.content
+
+
+@pytest.mark.django_db(transaction=True)
+def test_many_concurrent_posts_with_one_key_place_one_order(buyer, body):
+    def submit():
+        client = APIClient()
+        client.force_authenticate(buyer)
+        return post(client, body, key="retry-storm")
+
+    responses = run_concurrently(submit, 6)
+
+    assert all(r.status_code in (201, 409) for r in responses), [r.status_code for r in responses]
+    created = [r for r in responses if r.status_code == 201]
+    assert len({r.content for r in created}) == 1
+    assert len([r for r in created if "Idempotent-Replayed" not in r]) == 1
+    assert (Order.objects.count(), Payment.objects.count()) == (1, 1)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_claim_is_committed_before_the_work_runs(buyer, body, monkeypatch):
+    seen_from_another_connection = []
+
+    def observing_order_place(**kwargs):
+        def look():
+            seen_from_another_connection.extend(
+                IdempotencyRecord.objects.values_list("key", "status")
+            )
+            connection.close()
+
+        thread = threading.Thread(target=look)
+        thread.start()
+        thread.join()
+        return order_place(**kwargs)
+
+    monkeypatch.setattr(orders.api.views, "order_place", observing_order_place)
+    client = APIClient()
+    client.force_authenticate(buyer)
+
+    assert post(client, body, key="k1").status_code == 201
+    assert seen_from_another_connection == [("k1", "in_progress")]
+    assert IdempotencyRecord.objects.get().status == "completed"
