@@ -315,3 +315,10 @@ def test_matrix_seller_actions(users, restaurant, role, expected, action):
 def test_matrix_seller_action_on_a_missing_order_is_a_404(api_as, partner, restaurant):
     response = api_as(partner).post(action_url(987654, "accept"))
     assert response.status_code == 404
+
+
+def test_an_unknown_status_filter_is_a_400(api_as, partner, restaurant):
+    response = api_as(partner).get(SELLER_ORDERS, {"status": "bogus"})
+    assert response.status_code == 400
+    assert response.json()["code"] == "invalid"
+    assert response.json()["detail"].startswith("status: Select a valid choice.")
