@@ -2,11 +2,11 @@
 
 from django.core.exceptions import PermissionDenied
 from django.http import Http404
-from rest_framework import exceptions, status
+from rest_framework import exceptions, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from core.errors import DomainError
+from core.errors import DomainError, InvalidInput
 
 STATUS_BY_KIND = {
     "conflict": status.HTTP_409_CONFLICT,
@@ -28,11 +28,7 @@ def exception_handler(exc, context):
     if response is None:
         return None
     if isinstance(exc, exceptions.ValidationError):
-        response.data = {
-            "code": "invalid",
-            "detail": _first_message(exc.detail),
-            "errors": exc.detail,
-        }
+        response.data = invalid_input_from(exc.detail).as_dict()
     else:
         detail = response.data.get("detail", "") if isinstance(response.data, dict) else ""
         response.data = {
@@ -42,12 +38,56 @@ def exception_handler(exc, context):
     return response
 
 
-def _first_message(detail) -> str:
-    """The first human message in a nested DRF error structure, with its field."""
-    if isinstance(detail, dict):
-        field, value = next(iter(detail.items()))
-        message = _first_message(value)
-        return message if field == "non_field_errors" else f"{field}: {message}"
-    if isinstance(detail, list) and detail:
-        return _first_message(detail[0])
-    return str(detail)
+class ApiErrorSerializer(serializers.Serializer):
+    """The error body of every endpoint (D-10)."""
+
+    code = serializers.CharField(help_text="Stable, for programs.")
+    detail = serializers.CharField(help_text="For people.")
+    clauses = serializers.ListField(
+        child=serializers.CharField(), required=False, help_text="Policy clauses behind a refusal."
+    )
+    field = serializers.CharField(required=False, help_text="The input field at fault.")
+
+
+GENERIC_CODES = {
+    "required": "missing_field",
+    "null": "missing_field",
+    "blank": "missing_field",
+    "invalid": "wrong_type",
+    "incorrect_type": "wrong_type",
+    "not_a_list": "wrong_type",
+    "not_a_dict": "wrong_type",
+    "max_length": "too_long",
+    "authorization": "invalid_credentials",
+}
+
+
+def invalid_input_from(errors, field_codes: dict | None = None) -> InvalidInput:
+    """A serializer's first error as the API's 400: a stable `code` (`field_codes` maps
+    (field, DRF code) to a domain code), a `detail` naming the field, the `field` itself and
+    all the `errors`."""
+    path, error = _first_error(errors, [])
+    names = [part for part in path if isinstance(part, str) and part != "non_field_errors"]
+    field_name = names[-1] if names else ""
+    error_code = getattr(error, "code", "invalid")
+    code = (field_codes or {}).get((field_name, error_code)) or GENERIC_CODES.get(
+        error_code, error_code
+    )
+    field = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path).lstrip(".")
+    field = field.removesuffix("non_field_errors").rstrip(".")
+    detail = f"{field}: {error}" if field else str(error)
+    extra = {"errors": errors} | ({"field": field} if field else {})
+    return InvalidInput(code, detail, extra=extra)
+
+
+def _first_error(errors, path):
+    if isinstance(errors, dict):
+        for name, value in errors.items():
+            if value:
+                return _first_error(value, [*path, name])
+    if isinstance(errors, list):
+        for index, value in enumerate(errors):
+            if value:
+                nested = isinstance(value, dict | list)
+                return _first_error(value, [*path, index] if nested else path)
+    return path, errors

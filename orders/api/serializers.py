@@ -3,7 +3,6 @@
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from core.errors import InvalidInput
 from orders.models import Order, OrderEvent, OrderItem, Payment, Restaurant
 from orders.selectors import order_next_actions
 from orders.services import MAX_LINES, MAX_QUANTITY_PER_LINE
@@ -15,20 +14,9 @@ MONEY = {"max_digits": 12, "decimal_places": 2, "read_only": True}
 # -- errors ------------------------------------------------------------------------------
 
 
-class ApiErrorSerializer(serializers.Serializer):
-    """The error body of every endpoint (D-10)."""
-
-    code = serializers.CharField(help_text="Stable, for programs.")
-    detail = serializers.CharField(help_text="For people.")
-    clauses = serializers.ListField(
-        child=serializers.CharField(), required=False, help_text="Policy clauses behind a refusal."
-    )
-    field = serializers.CharField(required=False, help_text="The input field at fault.")
-
-
-# A serializer's (field, DRF error code) -> the API's stable code. The domain codes are the
+# (field, DRF error code) -> the API's stable code for order input. The domain codes are the
 # ones the service raises for the same mistake, so a client sees one code whichever caught it.
-_FIELD_CODES = {
+FIELD_CODES = {
     ("restaurant", "does_not_exist"): "unknown_restaurant",
     ("restaurant", "incorrect_type"): "wrong_type",
     ("items", "empty"): "empty_order",
@@ -39,43 +27,6 @@ _FIELD_CODES = {
     ("menu_item", "max_value"): "unknown_menu_item",
     ("fulfillment", "invalid_choice"): "invalid_fulfillment",
 }
-_GENERIC_CODES = {
-    "required": "missing_field",
-    "null": "missing_field",
-    "blank": "missing_field",
-    "invalid": "wrong_type",
-    "incorrect_type": "wrong_type",
-    "not_a_list": "wrong_type",
-    "not_a_dict": "wrong_type",
-    "max_length": "too_long",
-}
-
-
-def invalid_input_from(errors) -> InvalidInput:
-    """A serializer's first error as the API's 400: a stable `code`, a `detail` naming the
-    field, the `field` itself and all the `errors`."""
-    path, error = _first_error(errors, [])
-    names = [part for part in path if isinstance(part, str) and part != "non_field_errors"]
-    field_name = names[-1] if names else ""
-    code = _FIELD_CODES.get((field_name, error.code)) or _GENERIC_CODES.get(error.code, error.code)
-    field = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path).lstrip(".")
-    field = field.removesuffix("non_field_errors").rstrip(".")
-    detail = f"{field}: {error}" if field else str(error)
-    extra = {"errors": errors} | ({"field": field} if field else {})
-    return InvalidInput(code, detail, extra=extra)
-
-
-def _first_error(errors, path):
-    if isinstance(errors, dict):
-        for name, value in errors.items():
-            if value:
-                return _first_error(value, [*path, name])
-    if isinstance(errors, list):
-        for index, value in enumerate(errors):
-            if value:
-                nested = isinstance(value, dict | list)
-                return _first_error(value, [*path, index] if nested else path)
-    return path, errors
 
 
 # -- buyer: placing an order ---------------------------------------------------------------

@@ -11,15 +11,15 @@ from rest_framework.permissions import BasePermission, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from core.api import ApiErrorSerializer, invalid_input_from
 from core.errors import DomainError
 from core.idempotency import idempotent
 from orders.api.serializers import (
-    ApiErrorSerializer,
+    FIELD_CODES,
     OrderCreateSerializer,
     OrderDetailSerializer,
     OrderListSerializer,
     SellerOrderSerializer,
-    invalid_input_from,
 )
 from orders.models import Order
 from orders.selectors import order_detail_for_buyer, order_list_for_buyer, order_list_for_partner
@@ -62,7 +62,7 @@ class OrderListCreateApi(generics.ListAPIView):
     def post(self, request):
         serializer = OrderCreateSerializer(data=request.data)
         if not serializer.is_valid():
-            raise invalid_input_from(serializer.errors)
+            raise invalid_input_from(serializer.errors, FIELD_CODES)
         data = serializer.validated_data
         order = order_place(
             buyer=request.user,

@@ -548,7 +548,7 @@ def test_wrong_password_gets_no_token(buyer):
         "/api/auth/token/", {"username": "ada", "password": "guess"}, format="json"
     )
     assert response.status_code == 400
-    assert response.json()["code"] == "invalid"
+    assert response.json()["code"] == "invalid_credentials"
     assert response.json()["detail"] == "Unable to log in with provided credentials."
     assert not Token.objects.exists()
 

@@ -320,5 +320,5 @@ def test_matrix_seller_action_on_a_missing_order_is_a_404(api_as, partner, resta
 def test_an_unknown_status_filter_is_a_400(api_as, partner, restaurant):
     response = api_as(partner).get(SELLER_ORDERS, {"status": "bogus"})
     assert response.status_code == 400
-    assert response.json()["code"] == "invalid"
+    assert response.json()["code"] == "invalid_choice"
     assert response.json()["detail"].startswith("status: Select a valid choice.")
