@@ -1,43 +1,68 @@
 """The staff roles of D-4 and what each may see and do in admin."""
 
+from django.apps import apps as global_apps
+from django.contrib.auth.management import create_permissions
 from django.contrib.auth.models import Group, Permission
+from django.db import DEFAULT_DB_ALIAS
+from django.db.models import Q
 
 SUPPORT_AGENT = "support_agent"
 SUPERVISOR = "supervisor"
 
-_AGENT_MODELS = {
-    "orders": ["restaurant", "menuitem", "order", "orderitem", "orderevent", "payment"],
+# What agents look at while they help a buyer or a restaurant: everything, read-only...
+_AGENT_VIEW = {
+    "orders": [
+        "policyversion",
+        "restaurant",
+        "menuitem",
+        "order",
+        "orderitem",
+        "orderevent",
+        "payment",
+        "gatewayoperation",
+    ],
     "refunds": ["refund"],
     "credits": ["creditgrant", "credittransaction", "discountcode"],
 }
-_SUPERVISOR_EXTRA = {"orders": ["policyversion"]}
+# ...except the order (whose admin form edits only the delivery address; its lifecycle buttons
+# call services) and discount codes, which agents issue as a resolution (L-7.2). Money records
+# (payments, refunds, credit) are never edited in admin, whatever the permission says.
+_AGENT_EDIT = {"orders": {"order": ["change"]}, "credits": {"discountcode": ["add", "change"]}}
+# Supervisors also publish policy versions (D-4).
+_SUPERVISOR_EDIT = {"orders": {"policyversion": ["add", "change"]}}
 
 
-def _permissions(models_by_app, actions):
-    return Permission.objects.filter(
-        content_type__app_label__in=list(models_by_app),
-        codename__in=[
-            f"{action}_{model}"
-            for models in models_by_app.values()
-            for model in models
-            for action in actions
-        ],
-    )
+def _permissions(
+    actions_by_model_by_app: dict[str, dict[str, list[str]]], using: str
+) -> list[Permission]:
+    query = Q(pk__in=[])
+    for app_label, actions_by_model in actions_by_model_by_app.items():
+        codenames = [
+            f"{action}_{model}" for model, actions in actions_by_model.items() for action in actions
+        ]
+        query |= Q(content_type__app_label=app_label, codename__in=codenames)
+    return list(Permission.objects.using(using).filter(query))
 
 
-def sync_role_permissions(**kwargs) -> None:
+def _view(models_by_app: dict[str, list[str]]) -> dict[str, dict[str, list[str]]]:
+    return {app: {model: ["view"] for model in models} for app, models in models_by_app.items()}
+
+
+def sync_role_permissions(sender=None, using=DEFAULT_DB_ALIAS, **kwargs) -> None:
     """Create the groups and give them their admin permissions (idempotent, after migrate).
 
-    Agents view everything they review and change orders, discount codes and credit; every
-    money movement still goes through services. Supervisors also manage policy versions.
+    Connected to post_migrate for every app; does its work once per app the roles cover. The
+    permissions of those apps are created here first, so the groups are complete whatever
+    order the apps' signals come in (create_permissions is idempotent too).
     """
-    agent, _ = Group.objects.get_or_create(name=SUPPORT_AGENT)
-    supervisor, _ = Group.objects.get_or_create(name=SUPERVISOR)
-    view = list(_permissions(_AGENT_MODELS, ["view"]))
-    change = list(
-        _permissions({"orders": ["order"], "credits": ["discountcode"]}, ["add", "change"])
-    )
-    agent.permissions.set(view + change)
-    supervisor.permissions.set(
-        view + change + list(_permissions(_SUPERVISOR_EXTRA, ["view", "add", "change"]))
-    )
+    if sender is not None and sender.label not in _AGENT_VIEW:
+        return
+    for app_label in _AGENT_VIEW:
+        create_permissions(
+            global_apps.get_app_config(app_label), verbosity=0, using=using, apps=global_apps
+        )
+    agent, _ = Group.objects.using(using).get_or_create(name=SUPPORT_AGENT)
+    supervisor, _ = Group.objects.using(using).get_or_create(name=SUPERVISOR)
+    agent_permissions = _permissions(_view(_AGENT_VIEW), using) + _permissions(_AGENT_EDIT, using)
+    agent.permissions.set(agent_permissions)
+    supervisor.permissions.set(agent_permissions + _permissions(_SUPERVISOR_EDIT, using))

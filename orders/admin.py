@@ -1,0 +1,538 @@
+"""Admin for support agents and supervisors (D-9): orders with their audit trail and lifecycle
+buttons, money records read-only, policy versions grouped by clause.
+
+Thin: the lifecycle buttons call `orders.services.order_advance`; a refusal is a message.
+"""
+
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import HttpResponseNotAllowed
+from django.shortcuts import redirect
+from django.urls import path, reverse
+from django.utils import timezone
+from django_fsm import has_transition_perm
+
+from core.errors import DomainError
+from orders.models import (
+    GatewayOperation,
+    MenuItem,
+    Order,
+    OrderEvent,
+    OrderItem,
+    Payment,
+    PolicyVersion,
+    Restaurant,
+)
+from orders.selectors import order_next_actions
+from orders.services import order_advance
+from refunds.models import Refund
+
+# -- read-only building blocks, shared with the credits and refunds admins -----------------
+
+
+class ReadOnlyModelAdmin(admin.ModelAdmin):
+    """Money and audit records: visible in admin, written only by services."""
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+class ReadOnlyTabularInline(admin.TabularInline):
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+def search_term_without_hash(search_term: str) -> str:
+    """People copy "Order #12" from pages; search for 12."""
+    return search_term.replace("#", " ").strip()
+
+
+# -- policy versions -----------------------------------------------------------------------
+
+POLICY_FIELDSETS = [
+    (
+        "Version",
+        {"fields": ["label", "effective_from", "summary_of_changes", "created_at"]},
+    ),
+    (
+        "L-2.1 / K-B1 Cancellation fee and window",
+        {
+            "description": "Bounds for each restaurant's own fee and cancellation window.",
+            "fields": [
+                ("cancellation_fee_min_percent", "cancellation_fee_max_percent"),
+                ("cancellation_window_min_minutes", "cancellation_window_max_minutes"),
+            ],
+        },
+    ),
+    (
+        "K-OV Platform intervention",
+        {
+            "description": "A cancellation request unanswered this long goes to support.",
+            "fields": ["cancellation_response_minutes"],
+        },
+    ),
+    (
+        "L-2.2 Restaurant cancellation",
+        {"description": "Goodwill promotional credit.", "fields": ["restaurant_cancel_goodwill"]},
+    ),
+    (
+        "L-7.1 Promotional credit",
+        {"fields": ["promo_credit_expiry_days", "promo_credit_min_order"]},
+    ),
+    (
+        "L-6.1 Late delivery",
+        {
+            "description": "Tiers in minutes past the estimate.",
+            "fields": [
+                "late_small_credit",
+                ("late_partial_minutes", "late_partial_percent"),
+                ("late_full_minutes", "late_auto_refund_minutes"),
+                "weather_blocks_automatic",
+                "ready_late_full_minutes",
+            ],
+        },
+    ),
+    (
+        "L-5.1 Quality report windows",
+        {"fields": ["quality_window_pickup_minutes", "quality_window_delivery_minutes"]},
+    ),
+    ("L-6.2 Non-delivery", {"fields": ["locate_minutes"]}),
+    (
+        "L-4.1 Review",
+        {"fields": ["review_due_soon_hours", "review_sla_hours", "supervisor_approval_above"]},
+    ),
+    (
+        "L-4.2 Refund processing (business days)",
+        {
+            "fields": [
+                ("refund_processing_min_days", "refund_processing_max_days"),
+                ("bank_processing_min_days", "bank_processing_max_days"),
+            ]
+        },
+    ),
+    (
+        "L-8.1 Escalation (business days)",
+        {"fields": [("escalation_min_days", "escalation_max_days")]},
+    ),
+    ("Published text (/policy/)", {"classes": ["collapse"], "fields": ["text"]}),
+]
+
+
+def _flatten(fields) -> list[str]:
+    return [name for field in fields for name in (field if isinstance(field, tuple) else [field])]
+
+
+def policy_fieldsets() -> list:
+    """The clause fieldsets, plus any parameter added to the model since, so none is hidden."""
+    listed = {name for _, options in POLICY_FIELDSETS for name in _flatten(options["fields"])}
+    rest = [
+        field.name
+        for field in PolicyVersion._meta.concrete_fields
+        if not field.primary_key and field.name not in listed
+    ]
+    return POLICY_FIELDSETS + ([("Other parameters", {"fields": rest})] if rest else [])
+
+
+class PolicyVersionForm(forms.ModelForm):
+    class Meta:
+        model = PolicyVersion
+        fields = ["effective_from"]  # the admin adds its fieldsets' fields
+
+    def clean_effective_from(self):
+        """K-UP: orders pin the version in force when placed, so a version cannot start before
+        an order that was already pinned to another one."""
+        effective_from = self.cleaned_data["effective_from"]
+        if effective_from and Order.objects.filter(placed_at__gte=effective_from).exists():
+            raise ValidationError(
+                "Orders placed since then are already pinned to the version in force at the "
+                "time; choose a later date (K-UP)."
+            )
+        return effective_from
+
+
+@admin.register(PolicyVersion)
+class PolicyVersionAdmin(admin.ModelAdmin):
+    """Supervisors publish versions (D-4). A version in effect may be pinned to orders, so it
+    is read-only; the model's `clean` checks that every lower bound stays below its upper."""
+
+    form = PolicyVersionForm
+    list_display = ("label", "effective_from", "state", "created_at")
+    search_fields = ("label", "summary_of_changes")
+    date_hierarchy = "effective_from"
+    readonly_fields = ("created_at",)
+
+    def get_fieldsets(self, request, obj=None):
+        return policy_fieldsets()
+
+    @admin.display(description="State")
+    def state(self, version: PolicyVersion) -> str:
+        return "scheduled" if self._is_scheduled(version) else "published (read-only)"
+
+    @staticmethod
+    def _is_scheduled(version: PolicyVersion) -> bool:
+        return version.effective_from > timezone.now()
+
+    def has_change_permission(self, request, obj=None):
+        if obj is not None and not self._is_scheduled(obj):
+            return False
+        return super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request, obj=None):
+        if obj is not None and not self._is_scheduled(obj):
+            return False
+        return super().has_delete_permission(request, obj)
+
+
+# -- restaurants and menus -----------------------------------------------------------------
+
+
+class MenuItemInline(admin.TabularInline):
+    model = MenuItem
+    extra = 0
+    fields = ("name", "price", "is_promotional", "is_available", "allergens")
+
+
+@admin.register(Restaurant)
+class RestaurantAdmin(admin.ModelAdmin):
+    list_display = (
+        "name",
+        "address",
+        "cancellation_window_minutes",
+        "cancellation_fee_percent",
+        "delivery_fee",
+        "opens_at",
+        "closes_at",
+        "offers_delivery",
+        "offers_pickup",
+        "offers_dine_in",
+    )
+    list_filter = ("offers_delivery", "offers_pickup", "offers_dine_in")
+    search_fields = ("name", "slug", "address")
+    prepopulated_fields = {"slug": ("name",)}
+    raw_id_fields = ("members",)
+    inlines = [MenuItemInline]
+
+
+@admin.register(MenuItem)
+class MenuItemAdmin(admin.ModelAdmin):
+    list_display = ("name", "restaurant", "price", "is_promotional", "is_available")
+    list_filter = ("is_promotional", "is_available", "restaurant")
+    search_fields = ("name", "restaurant__name")
+    list_select_related = ("restaurant",)
+    autocomplete_fields = ("restaurant",)
+
+
+# -- orders and their audit trail ----------------------------------------------------------
+
+TRANSITION_LABELS = {
+    "accept": "Accept",
+    "start_preparation": "Start preparing",
+    "mark_ready": "Mark ready",
+    "dispatch": "Hand to courier",
+    "deliver": "Mark delivered",
+    "hand_over": "Mark picked up",
+    "serve": "Mark served",
+    "close": "Close",
+}
+
+
+def transition_label(action: str) -> str:
+    return TRANSITION_LABELS.get(action, action.replace("_", " ").capitalize())
+
+
+MONEY_FIELDS = (
+    "subtotal",
+    "delivery_fee",
+    "discount_amount",
+    "promo_credit_applied",
+    "account_credit_applied",
+    "amount_charged",
+    "amount_paid",
+    "total",
+)
+TIME_FIELDS = (
+    "placed_at",
+    "accepted_at",
+    "preparation_started_at",
+    "ready_at",
+    "dispatched_at",
+    "delivered_at",
+    "picked_up_at",
+    "served_at",
+    "closed_at",
+    "cancelled_at",
+    "cancellation_requested_at",
+    "reported_missing_at",
+    "estimated_ready_at",
+    "estimated_delivery_at",
+)
+ORDER_FIELDS = (
+    "buyer",
+    "restaurant",
+    "fulfillment",
+    "status",
+    "policy_version",
+    "delivery_address",
+    "discount_code",
+    "delay_cause",
+)
+
+
+class OrderItemInline(ReadOnlyTabularInline):
+    model = OrderItem
+    fields = ("name", "unit_price", "quantity", "line_total", "is_promotional")
+    readonly_fields = fields
+
+
+class PaymentInline(ReadOnlyTabularInline):
+    model = Payment
+    fields = ("created_at", "amount", "status", "gateway", "gateway_reference", "failure_message")
+    readonly_fields = fields
+    show_change_link = True
+
+
+class RefundInline(ReadOnlyTabularInline):
+    model = Refund
+    fields = (
+        "created_at",
+        "amount",
+        "destination",
+        "status",
+        "gateway_reference",
+        "reason",
+        "clauses",
+        "created_by",
+        "expected_in_bank_by",
+    )
+    readonly_fields = fields
+    show_change_link = True
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("created_by")
+
+
+class OrderEventInline(ReadOnlyTabularInline):
+    """The order's timeline: every transition, payment and refund, with who and why."""
+
+    model = OrderEvent
+    verbose_name = "timeline event"
+    verbose_name_plural = "timeline (audit trail)"
+    fields = (
+        "created_at",
+        "kind",
+        "name",
+        "from_status",
+        "to_status",
+        "actor",
+        "actor_role",
+        "message",
+        "reason",
+        "clauses",
+        "amount",
+    )
+    readonly_fields = fields
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("actor")
+
+
+@admin.register(Order)
+class OrderAdmin(admin.ModelAdmin):
+    """Orders for support. Only the delivery address of a delivery order is editable; status
+    moves through the lifecycle buttons, which call `order_advance` (never a form field)."""
+
+    list_display = (
+        "id",
+        "placed_at",
+        "buyer",
+        "restaurant",
+        "fulfillment",
+        "status",
+        "total",
+        "amount_charged",
+    )
+    list_filter = (
+        "status",
+        "fulfillment",
+        "restaurant",
+        "delay_cause",
+        "placed_at",
+        "delivered_at",
+        "policy_version",
+    )
+    search_fields = (
+        "id__exact",
+        "buyer__username",
+        "buyer__email",
+        "restaurant__name",
+        "discount_code__code",
+        "payments__gateway_reference",
+        "refunds__gateway_reference",
+    )
+    date_hierarchy = "placed_at"
+    list_select_related = ("buyer", "restaurant")
+    fieldsets = (
+        (None, {"fields": ORDER_FIELDS}),
+        ("Money (D-7)", {"fields": MONEY_FIELDS}),
+        ("Times", {"fields": TIME_FIELDS}),
+    )
+    inlines = [OrderItemInline, PaymentInline, RefundInline, OrderEventInline]
+
+    def get_readonly_fields(self, request, obj=None):
+        everything = ORDER_FIELDS + MONEY_FIELDS + TIME_FIELDS
+        if obj is not None and obj.fulfillment == Order.Fulfillment.DELIVERY:
+            return tuple(name for name in everything if name != "delivery_address")
+        return everything
+
+    def get_search_results(self, request, queryset, search_term):
+        return super().get_search_results(request, queryset, search_term_without_hash(search_term))
+
+    def has_add_permission(self, request):
+        return False  # orders are placed by buyers, through `order_place`
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # money and audit records stay
+
+    def save_model(self, request, obj, form, change):
+        # Only what the form changed: a full save could overwrite a concurrent transition.
+        if form.changed_data:
+            obj.save(update_fields=form.changed_data)
+
+    def get_urls(self):
+        info = self.opts.app_label, self.opts.model_name
+        advance = path(
+            "<path:object_id>/advance/<str:action>/",
+            self.admin_site.admin_view(self.advance_view),
+            name="{}_{}_advance".format(*info),
+        )
+        return [advance, *super().get_urls()]
+
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        context["transition_buttons"] = self.transition_buttons(request, obj) if obj else []
+        return super().render_change_form(request, context, add, change, form_url, obj)
+
+    def transition_buttons(self, request, order: Order) -> list[dict]:
+        """The lifecycle steps this user may take on this order now."""
+        if not self.has_change_permission(request, order):
+            return []
+        return [
+            {
+                "action": action,
+                "label": transition_label(action),
+                "url": reverse("admin:orders_order_advance", args=[order.pk, action]),
+            }
+            for action in order_next_actions(order)
+            if has_transition_perm(getattr(order, action), request.user)
+        ]
+
+    def advance_view(self, request, object_id, action):
+        """POST: take one lifecycle step through the service; a refusal becomes a message."""
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        order = self.get_object(request, unquote(object_id))
+        if order is None:
+            return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
+        if not self.has_change_permission(request, order):
+            raise PermissionDenied
+        try:
+            order = order_advance(order_id=order.pk, action=action, actor=request.user)
+        except DomainError as error:
+            self.message_user(request, f"{order}: {error.detail}", messages.ERROR)
+        else:
+            self.message_user(
+                request,
+                f"{order}: {transition_label(action).lower()} done; the order is now "
+                f"{order.get_status_display().lower()}.",
+                messages.SUCCESS,
+            )
+        return redirect("admin:orders_order_change", order.pk)
+
+
+@admin.register(OrderItem)
+class OrderItemAdmin(ReadOnlyModelAdmin):
+    list_display = ("order", "name", "quantity", "unit_price", "line_total", "is_promotional")
+    list_filter = ("is_promotional",)
+    search_fields = ("order__id__exact", "name")
+    list_select_related = ("order",)
+
+    def get_search_results(self, request, queryset, search_term):
+        return super().get_search_results(request, queryset, search_term_without_hash(search_term))
+
+
+@admin.register(OrderEvent)
+class OrderEventAdmin(ReadOnlyModelAdmin):
+    """The audit trail across all orders."""
+
+    list_display = (
+        "created_at",
+        "order",
+        "kind",
+        "name",
+        "from_status",
+        "to_status",
+        "actor",
+        "actor_role",
+        "amount",
+        "message",
+    )
+    list_filter = ("kind", "actor_role", "name", "created_at")
+    search_fields = ("order__id__exact", "actor__username", "message", "reason")
+    date_hierarchy = "created_at"
+    list_select_related = ("order", "actor")
+
+    def get_search_results(self, request, queryset, search_term):
+        return super().get_search_results(request, queryset, search_term_without_hash(search_term))
+
+
+@admin.register(Payment)
+class PaymentAdmin(ReadOnlyModelAdmin):
+    list_display = (
+        "id",
+        "order",
+        "amount",
+        "status",
+        "gateway",
+        "gateway_reference",
+        "created_at",
+    )
+    list_filter = ("status", "gateway", "created_at")
+    search_fields = (
+        "order__id__exact",
+        "gateway_reference",
+        "idempotency_key",
+        "order__buyer__username",
+        "order__buyer__email",
+    )
+    date_hierarchy = "created_at"
+    list_select_related = ("order",)
+
+    def get_search_results(self, request, queryset, search_term):
+        return super().get_search_results(request, queryset, search_term_without_hash(search_term))
+
+
+@admin.register(GatewayOperation)
+class GatewayOperationAdmin(ReadOnlyModelAdmin):
+    """What the simulated gateway recorded: the processor's side of every charge and refund."""
+
+    list_display = ("reference", "kind", "amount", "currency", "succeeded", "charge", "created_at")
+    list_filter = ("kind", "succeeded", "created_at")
+    search_fields = ("reference", "idempotency_key", "charge__reference")
+    date_hierarchy = "created_at"
+    list_select_related = ("charge",)
