@@ -9,5 +9,6 @@ class CoreConfig(AppConfig):
     def ready(self):
         from core.roles import sync_role_permissions
 
-        # Permissions exist only after migrate has run, so roles are synced then.
-        post_migrate.connect(sync_role_permissions, sender=self)
+        # Permissions exist only after migrate has run, so roles are synced then. Not with
+        # sender=self: post_migrate is only sent for apps with a models module, and core has none.
+        post_migrate.connect(sync_role_permissions, dispatch_uid="core.roles.sync_role_permissions")
