@@ -30,7 +30,7 @@ run: demo
 
 # The whole suite, against PostgreSQL and Redis (DATABASE_URL / REDIS_URL, see config/settings/test.py).
 test: install
-	DJANGO_ALLOW_ASYNC_UNSAFE=true $(VENV)/bin/pytest
+	$(VENV)/bin/pytest
 
 lint: install
 	$(VENV)/bin/ruff check .

@@ -372,6 +372,7 @@ def order_advance(*, order_id: int, action: str, actor) -> Order:
     now = timezone.now()
     from_status = order.status
     order_apply_transition(order, transition_method, at=now)
+    by_partner = is_restaurant_member(order.restaurant_id, actor)
     order_event_record(
         order=order,
         kind=OrderEvent.Kind.TRANSITION,
@@ -379,12 +380,11 @@ def order_advance(*, order_id: int, action: str, actor) -> Order:
         from_status=from_status,
         to_status=order.status,
         actor=actor,
-        role=(
-            OrderEvent.Role.RESTAURANT
-            if is_restaurant_member(order.restaurant_id, actor)
-            else OrderEvent.Role.SUPPORT
-        ),
-        message=SELLER_ACTIONS[action],
+        role=OrderEvent.Role.RESTAURANT if by_partner else OrderEvent.Role.SUPPORT,
+        message=SELLER_ACTIONS[action]
+        if by_partner
+        else f"{SELLER_ACTIONS[action]} Support stepped in for the restaurant.",
+        clauses=() if by_partner else ("K-OV",),
         at=now,
     )
     return order
