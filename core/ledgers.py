@@ -80,24 +80,13 @@ def order_violations() -> list[str]:
     """Each order's money adds up (D-7): total = lines + fee - discount, and the card paid the
     total less credit."""
     problems = []
-    for order in Order.objects.only(*ORDER_MONEY).iterator(chunk_size=2000):
+    for order in Order.objects.only(*Order.MONEY_FIELDS).iterator(chunk_size=2000):
         if order.total != order.subtotal + order.delivery_fee - order.discount_amount:
             problems.append(f"{order}: total {order.total} is not lines + fee - discount")
         credit = order.promo_credit_applied + order.account_credit_applied
         if order.amount_charged != order.total - credit:
             problems.append(f"{order}: charged {order.amount_charged} is not total - credit")
     return problems
-
-
-ORDER_MONEY = [
-    "subtotal",
-    "delivery_fee",
-    "discount_amount",
-    "promo_credit_applied",
-    "account_credit_applied",
-    "amount_charged",
-    "total",
-]
 
 
 def ledger_violations() -> list[str]:

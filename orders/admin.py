@@ -257,32 +257,8 @@ def transition_label(action: str) -> str:
     return TRANSITION_LABELS.get(action, action.replace("_", " ").capitalize())
 
 
-MONEY_FIELDS = (
-    "subtotal",
-    "delivery_fee",
-    "discount_amount",
-    "promo_credit_applied",
-    "account_credit_applied",
-    "amount_charged",
-    "amount_paid",
-    "total",
-)
-TIME_FIELDS = (
-    "placed_at",
-    "accepted_at",
-    "preparation_started_at",
-    "ready_at",
-    "dispatched_at",
-    "delivered_at",
-    "picked_up_at",
-    "served_at",
-    "closed_at",
-    "cancelled_at",
-    "cancellation_requested_at",
-    "reported_missing_at",
-    "estimated_ready_at",
-    "estimated_delivery_at",
-)
+MONEY_FIELDS = (*Order.MONEY_FIELDS, "amount_paid")
+TIME_FIELDS = Order.TIME_FIELDS
 ORDER_FIELDS = (
     "buyer",
     "restaurant",

@@ -260,6 +260,43 @@ class Order(ConcurrentTransitionMixin, models.Model):
         COURIER = "courier"
         PLATFORM = "platform"
 
+    # What has ended: nothing more happens on the restaurant's side.
+    FINISHED_STATUSES = frozenset(
+        {
+            Status.DELIVERED,
+            Status.PICKED_UP,
+            Status.CLOSED,
+            Status.CANCELLED,
+            Status.UNDELIVERABLE,
+        }
+    )
+    # The money of D-7, and every timestamp of the lifecycle.
+    MONEY_FIELDS = (
+        "subtotal",
+        "delivery_fee",
+        "discount_amount",
+        "promo_credit_applied",
+        "account_credit_applied",
+        "amount_charged",
+        "total",
+    )
+    TIME_FIELDS = (
+        "placed_at",
+        "accepted_at",
+        "preparation_started_at",
+        "ready_at",
+        "dispatched_at",
+        "delivered_at",
+        "picked_up_at",
+        "served_at",
+        "closed_at",
+        "cancelled_at",
+        "cancellation_requested_at",
+        "reported_missing_at",
+        "estimated_ready_at",
+        "estimated_delivery_at",
+    )
+
     buyer = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="orders"
     )

@@ -37,17 +37,11 @@ def order_list_for_partner(user) -> QuerySet[Order]:
 
 def order_queue_for_partner(user) -> QuerySet[Order]:
     """The seller's live queue: open orders, oldest first (new ones are marked by the page)."""
-    open_states = [
-        Order.Status.PLACED,
-        Order.Status.ACCEPTED,
-        Order.Status.CANCELLATION_REQUESTED,
-        Order.Status.PREPARING,
-        Order.Status.READY,
-        Order.Status.OUT_FOR_DELIVERY,
-        Order.Status.SERVED,
-        Order.Status.MISSING,
-    ]
-    return order_list_for_partner(user).filter(status__in=open_states).order_by("placed_at")
+    return (
+        order_list_for_partner(user)
+        .exclude(status__in=Order.FINISHED_STATUSES)
+        .order_by("placed_at")
+    )
 
 
 def order_next_actions(order: Order) -> list[str]:
@@ -66,17 +60,12 @@ def restaurant_list_for_buyers(now) -> list[Restaurant]:
 
 
 def order_list_recently_finished_for_partner(user, *, since) -> QuerySet[Order]:
-    """Orders of the user's restaurants that ended at or after `since` (delivered, picked up,
-    closed or cancelled), newest first, each annotated with `finished_at`."""
+    """Orders of the user's restaurants that ended at or after `since`, newest first, each
+    annotated with `finished_at`."""
     return (
         Order.objects.filter(
             restaurant__members=user,
-            status__in=[
-                Order.Status.DELIVERED,
-                Order.Status.PICKED_UP,
-                Order.Status.CLOSED,
-                Order.Status.CANCELLED,
-            ],
+            status__in=Order.FINISHED_STATUSES,
         )
         .select_related("restaurant")
         .annotate(finished_at=Coalesce("delivered_at", "picked_up_at", "closed_at", "cancelled_at"))

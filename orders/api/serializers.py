@@ -221,15 +221,6 @@ class OrderDetailSerializer(serializers.ModelSerializer):
 
 # -- seller --------------------------------------------------------------------------------
 
-# D-4: a partner sees the buyer's address only while the order is still on its way.
-_FINISHED = {
-    Order.Status.DELIVERED,
-    Order.Status.PICKED_UP,
-    Order.Status.CLOSED,
-    Order.Status.CANCELLED,
-    Order.Status.UNDELIVERABLE,
-}
-
 
 class SellerOrderItemSerializer(serializers.ModelSerializer):
     class Meta:
@@ -271,7 +262,8 @@ class SellerOrderSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
     def get_delivery_address(self, order: Order) -> str:
-        return "" if order.status in _FINISHED else order.delivery_address
+        # D-4: a partner sees the buyer's address only while the order is on its way.
+        return "" if order.status in Order.FINISHED_STATUSES else order.delivery_address
 
     @extend_schema_field(serializers.ListField(child=serializers.CharField()))
     def get_next_actions(self, order: Order) -> list[str]:
