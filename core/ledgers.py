@@ -6,7 +6,8 @@ from django.db.models.functions import Coalesce
 from core.money import ZERO
 from credits.models import CreditGrant, CreditTransaction
 from orders.models import GatewayOperation, Order, Payment
-from refunds.models import Refund
+from orders.services import COMPLETED_STATUSES
+from refunds.models import Refund, RestaurantLedgerEntry
 
 _MONEY = DecimalField(max_digits=14, decimal_places=2)
 
@@ -89,5 +90,30 @@ def order_violations() -> list[str]:
     return problems
 
 
+def restaurant_ledger_violations() -> list[str]:
+    """A restaurant is booked a sale only for a fulfilled order, at its food value less the
+    discount, and keeps a cancellation fee only as quoted on an order cancelled at its request."""
+    sales = RestaurantLedgerEntry.objects.filter(kind="sale").select_related("order")
+    problems = [
+        f"{e}: order #{e.order_id} is {e.order.status}, sold at {e.amount}"
+        for e in sales
+        if e.order.status not in COMPLETED_STATUSES
+        or e.amount != e.order.subtotal - e.order.discount_amount
+    ]
+    fees = RestaurantLedgerEntry.objects.filter(kind="cancellation_fee").select_related("order")
+    problems += [
+        f"{e}: order #{e.order_id} quoted {e.order.cancellation_fee}"
+        for e in fees
+        if e.order.status != Order.Status.CANCELLED or e.amount != e.order.cancellation_fee
+    ]
+    return problems
+
+
 def ledger_violations() -> list[str]:
-    return order_violations() + refund_violations() + credit_violations() + payment_violations()
+    return (
+        order_violations()
+        + refund_violations()
+        + credit_violations()
+        + payment_violations()
+        + restaurant_ledger_violations()
+    )

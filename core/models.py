@@ -44,3 +44,33 @@ class IdempotencyRecord(models.Model):
 
     def __str__(self):
         return f"{self.method} {self.path} [{self.key}] {self.status}"
+
+
+class Notification(models.Model):
+    """A message to one user, listed in the app (unread count in the header) and, when
+    `email` is set, sent by email after the change that caused it commits."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="notifications"
+    )
+    title = models.CharField(max_length=160)
+    body = models.TextField()
+    order = models.ForeignKey(
+        "orders.Order", null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
+    url = models.CharField(max_length=240, blank=True)
+    email = models.BooleanField(default=True)
+    emailed_at = models.DateTimeField(null=True, blank=True)
+    read_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        indexes = [
+            models.Index(
+                fields=["user"], condition=Q(read_at__isnull=True), name="notification_unread"
+            )
+        ]
+
+    def __str__(self):
+        return f"{self.title} → {self.user}"

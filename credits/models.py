@@ -60,6 +60,12 @@ class CreditGrant(models.Model):
                 condition=Q(remaining__gte=0, remaining__lte=F("amount")),
                 name="credit_grant_remaining_within_amount",
             ),
+            # L-2.2: one goodwill credit per restaurant cancellation.
+            models.UniqueConstraint(
+                fields=["order"],
+                condition=Q(source="restaurant_cancel_goodwill"),
+                name="credit_grant_one_goodwill_per_order",
+            ),
             # L-7.1: promotional credit always expires; account credit never does.
             models.CheckConstraint(
                 condition=Q(kind="promo", expires_at__isnull=False)
@@ -108,6 +114,11 @@ class CreditTransaction(models.Model):
             ),
             models.UniqueConstraint(
                 fields=["grant"], condition=Q(kind="expiry"), name="credit_transaction_one_expiry"
+            ),
+            models.UniqueConstraint(
+                fields=["grant", "order"],
+                condition=Q(kind="restore"),
+                name="credit_transaction_one_restore_per_order",
             ),
         ]
 

@@ -91,3 +91,32 @@ def discount_code_redeem(*, discount: DiscountCode, order, now: dt.datetime) -> 
         raise InvalidInput(
             "code_used", f"The code {discount.code} has already been used.", clauses=["L-7.2"]
         )
+
+
+def credit_restore_for_order(*, order, now: dt.datetime) -> Decimal:
+    """Give back the promotional credit a cancelled order spent, to the grants it came from and
+    with their expiry (the order never happened; L-7.1 forbids only paying it out as money).
+    Grants already expired stay expired. Returns the amount restored; running it twice
+    restores nothing more."""
+    spends = CreditTransaction.objects.filter(
+        order=order, kind=CreditTransaction.Kind.SPEND, grant__kind=CreditGrant.Kind.PROMO
+    ).select_related("grant")
+    restored = Decimal("0.00")
+    for spend in spends:
+        grant = CreditGrant.objects.select_for_update().get(pk=spend.grant_id)
+        already = CreditTransaction.objects.filter(
+            grant=grant, order=order, kind=CreditTransaction.Kind.RESTORE
+        ).exists()
+        if already or grant.expires_at <= now:
+            continue
+        CreditTransaction.objects.create(
+            grant=grant,
+            buyer_id=grant.buyer_id,
+            kind=CreditTransaction.Kind.RESTORE,
+            amount=-spend.amount,
+            order=order,
+            note=f"Order #{order.pk} cancelled",
+        )
+        CreditGrant.objects.filter(pk=grant.pk).update(remaining=F("remaining") - spend.amount)
+        restored -= spend.amount
+    return restored

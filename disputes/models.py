@@ -1,1 +1,46 @@
-"""Escalations, chargebacks, interventions and incidents arrive with the disputes issues (D-5)."""
+"""The platform stepping in (K-OV). Escalations, chargebacks and incidents join with their
+issues (D-5)."""
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+
+class Intervention(models.Model):
+    """A case where a restaurant or a buyer did not follow the rules in time, handed to support
+    with the one action that resolves it (K-OV)."""
+
+    class Kind(models.TextChoices):
+        UNANSWERED_CANCELLATION = "unanswered_cancellation", "Unanswered cancellation request"
+
+    class Status(models.TextChoices):
+        OPEN = "open"
+        RESOLVED = "resolved"
+
+    kind = models.CharField(max_length=32, choices=Kind.choices)
+    order = models.ForeignKey(
+        "orders.Order", on_delete=models.PROTECT, related_name="interventions"
+    )
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.OPEN)
+    summary = models.CharField(max_length=240)
+    opened_at = models.DateTimeField(default=timezone.now, db_index=True)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    resolved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    action_taken = models.CharField(max_length=240, blank=True)
+
+    class Meta:
+        ordering = ["opened_at"]
+        constraints = [
+            # Handing a case to support twice would make two agents act on it.
+            models.UniqueConstraint(
+                fields=["order", "kind"],
+                condition=Q(status="open"),
+                name="intervention_one_open_per_order_and_kind",
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.get_kind_display()} on {self.order}"

@@ -14,6 +14,7 @@ from django.utils import timezone
 from django_fsm import ConcurrentTransitionMixin, FSMField, transition
 
 from core.money import ZERO
+from orders.policy import RestaurantCancelReason
 
 MONEY = {"max_digits": 12, "decimal_places": 2}
 PERCENT = {"max_digits": 5, "decimal_places": 2}
@@ -338,6 +339,14 @@ class Order(ConcurrentTransitionMixin, models.Model):
     delay_cause = models.CharField(
         max_length=12, choices=DelayCause.choices, default=DelayCause.NONE
     )
+    # Cancellation: the fee quoted to the buyer when they asked (binding, L-2.1), the reason and
+    # explanation a restaurant gave (K-S2), and when a restaurant turned a request down.
+    cancellation_fee = models.DecimalField(null=True, blank=True, **MONEY)
+    cancellation_reason = models.CharField(
+        max_length=20, blank=True, choices=list(RestaurantCancelReason.LABELS.items())
+    )
+    cancellation_explanation = models.TextField(blank=True)
+    cancellation_denied_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-placed_at"]

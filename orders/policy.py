@@ -1,12 +1,11 @@
-"""Order rules: pricing at placement (D-7, L-7.1, L-7.2). Pure: plain data in, a decision out.
+"""Order rules: pricing at placement (D-7, L-7.1, L-7.2) and cancellation by the buyer and the
+restaurant (L-2.1, L-2.2, K-B1..3, K-S1..3). Pure: plain data in, a decision out."""
 
-Cancellation rules (L-2.1, L-2.2, K-B1..3, K-S1..3) join this module with the cancellation work.
-"""
-
+import datetime as dt
 from dataclasses import dataclass
 from decimal import Decimal
 
-from core.money import ZERO, to_cents
+from core.money import ZERO, percent_of, to_cents
 from credits.policy import (
     CreditFacts,
     CreditSpend,
@@ -76,3 +75,199 @@ def price_order(
         credit_spends=tuple(spends),
         clauses=clauses,
     )
+
+
+# -- cancellation (L-2.1, L-2.2, K-B1..3, K-S1..3) -----------------------------------------
+
+
+class CancelOutcome:
+    CANCEL_NOW = "cancel_now"  # L-2.1 before acceptance: free, full refund at once
+    REQUEST = "request"  # L-2.1 after acceptance: the restaurant approves, a fee applies
+    REFUSED = "refused"
+
+
+@dataclass(frozen=True)
+class BuyerCancellationFacts:
+    status: str
+    accepted_at: dt.datetime | None
+    window_minutes: int  # the restaurant's window (K-B1)
+    fee_percent: Decimal  # the restaurant's fee
+    fee_min_percent: Decimal  # the pinned version's bounds (L-2.1 "typically 10-20%")
+    fee_max_percent: Decimal
+    amount_paid: Decimal
+    previously_denied: bool = False  # the restaurant already said no to a request
+
+
+@dataclass(frozen=True)
+class CancellationDecision:
+    outcome: str
+    fee: Decimal
+    refund: Decimal
+    clauses: tuple[str, ...]
+    code: str
+    detail: str
+    window_ends_at: dt.datetime | None = None
+
+    @property
+    def allowed(self) -> bool:
+        return self.outcome != CancelOutcome.REFUSED
+
+    @property
+    def requires_restaurant_approval(self) -> bool:
+        return self.outcome == CancelOutcome.REQUEST
+
+
+_AFTER_PREPARATION = {"preparing", "ready", "out_for_delivery", "delivered", "picked_up"}
+_ENDED = {"served", "closed", "cancelled", "missing", "undeliverable"}
+
+
+def cancellation_fee(amount_paid: Decimal, facts: BuyerCancellationFacts) -> Decimal:
+    """The restaurant's percent of what was paid, held inside the version's bounds (L-2.1)."""
+    percent = min(max(facts.fee_percent, facts.fee_min_percent), facts.fee_max_percent)
+    return percent_of(amount_paid, percent)
+
+
+def decide_buyer_cancellation(facts: BuyerCancellationFacts, *, now: dt.datetime):
+    """What happens if the buyer cancels now (D-6 table): free before acceptance; a request to
+    the restaurant, with a fee, inside the restaurant's window; refused after it or once
+    preparation has begun."""
+    paid = facts.amount_paid
+    if facts.status == "placed":
+        return CancellationDecision(
+            CancelOutcome.CANCEL_NOW,
+            fee=ZERO,
+            refund=paid,
+            clauses=("L-2.1", "K-B3"),
+            code="free_cancellation",
+            detail=f"Free to cancel until the restaurant accepts: full refund of {paid}.",
+        )
+    if facts.status == "accepted":
+        window_ends_at = facts.accepted_at + dt.timedelta(minutes=facts.window_minutes)
+        if now >= window_ends_at:
+            return _refused(
+                "window_passed",
+                f"The restaurant's {facts.window_minutes}-minute cancellation window has passed.",
+                ("K-B1",),
+                window_ends_at=window_ends_at,
+            )
+        if facts.previously_denied:
+            return _refused(
+                "request_denied",
+                "The restaurant already declined to cancel this order.",
+                ("K-B1", "L-2.1"),
+                window_ends_at=window_ends_at,
+            )
+        fee = cancellation_fee(paid, facts)
+        return CancellationDecision(
+            CancelOutcome.REQUEST,
+            fee=fee,
+            refund=paid - fee,
+            clauses=("K-B1", "L-2.1"),
+            code="cancellation_request",
+            detail=f"The restaurant must approve; cancelling costs {fee}, "
+            f"you get {paid - fee} back.",
+            window_ends_at=window_ends_at,
+        )
+    if facts.status == "cancellation_requested":
+        return _refused(
+            "already_requested", "You have already asked to cancel this order.", ("L-2.1",)
+        )
+    if facts.status in _AFTER_PREPARATION:
+        return _refused(
+            "preparation_started",
+            "The restaurant has started preparing this order, so it can no longer be cancelled "
+            "and no refund is issued; it will be delivered or handed over as planned.",
+            ("L-2.1",),
+        )
+    return _refused("order_closed", "This order can no longer be cancelled.", ("L-2.1",))
+
+
+def _refused(code, detail, clauses, window_ends_at=None) -> CancellationDecision:
+    return CancellationDecision(
+        CancelOutcome.REFUSED, ZERO, ZERO, clauses, code, detail, window_ends_at=window_ends_at
+    )
+
+
+class RestaurantCancelReason:
+    """L-2.2: the reasons a restaurant may cancel for."""
+
+    ITEM_UNAVAILABLE = "item_unavailable"
+    TECHNICAL_ISSUE = "technical_issue"
+    CANNOT_FULFILL = "cannot_fulfill"
+    OPERATING_HOURS = "operating_hours"
+    LABELS = {
+        ITEM_UNAVAILABLE: "A menu item is unavailable",
+        TECHNICAL_ISSUE: "Technical issues",
+        CANNOT_FULFILL: "Unable to fulfil the order",
+        OPERATING_HOURS: "Operating hours changed",
+    }
+
+
+RESTAURANT_CANCELLABLE = {"placed", "accepted", "preparing", "ready"}
+MIN_EXPLANATION_LENGTH = 10
+
+
+@dataclass(frozen=True)
+class RestaurantCancellationDecision:
+    allowed: bool
+    refund: Decimal
+    goodwill_credit: Decimal
+    clauses: tuple[str, ...]
+    code: str
+    detail: str
+
+
+def decide_restaurant_cancellation(
+    *, status: str, reason: str, explanation: str, amount_paid: Decimal, goodwill: Decimal
+) -> RestaurantCancellationDecision:
+    """A restaurant may cancel until the order leaves it, for a reason of L-2.2 and with an
+    explanation the buyer reads at once (K-S2); the buyer gets everything paid back (K-S3,
+    L-2.2) and a goodwill promotional credit (L-2.2 "may also provide")."""
+    clauses = ("L-2.2", "K-S1", "K-S2", "K-S3")
+
+    def refused(code, detail):
+        return RestaurantCancellationDecision(False, ZERO, ZERO, clauses, code, detail)
+
+    if status not in RESTAURANT_CANCELLABLE:
+        return refused(
+            "not_cancellable", "This order can no longer be cancelled by the restaurant."
+        )
+    if reason not in RestaurantCancelReason.LABELS:
+        return refused("invalid_reason", "Choose one of the reasons the policy allows (L-2.2).")
+    if len(explanation.strip()) < MIN_EXPLANATION_LENGTH:
+        return refused("explanation_required", "Explain to the buyer why the order is cancelled.")
+    return RestaurantCancellationDecision(
+        True,
+        refund=amount_paid,
+        goodwill_credit=goodwill,
+        clauses=clauses,
+        code="restaurant_cancellation",
+        detail=f"The buyer gets {amount_paid} back in full and a goodwill credit of {goodwill}.",
+    )
+
+
+@dataclass(frozen=True)
+class TermsBounds:
+    window_min_minutes: int
+    window_max_minutes: int
+    fee_min_percent: Decimal
+    fee_max_percent: Decimal
+
+
+def restaurant_terms_errors(
+    *, window_minutes: int, fee_percent: Decimal, bounds: TermsBounds
+) -> dict[str, str]:
+    """A restaurant sets its own cancellation window (K-B1) and fee (L-2.1 "typically 10-20%")
+    inside the policy version's bounds. Returns the errors by field (none: the terms are fine)."""
+    errors = {}
+    if not bounds.window_min_minutes <= window_minutes <= bounds.window_max_minutes:
+        errors["cancellation_window_minutes"] = (
+            f"The window must be between {bounds.window_min_minutes} and "
+            f"{bounds.window_max_minutes} minutes (K-B1)."
+        )
+    if not bounds.fee_min_percent <= fee_percent <= bounds.fee_max_percent:
+        errors["cancellation_fee_percent"] = (
+            f"The fee must be between {bounds.fee_min_percent:g} % and "
+            f"{bounds.fee_max_percent:g} % (L-2.1)."
+        )
+    return errors

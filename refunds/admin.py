@@ -6,7 +6,7 @@ The refund review queue (refund requests) comes with the refund-request issue.
 from django.contrib import admin
 
 from orders.admin import ReadOnlyModelAdmin, search_term_without_hash
-from refunds.models import Refund
+from refunds.models import Refund, RestaurantLedgerEntry
 
 
 @admin.register(Refund)
@@ -64,3 +64,12 @@ class RefundAdmin(ReadOnlyModelAdmin):
 
     def get_search_results(self, request, queryset, search_term):
         return super().get_search_results(request, queryset, search_term_without_hash(search_term))
+
+
+@admin.register(RestaurantLedgerEntry)
+class RestaurantLedgerEntryAdmin(ReadOnlyModelAdmin):
+    list_display = ("id", "restaurant", "kind", "amount", "order", "created_at", "description")
+    list_filter = ("kind", "restaurant", "created_at")
+    search_fields = ("order__id__exact", "restaurant__name", "description")
+    date_hierarchy = "created_at"
+    list_select_related = ("restaurant", "order")

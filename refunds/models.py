@@ -66,3 +66,49 @@ class Refund(models.Model):
     def is_money_back(self) -> bool:
         """Card and account credit return paid money; promotional credit is goodwill (L-7.1)."""
         return self.destination != self.Destination.PROMO_CREDIT
+
+
+class RestaurantLedgerEntry(models.Model):
+    """What a restaurant is owed, entry by entry (L-9): a sale when an order is fulfilled, the
+    fee it keeps when it approves a buyer's cancellation, deductions for refunds it caused, and
+    payouts. Signed: what the platform owes the restaurant is positive."""
+
+    class Kind(models.TextChoices):
+        SALE = "sale"
+        CANCELLATION_FEE = "cancellation_fee", "Cancellation fee kept"
+        REFUND_DEDUCTION = "refund_deduction", "Refund deducted"
+        PAYOUT = "payout"
+
+    restaurant = models.ForeignKey(
+        "orders.Restaurant", on_delete=models.PROTECT, related_name="ledger_entries"
+    )
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    amount = models.DecimalField(**MONEY)
+    order = models.ForeignKey(
+        "orders.Order", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    refund = models.OneToOneField(
+        Refund, null=True, blank=True, on_delete=models.PROTECT, related_name="deduction"
+    )
+    description = models.CharField(max_length=240)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        verbose_name_plural = "restaurant ledger entries"
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(kind__in=["sale", "cancellation_fee"], amount__gt=0)
+                | Q(kind__in=["refund_deduction", "payout"], amount__lt=0),
+                name="restaurant_ledger_sign_matches_kind",
+            ),
+            # An order is sold once and its cancellation fee kept once.
+            models.UniqueConstraint(
+                fields=["order", "kind"],
+                condition=Q(kind__in=["sale", "cancellation_fee"]),
+                name="restaurant_ledger_one_sale_and_fee_per_order",
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.get_kind_display()} {self.amount} ({self.restaurant})"

@@ -16,9 +16,9 @@ from credits import services as credit_services
 from credits.models import CreditGrant
 from orders.gateway import get_gateway
 from orders.models import Order, OrderEvent, Payment
-from orders.services import order_event_record, order_for_update
+from orders import services as order_services
 from refunds import policy
-from refunds.models import Refund
+from refunds.models import Refund, RestaurantLedgerEntry
 
 MONEY_BACK = [Refund.Destination.CARD, Refund.Destination.ACCOUNT_CREDIT]
 COUNTED = [Refund.Status.PENDING, Refund.Status.SUCCEEDED]
@@ -53,7 +53,7 @@ def refund_order(
     """Give `amount` of what was paid back: card and account-credit parts by origin, or all as
     account credit (`method="account_credit"`, D-7). Repeating the call with the same key
     returns the same refunds and moves nothing more."""
-    order = order_for_update(order_id)
+    order = order_services.order_for_update(order_id)
     keys = {d: f"{idempotency_key}:{d}" for d in MONEY_BACK}
     existing = list(Refund.objects.filter(idempotency_key__in=keys.values()))
     if existing:
@@ -89,7 +89,7 @@ def refund_execute(
     clauses=(),
 ) -> Refund:
     """One money movement to one destination, exactly once per idempotency key."""
-    order = order_for_update(order_id)
+    order = order_services.order_for_update(order_id)
     existing = Refund.objects.filter(idempotency_key=idempotency_key).first()
     if existing:
         _check_same_request([existing], amount, idempotency_key)
@@ -158,7 +158,7 @@ def _create_and_move(
         expected_in_bank_by=dates.in_bank_by,
     )
     _move_money(refund, order, now)
-    order_event_record(
+    order_services.order_event_record(
         order=order,
         kind=OrderEvent.Kind.REFUND,
         name=f"refund_{refund.status}",
@@ -252,3 +252,30 @@ def _refund_message(refund: Refund) -> str:
         )
     kind = refund.get_destination_display().lower()
     return f"{refund.amount} {currency} added to your wallet as {kind}."
+
+
+def restaurant_ledger_record(
+    *, restaurant_id: int, kind: str, amount: Decimal, order, description: str, refund=None
+):
+    """Add an entry to a restaurant's ledger (L-9): signed, what the platform owes is
+    positive."""
+    return RestaurantLedgerEntry.objects.create(
+        restaurant_id=restaurant_id,
+        kind=kind,
+        amount=amount,
+        order=order,
+        refund=refund,
+        description=description,
+    )
+
+
+def restaurant_record_sale(order: Order) -> None:
+    """Book a fulfilled order to its restaurant: the food value, less the restaurant's discount
+    (credit and the delivery fee are the platform's)."""
+    restaurant_ledger_record(
+        restaurant_id=order.restaurant_id,
+        kind=RestaurantLedgerEntry.Kind.SALE,
+        amount=order.subtotal - order.discount_amount,
+        order=order,
+        description=f"Sale: order #{order.pk}",
+    )

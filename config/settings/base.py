@@ -115,6 +115,8 @@ WHITENOISE_USE_FINDERS = DEBUG
 EMAIL_CONFIG = env.email_url("EMAIL_URL", default="consolemail://")
 vars().update(EMAIL_CONFIG)
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="lojix <support@lojix.example>")
+# Links in emails point here.
+LOJIX_SITE_URL = env("LOJIX_SITE_URL", default="http://127.0.0.1:8000")
 
 # Money: one currency per deployment (D-7).
 LOJIX_CURRENCY = env("LOJIX_CURRENCY", default="USD")
@@ -141,6 +143,10 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_BEAT_SCHEDULE = {
+    "hand-unanswered-cancellation-requests-to-support": {
+        "task": "disputes.tasks.hand_unanswered_cancellation_requests_to_support",
+        "schedule": 60.0,
+    },
     "expire-credits": {
         "task": "credits.tasks.expire_credits",
         "schedule": 300.0,

@@ -16,4 +16,7 @@ STORAGES = {
 WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = True
 DEBUG = False
+# Tasks enqueued after commit run at once in the test process; tests that need a real worker
+# (tests/credits/test_tasks.py) switch this off for their duration.
+CELERY_TASK_ALWAYS_EAGER = True
 LOGGING = {"version": 1, "disable_existing_loggers": False, "root": {"level": "WARNING"}}

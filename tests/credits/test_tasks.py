@@ -55,13 +55,14 @@ def test_expiry_works_in_bounded_batches(now, buyer):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_real_worker_runs_the_task_from_the_broker(buyer):
+def test_a_real_worker_runs_the_task_from_the_broker(buyer, monkeypatch):
     """The task travels through Redis to a Celery worker, which expires the credit in
     PostgreSQL."""
     grant = give_credit(
         buyer, "5.00", kind="promo", expires_at=dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)
     )
     assert app.conf.broker_url.startswith("redis://")
+    monkeypatch.setitem(app.conf, "task_always_eager", False)
 
     with start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=10):
         expire_credits.delay()

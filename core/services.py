@@ -1,0 +1,38 @@
+"""Notifications: every user's in-app list, with an email sent after commit."""
+
+from functools import partial
+
+from django.db import transaction
+
+from core.models import Notification
+
+
+def notify(*, user, title: str, body: str, order=None, url: str = "", email: bool = True):
+    """Tell a user something: listed at once in the app; emailed by Celery once the change
+    that caused it commits (never for a change that rolls back)."""
+    notification = Notification.objects.create(
+        user=user, title=title, body=body, order=order, url=url or _order_url(order), email=email
+    )
+    if email and user.email:
+        from core.tasks import send_notification_email
+
+        transaction.on_commit(partial(send_notification_email.delay, notification.pk))
+    return notification
+
+
+def notify_restaurant(restaurant, **kwargs) -> None:
+    """Tell every partner of a restaurant."""
+    for member in restaurant.members.all():
+        notify(user=member, **kwargs)
+
+
+def notifications_mark_read(*, user, notification_ids=None, now) -> int:
+    """Mark the user's notifications read (all unread ones, or just these)."""
+    unread = Notification.objects.filter(user=user, read_at__isnull=True)
+    if notification_ids is not None:
+        unread = unread.filter(pk__in=notification_ids)
+    return unread.update(read_at=now)
+
+
+def _order_url(order) -> str:
+    return order.get_absolute_url() if order is not None else ""

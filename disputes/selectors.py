@@ -1,0 +1,37 @@
+"""Read queries for the platform's oversight (K-OV)."""
+
+import datetime as dt
+
+from django.db.models import QuerySet
+
+from disputes.models import Intervention
+from orders.models import Order
+
+
+def order_ids_with_unanswered_cancellation(*, now: dt.datetime, limit: int) -> list[int]:
+    """Orders whose cancellation request has waited longer than the pinned version's
+    `cancellation_response_minutes`, not yet handed to support; oldest first."""
+    waiting = (
+        Order.objects.filter(status=Order.Status.CANCELLATION_REQUESTED)
+        .exclude(
+            interventions__kind=Intervention.Kind.UNANSWERED_CANCELLATION,
+            interventions__status=Intervention.Status.OPEN,
+        )
+        .select_related("policy_version")
+        .only("pk", "cancellation_requested_at", "policy_version__cancellation_response_minutes")
+        .order_by("cancellation_requested_at", "pk")
+    )
+    due = []
+    for order in waiting.iterator(chunk_size=500):
+        minutes = order.policy_version.cancellation_response_minutes
+        if order.cancellation_requested_at + dt.timedelta(minutes=minutes) <= now:
+            due.append(order.pk)
+            if len(due) == limit:
+                break
+    return due
+
+
+def intervention_queue() -> QuerySet[Intervention]:
+    return Intervention.objects.filter(status=Intervention.Status.OPEN).select_related(
+        "order", "order__restaurant", "order__buyer"
+    )

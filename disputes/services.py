@@ -1,0 +1,72 @@
+"""The platform stepping in (K-OV): cases handed to support, and how they end."""
+
+import datetime as dt
+
+from django.db import IntegrityError, transaction
+
+from disputes.models import Intervention
+
+
+def intervention_open(*, order, kind: str, summary: str, now: dt.datetime) -> Intervention | None:
+    """Hand a case to support, once: an open case of the same kind for the order is kept."""
+    try:
+        with transaction.atomic():
+            return Intervention.objects.create(
+                order=order, kind=kind, summary=summary, opened_at=now
+            )
+    except IntegrityError:
+        return None
+
+
+def intervention_resolve_for_order(
+    *, order, kind: str, actor, action: str, now: dt.datetime
+) -> None:
+    """Close the open case of this kind on the order, saying who did what (if there is one)."""
+    Intervention.objects.filter(order=order, kind=kind, status=Intervention.Status.OPEN).update(
+        status=Intervention.Status.RESOLVED, resolved_by=actor, resolved_at=now, action_taken=action
+    )
+
+
+@transaction.atomic
+def intervention_hand_over_cancellation_request(*, order_id: int, now: dt.datetime) -> bool:
+    """Give an unanswered cancellation request to support (K-OV) and tell the restaurant and the
+    buyer. Re-checked under the order's lock: an answer that just came in wins."""
+    from core.services import notify, notify_restaurant
+    from orders.models import Order, OrderEvent
+    from orders.services import order_event_record, order_for_update
+
+    order = order_for_update(order_id)
+    if order.status != Order.Status.CANCELLATION_REQUESTED:
+        return False
+    minutes = order.policy_version.cancellation_response_minutes
+    summary = f"Restaurant did not answer the cancellation request within {minutes} minutes."
+    if (
+        intervention_open(
+            order=order, kind=Intervention.Kind.UNANSWERED_CANCELLATION, summary=summary, now=now
+        )
+        is None
+    ):
+        return False
+    order_event_record(
+        order=order,
+        kind=OrderEvent.Kind.NOTE,
+        name="handed_to_support",
+        actor=None,
+        role=OrderEvent.Role.SYSTEM,
+        message=f"{summary} Support will decide.",
+        clauses=("K-OV",),
+        at=now,
+    )
+    notify(
+        user=order.buyer,
+        title=f"Order #{order.pk}: support is deciding",
+        body=f"{summary} Our support team will decide on your cancellation request.",
+        order=order,
+    )
+    notify_restaurant(
+        order.restaurant,
+        title=f"Order #{order.pk} handed to support",
+        body=summary,
+        url="/seller/cancellation-requests/",
+    )
+    return True
