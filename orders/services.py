@@ -399,11 +399,14 @@ def order_advance(*, order_id: int, action: str, actor) -> Order:
     return order
 
 
-def order_apply_transition(order: Order, transition_method, **kwargs) -> None:
-    """Run a transition and save exactly the fields it changed."""
+def order_apply_transition(order: Order, transition_method, *, at, **changes) -> None:
+    """Run a transition, set `changes` on the order with it, and save exactly the fields that
+    changed."""
     fields = [f.attname for f in Order._meta.concrete_fields]
     before = {name: getattr(order, name) for name in fields}
-    transition_method(**kwargs)
+    transition_method(at=at)
+    for name, value in changes.items():
+        setattr(order, name, value)
     order.save(update_fields=[name for name in fields if getattr(order, name) != before[name]])
 
 
@@ -478,8 +481,7 @@ def _order_of_buyer_for_update(order_id: int, buyer) -> Order:
 
 
 def _request_cancellation(order, decision, *, actor, now) -> None:
-    order.cancellation_fee = decision.fee
-    order_apply_transition(order, order.request_cancellation, at=now)
+    order_apply_transition(order, order.request_cancellation, at=now, cancellation_fee=decision.fee)
     minutes = order.policy_version.cancellation_response_minutes
     order_event_record(
         order=order,
@@ -542,9 +544,9 @@ def order_cancellation_deny(*, order_id: int, actor, reason: str = "") -> Order:
     order = _order_with_request_for_update(order_id, actor, order_transition="deny")
     now = timezone.now()
     role = _partner_or_support_role(order, actor)
-    order.cancellation_fee = None
-    order.cancellation_denied_at = now
-    order_apply_transition(order, order.deny, at=now)
+    order_apply_transition(
+        order, order.deny, at=now, cancellation_fee=None, cancellation_denied_at=now
+    )
     message = f"Cancellation request denied{_by(role)}; the order goes on."
     order_event_record(
         order=order,
@@ -614,8 +616,7 @@ def order_cancel_by_restaurant(*, order_id: int, actor, reason: str, explanation
         kind = "conflict" if decision.code == "not_cancellable" else "invalid"
         raise DomainError(decision.code, decision.detail, clauses=decision.clauses, kind=kind)
     now = timezone.now()
-    order.cancellation_reason = reason
-    order.cancellation_explanation = explanation.strip()
+    explanation = explanation.strip()
     label = policy.RestaurantCancelReason.LABELS[reason]
     role = _partner_or_support_role(order, actor)
     _cancel_and_refund(
@@ -624,16 +625,17 @@ def order_cancel_by_restaurant(*, order_id: int, actor, reason: str, explanation
         refund=decision.refund,
         actor=actor,
         role=role,
-        message=f"Cancelled by the restaurant ({label.lower()}): {order.cancellation_explanation}",
+        message=f"Cancelled by the restaurant ({label.lower()}): {explanation}",
         clauses=decision.clauses,
         now=now,
         notify_buyer=False,
+        changes={"cancellation_reason": reason, "cancellation_explanation": explanation},
     )
     goodwill = _grant_goodwill(order, decision.goodwill_credit, now=now)
     notify(
         user=order.buyer,
         title=f"{order.restaurant.name} cancelled order #{order.pk}",
-        body=f"{order.restaurant.name} cancelled your order: {order.cancellation_explanation}\n"
+        body=f"{order.restaurant.name} cancelled your order: {explanation}\n"
         f"Reason: {label}. You get {decision.refund} {settings.LOJIX_CURRENCY} back in full"
         + (f" and {goodwill} {settings.LOJIX_CURRENCY} promotional credit." if goodwill else "."),
         order=order,
@@ -668,12 +670,22 @@ def _grant_goodwill(order: Order, amount: Decimal, *, now) -> Decimal:
 
 
 def _cancel_and_refund(
-    order, *, transition, refund, actor, role, message, clauses, now, notify_buyer=True
+    order,
+    *,
+    transition,
+    refund,
+    actor,
+    role,
+    message,
+    clauses,
+    now,
+    notify_buyer=True,
+    changes=None,
 ) -> None:
     """Cancel, refund what is due by origin (D-7), give back promotional credit the order spent
     and tell the buyer. The refund's key is the order's, so it happens once."""
     from_status = order.status
-    order_apply_transition(order, transition, at=now)
+    order_apply_transition(order, transition, at=now, **(changes or {}))
     order_event_record(
         order=order,
         kind=OrderEvent.Kind.TRANSITION,
