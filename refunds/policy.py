@@ -5,7 +5,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 
-from core.money import ZERO, to_cents
+from core.money import ZERO, percent_of, to_cents
 
 
 @dataclass(frozen=True)
@@ -79,4 +79,492 @@ def refund_dates(
         processed_by=processed_by,
         in_bank_from=add_business_days(add_business_days(on, processing_min_days), bank_min_days),
         in_bank_by=add_business_days(processed_by, bank_max_days),
+    )
+
+
+# -- refund requests: the reason table of D-6 (L-3, L-5, L-6, L-10) -------------------------
+
+
+class Reason:
+    """Refund request reasons and the clause that decides each (D-6)."""
+
+    NOT_DELIVERED = "not_delivered"
+    WRONG_ORDER = "wrong_order"
+    UNSAFE_FOOD = "unsafe_food"
+    SEVERE_QUALITY = "severe_quality"
+    DUPLICATE_CHARGE = "duplicate_charge"
+    SIGNIFICANT_DELAY = "significant_delay"
+    MISSING_ITEMS = "missing_items"
+    INCORRECT_ITEMS = "incorrect_items"
+    ITEM_QUALITY = "item_quality"
+    TEMPERATURE = "temperature"
+    PREPARATION_ERROR = "preparation_error"
+    PACKAGING_SPILLAGE = "packaging_spillage"
+    CHANGE_OF_MIND = "change_of_mind"
+    WRONG_ADDRESS = "wrong_address"
+    CUSTOMER_UNAVAILABLE = "customer_unavailable"
+    TASTE_PREFERENCE = "taste_preference"
+    APPEARANCE_VARIATION = "appearance_variation"
+    SPICE_PREFERENCE = "spice_preference"
+    WEATHER_TRAFFIC_DELAY = "weather_traffic_delay"
+    LATE_DELIVERY = "late_delivery"
+    ALLERGIC_REACTION = "allergic_reaction"
+    HEALTH_CONCERN = "health_concern"
+
+    LABELS = {
+        NOT_DELIVERED: "The order was not delivered or prepared",
+        WRONG_ORDER: "I received a completely wrong order",
+        UNSAFE_FOOD: "The food is unsafe or contaminated",
+        SEVERE_QUALITY: "Severe quality issue (spoiled, inedible)",
+        DUPLICATE_CHARGE: "I was charged twice",
+        SIGNIFICANT_DELAY: "Over 2 hours late",
+        MISSING_ITEMS: "Items are missing",
+        INCORRECT_ITEMS: "Some items are wrong",
+        ITEM_QUALITY: "Quality issue with some items",
+        TEMPERATURE: "Food temperature",
+        PREPARATION_ERROR: "Prepared incorrectly",
+        PACKAGING_SPILLAGE: "Packaging spilled",
+        CHANGE_OF_MIND: "I changed my mind",
+        WRONG_ADDRESS: "I gave a wrong address",
+        CUSTOMER_UNAVAILABLE: "I was not available",
+        TASTE_PREFERENCE: "I did not like the taste",
+        APPEARANCE_VARIATION: "It looked different",
+        SPICE_PREFERENCE: "Too spicy or not spicy enough",
+        WEATHER_TRAFFIC_DELAY: "Delayed by weather or traffic",
+        LATE_DELIVERY: "The delivery was late",
+        ALLERGIC_REACTION: "Allergic reaction (mislabelled allergens)",
+        HEALTH_CONCERN: "Food safety or health concern",
+    }
+
+
+FULL_REASONS = frozenset(
+    {
+        Reason.NOT_DELIVERED,
+        Reason.WRONG_ORDER,
+        Reason.UNSAFE_FOOD,
+        Reason.SEVERE_QUALITY,
+        Reason.DUPLICATE_CHARGE,
+        Reason.SIGNIFICANT_DELAY,
+    }
+)
+PARTIAL_REASONS = frozenset(
+    {
+        Reason.MISSING_ITEMS,
+        Reason.INCORRECT_ITEMS,
+        Reason.ITEM_QUALITY,
+        Reason.TEMPERATURE,
+        Reason.PREPARATION_ERROR,
+        Reason.PACKAGING_SPILLAGE,
+    }
+)
+NO_REFUND_REASONS = frozenset(
+    {
+        Reason.CHANGE_OF_MIND,
+        Reason.WRONG_ADDRESS,
+        Reason.CUSTOMER_UNAVAILABLE,
+        Reason.TASTE_PREFERENCE,
+        Reason.APPEARANCE_VARIATION,
+        Reason.SPICE_PREFERENCE,
+        Reason.WEATHER_TRAFFIC_DELAY,
+    }
+)
+SAFETY_REASONS = frozenset({Reason.ALLERGIC_REACTION, Reason.HEALTH_CONCERN})
+# L-5.1 windows and L-5.2 evidence apply to these.
+QUALITY_REASONS = frozenset(
+    {
+        Reason.SEVERE_QUALITY,
+        Reason.UNSAFE_FOOD,
+        Reason.ITEM_QUALITY,
+        Reason.TEMPERATURE,
+        Reason.PREPARATION_ERROR,
+        Reason.PACKAGING_SPILLAGE,
+    }
+)
+# Caused by the restaurant: deducted from its payouts (L-9). The others are the platform's.
+RESTAURANT_CAUSED = frozenset(
+    {
+        Reason.WRONG_ORDER,
+        Reason.UNSAFE_FOOD,
+        Reason.SEVERE_QUALITY,
+        Reason.MISSING_ITEMS,
+        Reason.INCORRECT_ITEMS,
+        Reason.ITEM_QUALITY,
+        Reason.TEMPERATURE,
+        Reason.PREPARATION_ERROR,
+        Reason.PACKAGING_SPILLAGE,
+        Reason.ALLERGIC_REACTION,
+        Reason.HEALTH_CONCERN,
+    }
+)
+
+# How the request form groups the reasons, as the policy groups them.
+REASON_GROUPS = (
+    ("Full refund", "L-3.1", tuple(sorted(FULL_REASONS))),
+    ("Part of the order", "L-3.2", tuple(sorted(PARTIAL_REASONS))),
+    ("Late delivery", "L-6.1", (Reason.LATE_DELIVERY,)),
+    ("Health and safety", "L-10", (Reason.ALLERGIC_REACTION, Reason.HEALTH_CONCERN)),
+    ("Not covered", "L-3.3", tuple(sorted(NO_REFUND_REASONS))),
+)
+REASON_CLAUSE = {reason: clause for _, clause, reasons in REASON_GROUPS for reason in reasons}
+
+_FULFILLED = frozenset({"delivered", "picked_up", "served", "closed"})
+_UNDELIVERED = frozenset({"out_for_delivery", "missing", "undeliverable"})
+
+
+class Route:
+    AUTOMATIC = "automatic"  # decided and paid by the policy, no person (L-10, L-3.1 duplicate)
+    REVIEW = "review"  # a support agent decides within the SLA (L-4.1)
+    REFUSED = "refused"  # refused at once, with the clause
+    INVALID = "invalid"  # the request is incomplete (e.g. evidence, L-5.2)
+
+
+@dataclass(frozen=True)
+class ClaimLine:
+    order_item_id: int
+    unit_price: Decimal
+    quantity: int
+    is_promotional: bool
+
+
+@dataclass(frozen=True)
+class OrderRefundFacts:
+    status: str
+    fulfillment: str
+    delivered_at: dt.datetime | None
+    picked_up_at: dt.datetime | None
+    closed_at: dt.datetime | None
+    ready_at: dt.datetime | None
+    estimated_delivery_at: dt.datetime | None
+    estimated_ready_at: dt.datetime | None
+    delay_cause: str
+    subtotal: Decimal
+    delivery_fee: Decimal
+    discount_amount: Decimal
+    amount_paid: Decimal
+    refundable: Decimal  # what can still go back (amount paid less money refunds so far)
+    successful_charges: int
+    lines: tuple[ClaimLine, ...]
+
+
+@dataclass(frozen=True)
+class RefundTerms:
+    """The pinned policy version's numbers for refunds."""
+
+    quality_window_pickup_minutes: int
+    quality_window_delivery_minutes: int
+    late_partial_minutes: int
+    late_full_minutes: int
+    late_auto_refund_minutes: int
+    late_partial_percent: Decimal
+    late_small_credit: Decimal
+    weather_blocks_automatic: bool
+    ready_late_full_minutes: int
+
+
+@dataclass(frozen=True)
+class Claim:
+    reason: str
+    items: tuple[tuple[int, int], ...] = ()  # (order item id, quantity)
+    description: str = ""
+    photo_count: int = 0
+
+
+@dataclass(frozen=True)
+class Eligibility:
+    outcome: str  # "full" | "partial" | "none"
+    route: str
+    amount: Decimal
+    clauses: tuple[str, ...]
+    code: str
+    detail: str
+    promo_credit: Decimal = ZERO  # a credit the agent may offer instead (L-6.1, L-4.3)
+    account_credit_alternative: bool = False  # L-6.1 30-60 min: "partial refund or credit"
+    opens_allergen_incident: bool = False  # L-10
+
+
+def _refused(code, detail, clauses, route=Route.REFUSED, **kwargs) -> Eligibility:
+    return Eligibility("none", route, ZERO, tuple(clauses), code, detail, **kwargs)
+
+
+def quality_window_closes_at(order: OrderRefundFacts, terms: RefundTerms) -> dt.datetime | None:
+    """L-5.1: dine-in before leaving (until the order is closed), pickup within 30 minutes of
+    pickup, delivery within an hour of delivery. None while the window has not started to run
+    (or, for dine-in, while the guest is still there)."""
+    if order.fulfillment == "dine_in":
+        return order.closed_at
+    if order.fulfillment == "pickup" and order.picked_up_at:
+        return order.picked_up_at + dt.timedelta(minutes=terms.quality_window_pickup_minutes)
+    if order.fulfillment == "delivery" and order.delivered_at:
+        return order.delivered_at + dt.timedelta(minutes=terms.quality_window_delivery_minutes)
+    return None
+
+
+def lateness(order: OrderRefundFacts, now: dt.datetime) -> dt.timedelta:
+    """How late a delivery is (or was) against its estimate; for pickup and dine-in, how late the
+    order was ready (D-6)."""
+    if order.fulfillment == "delivery":
+        arrived = order.delivered_at or now
+        return max(arrived - order.estimated_delivery_at, dt.timedelta(0))
+    ready = order.ready_at or now
+    return max(ready - order.estimated_ready_at, dt.timedelta(0))
+
+
+def partial_amount(order: OrderRefundFacts, items: tuple[tuple[int, int], ...]) -> Decimal:
+    """Each named line's share of what was paid (D-7): line total x amount paid / (subtotal +
+    delivery fee), rounded half-up per line; never more than can still be refunded."""
+    lines = {line.order_item_id: line for line in order.lines}
+    base = order.subtotal + order.delivery_fee
+    if base <= ZERO:
+        return ZERO
+    total = sum(
+        (to_cents(lines[i].unit_price * q * order.amount_paid / base) for i, q in items), ZERO
+    )
+    return min(total, order.refundable)
+
+
+def claim_eligibility(
+    claim: Claim, order: OrderRefundFacts, terms: RefundTerms, *, now: dt.datetime
+) -> Eligibility:
+    """What the policy allows for this claim, with the clauses, and whether a person decides."""
+    reason = claim.reason
+    if reason not in Reason.LABELS:
+        return _refused("invalid_reason", "Choose one of the listed reasons.", (), Route.INVALID)
+    if order.refundable <= ZERO:
+        return _refused(
+            "nothing_to_refund", "Everything paid for this order has been refunded.", ("L-7.2",)
+        )
+    if reason in NO_REFUND_REASONS:
+        return _refused("not_covered", _NOT_COVERED[reason], ("L-3.3",))
+    refusal = _state_refusal(reason, order) or _window_refusal(reason, order, terms, now)
+    refusal = refusal or _evidence_refusal(claim) or _discount_refusal(claim, order)
+    if refusal:
+        return refusal
+    if reason in SAFETY_REASONS:
+        return Eligibility(
+            "full",
+            Route.AUTOMATIC,
+            order.refundable,
+            ("L-10",),
+            "safety_full_refund",
+            "Food safety comes first: a full refund, at once (L-10).",
+            opens_allergen_incident=reason == Reason.ALLERGIC_REACTION,
+        )
+    if reason == Reason.DUPLICATE_CHARGE:
+        return _duplicate_charge(order)
+    if reason in (Reason.LATE_DELIVERY, Reason.SIGNIFICANT_DELAY):
+        return _late(reason, order, terms, now)
+    if reason in PARTIAL_REASONS:
+        return _partial(claim, order)
+    return Eligibility(
+        "full",
+        Route.REVIEW,
+        order.refundable,
+        ("L-3.1",),
+        "full_refund",
+        "A full refund, once support has checked the request (L-3.1, L-4.1).",
+    )
+
+
+_NOT_COVERED = {
+    Reason.CHANGE_OF_MIND: "A change of mind after the restaurant accepted is not refunded.",
+    Reason.WRONG_ADDRESS: "An incorrect address given at checkout is not refunded.",
+    Reason.CUSTOMER_UNAVAILABLE: "An order the courier could not hand over is not refunded.",
+    Reason.TASTE_PREFERENCE: "Taste is subjective and not refunded.",
+    Reason.APPEARANCE_VARIATION: "Normal variations in appearance are not refunded.",
+    Reason.SPICE_PREFERENCE: "Spice and seasoning preferences are not refunded; a dish prepared "
+    "wrongly is (choose 'Prepared incorrectly').",
+    Reason.WEATHER_TRAFFIC_DELAY: "Delays caused by weather or traffic are not refunded.",
+}
+
+
+def _state_refusal(reason: str, order: OrderRefundFacts) -> Eligibility | None:
+    if order.status in ("cancelled",):
+        return _refused(
+            "order_cancelled",
+            "A cancelled order is refunded by its cancellation.",
+            ("L-2.1", "L-2.2"),
+        )
+    if reason == Reason.DUPLICATE_CHARGE:
+        return None
+    if reason in (Reason.NOT_DELIVERED, Reason.LATE_DELIVERY, Reason.SIGNIFICANT_DELAY):
+        if order.status in _FULFILLED | _UNDELIVERED or (
+            order.fulfillment != "delivery" and order.status == "ready"
+        ):
+            return None
+    elif order.status in _FULFILLED:
+        return None
+    return _refused(
+        "order_not_received",
+        "This reason applies once you have received the order.",
+        (REASON_CLAUSE[reason],),
+    )
+
+
+def _window_refusal(reason, order, terms, now) -> Eligibility | None:
+    if reason not in QUALITY_REASONS:
+        return None
+    closes_at = quality_window_closes_at(order, terms)
+    if closes_at is not None and now >= closes_at:
+        return _refused(
+            "report_window_closed",
+            f"Quality issues must be reported {_WINDOW_TEXT[order.fulfillment]}; "
+            f"this window closed at {closes_at:%H:%M on %d %b}.",
+            ("L-5.1",),
+        )
+    return None
+
+
+_WINDOW_TEXT = {
+    "dine_in": "before leaving the restaurant",
+    "pickup": "within 30 minutes of pickup",
+    "delivery": "within an hour of delivery",
+}
+
+
+def _evidence_refusal(claim: Claim) -> Eligibility | None:
+    if claim.reason in QUALITY_REASONS and (claim.photo_count < 1 or not claim.description.strip()):
+        return _refused(
+            "evidence_required",
+            "Quality issues need at least one clear photo and a description of the problem.",
+            ("L-5.2",),
+            Route.INVALID,
+        )
+    if claim.reason in PARTIAL_REASONS and not claim.items:
+        return _refused(
+            "items_required",
+            "Choose the items and quantities concerned.",
+            ("L-3.2",),
+            Route.INVALID,
+        )
+    return None
+
+
+def _discount_refusal(claim: Claim, order: OrderRefundFacts) -> Eligibility | None:
+    """L-3.3: promotional items and discounted orders are refunded only for quality or safety
+    issues. A duplicate charge is the platform's error, not a refund of the order."""
+    if claim.reason in QUALITY_REASONS | SAFETY_REASONS | {Reason.DUPLICATE_CHARGE}:
+        return None
+    if order.discount_amount > ZERO:
+        return _refused(
+            "discounted_order",
+            "Discounted orders are refunded only for quality or safety issues.",
+            ("L-3.3",),
+        )
+    promotional = {line.order_item_id for line in order.lines if line.is_promotional}
+    if claim.items and all(item_id in promotional for item_id, _ in claim.items):
+        return _refused(
+            "promotional_items",
+            "Promotional items are refunded only for quality or safety issues.",
+            ("L-3.3",),
+        )
+    return None
+
+
+def _duplicate_charge(order: OrderRefundFacts) -> Eligibility:
+    if order.successful_charges > 1:
+        return Eligibility(
+            "full",
+            Route.AUTOMATIC,
+            order.refundable,
+            ("L-3.1",),
+            "duplicate_charge_refund",
+            "The payment records show a duplicate charge: it is refunded in full (L-3.1).",
+        )
+    return Eligibility(
+        "full",
+        Route.REVIEW,
+        order.refundable,
+        ("L-3.1",),
+        "duplicate_charge_review",
+        "Our records show one charge; support will check with your bank statement (L-3.1).",
+    )
+
+
+def _late(reason, order, terms, now) -> Eligibility:
+    """L-6.1 tiers by lateness. Weather or traffic removes the request tiers (L-3.3); pickup and
+    dine-in orders ready over 2 hours late are refunded in full on request (D-6)."""
+    late = lateness(order, now)
+    minutes = late.total_seconds() / 60
+    if order.delay_cause in ("weather", "traffic"):
+        return _refused(
+            "weather_traffic_delay", _NOT_COVERED[Reason.WEATHER_TRAFFIC_DELAY], ("L-3.3", "L-6.1")
+        )
+    if order.fulfillment != "delivery":
+        if minutes > terms.ready_late_full_minutes:
+            return _full_late(order, "ready_very_late", f"Ready {int(minutes)} minutes late.")
+        return _refused(
+            "not_late_enough",
+            f"The order was ready {int(minutes)} minutes late; a "
+            f"refund applies from {terms.ready_late_full_minutes} minutes.",
+            ("L-6.1",),
+        )
+    if reason == Reason.SIGNIFICANT_DELAY and minutes <= terms.late_auto_refund_minutes:
+        return _refused(
+            "not_late_enough",
+            f"{int(minutes)} minutes late is not over 2 hours; "
+            "choose 'The delivery was late' instead.",
+            ("L-3.1", "L-6.1"),
+        )
+    if minutes > terms.late_full_minutes:
+        return _full_late(order, "late_full", f"{int(minutes)} minutes late.")
+    if minutes >= terms.late_partial_minutes:
+        amount = min(percent_of(order.amount_paid, terms.late_partial_percent), order.refundable)
+        return Eligibility(
+            "partial",
+            Route.REVIEW,
+            amount,
+            ("L-6.1",),
+            "late_partial",
+            f"{int(minutes)} minutes late: {terms.late_partial_percent:g} % back, "
+            "or the same as account credit (L-6.1).",
+            account_credit_alternative=True,
+        )
+    return Eligibility(
+        "none",
+        Route.REVIEW,
+        ZERO,
+        ("L-6.1",),
+        "late_small",
+        f"{int(minutes)} minutes late: no refund under {terms.late_partial_minutes} "
+        "minutes, but support may offer a credit (L-6.1).",
+        promo_credit=terms.late_small_credit,
+    )
+
+
+def _full_late(order, code, detail) -> Eligibility:
+    return Eligibility(
+        "full",
+        Route.REVIEW,
+        order.refundable,
+        ("L-6.1", "L-3.1"),
+        code,
+        f"{detail} A full refund once support has checked (L-6.1).",
+    )
+
+
+def _partial(claim: Claim, order: OrderRefundFacts) -> Eligibility:
+    lines = {line.order_item_id: line for line in order.lines}
+    for item_id, quantity in claim.items:
+        if item_id not in lines:
+            return _refused(
+                "unknown_item", "That item is not part of this order.", ("L-3.2",), Route.INVALID
+            )
+        if not 1 <= quantity <= lines[item_id].quantity:
+            return _refused(
+                "invalid_quantity",
+                f"Choose between 1 and {lines[item_id].quantity} of that item.",
+                ("L-3.2",),
+                Route.INVALID,
+            )
+    items = claim.items
+    if claim.reason not in QUALITY_REASONS:
+        items = tuple((i, q) for i, q in items if not lines[i].is_promotional)
+    amount = partial_amount(order, items)
+    return Eligibility(
+        "partial",
+        Route.REVIEW,
+        amount,
+        ("L-3.2",),
+        "partial_refund",
+        f"The paid share of the items named: {amount} (L-3.2, D-7).",
     )
