@@ -2,12 +2,15 @@ from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
 
+from core.views import notifications
+
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/", include("config.api_urls")),
     path("accounts/", include("core.urls")),
     path("seller/", include("orders.seller_urls")),
     path("wallet/", include("credits.urls")),
+    path("notifications/", notifications, name="notifications"),
     path("", include("orders.urls")),
 ]
 

@@ -1,5 +1,56 @@
+from functools import cached_property
+
 from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.db.models import Count, Exists, IntegerField, OuterRef, Subquery, Value
+from django.db.models.functions import Coalesce
+
+from core.models import Notification
 
 
 def lojix(request):
     return {"currency": settings.LOJIX_CURRENCY}
+
+
+def site_header(request):
+    """`site_header.unread_notifications` and `site_header.is_partner` for base.html."""
+    return {"site_header": SiteHeader(request)}
+
+
+class SiteHeader:
+    """What the header shows a signed-in user: the unread notification count and whether to link
+    the seller portal. Read lazily, in one query, only when a page shows the header."""
+
+    def __init__(self, request):
+        self.user = getattr(request, "user", None)
+
+    @cached_property
+    def _facts(self) -> dict:
+        if self.user is None or not self.user.is_authenticated:
+            return {"unread": 0, "is_partner": False}
+        from orders.models import Restaurant
+
+        unread = (
+            Notification.objects.filter(user=OuterRef("pk"), read_at__isnull=True)
+            .order_by()
+            .values("user")
+            .annotate(count=Count("pk"))
+            .values("count")
+        )
+        return (
+            get_user_model()
+            .objects.filter(pk=self.user.pk)
+            .values(
+                unread=Coalesce(Subquery(unread), Value(0), output_field=IntegerField()),
+                is_partner=Exists(Restaurant.objects.filter(members=OuterRef("pk"))),
+            )
+            .get()
+        )
+
+    @property
+    def unread_notifications(self) -> int:
+        return self._facts["unread"]
+
+    @property
+    def is_partner(self) -> bool:
+        return self._facts["is_partner"]

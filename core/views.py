@@ -1,14 +1,21 @@
-"""Accounts: sign up, sign in (throttled), sign out."""
+"""Accounts: sign up, sign in (throttled), sign out; every user's notifications."""
 
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login
+from django.contrib.auth.decorators import login_required
 from django.contrib.auth.views import LoginView
 from django.core.exceptions import NON_FIELD_ERRORS
-from django.shortcuts import redirect, render
+from django.core.paginator import Paginator
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 
 from core.forms import SignUpForm, ThrottledAuthenticationForm
+from core.models import Notification
+from core.services import notifications_mark_read
+
+NOTIFICATIONS_PER_PAGE = 30
 
 
 class SignInView(LoginView):
@@ -40,3 +47,47 @@ def _safe_next(request) -> str:
         target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
     )
     return target if allowed else ""
+
+
+@login_required
+def notifications(request):
+    """The user's notifications, newest first. Opening the page marks nothing read: "Mark all
+    read" does, and so does following one notification's link (POST `open`)."""
+    if request.method == "POST":
+        return _notifications_post(request)
+    paginator = Paginator(Notification.objects.filter(user=request.user), NOTIFICATIONS_PER_PAGE)
+    page = paginator.get_page(request.GET.get("page"))
+    return render(
+        request,
+        "core/notifications.html",
+        {"page": page, "notifications": page.object_list},
+    )
+
+
+def _notifications_post(request):
+    now = timezone.now()
+    if "open" in request.POST:
+        notification = get_object_or_404(
+            Notification, pk=_int_or_none(request.POST["open"]), user=request.user
+        )
+        notifications_mark_read(user=request.user, notification_ids=[notification.pk], now=now)
+        target = notification.url
+        safe = url_has_allowed_host_and_scheme(
+            target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+        )
+        return redirect(target if target and safe else "notifications")
+    marked = notifications_mark_read(user=request.user, now=now)
+    messages.success(
+        request,
+        f"Marked {marked} notification{'s' if marked != 1 else ''} read."
+        if marked
+        else "Nothing unread.",
+    )
+    return redirect("notifications")
+
+
+def _int_or_none(value) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None

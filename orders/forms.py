@@ -53,3 +53,11 @@ class CheckoutForm(forms.Form):
 
     def lines(self) -> list[tuple[MenuItem, int]]:
         return [(item, self.cleaned_data[self.quantity_name(item)]) for item in self.items]
+
+
+class CancelForm(forms.Form):
+    """The buyer confirms a cancellation at the fee they were shown (binding, L-2.1)."""
+
+    quote = forms.DecimalField(
+        max_digits=12, decimal_places=2, min_value=0, widget=forms.HiddenInput
+    )

@@ -15,6 +15,7 @@ buyer_patterns = [
     path("cart/add/", views.cart_add, name="cart_add"),
     path("orders/", views.order_list, name="list"),
     path("orders/<int:order_id>/", views.order_detail, name="detail"),
+    path("orders/<int:order_id>/cancel/", views.order_cancel, name="cancel"),
 ]
 
 urlpatterns = [

@@ -3,7 +3,10 @@
 Thin: read through selectors, write through services, show a refusal as a message.
 """
 
+import datetime as dt
 import uuid
+from dataclasses import dataclass, field
+from decimal import Decimal
 
 from django.conf import settings
 from django.contrib import messages
@@ -17,11 +20,22 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from core.errors import DomainError
+from core.money import ZERO
 from credits.selectors import credit_balance
 from orders import selectors
-from orders.forms import AddToCartForm, CheckoutForm
-from orders.models import MenuItem, Order, PolicyVersion, Restaurant
-from orders.services import MAX_QUANTITY_PER_LINE, LineRequest, order_place, order_quote
+from orders.forms import AddToCartForm, CancelForm, CheckoutForm
+from orders.models import MenuItem, Order, OrderEvent, PolicyVersion, Restaurant
+from orders.policy import CancellationDecision, CancelOutcome
+from orders.services import (
+    MAX_QUANTITY_PER_LINE,
+    LineRequest,
+    buyer_cancellation_decision,
+    order_cancel_by_buyer,
+    order_place,
+    order_quote,
+)
+from refunds.models import Refund
+from refunds.policy import PaidFacts, RefundPart, split_refund
 
 ORDERS_PER_PAGE = 20
 CHECKOUT_TOKEN_SECONDS = 3600
@@ -299,10 +313,207 @@ def order_list(request):
     return render(request, "orders/order_list.html", {"page": page, "orders": page.object_list})
 
 
-@login_required
-def order_detail(request, order_id: int):
+def _buyer_order_or_404(buyer, order_id: int) -> Order:
     try:
-        order = selectors.order_detail_for_buyer(request.user, order_id)
+        return selectors.order_detail_for_buyer(buyer, order_id)
     except Order.DoesNotExist as error:
         raise Http404("No such order.") from error
-    return render(request, "orders/order_detail.html", {"order": order})
+
+
+@login_required
+def order_detail(request, order_id: int):
+    order = _buyer_order_or_404(request.user, order_id)
+    panel = cancellation_panel(order, now=timezone.now())
+    return render(request, "orders/order_detail.html", {"order": order, "panel": panel})
+
+
+# -- cancellation by the buyer (JOURNEYS buyer 2 and 3) -------------------------------------
+
+
+@dataclass(frozen=True)
+class CancellationPanel:
+    """What the order page and the confirmation say about cancelling, from the policy's
+    decision; everything here is read from the order as loaded, without a query."""
+
+    order: Order
+    decision: CancellationDecision
+    now: dt.datetime
+    fee_percent: Decimal | None = None  # the restaurant's percent held to the version's bounds
+    refund_parts: list[RefundPart] = field(default_factory=list)
+    support_decides_at: dt.datetime | None = None
+    requested_fee: Decimal | None = None  # the quoted fee of a request waiting for an answer
+    cancelled_event: OrderEvent | None = None
+
+    @property
+    def is_free(self) -> bool:
+        return self.decision.outcome == CancelOutcome.CANCEL_NOW
+
+    @property
+    def is_request(self) -> bool:
+        return self.decision.outcome == CancelOutcome.REQUEST
+
+    @property
+    def is_waiting(self) -> bool:
+        return self.order.status == Order.Status.CANCELLATION_REQUESTED
+
+    @property
+    def is_cancelled(self) -> bool:
+        return self.order.status == Order.Status.CANCELLED
+
+    @property
+    def fee_percent_text(self) -> str:
+        """15.00 -> "15", 12.50 -> "12.5"."""
+        return format(self.fee_percent.normalize(), "f") if self.fee_percent is not None else ""
+
+    @property
+    def seconds_left(self) -> int:
+        if self.decision.window_ends_at is None:
+            return 0
+        return max(0, int((self.decision.window_ends_at - self.now).total_seconds()))
+
+    @property
+    def time_left_text(self) -> str:
+        minutes, seconds = divmod(self.seconds_left, 60)
+        return f"{minutes} min {seconds:02d} s"
+
+    @property
+    def requested_refund(self) -> Decimal | None:
+        if self.requested_fee is None:
+            return None
+        return self.order.amount_paid - self.requested_fee
+
+    @property
+    def refund_where(self) -> str:
+        """ " to your card", or ": 19.99 USD to your card and 5.00 USD as account credit"."""
+        where = {Refund.Destination.CARD: "to your card"}
+        if len(self.refund_parts) == 1:
+            return " " + where.get(self.refund_parts[0].destination, "as account credit")
+        currency = _currency()
+        return (
+            ": "
+            + " and ".join(
+                f"{part.amount} {currency} {where.get(part.destination, 'as account credit')}"
+                for part in self.refund_parts
+            )
+            if self.refund_parts
+            else ""
+        )
+
+    @property
+    def waiting_clauses(self) -> tuple[str, ...]:
+        """The restaurant answers a request (L-2.1), support when it does not in time (K-OV)."""
+        return ("L-2.1", "K-OV")
+
+
+def cancellation_panel(order: Order, *, now: dt.datetime) -> CancellationPanel:
+    """The cancellation panel of an order loaded by `selectors.order_detail_for_buyer`."""
+    decision = buyer_cancellation_decision(order, now=now)
+    version = order.policy_version
+    extra = {}
+    if decision.allowed:
+        extra["refund_parts"] = _refund_parts(order, decision.refund)
+    if decision.outcome == CancelOutcome.REQUEST:
+        extra["fee_percent"] = min(
+            max(order.restaurant.cancellation_fee_percent, version.cancellation_fee_min_percent),
+            version.cancellation_fee_max_percent,
+        )
+    if order.status == Order.Status.CANCELLATION_REQUESTED:
+        extra["requested_fee"] = order.cancellation_fee or ZERO
+        extra["support_decides_at"] = order.cancellation_requested_at + dt.timedelta(
+            minutes=version.cancellation_response_minutes
+        )
+    if order.status == Order.Status.CANCELLED:
+        events = [e for e in order.events.all() if e.to_status == Order.Status.CANCELLED]
+        extra["cancelled_event"] = events[-1] if events else None
+    return CancellationPanel(order=order, decision=decision, now=now, **extra)
+
+
+def _refund_parts(order: Order, amount: Decimal) -> list[RefundPart]:
+    """Where a refund of `amount` would go (D-7: by origin), as `refund_order` splits it,
+    counting what already went back from the order's prefetched refunds."""
+    counted = [r for r in order.refunds.all() if r.status != Refund.Status.FAILED]
+    paid = PaidFacts(
+        amount_charged=order.amount_charged,
+        account_credit_applied=order.account_credit_applied,
+        refunded_to_card=sum(
+            (r.amount for r in counted if r.destination == Refund.Destination.CARD), ZERO
+        ),
+        refunded_total=sum((r.amount for r in counted if r.is_money_back), ZERO),
+    )
+    return split_refund(amount, paid, method="original")
+
+
+@login_required
+def order_cancel(request, order_id: int):
+    """GET: the consequence of cancelling, once more, with the button. POST: cancel at the
+    quoted fee through the service, which alone decides."""
+    if request.method == "POST":
+        return _cancel(request, order_id)
+    order = _buyer_order_or_404(request.user, order_id)
+    panel = cancellation_panel(order, now=timezone.now())
+    if not panel.decision.allowed:
+        messages.error(request, _decision_text(panel.decision))
+        return redirect(order)
+    form = CancelForm(initial={"quote": panel.decision.fee})
+    return render(
+        request, "orders/cancel_confirm.html", {"order": order, "panel": panel, "form": form}
+    )
+
+
+def _cancel(request, order_id: int):
+    form = CancelForm(request.POST)
+    if not form.is_valid():
+        if not Order.objects.filter(pk=order_id, buyer=request.user).exists():
+            raise Http404("No such order.")
+        messages.error(request, "Open the cancellation again to see its current terms.")
+        return redirect("orders:detail", order_id=order_id)
+    try:
+        order, decision = order_cancel_by_buyer(
+            order_id=order_id, actor=request.user, quote=form.cleaned_data["quote"]
+        )
+    except DomainError as error:
+        if error.kind == "not_found":
+            raise Http404("No such order.") from error
+        if error.code == "quote_changed":
+            messages.warning(request, f"The terms changed: {error.extra['cancellation']['detail']}")
+        else:
+            messages.error(request, refusal_text(error))
+        return redirect("orders:detail", order_id=order_id)
+    messages.success(request, _cancelled_text(order, decision))
+    return redirect(order)
+
+
+def _decision_text(decision: CancellationDecision) -> str:
+    return f"{decision.detail} Why? {', '.join(decision.clauses)}"
+
+
+def _cancelled_text(order: Order, decision: CancellationDecision) -> str:
+    """What happened, in the buyer's words: the refund and its dates, or the wait."""
+    currency = _currency()
+    if order.status == Order.Status.CANCELLATION_REQUESTED:
+        support_at = order.cancellation_requested_at + dt.timedelta(
+            minutes=order.policy_version.cancellation_response_minutes
+        )
+        return (
+            f"You asked to cancel order #{order.pk}. Waiting for the restaurant: if it agrees, "
+            f"you get {decision.refund} {currency} back ({decision.fee} {currency} fee). If it "
+            f"has not answered by {timezone.localtime(support_at):%H:%M}, support decides."
+        )
+    refunds = list(order.refunds.all())
+    if not refunds:
+        return f"Order #{order.pk} cancelled. Nothing was paid, so nothing needs refunding."
+    total = sum((r.amount for r in refunds), ZERO)
+    parts = "; ".join(_refund_text(refund, currency) for refund in refunds)
+    return f"Order #{order.pk} cancelled. {total} {currency} comes back: {parts}."
+
+
+def _refund_text(refund: Refund, currency: str) -> str:
+    amount = f"{refund.amount} {currency}"
+    if refund.status == Refund.Status.FAILED:
+        return f"{amount} to your card could not be refunded yet ({refund.failure_message})"
+    if refund.destination == Refund.Destination.CARD:
+        return (
+            f"{amount} to your card, expected at your bank between "
+            f"{refund.expected_in_bank_from:%d %b} and {refund.expected_in_bank_by:%d %b %Y}"
+        )
+    return f"{amount} as {refund.get_destination_display().lower()}, in your wallet now"
