@@ -12,7 +12,7 @@ app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 
 
-@app.on_configure.connect
+@app.on_after_configure.connect
 def _create_broker_folders(sender, **kwargs):
     """kombu's filesystem transport needs its folders before anything publishes."""
     for folder in (sender.conf.broker_transport_options or {}).values():

@@ -14,7 +14,13 @@ from core.roles import SUPERVISOR, SUPPORT_AGENT, sync_role_permissions
 from credits.models import CreditGrant, DiscountCode
 from credits.services import credit_grant_create
 from orders.models import MenuItem, Order, Restaurant
-from orders.services import LineRequest, order_advance, order_place
+from orders.services import (
+    LineRequest,
+    order_advance,
+    order_cancel_by_buyer,
+    order_cancel_by_restaurant,
+    order_place,
+)
 
 PASSWORD = "lojix-demo"
 
@@ -130,6 +136,27 @@ ORDERS = [
     ),
 ]
 
+# Ada's cancellations (JOURNEYS buyer 2 and 3, partner 2 and 3): (restaurant, fulfilment, lines,
+# actions by the restaurant first, then how the order is cancelled)
+CANCELLATIONS = [
+    # Cancelled by Ada before the restaurant accepted: free, full refund.
+    ("trattoria-roma", "delivery", [("Diavola", 1), ("Lemonade", 1)], [], "buyer"),
+    # Ada asked inside Golden Dragon's 8-minute window: waiting for Mei (or support, K-OV).
+    (
+        "golden-dragon",
+        "delivery",
+        [("Kung pao chicken", 1), ("Jasmine tea", 1)],
+        ["accept"],
+        "buyer",
+    ),
+    # Trattoria Roma cancelled: an item ran out; full refund and a goodwill credit.
+    ("trattoria-roma", "delivery", [("Tiramisu", 2), ("Margherita", 1)], ["accept"], "restaurant"),
+]
+RESTAURANT_EXPLANATION = (
+    "We are so sorry: the tiramisu ran out a minute after you ordered. Your money is on its way "
+    "back, with a little credit for next time."
+)
+
 
 class Command(BaseCommand):
     help = "Load demo data (safe to run again: existing demo data is left as it is)."
@@ -225,19 +252,35 @@ class Command(BaseCommand):
         )
 
     def _orders(self, users, restaurants):
+        ada = users["ada"]
         for slug, fulfillment, lines, actions in ORDERS:
-            restaurant = restaurants[slug]
-            menu = {item.name: item for item in restaurant.menu.all()}
-            order = order_place(
-                buyer=users["ada"],
-                restaurant=restaurant,
-                lines=[LineRequest(menu[name].pk, quantity) for name, quantity in lines],
-                fulfillment=fulfillment,
-                delivery_address="7 Harbour Road, Flat 2",
-            )
-            partner = restaurant.members.first()
-            for action in actions:
-                order_advance(order_id=order.pk, action=action, actor=partner)
+            self._order(ada, restaurants[slug], fulfillment, lines, actions)
+        for slug, fulfillment, lines, actions, cancelled_by in CANCELLATIONS:
+            order = self._order(ada, restaurants[slug], fulfillment, lines, actions)
+            if cancelled_by == "buyer":
+                order_cancel_by_buyer(order_id=order.pk, actor=ada)
+            else:
+                order_cancel_by_restaurant(
+                    order_id=order.pk,
+                    actor=order.restaurant.members.first(),
+                    reason="item_unavailable",
+                    explanation=RESTAURANT_EXPLANATION,
+                )
+
+    def _order(self, buyer, restaurant, fulfillment, lines, actions) -> Order:
+        """Place an order through the service and take the restaurant's actions on it."""
+        menu = {item.name: item for item in restaurant.menu.all()}
+        order = order_place(
+            buyer=buyer,
+            restaurant=restaurant,
+            lines=[LineRequest(menu[name].pk, quantity) for name, quantity in lines],
+            fulfillment=fulfillment,
+            delivery_address="7 Harbour Road, Flat 2",
+        )
+        partner = restaurant.members.first()
+        for action in actions:
+            order_advance(order_id=order.pk, action=action, actor=partner)
+        return order
 
     def _logins(self) -> str:
         return "\n".join(
