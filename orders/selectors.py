@@ -1,8 +1,12 @@
 """Read queries for orders: constant query counts, whatever the number of rows."""
 
-from django.db.models import Prefetch, QuerySet
+import datetime as dt
+from decimal import Decimal
+
+from django.db.models import Exists, OuterRef, Prefetch, QuerySet
 from django.db.models.functions import Coalesce
 
+from disputes.models import Intervention
 from orders.models import Order, OrderEvent, Restaurant
 from orders.services import SELLER_ACTIONS
 
@@ -72,3 +76,39 @@ def order_list_recently_finished_for_partner(user, *, since) -> QuerySet[Order]:
         .filter(finished_at__gte=since)
         .order_by("-finished_at", "-pk")
     )
+
+
+def order_cancellation_requests_for_partner(user) -> QuerySet[Order]:
+    """Buyers' cancellation requests waiting at the user's restaurants, the most urgent first,
+    each annotated with `handed_to_support` (K-OV: support decides unless answered)."""
+    handed = Intervention.objects.filter(
+        order=OuterRef("pk"),
+        kind=Intervention.Kind.UNANSWERED_CANCELLATION,
+        status=Intervention.Status.OPEN,
+    )
+    return (
+        order_list_for_partner(user)
+        .filter(status=Order.Status.CANCELLATION_REQUESTED)
+        .select_related("policy_version")
+        .annotate(handed_to_support=Exists(handed))
+        .order_by("cancellation_requested_at", "pk")
+    )
+
+
+def order_cancellation_request_count_for_partner(user) -> int:
+    return Order.objects.filter(
+        restaurant__members=user, status=Order.Status.CANCELLATION_REQUESTED
+    ).count()
+
+
+def order_cancellation_request_refund(order: Order) -> Decimal:
+    """What the buyer gets back if the restaurant approves: what was paid less the quoted fee
+    (L-2.1), as `orders.services.order_cancellation_approve` refunds it."""
+    return order.amount_paid - (order.cancellation_fee or Decimal("0"))
+
+
+def order_cancellation_support_decides_at(order: Order) -> dt.datetime:
+    """When an unanswered request goes to support (K-OV): the pinned version's
+    `cancellation_response_minutes` after the buyer asked. Expects `policy_version` loaded."""
+    minutes = order.policy_version.cancellation_response_minutes
+    return order.cancellation_requested_at + dt.timedelta(minutes=minutes)

@@ -9,5 +9,24 @@ app_name = "seller"
 urlpatterns = [
     path("", seller_views.queue, name="queue"),
     path("queue/fragment/", seller_views.queue_fragment, name="queue-fragment"),
+    path("orders/<int:order_id>/", seller_views.order_detail, name="order"),
+    path("orders/<int:order_id>/cancel/", seller_views.cancel, name="cancel"),
     path("orders/<int:order_id>/<slug:action>/", seller_views.advance, name="advance"),
+    path(
+        "cancellation-requests/",
+        seller_views.cancellation_requests,
+        name="cancellation-requests",
+    ),
+    path(
+        "cancellation-requests/<int:order_id>/approve/",
+        seller_views.cancellation_approve,
+        name="cancellation-approve",
+    ),
+    path(
+        "cancellation-requests/<int:order_id>/deny/",
+        seller_views.cancellation_deny,
+        name="cancellation-deny",
+    ),
+    path("ledger/", seller_views.ledger, name="ledger"),
+    path("settings/", seller_views.restaurant_settings, name="settings"),
 ]

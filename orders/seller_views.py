@@ -1,27 +1,53 @@
-"""Seller portal pages (D-9, journey "Restaurant partner" 1): the live order queue and the
-lifecycle buttons. Reads go through selectors, every change through `order_advance`."""
+"""Seller portal pages (D-9, journeys "Restaurant partner" 1, 2, 3, 5, 6): the live order queue
+and its lifecycle buttons, cancelling an order, answering buyers' cancellation requests, the
+ledger, and the restaurant's cancellation terms. Reads go through selectors, every change
+through a service; a refusal is the service's DomainError, shown on the page."""
 
 import datetime as dt
+import math
 from urllib.parse import urlencode
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
 from django.http import Http404
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from core.errors import DomainError
+from core.money import ZERO
 from orders.models import Order
+from orders.policy import RESTAURANT_CANCELLABLE, RestaurantCancelReason
 from orders.selectors import (
+    order_cancellation_request_count_for_partner,
+    order_cancellation_request_refund,
+    order_cancellation_requests_for_partner,
+    order_cancellation_support_decides_at,
     order_list_for_partner,
     order_list_recently_finished_for_partner,
     order_next_actions,
     order_queue_for_partner,
 )
-from orders.services import SELLER_ACTIONS, order_advance
+from orders.seller_forms import CancellationDenyForm, RestaurantCancelForm, RestaurantTermsForm
+from orders.services import (
+    SELLER_ACTIONS,
+    order_advance,
+    order_cancel_by_restaurant,
+    order_cancellation_approve,
+    order_cancellation_deny,
+    restaurant_terms_bounds,
+    restaurant_update_terms,
+)
+from refunds.selectors import (
+    restaurant_ledger_balance,
+    restaurant_ledger_entries,
+    restaurant_ledger_entries_for_order,
+    restaurant_ledger_periods,
+)
 
 ACTION_LABELS = {
     "accept": "Accept",
@@ -35,6 +61,10 @@ ACTION_LABELS = {
 }
 RECENT_HOURS = 24
 RECENT_LIMIT = 20
+LEDGER_PER_PAGE = 50
+
+
+# -- the queue (journey 1) --------------------------------------------------------------------
 
 
 @login_required
@@ -63,8 +93,7 @@ def queue_fragment(request):
 @require_POST
 def advance(request, order_id: int, action: str):
     """One lifecycle step for one of the partner's orders; another restaurant's order is a 404."""
-    if not order_list_for_partner(request.user).filter(pk=order_id).exists():
-        raise Http404("No such order in your restaurants.")
+    _require_partner_order(request.user, order_id)
     try:
         order = order_advance(order_id=order_id, action=action, actor=request.user)
     except DomainError as error:
@@ -80,15 +109,21 @@ def _queue_context(request) -> dict | None:
     if not restaurants:
         return None
     selected = _selected_restaurant(restaurants, request.GET.get("restaurant"))
-    orders = order_queue_for_partner(request.user)
+    # Every open order of every restaurant, in one query: the navigation counts the requests
+    # of all of them, the cards show the selected restaurant's.
+    every_open = list(order_queue_for_partner(request.user))
     recent = order_list_recently_finished_for_partner(
         request.user, since=timezone.now() - dt.timedelta(hours=RECENT_HOURS)
     )
     if selected is not None:
-        orders = orders.filter(restaurant=selected)
         recent = recent.filter(restaurant=selected)
-    orders = [_with_next_action(order) for order in orders]
+    orders = [
+        _with_next_action(order)
+        for order in every_open
+        if selected is None or order.restaurant_id == selected.pk
+    ]
     query = f"?{urlencode({'restaurant': selected.pk})}" if selected else ""
+    waiting = sum(o.status == Order.Status.CANCELLATION_REQUESTED for o in every_open)
     return {
         "restaurants": restaurants,
         "selected": selected,
@@ -98,24 +133,17 @@ def _queue_context(request) -> dict | None:
         "recent_hours": RECENT_HOURS,
         "queue_url": reverse("seller:queue") + query,
         "fragment_url": reverse("seller:queue-fragment") + query,
+        **_portal("queue", waiting),
     }
 
 
-def _selected_restaurant(restaurants, raw: str | None):
-    """The restaurant picked by ?restaurant=<id>; only the user's own, anything else a 404."""
-    if not raw:
-        return None
-    for restaurant in restaurants:
-        if str(restaurant.pk) == raw:
-            return restaurant
-    raise Http404("Not one of your restaurants.")
-
-
 def _with_next_action(order: Order) -> Order:
-    """Attach the one button the card offers: the first lifecycle action the order allows."""
+    """Attach the one button the card offers (the first lifecycle action the order allows) and
+    whether the restaurant may still cancel it."""
     actions = order_next_actions(order)
     order.next_action = actions[0] if actions else None
     order.next_action_label = ACTION_LABELS.get(order.next_action, "")
+    order.restaurant_can_cancel = order.status in RESTAURANT_CANCELLABLE
     return order
 
 
@@ -128,6 +156,310 @@ def _queue_url(user, raw_restaurant: str | None) -> str:
         and user.restaurants.filter(pk=int(raw_restaurant)).exists()
     )
     return f"{url}?{urlencode({'restaurant': raw_restaurant})}" if own else url
+
+
+# -- one order --------------------------------------------------------------------------------
+
+
+@login_required
+@never_cache
+@require_GET
+def order_detail(request, order_id: int):
+    """One of the partner's orders: items, times, how it ended and what it booked."""
+    order = _partner_order_or_404(request.user, order_id)
+    return render(
+        request,
+        "seller/order_detail.html",
+        {
+            "order": _with_next_action(order),
+            "is_open": order.status not in Order.FINISHED_STATUSES,
+            "entries": restaurant_ledger_entries_for_order(order),
+            **_portal(None, order_cancellation_request_count_for_partner(request.user)),
+        },
+    )
+
+
+# -- cancelling an order (journey 2, L-2.2, K-S1..3) ------------------------------------------
+
+
+@login_required
+@never_cache
+@require_http_methods(["GET", "POST"])
+def cancel(request, order_id: int):
+    """The partner cancels one of its orders with a reason and an explanation for the buyer,
+    seeing the consequence first: a full refund, a goodwill credit, a possible deduction (L-9)."""
+    order = _partner_order_or_404(request.user, order_id)
+    if request.method == "GET":
+        if order.status == Order.Status.CANCELLATION_REQUESTED:
+            messages.info(
+                request,
+                f"The buyer asked to cancel order #{order.pk}: approve or deny the request.",
+            )
+            return redirect(reverse("seller:cancellation-requests") + f"#request-{order.pk}")
+        if order.status not in RESTAURANT_CANCELLABLE:
+            messages.error(
+                request,
+                f"Order #{order.pk} is {order.get_status_display().lower()}: the restaurant can "
+                "no longer cancel it (L-2.2).",
+            )
+            return redirect("seller:queue")
+        return _render_cancel(request, order, RestaurantCancelForm())
+    form = RestaurantCancelForm(request.POST)
+    if form.is_valid():
+        try:
+            order = order_cancel_by_restaurant(
+                order_id=order.pk,
+                actor=request.user,
+                reason=form.cleaned_data["reason"],
+                explanation=form.cleaned_data["explanation"],
+            )
+        except DomainError as error:
+            if error.kind == "not_found":
+                raise Http404(error.detail) from error
+            if error.kind != "invalid":
+                messages.error(request, f"Order #{order.pk}: {error.detail}")
+                return redirect("seller:queue")
+            form.add_domain_error(error)
+        else:
+            messages.success(
+                request,
+                f"Order #{order.pk} cancelled. The buyer has your explanation and gets "
+                f"{order.amount_paid} {settings.LOJIX_CURRENCY} back in full.",
+            )
+            return redirect("seller:queue")
+    return _render_cancel(request, order, form, status=400)
+
+
+def _render_cancel(request, order: Order, form, *, status: int = 200):
+    return render(
+        request,
+        "seller/cancel.html",
+        {
+            "order": order,
+            "form": form,
+            "refund": order.amount_paid,
+            "goodwill": order.policy_version.restaurant_cancel_goodwill,
+            "reasons": RestaurantCancelReason.LABELS,
+            **_portal(None, order_cancellation_request_count_for_partner(request.user)),
+        },
+        status=status,
+    )
+
+
+# -- buyers' cancellation requests (journey 3, L-2.1, K-B1, K-OV) ------------------------------
+
+
+@login_required
+@never_cache
+@require_GET
+def cancellation_requests(request):
+    """The requests waiting for the partner's answer, with what approving means for both sides
+    and when support decides instead."""
+    if not request.user.restaurants.exists():
+        return _not_a_partner(request)
+    now = timezone.now()
+    waiting = [
+        _with_request_terms(order, now)
+        for order in order_cancellation_requests_for_partner(request.user)
+    ]
+    return render(
+        request,
+        "seller/cancellation_requests.html",
+        {
+            "requests": waiting,
+            "deny_form": CancellationDenyForm(),
+            **_portal("requests", len(waiting)),
+        },
+    )
+
+
+@login_required
+@require_POST
+def cancellation_approve(request, order_id: int):
+    """Approve a buyer's request: the buyer gets what was paid less the quoted fee, which the
+    restaurant keeps."""
+    _require_partner_order(request.user, order_id)
+    try:
+        order = order_cancellation_approve(order_id=order_id, actor=request.user)
+    except DomainError as error:
+        return _request_refused(request, order_id, error)
+    currency = settings.LOJIX_CURRENCY
+    messages.success(
+        request,
+        f"Order #{order.pk}: cancellation approved. You keep {order.cancellation_fee or ZERO} "
+        f"{currency}; the buyer gets {order_cancellation_request_refund(order)} {currency} back.",
+    )
+    return redirect("seller:cancellation-requests")
+
+
+@login_required
+@require_POST
+def cancellation_deny(request, order_id: int):
+    """Deny a buyer's request, with an optional reason for the buyer: the order goes on."""
+    _require_partner_order(request.user, order_id)
+    form = CancellationDenyForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, f"Order #{order_id}: {form.errors['reason'][0]}")
+        return redirect("seller:cancellation-requests")
+    try:
+        order = order_cancellation_deny(
+            order_id=order_id, actor=request.user, reason=form.cleaned_data["reason"].strip()
+        )
+    except DomainError as error:
+        return _request_refused(request, order_id, error)
+    messages.success(request, f"Order #{order.pk}: cancellation denied; the order goes on.")
+    return redirect("seller:cancellation-requests")
+
+
+def _with_request_terms(order: Order, now: dt.datetime) -> Order:
+    """Attach what approving means (the quoted fee the restaurant keeps, the buyer's refund) and
+    when support decides instead (K-OV)."""
+    order.fee_kept = order.cancellation_fee or ZERO
+    order.buyer_refund = order_cancellation_request_refund(order)
+    order.support_decides_at = order_cancellation_support_decides_at(order)
+    seconds_left = (order.support_decides_at - now).total_seconds()
+    order.minutes_left = max(0, math.ceil(seconds_left / 60))
+    return order
+
+
+def _request_refused(request, order_id: int, error: DomainError):
+    if error.kind == "not_found":
+        raise Http404(error.detail) from error
+    messages.error(request, f"Order #{order_id}: {error.detail}")
+    return redirect("seller:cancellation-requests")
+
+
+# -- the ledger (journey 5, L-9) --------------------------------------------------------------
+
+
+@login_required
+@never_cache
+@require_GET
+def ledger(request):
+    """What each restaurant is owed, entry by entry, with the total of every weekly payout
+    period and the balance."""
+    restaurants = list(request.user.restaurants.order_by("name"))
+    if not restaurants:
+        return _not_a_partner(request)
+    selected = _selected_restaurant(restaurants, request.GET.get("restaurant"))
+    ids = [selected.pk] if selected else [r.pk for r in restaurants]
+    page = Paginator(restaurant_ledger_entries(ids), LEDGER_PER_PAGE).get_page(
+        request.GET.get("page")
+    )
+    periods = restaurant_ledger_periods(ids, tz=timezone.get_current_timezone())
+    return render(
+        request,
+        "seller/ledger.html",
+        {
+            "restaurants": restaurants,
+            "selected": selected,
+            "page": page,
+            "page_query": urlencode({"restaurant": selected.pk}) + "&" if selected else "",
+            "periods": periods,
+            "balance": restaurant_ledger_balance(periods),
+            "show_restaurant": selected is None and len(restaurants) > 1,
+            **_portal("ledger", order_cancellation_request_count_for_partner(request.user)),
+        },
+    )
+
+
+# -- settings (journey 6, K-B1, L-2.1) --------------------------------------------------------
+
+
+@login_required
+@never_cache
+@require_http_methods(["GET", "POST"])
+def restaurant_settings(request):
+    """A restaurant's cancellation window and fee, with the bounds of the policy version in
+    force beside the fields; values outside them are refused by the service."""
+    restaurants = list(request.user.restaurants.order_by("name"))
+    if not restaurants:
+        return _not_a_partner(request)
+    raw = request.POST.get("restaurant") if request.method == "POST" else None
+    selected = _selected_restaurant(restaurants, raw or request.GET.get("restaurant"))
+    selected = selected or restaurants[0]
+    bounds = restaurant_terms_bounds(timezone.now())
+    if request.method == "GET":
+        form = RestaurantTermsForm(
+            initial={
+                "cancellation_window_minutes": selected.cancellation_window_minutes,
+                "cancellation_fee_percent": selected.cancellation_fee_percent,
+            },
+            bounds=bounds,
+        )
+        return _render_settings(request, restaurants, selected, form)
+    form = RestaurantTermsForm(request.POST, bounds=bounds)
+    if form.is_valid():
+        try:
+            restaurant = restaurant_update_terms(
+                restaurant_id=selected.pk,
+                actor=request.user,
+                window_minutes=form.cleaned_data["cancellation_window_minutes"],
+                fee_percent=form.cleaned_data["cancellation_fee_percent"],
+            )
+        except DomainError as error:
+            if error.kind == "not_found":
+                raise Http404(error.detail) from error
+            form.add_domain_error(error)
+        else:
+            messages.success(
+                request,
+                f"{restaurant.name}: buyers may now ask to cancel within "
+                f"{restaurant.cancellation_window_minutes} minutes of acceptance, for a fee of "
+                f"{restaurant.cancellation_fee_percent.normalize():f} %.",
+            )
+            url = reverse("seller:settings")
+            if len(restaurants) > 1:
+                url += f"?{urlencode({'restaurant': restaurant.pk})}"
+            return redirect(url)
+    return _render_settings(request, restaurants, selected, form, status=400)
+
+
+def _render_settings(request, restaurants, selected, form, *, status: int = 200):
+    return render(
+        request,
+        "seller/settings.html",
+        {
+            "restaurants": restaurants,
+            "selected": selected,
+            "form": form,
+            "bounds": form.bounds,
+            **_portal("settings", order_cancellation_request_count_for_partner(request.user)),
+        },
+        status=status,
+    )
+
+
+# -- shared -----------------------------------------------------------------------------------
+
+
+def _portal(active: str | None, request_count: int) -> dict:
+    """What the portal's sub-navigation needs: the page it is on and the waiting requests."""
+    return {"portal_active": active, "portal_request_count": request_count}
+
+
+def _partner_order_or_404(user, order_id: int) -> Order:
+    order = (
+        order_list_for_partner(user).select_related("policy_version").filter(pk=order_id).first()
+    )
+    if order is None:
+        raise Http404("No such order in your restaurants.")
+    return order
+
+
+def _require_partner_order(user, order_id: int) -> None:
+    if not order_list_for_partner(user).filter(pk=order_id).exists():
+        raise Http404("No such order in your restaurants.")
+
+
+def _selected_restaurant(restaurants, raw: str | None):
+    """The restaurant picked by ?restaurant=<id>; only the user's own, anything else a 404."""
+    if not raw:
+        return None
+    for restaurant in restaurants:
+        if str(restaurant.pk) == raw:
+            return restaurant
+    raise Http404("Not one of your restaurants.")
 
 
 def _not_a_partner(request):

@@ -1,0 +1,69 @@
+"""Seller portal forms: shape only. Whether a reason, an explanation or a term is acceptable is
+the services' decision (orders.services), shown on these forms when they refuse."""
+
+from django import forms
+
+from orders.policy import MIN_EXPLANATION_LENGTH, RestaurantCancelReason, TermsBounds
+
+MAX_EXPLANATION_LENGTH = 1000
+MAX_DENIAL_REASON_LENGTH = 500
+
+# The service's error codes, by the field they are about.
+CANCEL_ERROR_FIELDS = {"invalid_reason": "reason", "explanation_required": "explanation"}
+
+
+class RestaurantCancelForm(forms.Form):
+    """The partner cancels an order (L-2.2): a reason from the policy's list and an explanation
+    the buyer reads at once (K-S2)."""
+
+    # A CharField rendered as radios: an unknown reason reaches the service, which refuses it.
+    reason = forms.CharField(
+        label="Reason",
+        widget=forms.RadioSelect(choices=list(RestaurantCancelReason.LABELS.items())),
+    )
+    explanation = forms.CharField(
+        label="Explanation for the buyer",
+        max_length=MAX_EXPLANATION_LENGTH,
+        help_text=f"The buyer reads this at once. At least {MIN_EXPLANATION_LENGTH} characters.",
+        widget=forms.Textarea(attrs={"rows": 4, "minlength": MIN_EXPLANATION_LENGTH}),
+    )
+
+    def add_domain_error(self, error) -> None:
+        """Show a service's refusal on the field it is about (or on the form)."""
+        self.add_error(CANCEL_ERROR_FIELDS.get(error.code), error.detail)
+
+
+class CancellationDenyForm(forms.Form):
+    reason = forms.CharField(
+        label="Reason for the buyer (optional)",
+        required=False,
+        max_length=MAX_DENIAL_REASON_LENGTH,
+    )
+
+
+class RestaurantTermsForm(forms.Form):
+    """The restaurant's cancellation window (K-B1) and fee (L-2.1), with the bounds of the
+    policy version in force as the inputs' limits; the service enforces them."""
+
+    cancellation_window_minutes = forms.IntegerField(label="Cancellation window (minutes)")
+    cancellation_fee_percent = forms.DecimalField(
+        label="Cancellation fee (percent)", max_digits=5, decimal_places=2
+    )
+
+    def __init__(self, *args, bounds: TermsBounds, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.bounds = bounds
+        self.fields["cancellation_window_minutes"].widget.attrs.update(
+            min=bounds.window_min_minutes, max=bounds.window_max_minutes
+        )
+        self.fields["cancellation_fee_percent"].widget.attrs.update(
+            min=bounds.fee_min_percent, max=bounds.fee_max_percent, step="0.01"
+        )
+
+    def add_domain_error(self, error) -> None:
+        """The service's errors by field (terms_out_of_bounds), or its message on the form."""
+        by_field = error.extra.get("errors") or {}
+        for field, message in by_field.items():
+            self.add_error(field if field in self.fields else None, message)
+        if not by_field:
+            self.add_error(None, error.detail)

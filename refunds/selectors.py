@@ -1,0 +1,66 @@
+"""Read queries for refunds and the restaurants' ledgers: constant query counts."""
+
+import datetime as dt
+import zoneinfo
+from dataclasses import dataclass
+from decimal import Decimal
+
+from django.db.models import Count, QuerySet, Sum
+from django.db.models.functions import TruncWeek
+
+from core.money import ZERO
+from refunds.models import RestaurantLedgerEntry
+
+
+@dataclass(frozen=True)
+class LedgerPeriod:
+    """One payout period (L-9): a week, Monday to Sunday in the site's time zone."""
+
+    starts_on: dt.date
+    ends_on: dt.date
+    total: Decimal
+    entries: int
+
+
+def restaurant_ledger_entries(restaurant_ids) -> QuerySet[RestaurantLedgerEntry]:
+    """The ledger of these restaurants, newest first."""
+    return (
+        RestaurantLedgerEntry.objects.filter(restaurant_id__in=restaurant_ids)
+        .select_related("restaurant")
+        .order_by("-created_at", "-pk")
+    )
+
+
+def restaurant_ledger_entries_for_order(order) -> list[RestaurantLedgerEntry]:
+    """What one order booked to its restaurant, oldest first."""
+    return list(
+        RestaurantLedgerEntry.objects.filter(
+            restaurant_id=order.restaurant_id, order=order
+        ).order_by("created_at", "pk")
+    )
+
+
+def restaurant_ledger_periods(restaurant_ids, *, tz: zoneinfo.ZoneInfo) -> list[LedgerPeriod]:
+    """The sum of every weekly payout period that has entries, newest first, in one query.
+    Weeks start on Monday at midnight in `tz`."""
+    rows = (
+        RestaurantLedgerEntry.objects.filter(restaurant_id__in=restaurant_ids)
+        .annotate(week=TruncWeek("created_at", tzinfo=tz))
+        .values("week")
+        .annotate(total=Sum("amount"), entries=Count("pk"))
+        .order_by("-week")
+    )
+    return [
+        LedgerPeriod(
+            starts_on=row["week"].date(),
+            ends_on=row["week"].date() + dt.timedelta(days=6),
+            total=row["total"],
+            entries=row["entries"],
+        )
+        for row in rows
+    ]
+
+
+def restaurant_ledger_balance(periods: list[LedgerPeriod]) -> Decimal:
+    """What the platform owes over all periods: the sum of the period totals."""
+    return sum((period.total for period in periods), ZERO)
