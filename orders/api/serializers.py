@@ -1,11 +1,23 @@
 """What the orders API reads and writes (D-10). Money fields are strings with two decimals."""
 
+from django.utils import timezone
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from core.api import ApiErrorSerializer
 from orders.models import Order, OrderEvent, OrderItem, Payment, Restaurant
-from orders.selectors import order_next_actions
-from orders.services import MAX_LINES, MAX_QUANTITY_PER_LINE
+from orders.policy import RestaurantCancelReason
+from orders.selectors import (
+    order_cancellation_request_refund,
+    order_cancellation_support_decides_at,
+    order_next_actions,
+)
+from orders.services import (
+    MAX_LINES,
+    MAX_QUANTITY_PER_LINE,
+    buyer_cancellation_decision,
+    cancellation_summary,
+)
 from refunds.models import Refund
 
 MAX_ID = 2**63 - 1  # bigint primary keys
@@ -163,9 +175,27 @@ class TimelineEventSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+class CancellationSerializer(serializers.Serializer):
+    """What cancelling would do now (`orders.services.cancellation_summary`): the buyer sees it
+    before confirming, and a 409 `quote_changed` carries the new one."""
+
+    allowed = serializers.BooleanField(read_only=True)
+    requires_restaurant_approval = serializers.BooleanField(read_only=True)
+    fee = serializers.DecimalField(**MONEY, help_text="What the restaurant keeps.")
+    refund_amount = serializers.DecimalField(**MONEY, help_text="What comes back to the buyer.")
+    clauses = serializers.ListField(child=serializers.CharField(), read_only=True)
+    code = serializers.CharField(read_only=True)
+    detail = serializers.CharField(read_only=True)
+    window_ends_at = serializers.DateTimeField(
+        read_only=True, allow_null=True, help_text="The end of the restaurant's window (K-B1)."
+    )
+
+
 class OrderDetailSerializer(serializers.ModelSerializer):
     """Everything the buyer's order page shows: money (D-7), times, lines, payments,
-    refunds and the timeline. Expects `orders.selectors.order_detail_for_buyer`."""
+    refunds, the timeline and what cancelling would do now. Expects
+    `orders.selectors.order_detail_for_buyer`; `context["now"]` is the moment of the
+    cancellation preview (default: the clock)."""
 
     restaurant = RestaurantRefSerializer(read_only=True)
     policy_version = serializers.CharField(source="policy_version.label", read_only=True)
@@ -177,6 +207,7 @@ class OrderDetailSerializer(serializers.ModelSerializer):
     payments = PaymentSerializer(many=True, read_only=True)
     refunds = RefundSerializer(many=True, read_only=True)
     timeline = TimelineEventSerializer(source="events", many=True, read_only=True)
+    cancellation = serializers.SerializerMethodField()
 
     class Meta:
         model = Order
@@ -215,8 +246,14 @@ class OrderDetailSerializer(serializers.ModelSerializer):
             "payments",
             "refunds",
             "timeline",
+            "cancellation",
         ]
         read_only_fields = fields
+
+    @extend_schema_field(CancellationSerializer)
+    def get_cancellation(self, order: Order) -> dict:
+        now = self.context.get("now") or timezone.now()
+        return cancellation_summary(buyer_cancellation_decision(order, now=now))
 
 
 # -- seller --------------------------------------------------------------------------------
@@ -269,3 +306,86 @@ class SellerOrderSerializer(serializers.ModelSerializer):
     def get_next_actions(self, order: Order) -> list[str]:
         """Hyphenated, as in the action URLs: `start-preparation`, `mark-ready`..."""
         return [action.replace("_", "-") for action in order_next_actions(order)]
+
+
+# -- cancellation (D-6, D-10) ----------------------------------------------------------------
+
+
+class OrderCancelSerializer(serializers.Serializer):
+    """The body of `POST /api/orders/{id}/cancel/`, optional: `quote` is the fee the client
+    showed; if the terms changed since, nothing happens and the 409 carries the new ones."""
+
+    quote = serializers.DecimalField(
+        max_digits=12,
+        decimal_places=2,
+        min_value=0,
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text="The fee shown to the buyer, e.g. `3.75`.",
+    )
+
+
+class CancellationRefusalSerializer(ApiErrorSerializer):
+    """A refused cancellation; `quote_changed` also carries the terms that now apply."""
+
+    cancellation = CancellationSerializer(
+        required=False, help_text="With `quote_changed`: what cancelling would do now."
+    )
+
+
+# (field, DRF error code) -> the API's stable code for a cancellation's input.
+CANCEL_FIELD_CODES = {
+    ("quote", code): "invalid_quote"
+    for code in ("invalid", "min_value", "max_digits", "max_decimal_places", "max_whole_digits")
+} | {("reason", "invalid_choice"): "invalid_reason"}
+
+
+class SellerOrderCancelSerializer(serializers.Serializer):
+    """The body of `POST /api/seller/orders/{id}/cancel/`: a reason of L-2.2 and the
+    explanation the buyer reads at once (K-S2); the service judges the explanation."""
+
+    reason = serializers.ChoiceField(choices=list(RestaurantCancelReason.LABELS.items()))
+    explanation = serializers.CharField(
+        max_length=2000, required=False, allow_blank=True, default=""
+    )
+
+
+class SellerCancellationDenySerializer(serializers.Serializer):
+    reason = serializers.CharField(
+        max_length=2000,
+        required=False,
+        allow_blank=True,
+        default="",
+        help_text="Told to the buyer with the refusal.",
+    )
+
+
+class SellerCancellationRequestSerializer(SellerOrderSerializer):
+    """A buyer's cancellation request waiting for the restaurant: the fee it keeps if it
+    approves, what the buyer gets back, and when support decides instead (K-OV). Expects
+    `orders.selectors.order_cancellation_requests_for_partner`."""
+
+    fee_kept = serializers.DecimalField(source="cancellation_fee", **MONEY)
+    refund_amount = serializers.SerializerMethodField()
+    support_decides_at = serializers.SerializerMethodField()
+
+    class Meta(SellerOrderSerializer.Meta):
+        fields = [
+            *SellerOrderSerializer.Meta.fields,
+            "cancellation_requested_at",
+            "fee_kept",
+            "refund_amount",
+            "support_decides_at",
+        ]
+        read_only_fields = fields
+
+    @extend_schema_field(serializers.DecimalField(**MONEY))
+    def get_refund_amount(self, order: Order) -> str:
+        return f"{order_cancellation_request_refund(order):.2f}"
+
+    @extend_schema_field(serializers.DateTimeField(read_only=True))
+    def get_support_decides_at(self, order: Order):
+        return serializers.DateTimeField().to_representation(
+            order_cancellation_support_decides_at(order)
+        )

@@ -6,7 +6,28 @@ from orders.services import SELLER_ACTIONS
 urlpatterns = [
     path("orders/", views.OrderListCreateApi.as_view(), name="api-orders"),
     path("orders/<int:pk>/", views.OrderDetailApi.as_view(), name="api-order"),
+    path("orders/<int:pk>/cancel/", views.OrderCancelApi.as_view(), name="api-order-cancel"),
     path("seller/orders/", views.SellerOrderListApi.as_view(), name="api-seller-orders"),
+    path(
+        "seller/orders/<int:pk>/cancel/",
+        views.SellerOrderCancelApi.as_view(),
+        name="api-seller-order-cancel",
+    ),
+    path(
+        "seller/cancellation-requests/",
+        views.SellerCancellationRequestListApi.as_view(),
+        name="api-seller-cancellation-requests",
+    ),
+    path(
+        "seller/cancellation-requests/<int:order_id>/approve/",
+        views.SellerCancellationRequestApproveApi.as_view(),
+        name="api-seller-cancellation-request-approve",
+    ),
+    path(
+        "seller/cancellation-requests/<int:order_id>/deny/",
+        views.SellerCancellationRequestDenyApi.as_view(),
+        name="api-seller-cancellation-request-deny",
+    ),
     *(
         # One URL per lifecycle action, hyphenated: /api/seller/orders/7/start-preparation/
         path(

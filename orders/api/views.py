@@ -4,6 +4,7 @@ A buyer sees only their own orders (another buyer's is a 404); a partner sees on
 of their restaurants (another restaurant's is a 404; a user who is no partner gets a 403).
 """
 
+from django.utils import timezone
 from drf_spectacular.utils import extend_schema
 from rest_framework import generics, status
 from rest_framework.parsers import JSONParser
@@ -15,15 +16,34 @@ from core.api import ApiErrorSerializer, invalid_input_from
 from core.errors import DomainError
 from core.idempotency import idempotent
 from orders.api.serializers import (
+    CANCEL_FIELD_CODES,
     FIELD_CODES,
+    CancellationRefusalSerializer,
+    OrderCancelSerializer,
     OrderCreateSerializer,
     OrderDetailSerializer,
     OrderListSerializer,
+    SellerCancellationDenySerializer,
+    SellerCancellationRequestSerializer,
+    SellerOrderCancelSerializer,
     SellerOrderSerializer,
 )
 from orders.models import Order
-from orders.selectors import order_detail_for_buyer, order_list_for_buyer, order_list_for_partner
-from orders.services import LineRequest, order_advance, order_place
+from orders.selectors import (
+    order_cancellation_requests_for_partner,
+    order_detail_for_buyer,
+    order_list_for_buyer,
+    order_list_for_partner,
+)
+from orders.services import (
+    LineRequest,
+    order_advance,
+    order_cancel_by_buyer,
+    order_cancel_by_restaurant,
+    order_cancellation_approve,
+    order_cancellation_deny,
+    order_place,
+)
 
 ERRORS = {code: ApiErrorSerializer for code in (400, 401, 404, 409, 422)}
 SELLER_ERRORS = {code: ApiErrorSerializer for code in (400, 401, 403, 404, 409, 422)}
@@ -33,10 +53,12 @@ def _buyer_order(user, order_id: int) -> Order:
     try:
         return order_detail_for_buyer(user, order_id)
     except Order.DoesNotExist as error:
-        # The same answer whether the order is someone else's or does not exist (D-4).
-        raise DomainError(
-            "not_found", f"You have no order {order_id}.", kind="not_found"
-        ) from error
+        raise _no_buyer_order(order_id) from error
+
+
+def _no_buyer_order(order_id: int) -> DomainError:
+    # The same answer whether the order is someone else's or does not exist (D-4).
+    return DomainError("not_found", f"You have no order {order_id}.", kind="not_found")
 
 
 # -- buyer -------------------------------------------------------------------------------
@@ -73,8 +95,7 @@ class OrderListCreateApi(generics.ListAPIView):
             discount_code=data["discount_code"],
             use_credit=data["use_credit"],
         )
-        body = OrderDetailSerializer(_buyer_order(request.user, order.pk)).data
-        return Response(body, status=status.HTTP_201_CREATED)
+        return Response(_order_detail(request.user, order.pk), status=status.HTTP_201_CREATED)
 
 
 class OrderDetailApi(APIView):
@@ -84,7 +105,43 @@ class OrderDetailApi(APIView):
         responses={200: OrderDetailSerializer, 401: ApiErrorSerializer, 404: ApiErrorSerializer}
     )
     def get(self, request, pk: int):
-        return Response(OrderDetailSerializer(_buyer_order(request.user, pk)).data)
+        return Response(_order_detail(request.user, pk))
+
+
+class OrderCancelApi(APIView):
+    """`POST /api/orders/{id}/cancel/`: the buyer cancels (L-2.1): at once and free before the
+    restaurant accepts, or as a request the restaurant answers while its window is open.
+
+    Send the `quote` (the fee you showed) to make the fee binding: if the terms changed since,
+    nothing happens and the 409 `quote_changed` carries the new `cancellation`. A refusal is a
+    409 with its `code`, `detail` and `clauses`.
+    """
+
+    @extend_schema(
+        request=OrderCancelSerializer,
+        responses={
+            200: OrderDetailSerializer,
+            409: CancellationRefusalSerializer,
+            **{code: ApiErrorSerializer for code in (400, 401, 404, 422)},
+        },
+        summary="Cancel an order, or ask the restaurant to",
+    )
+    @idempotent
+    def post(self, request, pk: int):
+        if not order_list_for_buyer(request.user).filter(pk=pk).exists():
+            raise _no_buyer_order(pk)
+        serializer = OrderCancelSerializer(data=request.data)
+        if not serializer.is_valid():
+            raise invalid_input_from(serializer.errors, CANCEL_FIELD_CODES)
+        order_cancel_by_buyer(
+            order_id=pk, actor=request.user, quote=serializer.validated_data["quote"]
+        )
+        return Response(_order_detail(request.user, pk))
+
+
+def _order_detail(user, order_id: int) -> dict:
+    order = _buyer_order(user, order_id)
+    return OrderDetailSerializer(order, context={"now": timezone.now()}).data
 
 
 # -- seller ------------------------------------------------------------------------------
@@ -120,10 +177,98 @@ class SellerOrderActionApi(APIView):
     @extend_schema(request=None, responses={200: SellerOrderSerializer, **SELLER_ERRORS})
     @idempotent
     def post(self, request, pk: int, action: str):
-        if not order_list_for_partner(request.user).filter(pk=pk).exists():
-            raise DomainError(
-                "not_found", f"Your restaurants have no order {pk}.", kind="not_found"
-            )
+        _check_partner_order(request.user, pk)
         order_advance(order_id=pk, action=action, actor=request.user)
-        order = order_list_for_partner(request.user).get(pk=pk)
-        return Response(SellerOrderSerializer(order).data)
+        return Response(_seller_order(request.user, pk))
+
+
+class SellerOrderCancelApi(APIView):
+    """`POST /api/seller/orders/{id}/cancel/`: the restaurant cancels (L-2.2, K-S1..3) with a
+    `reason` code and an `explanation` the buyer reads at once; the buyer gets everything
+    back and a goodwill credit. A finished order is a 409 `not_cancellable`; a reason not in
+    the list or a missing explanation a 400 (`invalid_reason`, `explanation_required`)."""
+
+    permission_classes = [IsAuthenticated, IsRestaurantPartner]
+
+    @extend_schema(
+        request=SellerOrderCancelSerializer,
+        responses={200: SellerOrderSerializer, **SELLER_ERRORS},
+        summary="Cancel an order as its restaurant",
+    )
+    @idempotent
+    def post(self, request, pk: int):
+        _check_partner_order(request.user, pk)
+        serializer = SellerOrderCancelSerializer(data=request.data)
+        if not serializer.is_valid():
+            raise invalid_input_from(serializer.errors, CANCEL_FIELD_CODES)
+        order_cancel_by_restaurant(order_id=pk, actor=request.user, **serializer.validated_data)
+        return Response(_seller_order(request.user, pk))
+
+
+class SellerCancellationRequestListApi(generics.ListAPIView):
+    """Buyers' cancellation requests waiting for the partner's restaurants, the oldest first:
+    the fee the restaurant keeps if it approves, what the buyer gets back, and when support
+    decides instead (K-OV)."""
+
+    permission_classes = [IsAuthenticated, IsRestaurantPartner]
+    serializer_class = SellerCancellationRequestSerializer
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):
+            return Order.objects.none()
+        return order_cancellation_requests_for_partner(self.request.user)
+
+
+class SellerCancellationRequestApproveApi(APIView):
+    """`POST /api/seller/cancellation-requests/{order_id}/approve/`: the buyer gets what was
+    paid back less the quoted fee, which the restaurant keeps (L-2.1). An order with no
+    request waiting is a 409 `no_cancellation_request`."""
+
+    permission_classes = [IsAuthenticated, IsRestaurantPartner]
+
+    @extend_schema(
+        request=None,
+        responses={200: SellerOrderSerializer, **SELLER_ERRORS},
+        summary="Approve a buyer's cancellation request",
+    )
+    @idempotent
+    def post(self, request, order_id: int):
+        _check_partner_order(request.user, order_id)
+        order_cancellation_approve(order_id=order_id, actor=request.user)
+        return Response(_seller_order(request.user, order_id))
+
+
+class SellerCancellationRequestDenyApi(APIView):
+    """`POST /api/seller/cancellation-requests/{order_id}/deny/`: the order goes on; the
+    optional `reason` is told to the buyer. An order with no request waiting is a 409
+    `no_cancellation_request`."""
+
+    permission_classes = [IsAuthenticated, IsRestaurantPartner]
+
+    @extend_schema(
+        request=SellerCancellationDenySerializer,
+        responses={200: SellerOrderSerializer, **SELLER_ERRORS},
+        summary="Deny a buyer's cancellation request",
+    )
+    @idempotent
+    def post(self, request, order_id: int):
+        _check_partner_order(request.user, order_id)
+        serializer = SellerCancellationDenySerializer(data=request.data)
+        if not serializer.is_valid():
+            raise invalid_input_from(serializer.errors)
+        order_cancellation_deny(
+            order_id=order_id, actor=request.user, reason=serializer.validated_data["reason"]
+        )
+        return Response(_seller_order(request.user, order_id))
+
+
+def _check_partner_order(user, order_id: int) -> None:
+    """Another restaurant's order is a 404, the same as one that does not exist (D-4)."""
+    if not order_list_for_partner(user).filter(pk=order_id).exists():
+        raise DomainError(
+            "not_found", f"Your restaurants have no order {order_id}.", kind="not_found"
+        )
+
+
+def _seller_order(user, order_id: int) -> dict:
+    return SellerOrderSerializer(order_list_for_partner(user).get(pk=order_id)).data
