@@ -21,13 +21,23 @@ _AGENT_VIEW = {
         "payment",
         "gatewayoperation",
     ],
-    "refunds": ["refund"],
+    "refunds": ["refund", "restaurantledgerentry"],
     "credits": ["creditgrant", "credittransaction", "discountcode"],
+    "disputes": ["intervention"],
+    # What each user was told; not idempotency records, whose stored API responses are only
+    # for superusers debugging a client.
+    "core": ["notification"],
 }
-# ...except the order (whose admin form edits only the delivery address; its lifecycle buttons
-# call services) and discount codes, which agents issue as a resolution (L-7.2). Money records
-# (payments, refunds, credit) are never edited in admin, whatever the permission says.
-_AGENT_EDIT = {"orders": {"order": ["change"]}, "credits": {"discountcode": ["add", "change"]}}
+# ...except the order (whose admin form edits only the delivery address; its lifecycle and
+# cancellation buttons call services), discount codes, which agents issue as a resolution
+# (L-7.2), and interventions: "change" is what lets an agent decide an open case (K-OV); the
+# admin edits no field of it. Money records (payments, refunds, credit, the restaurant ledger)
+# are never edited in admin, whatever the permission says.
+_AGENT_EDIT = {
+    "orders": {"order": ["change"]},
+    "credits": {"discountcode": ["add", "change"]},
+    "disputes": {"intervention": ["change"]},
+}
 # Supervisors also publish policy versions (D-4).
 _SUPERVISOR_EDIT = {"orders": {"policyversion": ["add", "change"]}}
 

@@ -5,8 +5,8 @@ from django import forms
 from django.contrib import admin
 from django.db.models import Exists, OuterRef, Q
 
+from core.admin import ReadOnlyModelAdmin, ReadOnlyTabularInline, search_term_without_hash
 from credits.models import CreditGrant, CreditTransaction, DiscountCode
-from orders.admin import ReadOnlyModelAdmin, ReadOnlyTabularInline, search_term_without_hash
 from orders.models import Order
 
 

@@ -1,10 +1,15 @@
 """Admin for support agents and supervisors (D-9): orders with their audit trail and lifecycle
 buttons, money records read-only, policy versions grouped by clause.
 
-Thin: the lifecycle buttons call `orders.services.order_advance`; a refusal is a message.
+Thin: the lifecycle buttons call `orders.services.order_advance`, the cancellation buttons
+`order_cancellation_approve` / `order_cancellation_deny` / `order_cancel_by_restaurant` (support
+stepping in, K-OV); a refusal is a message.
 """
 
+from decimal import Decimal
+
 from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -14,6 +19,7 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django_fsm import has_transition_perm
 
+from core.admin import ReadOnlyModelAdmin, ReadOnlyTabularInline, search_term_without_hash
 from core.errors import DomainError
 from orders.models import (
     GatewayOperation,
@@ -25,44 +31,15 @@ from orders.models import (
     PolicyVersion,
     Restaurant,
 )
+from orders.policy import RestaurantCancelReason
 from orders.selectors import order_next_actions
-from orders.services import order_advance
+from orders.services import (
+    order_advance,
+    order_cancel_by_restaurant,
+    order_cancellation_approve,
+    order_cancellation_deny,
+)
 from refunds.models import Refund
-
-# -- read-only building blocks, shared with the credits and refunds admins -----------------
-
-
-class ReadOnlyModelAdmin(admin.ModelAdmin):
-    """Money and audit records: visible in admin, written only by services."""
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
-
-class ReadOnlyTabularInline(admin.TabularInline):
-    extra = 0
-    can_delete = False
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
-
-def search_term_without_hash(search_term: str) -> str:
-    """People copy "Order #12" from pages; search for 12."""
-    return search_term.replace("#", " ").strip()
-
 
 # -- policy versions -----------------------------------------------------------------------
 
@@ -259,6 +236,12 @@ def transition_label(action: str) -> str:
 
 MONEY_FIELDS = (*Order.MONEY_FIELDS, "amount_paid")
 TIME_FIELDS = Order.TIME_FIELDS
+CANCELLATION_FIELDS = (
+    "cancellation_fee",
+    "cancellation_reason",
+    "cancellation_explanation",
+    "cancellation_denied_at",
+)
 ORDER_FIELDS = (
     "buyer",
     "restaurant",
@@ -368,11 +351,12 @@ class OrderAdmin(admin.ModelAdmin):
         (None, {"fields": ORDER_FIELDS}),
         ("Money (D-7)", {"fields": MONEY_FIELDS}),
         ("Times", {"fields": TIME_FIELDS}),
+        ("Cancellation (L-2.1, L-2.2)", {"fields": CANCELLATION_FIELDS}),
     )
     inlines = [OrderItemInline, PaymentInline, RefundInline, OrderEventInline]
 
     def get_readonly_fields(self, request, obj=None):
-        everything = ORDER_FIELDS + MONEY_FIELDS + TIME_FIELDS
+        everything = ORDER_FIELDS + MONEY_FIELDS + TIME_FIELDS + CANCELLATION_FIELDS
         if obj is not None and obj.fulfillment == Order.Fulfillment.DELIVERY:
             return tuple(name for name in everything if name != "delivery_address")
         return everything
@@ -398,11 +382,40 @@ class OrderAdmin(admin.ModelAdmin):
             self.admin_site.admin_view(self.advance_view),
             name="{}_{}_advance".format(*info),
         )
-        return [advance, *super().get_urls()]
+        decide = path(
+            "<path:object_id>/cancellation-request/<str:decision>/",
+            self.admin_site.admin_view(self.cancellation_request_view),
+            name="{}_{}_cancellation_request".format(*info),
+        )
+        cancel = path(
+            "<path:object_id>/cancel-for-restaurant/",
+            self.admin_site.admin_view(self.cancel_for_restaurant_view),
+            name="{}_{}_cancel_for_restaurant".format(*info),
+        )
+        return [advance, decide, cancel, *super().get_urls()]
 
     def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
         context["transition_buttons"] = self.transition_buttons(request, obj) if obj else []
+        context["cancellation_panel"] = self.cancellation_panel(request, obj) if obj else None
         return super().render_change_form(request, context, add, change, form_url, obj)
+
+    def cancellation_panel(self, request, order: Order) -> dict | None:
+        """What support may do about cancelling this order now: decide the buyer's request, or
+        cancel for the restaurant (K-OV). None when neither is open to this user."""
+        if not self.has_change_permission(request, order):
+            return None
+        user = request.user
+        request_open = has_transition_perm(order.approve, user)
+        can_cancel = has_transition_perm(order.cancel_by_restaurant, user)
+        if not (request_open or can_cancel):
+            return None
+        return {
+            "request": cancellation_request_context(order) if request_open else None,
+            "cancel_url": reverse("admin:orders_order_cancel_for_restaurant", args=[order.pk])
+            if can_cancel
+            else None,
+            "cancel_form": CancelForRestaurantForm(auto_id="cancel_%s") if can_cancel else None,
+        }
 
     def transition_buttons(self, request, order: Order) -> list[dict]:
         """The lifecycle steps this user may take on this order now."""
@@ -420,13 +433,9 @@ class OrderAdmin(admin.ModelAdmin):
 
     def advance_view(self, request, object_id, action):
         """POST: take one lifecycle step through the service; a refusal becomes a message."""
-        if request.method != "POST":
-            return HttpResponseNotAllowed(["POST"])
-        order = self.get_object(request, unquote(object_id))
-        if order is None:
-            return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
-        if not self.has_change_permission(request, order):
-            raise PermissionDenied
+        order = self._order_to_change(request, object_id)
+        if not isinstance(order, Order):
+            return order
         try:
             order = order_advance(order_id=order.pk, action=action, actor=request.user)
         except DomainError as error:
@@ -439,6 +448,140 @@ class OrderAdmin(admin.ModelAdmin):
                 messages.SUCCESS,
             )
         return redirect("admin:orders_order_change", order.pk)
+
+    def cancellation_request_view(self, request, object_id, decision):
+        """POST: approve or deny the buyer's cancellation request for the restaurant (K-OV)."""
+        order = self._order_to_change(request, object_id)
+        if not isinstance(order, Order):
+            return order
+        decide_cancellation_request(self, request, order_id=order.pk, decision=decision)
+        return redirect("admin:orders_order_change", order.pk)
+
+    def cancel_for_restaurant_view(self, request, object_id):
+        """POST: cancel the order on the restaurant's behalf, with a reason and an explanation
+        the buyer reads (L-2.2, K-OV); the buyer is refunded in full and gets goodwill credit."""
+        order = self._order_to_change(request, object_id)
+        if not isinstance(order, Order):
+            return order
+        form = CancelForRestaurantForm(request.POST)
+        if not form.is_valid():
+            self.message_user(request, f"{order}: {form_errors(form)}", messages.ERROR)
+            return redirect("admin:orders_order_change", order.pk)
+        try:
+            order = order_cancel_by_restaurant(
+                order_id=order.pk,
+                actor=request.user,
+                reason=form.cleaned_data["reason"],
+                explanation=form.cleaned_data["explanation"],
+            )
+        except DomainError as error:
+            self.message_user(request, f"{order}: {error.detail}", messages.ERROR)
+        else:
+            self.message_user(
+                request,
+                f"{order}: cancelled for the restaurant; the buyer gets "
+                f"{money(order.amount_paid)} back in full and was told why.",
+                messages.SUCCESS,
+            )
+        return redirect("admin:orders_order_change", order.pk)
+
+    def _order_to_change(self, request, object_id):
+        """The order a POSTed action is about, or the response that ends the request."""
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        order = self.get_object(request, unquote(object_id))
+        if order is None:
+            return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
+        if not self.has_change_permission(request, order):
+            raise PermissionDenied
+        return order
+
+
+# -- cancellation decisions, shared with the interventions admin (K-OV) ---------------------
+
+
+class DenyCancellationForm(forms.Form):
+    reason = forms.CharField(
+        label="Reason the buyer reads",
+        max_length=1000,
+        widget=forms.Textarea(attrs={"rows": 2, "cols": 60}),
+        error_messages={"required": "Give the buyer a reason for denying the request."},
+    )
+
+
+class CancelForRestaurantForm(forms.Form):
+    reason = forms.ChoiceField(
+        label="Reason (L-2.2)", choices=[("", "---------"), *RestaurantCancelReason.LABELS.items()]
+    )
+    # The explanation ends up on the timeline line, which holds 500 characters with its prefix.
+    explanation = forms.CharField(
+        label="Explanation the buyer reads",
+        max_length=400,
+        widget=forms.Textarea(attrs={"rows": 3, "cols": 60}),
+    )
+
+
+def money(amount: Decimal) -> str:
+    return f"{amount:.2f} {settings.LOJIX_CURRENCY}"
+
+
+def form_errors(form: forms.Form) -> str:
+    return " ".join(error for errors in form.errors.values() for error in errors)
+
+
+def cancellation_request_refund(order: Order) -> Decimal:
+    """What the buyer gets back if the request is approved: what was paid less the quoted fee,
+    as `order_cancellation_approve` refunds it (L-2.1). For display before the agent decides."""
+    return order.amount_paid - (order.cancellation_fee or Decimal("0"))
+
+
+def cancellation_request_context(order: Order) -> dict:
+    """The consequences of each answer, and where to post it, for the decision buttons."""
+    return {
+        "amount_paid": money(order.amount_paid),
+        "fee": money(order.cancellation_fee or Decimal("0")),
+        "refund": money(cancellation_request_refund(order)),
+        "requested_at": order.cancellation_requested_at,
+        "approve_url": reverse(
+            "admin:orders_order_cancellation_request", args=[order.pk, "approve"]
+        ),
+        "deny_url": reverse("admin:orders_order_cancellation_request", args=[order.pk, "deny"]),
+        "deny_form": DenyCancellationForm(auto_id="deny_%s"),
+    }
+
+
+def decide_cancellation_request(model_admin, request, *, order_id: int, decision: str) -> bool:
+    """Approve or deny an order's cancellation request through its service, as the signed-in
+    agent; tell them the result or why it was refused (the restaurant may have answered first).
+    Deny takes the buyer-facing `reason` from the POST. Returns whether it was done."""
+    try:
+        if decision == "approve":
+            order = order_cancellation_approve(order_id=order_id, actor=request.user)
+            done = (
+                f"{order}: cancellation approved; the buyer gets "
+                f"{money(cancellation_request_refund(order))} back and the restaurant keeps the "
+                f"{money(order.cancellation_fee or Decimal('0'))} fee."
+            )
+        elif decision == "deny":
+            form = DenyCancellationForm(request.POST)
+            if not form.is_valid():
+                model_admin.message_user(
+                    request, f"Order #{order_id}: {form_errors(form)}", messages.ERROR
+                )
+                return False
+            order = order_cancellation_deny(
+                order_id=order_id, actor=request.user, reason=form.cleaned_data["reason"]
+            )
+            done = f"{order}: cancellation denied; the order goes on and the buyer was told why."
+        else:
+            model_admin.message_user(request, f"Unknown decision {decision!r}.", messages.ERROR)
+            return False
+    except DomainError as error:
+        # The services' refusals name the order ("Order #7 has no cancellation request ...").
+        model_admin.message_user(request, error.detail, messages.ERROR)
+        return False
+    model_admin.message_user(request, done, messages.SUCCESS)
+    return True
 
 
 @admin.register(OrderItem)

@@ -5,7 +5,7 @@ The refund review queue (refund requests) comes with the refund-request issue.
 
 from django.contrib import admin
 
-from orders.admin import ReadOnlyModelAdmin, search_term_without_hash
+from core.admin import ReadOnlyModelAdmin, SearchWithoutHashMixin, search_term_without_hash
 from refunds.models import Refund, RestaurantLedgerEntry
 
 
@@ -67,9 +67,27 @@ class RefundAdmin(ReadOnlyModelAdmin):
 
 
 @admin.register(RestaurantLedgerEntry)
-class RestaurantLedgerEntryAdmin(ReadOnlyModelAdmin):
-    list_display = ("id", "restaurant", "kind", "amount", "order", "created_at", "description")
+class RestaurantLedgerEntryAdmin(SearchWithoutHashMixin, ReadOnlyModelAdmin):
+    """What each restaurant is owed, entry by entry (L-9): sales, cancellation fees kept, refund
+    deductions and payouts, written by `refunds.services` only."""
+
+    list_display = (
+        "id",
+        "created_at",
+        "restaurant",
+        "kind",
+        "amount",
+        "order",
+        "refund",
+        "description",
+    )
     list_filter = ("kind", "restaurant", "created_at")
-    search_fields = ("order__id__exact", "restaurant__name", "description")
+    search_fields = (
+        "order__id__exact",
+        "restaurant__name",
+        "description",
+        "refund__gateway_reference",
+    )
     date_hierarchy = "created_at"
-    list_select_related = ("restaurant", "order")
+    list_select_related = ("restaurant", "order", "refund")
+    fields = ("restaurant", "kind", "amount", "order", "refund", "description", "created_at")

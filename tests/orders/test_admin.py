@@ -3,11 +3,13 @@ read-only, and the order's lifecycle buttons offer exactly what the user may do 
 `order_advance`."""
 
 import datetime as dt
+import html
 import re
 from decimal import Decimal
 
 import pytest
 from django.apps import apps
+from django.conf import settings
 from django.contrib import admin
 from django.contrib.auth.models import Permission
 from django.contrib.messages import get_messages
@@ -16,7 +18,9 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.html import strip_tags
 
+from core.models import Notification
 from credits.models import CreditGrant, CreditTransaction, DiscountCode
 from orders.admin import POLICY_FIELDSETS, policy_fieldsets
 from orders.models import (
@@ -29,7 +33,8 @@ from orders.models import (
     PolicyVersion,
     Restaurant,
 )
-from refunds.models import Refund
+from orders.services import order_cancel_by_buyer
+from refunds.models import Refund, RestaurantLedgerEntry
 from refunds.services import refund_order
 from tests.conftest import advance, give_credit, place_order
 from tests.factories import DiscountCodeFactory, MenuItemFactory, RestaurantFactory, UserFactory
@@ -45,6 +50,7 @@ READ_ONLY = [
     Payment,
     GatewayOperation,
     Refund,
+    RestaurantLedgerEntry,
     CreditGrant,
     CreditTransaction,
 ]
@@ -84,6 +90,8 @@ def one_of_each(buyer, restaurant, menu, partner):
         reason="Test refund",
     )
     grant = give_credit(buyer, "4.00")
+    picked_up = place_order(buyer, restaurant, fulfillment=Order.Fulfillment.PICKUP)
+    advance(picked_up, "accept", "start_preparation", "mark_ready", "hand_over")  # a sale (L-9)
     return {
         PolicyVersion: PolicyVersion.objects.get(label="1"),
         Restaurant: restaurant,
@@ -94,6 +102,7 @@ def one_of_each(buyer, restaurant, menu, partner):
         Payment: order.payments.get(),
         GatewayOperation: GatewayOperation.objects.get(reference=refund.gateway_reference),
         Refund: refund,
+        RestaurantLedgerEntry: RestaurantLedgerEntry.objects.get(order=picked_up, kind="sale"),
         CreditGrant: grant,
         CreditTransaction: grant.transactions.get(),
         DiscountCode: DiscountCodeFactory(code="WELCOME5"),
@@ -421,6 +430,271 @@ def test_the_step_must_be_posted_with_a_csrf_token(agent, buyer, restaurant):
     assert (get.status_code, post.status_code) == (405, 403)
     order.refresh_from_db()
     assert order.status == Order.Status.PLACED
+
+
+# -- cancellation on the order page (K-OV) ----------------------------------------------------
+
+
+def _cancellation_buttons(response) -> list[str]:
+    return re.findall(r'data-cancellation-action="(\w+)"', response.content.decode())
+
+
+def _money(amount: str) -> str:
+    return f"{amount} {settings.LOJIX_CURRENCY}"
+
+
+@pytest.fixture
+def requested(buyer, restaurant, menu) -> Order:
+    """27.99 paid (2 Margherita + 2.99 delivery); the buyer asked to cancel at the 4.20 fee."""
+    order = advance(place_order(buyer, restaurant, {menu["Margherita"]: 2}), "accept")
+    order, _ = order_cancel_by_buyer(order_id=order.pk, actor=buyer, quote=Decimal("4.20"))
+    return order
+
+
+def _order_snapshot(order: Order) -> dict:
+    return {
+        "order": Order.objects.values().get(pk=order.pk),
+        "events": order.events.count(),
+        "refunds": Refund.objects.count(),
+        "grants": CreditGrant.objects.count(),
+        "notifications": Notification.objects.count(),
+    }
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("user_fixture", STAFF)
+def test_a_cancellation_request_offers_approve_and_deny(request, user_fixture, requested):
+    response = _client_for(request.getfixturevalue(user_fixture)).get(
+        _url(Order, "change", requested.pk)
+    )
+
+    page = response.content.decode()
+    assert _buttons(response) == []  # no lifecycle step while the request waits
+    assert _cancellation_buttons(response) == ["approve", "deny"]
+    assert _url(Order, "cancellation_request", requested.pk, "approve") in page
+    assert _url(Order, "cancellation_request", requested.pk, "deny") in page
+    assert f"They paid {_money('27.99')}; the quoted fee is {_money('4.20')}." in page
+    assert f"the buyer gets {_money('23.79')} back" in page
+
+
+@pytest.mark.django_db
+def test_an_agent_approves_a_request_from_the_order_page(agent, buyer, requested):
+    response = _client_for(agent).post(_url(Order, "cancellation_request", requested.pk, "approve"))
+
+    assert response.status_code == 302
+    assert response["Location"] == _url(Order, "change", requested.pk)
+    assert _messages(response) == [
+        (
+            "success",
+            f"Order #{requested.pk}: cancellation approved; the buyer gets {_money('23.79')} "
+            f"back and the restaurant keeps the {_money('4.20')} fee.",
+        )
+    ]
+    order = Order.objects.get(pk=requested.pk)
+    assert order.status == Order.Status.CANCELLED
+    assert [(r.destination, r.amount) for r in order.refunds.all()] == [("card", Decimal("23.79"))]
+    approved = order.events.get(name="approve")
+    assert (approved.actor, approved.actor_role, approved.clauses) == (
+        agent,
+        OrderEvent.Role.SUPPORT,
+        ["K-B1", "L-2.1", "K-OV"],
+    )
+
+
+@pytest.mark.django_db
+def test_an_agent_denies_a_request_from_the_order_page(agent, requested):
+    without_reason = _client_for(agent).post(
+        _url(Order, "cancellation_request", requested.pk, "deny")
+    )
+    unchanged = Order.objects.values().get(pk=requested.pk)
+    denied = _client_for(agent).post(
+        _url(Order, "cancellation_request", requested.pk, "deny"), {"reason": "Already baking."}
+    )
+
+    assert _messages(without_reason) == [
+        ("error", f"Order #{requested.pk}: Give the buyer a reason for denying the request.")
+    ]
+    assert unchanged == Order.objects.values().get(pk=requested.pk) | {
+        "status": Order.Status.CANCELLATION_REQUESTED,
+        "cancellation_fee": Decimal("4.20"),
+        "cancellation_denied_at": None,
+    }
+    assert [level for level, _ in _messages(denied)] == ["success"]
+    order = Order.objects.get(pk=requested.pk)
+    assert (order.status, order.cancellation_fee) == (Order.Status.ACCEPTED, None)
+    assert not order.refunds.exists()
+    event = order.events.get(name="deny")
+    assert (event.actor, event.actor_role, event.reason) == (
+        agent,
+        OrderEvent.Role.SUPPORT,
+        "Already baking.",
+    )
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("user_fixture", STAFF)
+@pytest.mark.parametrize("steps", [(), ("accept",), ("accept", "start_preparation", "mark_ready")])
+def test_an_order_the_restaurant_may_cancel_offers_cancel_for_the_restaurant(
+    request, user_fixture, steps, buyer, restaurant
+):
+    order = advance(place_order(buyer, restaurant), *steps)
+
+    response = _client_for(request.getfixturevalue(user_fixture)).get(
+        _url(Order, "change", order.pk)
+    )
+
+    assert _cancellation_buttons(response) == ["cancel_for_restaurant"]
+    assert _url(Order, "cancel_for_restaurant", order.pk) in response.content.decode()
+
+
+@pytest.mark.django_db
+def test_an_agent_cancels_for_the_restaurant_with_a_reason_and_an_explanation(
+    agent, buyer, restaurant, menu
+):
+    order = place_order(buyer, restaurant, {menu["Margherita"]: 2})
+    advance(order, "accept", "start_preparation")
+    explanation = "The restaurant's oven broke down; they called us."
+    client = _client_for(agent)
+
+    response = client.post(
+        _url(Order, "cancel_for_restaurant", order.pk),
+        {"reason": "technical_issue", "explanation": explanation},
+    )
+    page = client.get(_url(Order, "change", order.pk))
+
+    assert _messages(response) == [
+        (
+            "success",
+            f"Order #{order.pk}: cancelled for the restaurant; the buyer gets {_money('27.99')} "
+            "back in full and was told why.",
+        )
+    ]
+    order.refresh_from_db()
+    assert (order.status, order.cancellation_reason, order.cancellation_explanation) == (
+        Order.Status.CANCELLED,
+        "technical_issue",
+        explanation,
+    )
+    assert [(r.destination, r.amount) for r in order.refunds.all()] == [("card", Decimal("27.99"))]
+    goodwill = CreditGrant.objects.get(buyer=buyer)
+    assert (goodwill.kind, goodwill.amount, goodwill.source) == (
+        "promo",
+        Decimal("5.00"),
+        "restaurant_cancel_goodwill",
+    )
+    cancelled = order.events.get(name="cancel_by_restaurant")
+    assert (cancelled.actor, cancelled.actor_role, cancelled.clauses) == (
+        agent,
+        OrderEvent.Role.SUPPORT,
+        ["L-2.2", "K-S1", "K-S2", "K-S3", "K-OV"],
+    )
+    told = Notification.objects.get(user=buyer, title__contains="cancelled order")
+    assert explanation in told.body
+    assert _cancellation_buttons(page) == []
+    fields = {
+        field.field["name"]: html.unescape(strip_tags(field.contents()))
+        for fieldset in page.context["adminform"]
+        for line in fieldset
+        for field in line
+        if field.is_readonly
+    }
+    assert (fields["cancellation_reason"], fields["cancellation_explanation"]) == (
+        "Technical issues",
+        explanation,
+    )
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"explanation": "The oven broke down."}, "This field is required."),
+        (
+            {"reason": "bored", "explanation": "The oven broke down."},
+            "Select a valid choice. bored is not one of the available choices.",
+        ),
+        ({"reason": "technical_issue", "explanation": "x" * 401}, None),
+        (
+            {"reason": "technical_issue", "explanation": "Broken"},
+            "Explain to the buyer why the order is cancelled.",
+        ),
+    ],
+    ids=["no reason", "unknown reason", "explanation too long", "explanation too short"],
+)
+def test_a_refused_cancellation_for_the_restaurant_is_a_message_and_changes_nothing(
+    agent, buyer, restaurant, data, message
+):
+    order = advance(place_order(buyer, restaurant), "accept")
+    before = _order_snapshot(order)
+
+    response = _client_for(agent).post(_url(Order, "cancel_for_restaurant", order.pk), data)
+
+    assert response["Location"] == _url(Order, "change", order.pk)
+    ((level, text),) = _messages(response)
+    assert level == "error"
+    assert text.startswith(f"Order #{order.pk}: ")
+    if message:
+        assert text == f"Order #{order.pk}: {message}"
+    assert _order_snapshot(order) == before
+
+
+@pytest.mark.django_db
+def test_a_finished_order_offers_no_cancellation(agent, buyer, restaurant, partner):
+    order = advance(place_order(buyer, restaurant), "accept", "start_preparation", "mark_ready")
+    advance(order, "dispatch", "deliver")
+    before = _order_snapshot(order)
+    client = _client_for(agent)
+
+    page = client.get(_url(Order, "change", order.pk))
+    response = client.post(
+        _url(Order, "cancel_for_restaurant", order.pk),
+        {"reason": "technical_issue", "explanation": "The oven broke down."},
+    )
+
+    assert _cancellation_buttons(page) == []
+    assert _messages(response) == [
+        (
+            "error",
+            f"Order #{order.pk}: This order can no longer be cancelled by the restaurant.",
+        )
+    ]
+    assert _order_snapshot(order) == before
+
+
+@pytest.mark.django_db
+def test_staff_without_a_support_role_get_no_cancellation_and_change_nothing(
+    editor, viewer, requested
+):
+    before = _order_snapshot(requested)
+    editor_client, viewer_client = _client_for(editor), _client_for(viewer)
+
+    editor_page = editor_client.get(_url(Order, "change", requested.pk))
+    editor_post = editor_client.post(_url(Order, "cancellation_request", requested.pk, "approve"))
+    viewer_post = viewer_client.post(_url(Order, "cancellation_request", requested.pk, "approve"))
+
+    assert _cancellation_buttons(editor_page) == []
+    assert _messages(editor_post) == [("error", f"There is no order {requested.pk}.")]
+    assert viewer_post.status_code == 403
+    assert _order_snapshot(requested) == before
+
+
+@pytest.mark.django_db
+def test_non_staff_cannot_decide_from_the_order_page(client, buyer, partner, requested):
+    before = _order_snapshot(requested)
+    client.force_login(partner)
+
+    responses = [
+        client.post(_url(Order, "cancellation_request", requested.pk, "approve")),
+        client.post(
+            _url(Order, "cancel_for_restaurant", requested.pk),
+            {"reason": "technical_issue", "explanation": "The oven broke down."},
+        ),
+    ]
+
+    for response in responses:
+        assert response.status_code == 302
+        assert response["Location"].startswith(f"{reverse('admin:login')}?next=")
+    assert _order_snapshot(requested) == before
 
 
 # -- query counts ---------------------------------------------------------------------------

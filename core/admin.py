@@ -1,0 +1,117 @@
+"""Platform records in admin, read-only, and the read-only building blocks every app's admin
+shares (money and audit records are written by services only)."""
+
+from django.contrib import admin
+
+from core.models import IdempotencyRecord, Notification
+
+
+class ReadOnlyModelAdmin(admin.ModelAdmin):
+    """Money and audit records: visible in admin, written only by services."""
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+class ReadOnlyTabularInline(admin.TabularInline):
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+def search_term_without_hash(search_term: str) -> str:
+    """People copy "Order #12" from pages; search for 12."""
+    return search_term.replace("#", " ").strip()
+
+
+def timestamp_set_filter(field: str, title: str, set_label: str, unset_label: str):
+    """A list filter on whether something happened (its timestamp is set), in plain words."""
+
+    class TimestampSetFilter(admin.SimpleListFilter):
+        parameter_name = field.removesuffix("_at")
+
+        def lookups(self, request, model_admin):
+            return [("yes", set_label), ("no", unset_label)]
+
+        def queryset(self, request, queryset):
+            if self.value() in ("yes", "no"):
+                return queryset.filter(**{f"{field}__isnull": self.value() == "no"})
+            return queryset
+
+    TimestampSetFilter.title = title
+    return TimestampSetFilter
+
+
+class SearchWithoutHashMixin:
+    def get_search_results(self, request, queryset, search_term):
+        return super().get_search_results(request, queryset, search_term_without_hash(search_term))
+
+
+@admin.register(Notification)
+class NotificationAdmin(SearchWithoutHashMixin, ReadOnlyModelAdmin):
+    """What each user was told and when: support answers "did I get told?" from here."""
+
+    list_display = ("created_at", "user", "title", "order", "read", "emailed")
+    list_filter = (
+        timestamp_set_filter("read_at", "read", "Read", "Unread"),
+        timestamp_set_filter("emailed_at", "emailed", "Emailed", "Not emailed"),
+        "created_at",
+    )
+    search_fields = ("user__username", "user__email", "title", "order__id__exact")
+    date_hierarchy = "created_at"
+    list_select_related = ("user", "order")
+    fields = (
+        "user",
+        "title",
+        "body",
+        "order",
+        "url",
+        "email",
+        "created_at",
+        "read_at",
+        "emailed_at",
+    )
+
+    @admin.display(description="Read", boolean=True, ordering="read_at")
+    def read(self, notification: Notification) -> bool:
+        return notification.read_at is not None
+
+    @admin.display(description="Emailed", boolean=True, ordering="emailed_at")
+    def emailed(self, notification: Notification) -> bool:
+        return notification.emailed_at is not None
+
+
+@admin.register(IdempotencyRecord)
+class IdempotencyRecordAdmin(ReadOnlyModelAdmin):
+    """`Idempotency-Key`s the API has seen (D-10), for debugging a client's retries. Stored
+    responses may hold a user's order details, so only superusers see them (core/roles.py
+    gives support no permission here)."""
+
+    list_display = (
+        "created_at",
+        "user",
+        "method",
+        "path",
+        "key",
+        "status",
+        "response_status",
+        "completed_at",
+    )
+    list_filter = ("status", "method", "response_status", "created_at")
+    search_fields = ("key", "path", "user__username", "user__email")
+    date_hierarchy = "created_at"
+    list_select_related = ("user",)
