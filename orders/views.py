@@ -400,6 +400,12 @@ class CancellationPanel:
         )
 
     @property
+    def support_is_deciding(self) -> bool:
+        """K-OV: the restaurant's time to answer is over (the beat task hands the request to
+        support within a minute)."""
+        return self.support_decides_at is not None and self.now >= self.support_decides_at
+
+    @property
     def waiting_clauses(self) -> tuple[str, ...]:
         """The restaurant answers a request (L-2.1), support when it does not in time (K-OV)."""
         return ("L-2.1", "K-OV")

@@ -198,6 +198,16 @@ def test_a_request_waiting_for_the_restaurant_says_when_support_takes_over(
     )
 
 
+def test_an_unanswered_request_says_support_decides(clock, ada, buyer, order):
+    advance(order, "accept")
+    order_cancel_by_buyer(order_id=order.pk, actor=buyer, quote=D("4.20"))
+    clock.shift(10 * MINUTE)
+
+    assert panel(ada.get(order.get_absolute_url())).endswith(
+        "The restaurant did not answer by 12:10, so support decides instead. Why? L-2.1, K-OV"
+    )
+
+
 def test_a_denied_request_shows_the_refusal(clock, ada, buyer, partner, order):
     advance(order, "accept")
     order_cancel_by_buyer(order_id=order.pk, actor=buyer, quote=D("4.20"))
