@@ -9,6 +9,6 @@ class CoreConfig(AppConfig):
     def ready(self):
         from core.roles import sync_role_permissions
 
-        # Permissions exist only after migrate has run, so roles are synced then. Not with
-        # sender=self: post_migrate is only sent for apps with a models module, and core has none.
+        # Permissions exist only after migrate has run, so roles are synced then, after every
+        # app's migrations (each app's permissions are created by its own post_migrate).
         post_migrate.connect(sync_role_permissions, dispatch_uid="core.roles.sync_role_permissions")

@@ -14,3 +14,9 @@ def to_cents(value: Decimal | int | str) -> Decimal:
 def percent_of(amount: Decimal, percent: Decimal) -> Decimal:
     """`percent` % of `amount`, rounded to the cent."""
     return to_cents(amount * Decimal(percent) / Decimal(100))
+
+
+def percent_text(percent: Decimal) -> str:
+    """A percentage for people: 15, 12.5, never 15.00."""
+    text = f"{Decimal(percent):f}"
+    return text.rstrip("0").rstrip(".") if "." in text else text

@@ -5,7 +5,7 @@ import datetime as dt
 from dataclasses import dataclass
 from decimal import Decimal
 
-from core.money import ZERO, percent_of, to_cents
+from core.money import ZERO, percent_of, percent_text, to_cents
 from credits.policy import (
     CreditFacts,
     CreditSpend,
@@ -205,6 +205,7 @@ class RestaurantCancelReason:
 
 RESTAURANT_CANCELLABLE = {"placed", "accepted", "preparing", "ready"}
 MIN_EXPLANATION_LENGTH = 10
+MAX_EXPLANATION_LENGTH = 400
 
 
 @dataclass(frozen=True)
@@ -236,6 +237,11 @@ def decide_restaurant_cancellation(
         return refused("invalid_reason", "Choose one of the reasons the policy allows (L-2.2).")
     if len(explanation.strip()) < MIN_EXPLANATION_LENGTH:
         return refused("explanation_required", "Explain to the buyer why the order is cancelled.")
+    if len(explanation.strip()) > MAX_EXPLANATION_LENGTH:
+        return refused(
+            "explanation_too_long",
+            f"Keep the explanation under {MAX_EXPLANATION_LENGTH} characters.",
+        )
     return RestaurantCancellationDecision(
         True,
         refund=amount_paid,
@@ -267,7 +273,7 @@ def restaurant_terms_errors(
         )
     if not bounds.fee_min_percent <= fee_percent <= bounds.fee_max_percent:
         errors["cancellation_fee_percent"] = (
-            f"The fee must be between {bounds.fee_min_percent:g} % and "
-            f"{bounds.fee_max_percent:g} % (L-2.1)."
+            f"The fee must be between {percent_text(bounds.fee_min_percent)} % and "
+            f"{percent_text(bounds.fee_max_percent)} % (L-2.1)."
         )
     return errors

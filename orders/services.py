@@ -558,7 +558,7 @@ def order_cancellation_deny(*, order_id: int, actor, reason: str = "") -> Order:
         role=role,
         message=message,
         reason=reason,
-        clauses=("L-2.1",),
+        clauses=("L-2.1", *_stepping_in(role)),
         at=now,
     )
     notify(
@@ -626,7 +626,7 @@ def order_cancel_by_restaurant(*, order_id: int, actor, reason: str, explanation
         actor=actor,
         role=role,
         message=f"Cancelled by the restaurant ({label.lower()}): {explanation}",
-        clauses=decision.clauses,
+        clauses=decision.clauses + _stepping_in(role),
         now=now,
         notify_buyer=False,
         changes={"cancellation_reason": reason, "cancellation_explanation": explanation},
@@ -724,6 +724,11 @@ def _partner_or_support_role(order: Order, actor) -> str:
     if is_restaurant_member(order.restaurant_id, actor):
         return OrderEvent.Role.RESTAURANT
     return OrderEvent.Role.SUPPORT
+
+
+def _stepping_in(role: str) -> tuple[str, ...]:
+    """K-OV is cited when support acted in the restaurant's place."""
+    return ("K-OV",) if role == OrderEvent.Role.SUPPORT else ()
 
 
 def _by(role: str) -> str:

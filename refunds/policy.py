@@ -5,7 +5,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 
-from core.money import ZERO, percent_of, to_cents
+from core.money import ZERO, percent_of, percent_text, to_cents
 
 
 @dataclass(frozen=True)
@@ -330,6 +330,15 @@ def claim_eligibility(
     if reason not in Reason.LABELS:
         return _refused("invalid_reason", "Choose one of the listed reasons.", (), Route.INVALID)
     if order.refundable <= ZERO:
+        if reason == Reason.ALLERGIC_REACTION:
+            return _refused(
+                "allergen_investigation",
+                "Everything paid has already been refunded; the mislabelled allergen is "
+                "investigated all the same (L-10).",
+                ("L-10",),
+                Route.AUTOMATIC,
+                opens_allergen_incident=True,
+            )
         return _refused(
             "nothing_to_refund", "Everything paid for this order has been refunded.", ("L-7.2",)
         )
@@ -407,18 +416,19 @@ def _window_refusal(reason, order, terms, now) -> Eligibility | None:
     if closes_at is not None and now >= closes_at:
         return _refused(
             "report_window_closed",
-            f"Quality issues must be reported {_WINDOW_TEXT[order.fulfillment]}; "
+            f"Quality issues must be reported {_window_text(order.fulfillment, terms)}; "
             f"this window closed at {closes_at:%H:%M on %d %b}.",
             ("L-5.1",),
         )
     return None
 
 
-_WINDOW_TEXT = {
-    "dine_in": "before leaving the restaurant",
-    "pickup": "within 30 minutes of pickup",
-    "delivery": "within an hour of delivery",
-}
+def _window_text(fulfillment: str, terms: RefundTerms) -> str:
+    return {
+        "dine_in": "before leaving the restaurant",
+        "pickup": f"within {terms.quality_window_pickup_minutes} minutes of pickup",
+        "delivery": f"within {terms.quality_window_delivery_minutes} minutes of delivery",
+    }[fulfillment]
 
 
 def _evidence_refusal(claim: Claim) -> Eligibility | None:
@@ -481,11 +491,20 @@ def _duplicate_charge(order: OrderRefundFacts) -> Eligibility:
 
 
 def _late(reason, order, terms, now) -> Eligibility:
-    """L-6.1 tiers by lateness. Weather or traffic removes the request tiers (L-3.3); pickup and
-    dine-in orders ready over 2 hours late are refunded in full on request (D-6)."""
+    """L-6.1 tiers by lateness. Weather or traffic removes the request tiers of a delivery
+    (L-3.3) but not the refund over 2 hours, which L-6.1 makes automatic whatever the cause
+    (unless the version's `weather_blocks_automatic` says otherwise); pickup and dine-in orders
+    ready over 2 hours late are refunded in full on request (D-6)."""
     late = lateness(order, now)
     minutes = late.total_seconds() / 60
-    if order.delay_cause in ("weather", "traffic"):
+    automatic_refund_due = order.fulfillment == "delivery" and (
+        minutes > terms.late_auto_refund_minutes and not terms.weather_blocks_automatic
+    )
+    if (
+        order.fulfillment == "delivery"
+        and order.delay_cause in ("weather", "traffic")
+        and not automatic_refund_due
+    ):
         return _refused(
             "weather_traffic_delay", _NOT_COVERED[Reason.WEATHER_TRAFFIC_DELAY], ("L-3.3", "L-6.1")
         )
@@ -515,7 +534,7 @@ def _late(reason, order, terms, now) -> Eligibility:
             amount,
             ("L-6.1",),
             "late_partial",
-            f"{int(minutes)} minutes late: {terms.late_partial_percent:g} % back, "
+            f"{int(minutes)} minutes late: {percent_text(terms.late_partial_percent)} % back, "
             "or the same as account credit (L-6.1).",
             account_credit_alternative=True,
         )
@@ -544,7 +563,10 @@ def _full_late(order, code, detail) -> Eligibility:
 
 def _partial(claim: Claim, order: OrderRefundFacts) -> Eligibility:
     lines = {line.order_item_id: line for line in order.lines}
+    claimed: dict[int, int] = {}
     for item_id, quantity in claim.items:
+        claimed[item_id] = claimed.get(item_id, 0) + quantity
+    for item_id, quantity in claimed.items():
         if item_id not in lines:
             return _refused(
                 "unknown_item", "That item is not part of this order.", ("L-3.2",), Route.INVALID
@@ -556,7 +578,7 @@ def _partial(claim: Claim, order: OrderRefundFacts) -> Eligibility:
                 ("L-3.2",),
                 Route.INVALID,
             )
-    items = claim.items
+    items = tuple(claimed.items())
     if claim.reason not in QUALITY_REASONS:
         items = tuple((i, q) for i, q in items if not lines[i].is_promotional)
     amount = partial_amount(order, items)

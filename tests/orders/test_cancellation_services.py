@@ -232,3 +232,12 @@ def test_terms_must_stay_inside_the_version_bounds(partner, restaurant):
             window,
             fee,
         )
+
+
+def test_an_overlong_explanation_is_refused_before_anything_changes(paid_order, partner):
+    with pytest.raises(DomainError) as refused:
+        order_cancel_by_restaurant(
+            order_id=paid_order.pk, actor=partner, reason="technical_issue", explanation="x" * 401
+        )
+    assert (refused.value.code, refused.value.kind) == ("explanation_too_long", "invalid")
+    assert Order.objects.get(pk=paid_order.pk).status == "placed"

@@ -675,12 +675,12 @@ def test_terms_inside_the_bounds_are_saved(luigi, restaurant, window, fee):
         (
             "5",
             "9.99",
-            {"cancellation_fee_percent": ["The fee must be between 10.00 % and 20.00 % (L-2.1)."]},
+            {"cancellation_fee_percent": ["The fee must be between 10 % and 20 % (L-2.1)."]},
         ),
         (
             "5",
             "20.01",
-            {"cancellation_fee_percent": ["The fee must be between 10.00 % and 20.00 % (L-2.1)."]},
+            {"cancellation_fee_percent": ["The fee must be between 10 % and 20 % (L-2.1)."]},
         ),
         (
             "31",
@@ -690,7 +690,7 @@ def test_terms_inside_the_bounds_are_saved(luigi, restaurant, window, fee):
                     "The window must be between 1 and 30 minutes (K-B1)."
                 ],
                 "cancellation_fee_percent": [
-                    "The fee must be between 10.00 % and 20.00 % (L-2.1)."
+                    "The fee must be between 10 % and 20 % (L-2.1)."
                 ],
             },
         ),
