@@ -107,6 +107,7 @@ class CancellationDecision:
     code: str
     detail: str
     window_ends_at: dt.datetime | None = None
+    fee_percent: Decimal = ZERO
 
     @property
     def allowed(self) -> bool:
@@ -121,10 +122,14 @@ _AFTER_PREPARATION = {"preparing", "ready", "out_for_delivery", "delivered", "pi
 _ENDED = {"served", "closed", "cancelled", "missing", "undeliverable"}
 
 
+def cancellation_fee_percent(facts: BuyerCancellationFacts) -> Decimal:
+    """The restaurant's percent, held inside the version's bounds (L-2.1 "typically 10-20%")."""
+    return min(max(facts.fee_percent, facts.fee_min_percent), facts.fee_max_percent)
+
+
 def cancellation_fee(amount_paid: Decimal, facts: BuyerCancellationFacts) -> Decimal:
-    """The restaurant's percent of what was paid, held inside the version's bounds (L-2.1)."""
-    percent = min(max(facts.fee_percent, facts.fee_min_percent), facts.fee_max_percent)
-    return percent_of(amount_paid, percent)
+    """The restaurant's percent of what was paid (L-2.1)."""
+    return percent_of(amount_paid, cancellation_fee_percent(facts))
 
 
 def decide_buyer_cancellation(facts: BuyerCancellationFacts, *, now: dt.datetime):
@@ -167,6 +172,7 @@ def decide_buyer_cancellation(facts: BuyerCancellationFacts, *, now: dt.datetime
             detail=f"The restaurant must approve; cancelling costs {fee}, "
             f"you get {paid - fee} back.",
             window_ends_at=window_ends_at,
+            fee_percent=cancellation_fee_percent(facts),
         )
     if facts.status == "cancellation_requested":
         return _refused(

@@ -419,10 +419,7 @@ def cancellation_panel(order: Order, *, now: dt.datetime) -> CancellationPanel:
     if decision.allowed:
         extra["refund_parts"] = _refund_parts(order, decision.refund)
     if decision.outcome == CancelOutcome.REQUEST:
-        extra["fee_percent"] = min(
-            max(order.restaurant.cancellation_fee_percent, version.cancellation_fee_min_percent),
-            version.cancellation_fee_max_percent,
-        )
+        extra["fee_percent"] = decision.fee_percent
     if order.status == Order.Status.CANCELLATION_REQUESTED:
         extra["requested_fee"] = order.cancellation_fee or ZERO
         extra["support_decides_at"] = order.cancellation_requested_at + dt.timedelta(
