@@ -13,6 +13,7 @@ class Intervention(models.Model):
 
     class Kind(models.TextChoices):
         UNANSWERED_CANCELLATION = "unanswered_cancellation", "Unanswered cancellation request"
+        REVIEW_OVERDUE = "review_overdue", "Refund review overdue"
 
     class Status(models.TextChoices):
         OPEN = "open"
@@ -21,6 +22,13 @@ class Intervention(models.Model):
     kind = models.CharField(max_length=32, choices=Kind.choices)
     order = models.ForeignKey(
         "orders.Order", on_delete=models.PROTECT, related_name="interventions"
+    )
+    refund_request = models.ForeignKey(
+        "refunds.RefundRequest",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="interventions",
     )
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.OPEN)
     summary = models.CharField(max_length=240)
@@ -44,3 +52,54 @@ class Intervention(models.Model):
 
     def __str__(self):
         return f"{self.get_kind_display()} on {self.order}"
+
+
+class Incident(models.Model):
+    """Something that affects many orders or a restaurant's safety (L-10): a system outage
+    (affected orders refunded in bulk), an allergen investigation against a restaurant, or force
+    majeure (the automatic rules pause and agents decide)."""
+
+    class Kind(models.TextChoices):
+        OUTAGE = "outage", "System outage"
+        ALLERGEN = "allergen", "Allergen investigation"
+        FORCE_MAJEURE = "force_majeure", "Force majeure"
+
+    class Status(models.TextChoices):
+        OPEN = "open"
+        CLOSED = "closed"
+
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.OPEN)
+    title = models.CharField(max_length=160)
+    description = models.TextField(blank=True)
+    restaurant = models.ForeignKey(
+        "orders.Restaurant",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="incidents",
+    )
+    order = models.ForeignKey(
+        "orders.Order", null=True, blank=True, on_delete=models.PROTECT, related_name="incidents"
+    )
+    refund_request = models.OneToOneField(
+        "refunds.RefundRequest",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="incident",
+    )
+    starts_at = models.DateTimeField(null=True, blank=True)
+    ends_at = models.DateTimeField(null=True, blank=True)
+    opened_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    closed_at = models.DateTimeField(null=True, blank=True)
+    findings = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self):
+        return f"{self.get_kind_display()}: {self.title}"

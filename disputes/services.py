@@ -4,15 +4,21 @@ import datetime as dt
 
 from django.db import IntegrityError, transaction
 
-from disputes.models import Intervention
+from disputes.models import Incident, Intervention
 
 
-def intervention_open(*, order, kind: str, summary: str, now: dt.datetime) -> Intervention | None:
+def intervention_open(
+    *, order, kind: str, summary: str, now: dt.datetime, refund_request=None
+) -> Intervention | None:
     """Hand a case to support, once: an open case of the same kind for the order is kept."""
     try:
         with transaction.atomic():
             return Intervention.objects.create(
-                order=order, kind=kind, summary=summary, opened_at=now
+                order=order,
+                refund_request=refund_request,
+                kind=kind,
+                summary=summary,
+                opened_at=now,
             )
     except IntegrityError:
         return None
@@ -70,3 +76,17 @@ def intervention_hand_over_cancellation_request(*, order_id: int, now: dt.dateti
         url="/seller/cancellation-requests/",
     )
     return True
+
+
+def incident_open_allergen(*, request, now: dt.datetime) -> Incident:
+    """An allergic reaction opens an allergen investigation against the restaurant (L-10)."""
+    order = request.order
+    return Incident.objects.create(
+        kind=Incident.Kind.ALLERGEN,
+        title=f"Allergic reaction after order #{order.pk} at {order.restaurant.name}",
+        description=request.description,
+        restaurant=order.restaurant,
+        order=order,
+        refund_request=request,
+        created_at=now,
+    )

@@ -10,6 +10,7 @@ from django.utils import timezone
 from django_fsm import has_transition_perm
 
 from core.errors import DomainError, InvalidInput
+from core.fsm import apply_transition
 from core.money import ZERO
 from core.services import notify, notify_restaurant
 from credits import selectors as credit_selectors
@@ -378,7 +379,7 @@ def order_advance(*, order_id: int, action: str, actor) -> Order:
         )
     now = timezone.now()
     from_status = order.status
-    order_apply_transition(order, transition_method, at=now)
+    apply_transition(order, transition_method, at=now)
     by_partner = is_restaurant_member(order.restaurant_id, actor)
     order_event_record(
         order=order,
@@ -397,17 +398,6 @@ def order_advance(*, order_id: int, action: str, actor) -> Order:
     if order.status in COMPLETED_STATUSES:
         refund_services.restaurant_record_sale(order)
     return order
-
-
-def order_apply_transition(order: Order, transition_method, *, at, **changes) -> None:
-    """Run a transition, set `changes` on the order with it, and save exactly the fields that
-    changed."""
-    fields = [f.attname for f in Order._meta.concrete_fields]
-    before = {name: getattr(order, name) for name in fields}
-    transition_method(at=at)
-    for name, value in changes.items():
-        setattr(order, name, value)
-    order.save(update_fields=[name for name in fields if getattr(order, name) != before[name]])
 
 
 # -- cancellation (L-2.1, L-2.2, K-B1..3, K-S1..3, K-OV) -------------------------------------
@@ -481,7 +471,7 @@ def _order_of_buyer_for_update(order_id: int, buyer) -> Order:
 
 
 def _request_cancellation(order, decision, *, actor, now) -> None:
-    order_apply_transition(order, order.request_cancellation, at=now, cancellation_fee=decision.fee)
+    apply_transition(order, order.request_cancellation, at=now, cancellation_fee=decision.fee)
     minutes = order.policy_version.cancellation_response_minutes
     order_event_record(
         order=order,
@@ -544,9 +534,7 @@ def order_cancellation_deny(*, order_id: int, actor, reason: str = "") -> Order:
     order = _order_with_request_for_update(order_id, actor, order_transition="deny")
     now = timezone.now()
     role = _partner_or_support_role(order, actor)
-    order_apply_transition(
-        order, order.deny, at=now, cancellation_fee=None, cancellation_denied_at=now
-    )
+    apply_transition(order, order.deny, at=now, cancellation_fee=None, cancellation_denied_at=now)
     message = f"Cancellation request denied{_by(role)}; the order goes on."
     order_event_record(
         order=order,
@@ -685,7 +673,7 @@ def _cancel_and_refund(
     """Cancel, refund what is due by origin (D-7), give back promotional credit the order spent
     and tell the buyer. The refund's key is the order's, so it happens once."""
     from_status = order.status
-    order_apply_transition(order, transition, at=now, **(changes or {}))
+    apply_transition(order, transition, at=now, **(changes or {}))
     order_event_record(
         order=order,
         kind=OrderEvent.Kind.TRANSITION,

@@ -6,9 +6,256 @@ from django.conf import settings
 from django.core.validators import MinValueValidator
 from django.db import models
 from django.db.models import Q
+from django.urls import reverse
 from django.utils import timezone
+from django_fsm import ConcurrentTransitionMixin, FSMField, transition
 
-from orders.models import MONEY
+from orders.models import MONEY, is_restaurant_member, is_support
+from refunds.policy import Reason
+
+
+def _is_buyer(request, user) -> bool:
+    return user.is_authenticated and request.buyer_id == user.pk
+
+
+def _is_support(request, user) -> bool:
+    return is_support(user)
+
+
+def _is_partner(request, user) -> bool:
+    return is_restaurant_member(request.order.restaurant_id, user)
+
+
+class RefundRequest(ConcurrentTransitionMixin, models.Model):
+    """A buyer's request for a refund, decided by the policy or by support (D-5, L-4.1).
+
+    submitted -> under_review <-> info_requested, under_review -> awaiting_restaurant ->
+    under_review, under_review -> approved | partially_approved | denied, and approved |
+    partially_approved -> refunded once money moved. Automatic decisions go submitted ->
+    approved -> refunded (or submitted -> denied) with no person.
+    """
+
+    class Status(models.TextChoices):
+        SUBMITTED = "submitted"
+        UNDER_REVIEW = "under_review", "Under review"
+        INFO_REQUESTED = "info_requested", "Waiting for your answer"
+        AWAITING_RESTAURANT = "awaiting_restaurant", "Checking with the restaurant"
+        APPROVED = "approved"
+        PARTIALLY_APPROVED = "partially_approved", "Partially approved"
+        DENIED = "denied"
+        REFUNDED = "refunded"
+
+    class Method(models.TextChoices):
+        ORIGINAL = "original", "Original payment method"
+        ACCOUNT_CREDIT = "account_credit", "Account credit"
+
+    class Resolution(models.TextChoices):
+        REFUND = "refund", "Refund"
+        PROMO_CREDIT = "promo_credit", "Promotional credit"
+        REPLACEMENT = "replacement", "Replacement order"
+
+    order = models.ForeignKey(
+        "orders.Order", on_delete=models.PROTECT, related_name="refund_requests"
+    )
+    buyer = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="refund_requests"
+    )
+    reason = models.CharField(max_length=24, choices=list(Reason.LABELS.items()))
+    description = models.TextField(blank=True)
+    preferred_method = models.CharField(
+        max_length=16, choices=Method.choices, default=Method.ORIGINAL
+    )
+    status = FSMField(
+        default=Status.SUBMITTED, choices=Status.choices, protected=True, db_index=True
+    )
+    discovered_at = models.DateTimeField(help_text="When the buyer found the problem (L-5.2).")
+    submitted_at = models.DateTimeField(default=timezone.now, db_index=True)
+    # L-4.1 review SLA: due 48 h after submission; the clock pauses while we wait for the buyer.
+    review_due_at = models.DateTimeField(db_index=True)
+    info_requested_at = models.DateTimeField(null=True, blank=True)
+    due_soon_flagged_at = models.DateTimeField(null=True, blank=True)
+    escalated_at = models.DateTimeField(null=True, blank=True)
+    # What the policy suggested when the request arrived (D-6), shown to the agent.
+    suggested_outcome = models.CharField(max_length=10)
+    suggested_amount = models.DecimalField(**MONEY)
+    suggested_code = models.CharField(max_length=40)
+    suggested_clauses = models.JSONField(default=list)
+    # The decision (D-5): amount, method, explanation, clauses, who (None: the policy).
+    decided_amount = models.DecimalField(null=True, blank=True, **MONEY)
+    decided_method = models.CharField(max_length=16, choices=Method.choices, blank=True)
+    resolution = models.CharField(max_length=16, choices=Resolution.choices, blank=True)
+    explanation = models.TextField(blank=True)
+    decision_clauses = models.JSONField(default=list, blank=True)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    decided_at = models.DateTimeField(null=True, blank=True)
+    # Four eyes (D-6): above the version's threshold a supervisor approves before money moves.
+    needs_second_approval = models.BooleanField(default=False)
+    second_approved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    second_approved_at = models.DateTimeField(null=True, blank=True)
+    refunded_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["review_due_at", "pk"]
+        constraints = [
+            # Four eyes are two people.
+            models.CheckConstraint(
+                condition=Q(second_approved_by__isnull=True)
+                | ~Q(second_approved_by=models.F("decided_by")),
+                name="refund_request_four_eyes_are_two_people",
+            ),
+        ]
+
+    def __str__(self):
+        return f"Refund request #{self.pk} ({self.get_reason_display()})"
+
+    def get_absolute_url(self):
+        return reverse("refunds:request", args=[self.pk])
+
+    @property
+    def decided_by_label(self) -> str:
+        return str(self.decided_by) if self.decided_by_id else "policy"
+
+    @transition(status, source=Status.SUBMITTED, target=Status.UNDER_REVIEW)
+    def start_review(self, *, at):
+        """The policy routes the request to support (L-4.1 step 3)."""
+
+    @transition(
+        status, source=Status.UNDER_REVIEW, target=Status.INFO_REQUESTED, permission=_is_support
+    )
+    def request_info(self, *, at):
+        self.info_requested_at = at
+
+    @transition(
+        status, source=Status.INFO_REQUESTED, target=Status.UNDER_REVIEW, permission=_is_buyer
+    )
+    def answer(self, *, at, paused):
+        """The buyer answers; the review clock resumes with the time it was paused added."""
+        self.review_due_at += paused
+        self.info_requested_at = None
+
+    @transition(
+        status,
+        source=Status.UNDER_REVIEW,
+        target=Status.AWAITING_RESTAURANT,
+        permission=_is_support,
+    )
+    def ask_restaurant(self, *, at):
+        """L-4.1 step 3: "May contact restaurant for verification"."""
+
+    @transition(
+        status,
+        source=Status.AWAITING_RESTAURANT,
+        target=Status.UNDER_REVIEW,
+        permission=_is_partner,
+    )
+    def restaurant_answer(self, *, at):
+        pass
+
+    @transition(status, source=[Status.SUBMITTED, Status.UNDER_REVIEW], target=Status.APPROVED)
+    def approve(self, *, at):
+        self.decided_at = at
+
+    @transition(status, source=Status.UNDER_REVIEW, target=Status.PARTIALLY_APPROVED)
+    def partially_approve(self, *, at):
+        self.decided_at = at
+
+    @transition(status, source=[Status.SUBMITTED, Status.UNDER_REVIEW], target=Status.DENIED)
+    def deny(self, *, at):
+        self.decided_at = at
+
+    @transition(status, source=[Status.APPROVED, Status.PARTIALLY_APPROVED], target=Status.REFUNDED)
+    def mark_refunded(self, *, at):
+        self.refunded_at = at
+
+
+class RefundRequestItem(models.Model):
+    """A line named in a partial claim, with how many were affected."""
+
+    request = models.ForeignKey(RefundRequest, on_delete=models.CASCADE, related_name="items")
+    order_item = models.ForeignKey("orders.OrderItem", on_delete=models.PROTECT, related_name="+")
+    quantity = models.PositiveIntegerField(validators=[MinValueValidator(1)])
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["request", "order_item"], name="refund_item_once"),
+            models.CheckConstraint(condition=Q(quantity__gte=1), name="refund_item_quantity"),
+        ]
+
+    def __str__(self):
+        return f"{self.quantity} x {self.order_item.name}"
+
+
+def _evidence_path(instance, filename):
+    return f"evidence/{instance.request.order_id}/{instance.request_id}/{filename}"
+
+
+class RefundEvidence(models.Model):
+    """A photo of the problem (L-5.2), checked by decoding it, served only to those allowed."""
+
+    request = models.ForeignKey(RefundRequest, on_delete=models.CASCADE, related_name="evidence")
+    file = models.ImageField(upload_to=_evidence_path, width_field="width", height_field="height")
+    content_type = models.CharField(max_length=40)
+    size = models.PositiveIntegerField()
+    width = models.PositiveIntegerField(default=0)
+    height = models.PositiveIntegerField(default=0)
+    uploaded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["created_at", "pk"]
+        verbose_name_plural = "refund evidence"
+
+    def __str__(self):
+        return f"Photo {self.pk} for {self.request}"
+
+
+class RefundMessage(models.Model):
+    """The conversation on a request between the buyer, support and the restaurant."""
+
+    class Role(models.TextChoices):
+        BUYER = "buyer"
+        SUPPORT = "support"
+        RESTAURANT = "restaurant"
+
+    request = models.ForeignKey(RefundRequest, on_delete=models.CASCADE, related_name="messages")
+    author = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    role = models.CharField(max_length=12, choices=Role.choices)
+    body = models.TextField()
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["created_at", "pk"]
+
+    def __str__(self):
+        return f"{self.role}: {self.body[:40]}"
+
+
+class RefundRequestEvent(models.Model):
+    """The request's timeline: every status change and decision, who made it and why."""
+
+    request = models.ForeignKey(RefundRequest, on_delete=models.CASCADE, related_name="events")
+    name = models.CharField(max_length=40)
+    from_status = models.CharField(max_length=24, blank=True)
+    to_status = models.CharField(max_length=24, blank=True)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    actor_role = models.CharField(max_length=12)
+    message = models.CharField(max_length=500)
+    clauses = models.JSONField(default=list, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["created_at", "pk"]
+
+    def __str__(self):
+        return f"{self.request}: {self.message}"
 
 
 class Refund(models.Model):
@@ -28,6 +275,9 @@ class Refund(models.Model):
         FAILED = "failed"
 
     order = models.ForeignKey("orders.Order", on_delete=models.PROTECT, related_name="refunds")
+    request = models.ForeignKey(
+        RefundRequest, null=True, blank=True, on_delete=models.PROTECT, related_name="refunds"
+    )
     amount = models.DecimalField(validators=[MinValueValidator(Decimal("0.01"))], **MONEY)
     destination = models.CharField(max_length=16, choices=Destination.choices)
     idempotency_key = models.CharField(max_length=160, unique=True)

@@ -5,7 +5,7 @@ import zoneinfo
 from dataclasses import dataclass
 from decimal import Decimal
 
-from django.db.models import Count, QuerySet, Sum
+from django.db.models import Count, Q, QuerySet, Sum
 from django.db.models.functions import TruncWeek
 
 from core.money import ZERO
@@ -64,3 +64,40 @@ def restaurant_ledger_periods(restaurant_ids, *, tz: zoneinfo.ZoneInfo) -> list[
 def restaurant_ledger_balance(periods: list[LedgerPeriod]) -> Decimal:
     """What the platform owes over all periods: the sum of the period totals."""
     return sum((period.total for period in periods), ZERO)
+
+
+def refund_request_ids_for_sla(*, now: dt.datetime, limit: int) -> list[int]:
+    """Requests under review that are now due soon and not flagged yet, or overdue and not
+    escalated yet (L-4.1), soonest due first."""
+    from refunds.models import RefundRequest
+
+    candidates = (
+        RefundRequest.objects.filter(
+            status__in=[RefundRequest.Status.UNDER_REVIEW, RefundRequest.Status.AWAITING_RESTAURANT]
+        )
+        .filter(Q(due_soon_flagged_at__isnull=True) | Q(escalated_at__isnull=True))
+        .select_related("order__policy_version")
+        .only(
+            "pk",
+            "review_due_at",
+            "due_soon_flagged_at",
+            "escalated_at",
+            "order__policy_version__review_sla_hours",
+            "order__policy_version__review_due_soon_hours",
+        )
+        .order_by("review_due_at", "pk")
+    )
+    due = []
+    for request in candidates.iterator(chunk_size=500):
+        version = request.order.policy_version
+        soon = request.review_due_at - dt.timedelta(
+            hours=version.review_sla_hours - version.review_due_soon_hours
+        )
+        overdue = request.escalated_at is None and now >= request.review_due_at
+        if overdue or (request.due_soon_flagged_at is None and now >= soon):
+            due.append(request.pk)
+        elif now < soon:
+            break
+        if len(due) == limit:
+            break
+    return due

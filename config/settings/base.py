@@ -144,6 +144,10 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_BEAT_SCHEDULE = {
+    "refund-review-sla": {
+        "task": "refunds.tasks.review_sla_sweep",
+        "schedule": 300.0,
+    },
     "hand-unanswered-cancellation-requests-to-support": {
         "task": "disputes.tasks.hand_unanswered_cancellation_requests_to_support",
         "schedule": 60.0,

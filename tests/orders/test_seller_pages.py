@@ -15,10 +15,10 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
+from core.fsm import apply_transition
 from orders.models import Order, OrderEvent
 from orders.services import (
     SELLER_ACTIONS,
-    order_apply_transition,
     order_event_record,
     order_for_update,
 )
@@ -103,7 +103,7 @@ def force_transition(order, name, actor) -> Order:
     with transaction.atomic():
         locked = order_for_update(order.pk)
         from_status = locked.status
-        order_apply_transition(locked, getattr(locked, name), at=timezone.now())
+        apply_transition(locked, getattr(locked, name), at=timezone.now())
         order_event_record(
             order=locked,
             kind=OrderEvent.Kind.TRANSITION,
