@@ -32,6 +32,11 @@ run: demo
 test: install
 	$(VENV)/bin/pytest
 
+# Performance as ratios against baselines measured in the same run (D-11, tests/bench/README.md);
+# creates and drops its own database (bench_ + the name in DATABASE_URL); exits 1 past a threshold.
+bench: install
+	$(PY) -m tests.bench.run
+
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
