@@ -29,16 +29,6 @@ def credit_balance(buyer, *, now: dt.datetime) -> dict:
     return {"promo": promo or ZERO, "account": account or ZERO}
 
 
-def credit_ids_to_expire(*, now: dt.datetime, limit: int) -> list[int]:
-    return list(
-        CreditGrant.objects.filter(
-            kind=CreditGrant.Kind.PROMO, expires_at__lte=now, remaining__gt=0
-        )
-        .order_by("expires_at", "pk")
-        .values_list("pk", flat=True)[:limit]
-    )
-
-
 def discount_codes_used_by(buyer) -> QuerySet[DiscountCode]:
     return DiscountCode.objects.filter(orders__buyer=buyer).distinct()
 

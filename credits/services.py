@@ -57,26 +57,34 @@ def credit_spend(*, grant_id: int, amount: Decimal, order) -> None:
 
 
 @transaction.atomic
+def credit_expire_due(*, now: dt.datetime, limit: int, grant_ids=None) -> int:
+    """Expire what is left of promotional grants past `expires_at` (L-7.1), up to `limit` of
+    them (or just `grant_ids`), in one transaction. Grants another run has locked are skipped,
+    so two runs at once expire each grant once. Returns how many expired."""
+    due = CreditGrant.objects.filter(
+        kind=CreditGrant.Kind.PROMO, expires_at__lte=now, remaining__gt=0
+    )
+    if grant_ids is not None:
+        due = due.filter(pk__in=grant_ids)
+    grants = list(due.select_for_update(skip_locked=True).order_by("expires_at", "pk")[:limit])
+    CreditTransaction.objects.bulk_create(
+        CreditTransaction(
+            grant=grant,
+            buyer_id=grant.buyer_id,
+            kind=CreditTransaction.Kind.EXPIRY,
+            amount=-grant.remaining,
+            note=f"Expired {grant.expires_at:%Y-%m-%d %H:%M} UTC (L-7.1)",
+            created_at=now,
+        )
+        for grant in grants
+    )
+    CreditGrant.objects.filter(pk__in=[g.pk for g in grants]).update(remaining=Decimal("0.00"))
+    return len(grants)
+
+
 def credit_expire(*, grant_id: int, now: dt.datetime) -> bool:
-    """Expire what is left of a promotional grant past `expires_at` (L-7.1). Returns whether
-    anything expired; running it twice expires nothing more."""
-    grant = (
-        CreditGrant.objects.select_for_update()
-        .filter(pk=grant_id, kind=CreditGrant.Kind.PROMO, expires_at__lte=now, remaining__gt=0)
-        .first()
-    )
-    if grant is None:
-        return False
-    CreditTransaction.objects.create(
-        grant=grant,
-        buyer_id=grant.buyer_id,
-        kind=CreditTransaction.Kind.EXPIRY,
-        amount=-grant.remaining,
-        note=f"Expired {grant.expires_at:%Y-%m-%d %H:%M} UTC (L-7.1)",
-    )
-    grant.remaining = Decimal("0.00")
-    grant.save(update_fields=["remaining"])
-    return True
+    """Expire one promotional grant if it is due (L-7.1); running it twice expires nothing more."""
+    return credit_expire_due(now=now, limit=1, grant_ids=[grant_id]) == 1
 
 
 def discount_code_redeem(*, discount: DiscountCode, order, now: dt.datetime) -> None:

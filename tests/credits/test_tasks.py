@@ -10,6 +10,7 @@ from celery.contrib.testing.worker import start_worker
 from config.celery import app
 from credits.models import CreditGrant, CreditTransaction
 from credits.tasks import expire_credits
+from tests.concurrency import run_concurrently
 from tests.conftest import NOW, give_credit
 
 
@@ -75,3 +76,16 @@ def test_a_real_worker_runs_the_task_from_the_broker(buyer, monkeypatch):
 
     assert grant.remaining == D("0.00")
     assert CreditTransaction.objects.filter(grant=grant, kind="expiry").count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_runs_at_once_expire_each_grant_once(buyer):
+    past = dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)
+    for _ in range(30):
+        give_credit(buyer, "1.00", kind="promo", expires_at=past)
+
+    results = run_concurrently(lambda: expire_credits(batch_size=7), 2)
+
+    assert sum(results) == 30
+    assert CreditTransaction.objects.filter(kind="expiry").count() == 30
+    assert not CreditGrant.objects.filter(remaining__gt=0).exists()
