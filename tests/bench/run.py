@@ -47,13 +47,12 @@ from tests.factories import DiscountCodeFactory, MenuItemFactory, RestaurantFact
 # Generous on purpose: the figures are ratios, but a shared 2-CPU runner still adds noise of
 # tens of percent, so a threshold only trips on a change of kind, not of degree.
 
-# The sweep locks, re-checks and writes one grant at a time (3 statements and a commit each,
-# safe against a concurrent run); one set-based UPDATE + INSERT does the same rows in a single
-# statement. 60-150x measured with the database on localhost (N=1000 the noisier: the raw
-# statement takes ~40 ms). 500x means the per-grant cost has grown several-fold (an extra
-# query per grant, a lost index, a lock held over a whole batch), or the database is far
-# away: every grant pays 4 round trips.
-SWEEP_VS_RAW_MAX = 500.0
+# The sweep works in batches of 500: one transaction locks a batch (SKIP LOCKED, so a
+# concurrent run takes the next one), bulk-inserts the expiry rows and zeroes the grants, a few
+# statements per batch; one set-based UPDATE + INSERT does the same rows in a single statement.
+# ~3-4x measured with the database on localhost. 20x means the sweep went back to per-grant
+# work (an extra query or a transaction per grant) or lost its index.
+SWEEP_VS_RAW_MAX = 20.0
 # Peak Python memory of the sweep over 4x the rows: ~1.3 measured, the growth being CPython's
 # type-attribute cache filling up (bounded, 4096 entries). A sweep that held every due grant
 # at once would grow several-fold; one that only listed every due id (~1.4) would not cross.
