@@ -9,4 +9,5 @@ urlpatterns = [
     path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("", include("orders.api.urls")),
     path("", include("credits.api.urls")),
+    path("", include("refunds.api.urls")),
 ]

@@ -132,9 +132,9 @@ class RefundRequest(ConcurrentTransitionMixin, models.Model):
     @transition(
         status, source=Status.INFO_REQUESTED, target=Status.UNDER_REVIEW, permission=_is_buyer
     )
-    def answer(self, *, at, paused):
+    def answer(self, *, at):
         """The buyer answers; the review clock resumes with the time it was paused added."""
-        self.review_due_at += paused
+        self.review_due_at += at - self.info_requested_at
         self.info_requested_at = None
 
     @transition(

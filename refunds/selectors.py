@@ -101,3 +101,63 @@ def refund_request_ids_for_sla(*, now: dt.datetime, limit: int) -> list[int]:
         if len(due) == limit:
             break
     return due
+
+
+def refund_request_list_for_buyer(buyer) -> QuerySet:
+    """The buyer's own refund requests, newest first, with their order's restaurant."""
+    from refunds.models import RefundRequest
+
+    return (
+        RefundRequest.objects.filter(buyer=buyer)
+        .select_related("order__restaurant")
+        .order_by("-submitted_at", "-pk")
+    )
+
+
+def refund_request_detail_queryset() -> QuerySet:
+    """Refund requests with everything their detail shows (lines, timeline, messages, photos,
+    refunds, who decided) in a constant number of queries; callers filter by who may see."""
+    from django.db.models import Prefetch
+
+    from refunds.models import RefundMessage, RefundRequest, RefundRequestItem
+
+    return RefundRequest.objects.select_related(
+        "order__restaurant", "decided_by", "second_approved_by"
+    ).prefetch_related(
+        Prefetch(
+            "items",
+            queryset=RefundRequestItem.objects.select_related("order_item").order_by("pk"),
+        ),
+        "events",
+        Prefetch("messages", queryset=RefundMessage.objects.select_related("author")),
+        "evidence",
+        "refunds",
+    )
+
+
+def refund_request_list_for_partner(user) -> QuerySet:
+    """Refund requests on orders of the restaurants the user belongs to, oldest first, with
+    the claimed lines, the photos and what support and the restaurant wrote (not the buyer's
+    messages)."""
+    from django.db.models import Prefetch
+
+    from refunds.models import RefundMessage, RefundRequest, RefundRequestItem
+
+    return (
+        RefundRequest.objects.filter(order__restaurant__members=user)
+        .select_related("order__restaurant")
+        .prefetch_related(
+            Prefetch(
+                "items",
+                queryset=RefundRequestItem.objects.select_related("order_item").order_by("pk"),
+            ),
+            "evidence",
+            Prefetch(
+                "messages",
+                queryset=RefundMessage.objects.exclude(
+                    role=RefundMessage.Role.BUYER
+                ).select_related("author"),
+            ),
+        )
+        .order_by("submitted_at", "pk")
+    )

@@ -890,7 +890,6 @@ def refund_request_reply(*, request_id: int, actor, body: str, photos=()) -> Ref
             at=now,
             clauses=("L-4.1",),
             message="You answered; the review goes on.",
-            paused=now - request.info_requested_at,
         )
     return request
 

@@ -193,6 +193,9 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "OrderStatusEnum": "orders.models.Order.Status",
         "PaymentStatusEnum": "orders.models.Payment.Status",
+        "RefundRequestStatusEnum": "refunds.models.RefundRequest.Status",
+        "RefundMethodEnum": "refunds.models.RefundRequest.Method",
+        "RefundReasonEnum": "refunds.api.serializers.REASON_CHOICES",
     },
 }
 

@@ -1,0 +1,318 @@
+"""The refund request API (D-10): thin views over `refunds.services` and `refunds.selectors`.
+
+A buyer sees and writes on their own requests only (another buyer's is a 404, like one that
+does not exist); a partner verifies the requests of their restaurants (a user who is no partner
+gets a 403, another restaurant's request is a 404); support agents and supervisors decide (any
+other user gets a 403). Refusals are the services' own: 409 for the state or the policy, 400 for
+bad input.
+"""
+
+from drf_spectacular.utils import extend_schema
+from rest_framework import generics, status
+from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.permissions import BasePermission, IsAuthenticated
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from core.api import ApiErrorSerializer, invalid_input_from
+from core.errors import DomainError
+from core.idempotency import idempotent
+from orders.api.views import IsRestaurantPartner
+from orders.models import is_support
+from refunds.api.serializers import (
+    FIELD_CODES,
+    ApproveSerializer,
+    DenySerializer,
+    EvidenceUploadSerializer,
+    OfferCreditSerializer,
+    PartialApproveSerializer,
+    QuestionSerializer,
+    RefundRequestCreateSerializer,
+    RefundRequestDetailSerializer,
+    RefundRequestListSerializer,
+    ReplySerializer,
+    SellerRefundRequestSerializer,
+    VerifySerializer,
+)
+from refunds.models import RefundRequest
+from refunds.selectors import (
+    refund_request_detail_queryset,
+    refund_request_list_for_buyer,
+    refund_request_list_for_partner,
+)
+from refunds.services import (
+    refund_request_add_evidence,
+    refund_request_approve,
+    refund_request_ask_restaurant,
+    refund_request_deny,
+    refund_request_offer_credit,
+    refund_request_partially_approve,
+    refund_request_reply,
+    refund_request_request_info,
+    refund_request_restaurant_verify,
+    refund_request_second_approve,
+    refund_request_submit,
+)
+
+ERRORS = {code: ApiErrorSerializer for code in (400, 401, 404, 409, 422)}
+ROLE_ERRORS = {code: ApiErrorSerializer for code in (400, 401, 403, 404, 409, 422)}
+UPLOAD_PARSERS = [JSONParser, MultiPartParser, FormParser]
+
+
+def _valid(serializer_class, data) -> dict:
+    serializer = serializer_class(data=data)
+    if not serializer.is_valid():
+        raise invalid_input_from(serializer.errors, FIELD_CODES)
+    return serializer.validated_data
+
+
+def _no_request(request_id: int) -> DomainError:
+    return DomainError("not_found", f"You have no refund request {request_id}.", kind="not_found")
+
+
+def _buyer_detail(user, request_id: int) -> dict:
+    try:
+        refund_request = refund_request_detail_queryset().filter(buyer=user).get(pk=request_id)
+    except RefundRequest.DoesNotExist as error:
+        raise _no_request(request_id) from error
+    return RefundRequestDetailSerializer(refund_request).data
+
+
+def _detail(request_id: int) -> dict:
+    return RefundRequestDetailSerializer(refund_request_detail_queryset().get(pk=request_id)).data
+
+
+# -- buyer -----------------------------------------------------------------------------------
+
+
+class RefundRequestListCreateApi(generics.ListAPIView):
+    """`GET` the buyer's own refund requests, newest first; `POST` asks for a refund (L-4.1).
+
+    The policy answers at once: a reason it does not cover is denied with its clause, a food
+    safety claim is refunded, the rest waits for support (`review_due_at`). An incomplete claim
+    (a quality issue without its photo, L-5.2; a partial claim without its lines) is a 400 that
+    stores nothing.
+    """
+
+    serializer_class = RefundRequestListSerializer
+    parser_classes = UPLOAD_PARSERS
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):  # schema generation has no user
+            return RefundRequest.objects.none()
+        return refund_request_list_for_buyer(self.request.user)
+
+    @extend_schema(
+        request={
+            "application/json": RefundRequestCreateSerializer,
+            "multipart/form-data": RefundRequestCreateSerializer,
+        },
+        responses={201: RefundRequestDetailSerializer, **ERRORS},
+        summary="Ask for a refund",
+    )
+    @idempotent
+    def post(self, request):
+        data = _valid(RefundRequestCreateSerializer, request.data)
+        refund_request = refund_request_submit(
+            order_id=data["order"],
+            actor=request.user,
+            reason=data["reason"],
+            items=[(line["order_item"], line["quantity"]) for line in data["items"]],
+            description=data["description"],
+            preferred_method=data["preferred_method"],
+            discovered_at=data["discovered_at"],
+            photos=data["photos"],
+        )
+        return Response(_buyer_detail(request.user, refund_request.pk), status=201)
+
+
+class RefundRequestDetailApi(APIView):
+    """One of the buyer's own requests: status, suggestion, decision, timeline, messages,
+    photos and refunds with their expected dates."""
+
+    @extend_schema(
+        responses={
+            200: RefundRequestDetailSerializer,
+            401: ApiErrorSerializer,
+            404: ApiErrorSerializer,
+        }
+    )
+    def get(self, request, pk: int):
+        return Response(_buyer_detail(request.user, pk))
+
+
+class RefundRequestEvidenceApi(APIView):
+    """`POST /api/refund-requests/{id}/evidence/` (multipart `file`): a photo for an undecided
+    request. A file that is not an image (`not_an_image`), too large (`file_too_large`) or one
+    too many (`too_many_photos`) is a 400 and nothing is stored."""
+
+    parser_classes = [MultiPartParser, FormParser]
+
+    @extend_schema(
+        request={"multipart/form-data": EvidenceUploadSerializer},
+        responses={201: RefundRequestDetailSerializer, **ERRORS},
+        summary="Add a photo to a refund request",
+    )
+    @idempotent
+    def post(self, request, pk: int):
+        data = _valid(EvidenceUploadSerializer, request.data)
+        refund_request_add_evidence(request_id=pk, actor=request.user, photos=[data["file"]])
+        return Response(_buyer_detail(request.user, pk), status=status.HTTP_201_CREATED)
+
+
+class RefundRequestReplyApi(APIView):
+    """`POST /api/refund-requests/{id}/reply/`: the buyer writes to support (`body`, optional
+    `photos`); answering a question resumes the review clock (L-4.1)."""
+
+    parser_classes = UPLOAD_PARSERS
+
+    @extend_schema(
+        request={"application/json": ReplySerializer, "multipart/form-data": ReplySerializer},
+        responses={201: RefundRequestDetailSerializer, **ERRORS},
+        summary="Reply on a refund request",
+    )
+    @idempotent
+    def post(self, request, pk: int):
+        data = _valid(ReplySerializer, request.data)
+        refund_request_reply(
+            request_id=pk, actor=request.user, body=data["body"], photos=data["photos"]
+        )
+        return Response(_buyer_detail(request.user, pk), status=status.HTTP_201_CREATED)
+
+
+# -- seller ----------------------------------------------------------------------------------
+
+
+class SellerRefundRequestListApi(generics.ListAPIView):
+    """Requests support asked the partner's restaurants to verify, the oldest first."""
+
+    permission_classes = [IsAuthenticated, IsRestaurantPartner]
+    serializer_class = SellerRefundRequestSerializer
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):
+            return RefundRequest.objects.none()
+        return refund_request_list_for_partner(self.request.user).filter(
+            status=RefundRequest.Status.AWAITING_RESTAURANT
+        )
+
+
+class SellerRefundRequestVerifyApi(APIView):
+    """`POST /api/seller/refund-requests/{id}/verify/`: the restaurant answers support's
+    question with a `note`; support then decides. A request support is not asking about is a
+    409 `no_verification_due`."""
+
+    permission_classes = [IsAuthenticated, IsRestaurantPartner]
+
+    @extend_schema(
+        request=VerifySerializer,
+        responses={200: SellerRefundRequestSerializer, **ROLE_ERRORS},
+        summary="Answer support's verification request",
+    )
+    @idempotent
+    def post(self, request, pk: int):
+        data = _valid(VerifySerializer, request.data)
+        refund_request_restaurant_verify(request_id=pk, actor=request.user, note=data["note"])
+        refund_request = refund_request_list_for_partner(request.user).get(pk=pk)
+        return Response(SellerRefundRequestSerializer(refund_request).data)
+
+
+# -- support ---------------------------------------------------------------------------------
+
+
+class IsSupport(BasePermission):
+    message = "Only support agents and supervisors decide refund requests."
+    code = "not_support"
+
+    def has_permission(self, request, view):
+        return is_support(request.user)
+
+
+class SupportActionApi(APIView):
+    """A support decision on a request, through the same service as the admin. 200 with the
+    request; 409 if its state does not allow it; 400 for bad input."""
+
+    permission_classes = [IsAuthenticated, IsSupport]
+    input_serializer = None
+
+    def act(self, user, request_id: int, data: dict) -> None:
+        raise NotImplementedError
+
+    @idempotent
+    def post(self, request, pk: int):
+        data = _valid(self.input_serializer, request.data) if self.input_serializer else {}
+        self.act(request.user, pk, data)
+        return Response(_detail(pk))
+
+
+def _support_schema(summary: str, serializer=None):
+    return extend_schema(
+        request=serializer,
+        responses={200: RefundRequestDetailSerializer, **ROLE_ERRORS},
+        summary=summary,
+    )
+
+
+@_support_schema("Approve the suggested refund", ApproveSerializer)
+class SupportApproveApi(SupportActionApi):
+    """Approve what the policy suggested, bounded by what can still be refunded; above the
+    version's threshold a supervisor approves too. Nothing left to refund is a 409
+    `nothing_to_refund`."""
+
+    input_serializer = ApproveSerializer
+
+    def act(self, user, request_id, data):
+        refund_request_approve(request_id=request_id, actor=user, method=data["method"])
+
+
+@_support_schema("Approve part of the claim", PartialApproveSerializer)
+class SupportPartiallyApproveApi(SupportActionApi):
+    input_serializer = PartialApproveSerializer
+
+    def act(self, user, request_id, data):
+        refund_request_partially_approve(request_id=request_id, actor=user, **data)
+
+
+@_support_schema("Deny with an explanation", DenySerializer)
+class SupportDenyApi(SupportActionApi):
+    input_serializer = DenySerializer
+
+    def act(self, user, request_id, data):
+        refund_request_deny(request_id=request_id, actor=user, **data)
+
+
+@_support_schema("Ask the buyer for more information", QuestionSerializer)
+class SupportRequestInfoApi(SupportActionApi):
+    """The review clock pauses until the buyer replies (L-4.1)."""
+
+    input_serializer = QuestionSerializer
+
+    def act(self, user, request_id, data):
+        refund_request_request_info(request_id=request_id, actor=user, **data)
+
+
+@_support_schema("Ask the restaurant to verify", QuestionSerializer)
+class SupportAskRestaurantApi(SupportActionApi):
+    input_serializer = QuestionSerializer
+
+    def act(self, user, request_id, data):
+        refund_request_ask_restaurant(request_id=request_id, actor=user, **data)
+
+
+@_support_schema("Offer promotional credit instead", OfferCreditSerializer)
+class SupportOfferCreditApi(SupportActionApi):
+    """L-4.3: promotional credit instead of money for a minor issue."""
+
+    input_serializer = OfferCreditSerializer
+
+    def act(self, user, request_id, data):
+        refund_request_offer_credit(request_id=request_id, actor=user, **data)
+
+
+@_support_schema("Give the second approval")
+class SupportSecondApprovalApi(SupportActionApi):
+    """A supervisor other than the one who decided confirms a large refund; then money moves.
+    Anyone else is a 409 (`supervisor_required`, `four_eyes`)."""
+
+    def act(self, user, request_id, data):
+        refund_request_second_approve(request_id=request_id, actor=user)
