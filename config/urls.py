@@ -10,6 +10,7 @@ urlpatterns = [
     path("accounts/", include("core.urls")),
     path("seller/", include("orders.seller_urls")),
     path("wallet/", include("credits.urls")),
+    path("refunds/", include("refunds.urls")),
     path("notifications/", notifications, name="notifications"),
     path("", include("orders.urls")),
 ]

@@ -27,6 +27,12 @@ urlpatterns = [
         seller_views.cancellation_deny,
         name="cancellation-deny",
     ),
+    path("verifications/", seller_views.verifications, name="verifications"),
+    path(
+        "verifications/<int:request_id>/answer/",
+        seller_views.verification_answer,
+        name="verification-answer",
+    ),
     path("ledger/", seller_views.ledger, name="ledger"),
     path("settings/", seller_views.restaurant_settings, name="settings"),
 ]

@@ -1,6 +1,7 @@
-"""Seller portal pages (D-9, journeys "Restaurant partner" 1, 2, 3, 5, 6): the live order queue
-and its lifecycle buttons, cancelling an order, answering buyers' cancellation requests, the
-ledger, and the restaurant's cancellation terms. Reads go through selectors, every change
+"""Seller portal pages (D-9, journeys "Restaurant partner" 1 to 6): the live order queue
+and its lifecycle buttons, cancelling an order, answering buyers' cancellation requests,
+support's verification requests on refund claims, the ledger, and the restaurant's
+cancellation terms. Reads go through selectors, every change
 through a service; a refusal is the service's DomainError, shown on the page."""
 
 import datetime as dt
@@ -42,12 +43,15 @@ from orders.services import (
     restaurant_terms_bounds,
     restaurant_update_terms,
 )
+from refunds.forms import VerificationForm
 from refunds.selectors import (
+    refund_request_verifications_for_partner,
     restaurant_ledger_balance,
     restaurant_ledger_entries,
     restaurant_ledger_entries_for_order,
     restaurant_ledger_periods,
 )
+from refunds.services import refund_request_restaurant_verify
 
 ACTION_LABELS = {
     "accept": "Accept",
@@ -327,6 +331,54 @@ def _request_refused(request, order_id: int, error: DomainError):
         raise Http404(error.detail) from error
     messages.error(request, f"Order #{order_id}: {error.detail}")
     return redirect("seller:cancellation-requests")
+
+
+# -- support's verification requests on refund claims (journey 4, L-4.1, L-9) -----------------
+
+
+@login_required
+@never_cache
+@require_GET
+def verifications(request):
+    """Refund claims support asked the restaurant to verify: the question, the claim (reason,
+    items, photos) and a note to answer with."""
+    if not request.user.restaurants.exists():
+        return _not_a_partner(request)
+    waiting = list(refund_request_verifications_for_partner(request.user))
+    for refund_request in waiting:
+        asked = refund_request.support_messages
+        refund_request.question = asked[-1] if asked else None
+    return render(
+        request,
+        "seller/verifications.html",
+        {
+            "requests": waiting,
+            "form": VerificationForm(),
+            "portal_verification_count": len(waiting),
+            **_portal("verifications", order_cancellation_request_count_for_partner(request.user)),
+        },
+    )
+
+
+@login_required
+@require_POST
+def verification_answer(request, request_id: int):
+    """Answer support's question on a claim with a note. The service checks, in this order,
+    that the claim is one of the partner's (a 404 otherwise), that support is waiting for the
+    restaurant, and that the note is written."""
+    try:
+        refund_request_restaurant_verify(
+            request_id=request_id, actor=request.user, note=request.POST.get("note", "")
+        )
+    except DomainError as error:
+        if error.kind == "not_found":
+            raise Http404(error.detail) from error
+        messages.error(request, f"Refund request #{request_id}: {error.detail}")
+        return redirect("seller:verifications")
+    messages.success(
+        request, f"Refund request #{request_id}: thank you, support has your answer and decides."
+    )
+    return redirect("seller:verifications")
 
 
 # -- the ledger (journey 5, L-9) --------------------------------------------------------------

@@ -567,7 +567,8 @@ def test_every_seller_page_has_the_navigation_with_the_waiting_requests(
 
     for url in pages:
         nav = section_nav(luigi.get(url))
-        assert text(nav) == "Queue · Cancellation requests (1) · Ledger · Settings", url
+        expected = "Queue · Cancellation requests (1) · Verifications · Ledger · Settings"
+        assert text(nav) == expected, url
         assert f'href="{REQUESTS}"' in nav
 
 

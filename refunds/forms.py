@@ -1,0 +1,107 @@
+"""Refund request forms: shape only. Whether a reason applies, a photo is an image or a reply is
+allowed is the services' decision (refunds.services), shown on these pages when they refuse."""
+
+from django import forms
+
+from refunds.models import RefundRequest
+from refunds.policy import Reason
+from refunds.services import MAX_PHOTOS, PHOTO_FORMATS
+
+MAX_TEXT_LENGTH = 4000
+PHOTO_TYPES = ",".join(PHOTO_FORMATS.values())
+
+
+class MultipleFileInput(forms.ClearableFileInput):
+    allow_multiple_selected = True
+
+
+class PhotosField(forms.FileField):
+    """Any number of files, as uploaded: the service decodes each one (validate_photo)."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("widget", MultipleFileInput(attrs={"accept": PHOTO_TYPES}))
+        kwargs.setdefault("required", False)
+        super().__init__(**kwargs)
+
+    def clean(self, data, initial=None):
+        files = data if isinstance(data, list | tuple) else [data] if data else []
+        return [super(PhotosField, self).clean(upload, initial) for upload in files]
+
+
+class RefundRequestForm(forms.Form):
+    """Report a problem: a reason, the items concerned (partial reasons), a description, photos
+    and where the money should go. One `qty_<order item id>` field per order line."""
+
+    reason = forms.ChoiceField(label="What went wrong?", choices=list(Reason.LABELS.items()))
+    description = forms.CharField(
+        label="Describe the problem",
+        required=False,
+        max_length=MAX_TEXT_LENGTH,
+        widget=forms.Textarea(attrs={"rows": 4}),
+    )
+    photos = PhotosField(
+        label="Photos",
+        help_text=f"Up to {MAX_PHOTOS} photos (JPEG, PNG, WebP or GIF, 8 MB each).",
+    )
+    preferred_method = forms.ChoiceField(
+        label="Where should a refund go?",
+        choices=[
+            (
+                RefundRequest.Method.ORIGINAL,
+                "Back where it came from (your card, and account "
+                "credit for what you paid with credit)",
+            ),
+            (RefundRequest.Method.ACCOUNT_CREDIT, "All as account credit, available at once"),
+        ],
+        initial=RefundRequest.Method.ORIGINAL,
+        widget=forms.RadioSelect,
+    )
+
+    def __init__(self, *args, order_items, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.order_items = list(order_items)
+        for item in self.order_items:
+            self.fields[self.quantity_name(item)] = forms.TypedChoiceField(
+                label=f"How many {item.name}?",
+                choices=[(n, str(n)) for n in range(item.quantity + 1)],
+                coerce=int,
+                initial=0,
+                required=False,
+                empty_value=0,
+            )
+
+    @staticmethod
+    def quantity_name(item) -> str:
+        return f"qty_{item.pk}"
+
+    def item_rows(self):
+        """(order item, its bound quantity field) pairs, in order, for the item picker."""
+        return [(item, self[self.quantity_name(item)]) for item in self.order_items]
+
+    def picked_items(self) -> list[tuple[int, int]]:
+        """(order item id, quantity) for every line with a quantity above 0."""
+        quantities = {
+            item.pk: self.cleaned_data[self.quantity_name(item)] for item in self.order_items
+        }
+        return [(item_id, quantity) for item_id, quantity in quantities.items() if quantity]
+
+
+class ReplyForm(forms.Form):
+    """The buyer writes on a request, with photos if they like."""
+
+    body = forms.CharField(
+        label="Your message",
+        max_length=MAX_TEXT_LENGTH,
+        widget=forms.Textarea(attrs={"rows": 3}),
+    )
+    photos = PhotosField(label="Add photos", help_text=f"Up to {MAX_PHOTOS} photos per request.")
+
+
+class VerificationForm(forms.Form):
+    """The restaurant's answer to support's question about a claim."""
+
+    note = forms.CharField(
+        label="Your answer to support",
+        max_length=MAX_TEXT_LENGTH,
+        widget=forms.Textarea(attrs={"rows": 3}),
+    )

@@ -1,0 +1,389 @@
+"""Buyer refund pages (D-9, journey "Buyer" 4): report a problem on an order, follow a request,
+answer support; protected evidence for those allowed to see it.
+
+Thin: reads through selectors, every change through refunds.services, whose refusals are shown
+as messages; the policy decides which reasons are open, the page only shows its answers."""
+
+import datetime as dt
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
+from django.http import FileResponse, Http404
+from django.shortcuts import redirect, render
+from django.utils import timezone
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from core.errors import DomainError
+from core.money import ZERO
+from orders import selectors as order_selectors
+from orders.models import Order
+from orders.views import refusal_text
+from refunds import policy
+from refunds.forms import RefundRequestForm, ReplyForm
+from refunds.models import Refund, RefundMessage, RefundRequest
+from refunds.selectors import (
+    refund_evidence_for_viewer,
+    refund_request_detail_queryset,
+    refund_request_list_for_buyer,
+    refund_request_open_for_order,
+)
+from refunds.services import (
+    OPEN_STATUSES,
+    order_refund_facts,
+    paid_facts,
+    refund_eligibility,
+    refund_request_reply,
+    refund_request_submit,
+    refund_terms,
+)
+
+REQUESTS_PER_PAGE = 20
+Status = RefundRequest.Status
+
+
+# -- report a problem (the request form) ------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ReasonChoice:
+    """One reason on the form with the policy's answer for this order now."""
+
+    code: str
+    label: str
+    is_open: bool
+    detail: str
+    clauses: tuple[str, ...]
+    needs_items: bool
+    needs_evidence: bool
+    open_until: dt.datetime | None
+
+
+@dataclass(frozen=True)
+class ReasonGroup:
+    label: str
+    clause: str
+    reasons: list[ReasonChoice]
+
+
+def reason_groups(order: Order, *, now: dt.datetime) -> list[ReasonGroup]:
+    """The reasons as the policy groups them, each open or closed for this order with why: the
+    policy's eligibility for a complete claim (every line once, a description, a photo), so
+    what closes a reason is the order and the clock, not the form."""
+    facts = order_refund_facts(order)
+    terms = refund_terms(order.policy_version)
+    every_line = tuple((line.order_item_id, 1) for line in facts.lines)
+    closes_at = policy.quality_window_closes_at(facts, terms)
+    groups = []
+    for label, clause, codes in policy.REASON_GROUPS:
+        choices = []
+        for code in codes:
+            claim = policy.Claim(code, every_line, "x", 1)
+            answer = policy.claim_eligibility(claim, facts, terms, now=now)
+            is_open = answer.route != policy.Route.REFUSED
+            choices.append(
+                ReasonChoice(
+                    code=code,
+                    label=policy.Reason.LABELS[code],
+                    is_open=is_open,
+                    detail=answer.detail,
+                    clauses=answer.clauses,
+                    needs_items=code in policy.PARTIAL_REASONS,
+                    needs_evidence=code in policy.QUALITY_REASONS,
+                    open_until=closes_at if is_open and code in policy.QUALITY_REASONS else None,
+                )
+            )
+        groups.append(ReasonGroup(label, clause, choices))
+    return groups
+
+
+@dataclass(frozen=True)
+class Preview:
+    """What the policy would do with the claim as filled in, before it is sent."""
+
+    eligibility: policy.Eligibility
+    method_label: str
+    parts: list[policy.RefundPart]
+    review_hours: int
+    photos_to_choose_again: int
+
+    @property
+    def route(self) -> str:
+        return self.eligibility.route
+
+    @property
+    def refunds_money(self) -> bool:
+        return self.eligibility.amount > ZERO and self.route != policy.Route.REFUSED
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def request_new(request, order_id: int):
+    """GET: the form. POST "preview": the same form with the policy's answer for the claim.
+    POST "submit": the request through the service; a refusal changes nothing and is shown."""
+    order = _buyer_order_or_404(request.user, order_id)
+    open_request = refund_request_open_for_order(order)
+    if open_request is not None:
+        messages.info(
+            request,
+            f"Order #{order.pk} already has refund request #{open_request.pk} in progress; "
+            "you can add messages and photos to it.",
+        )
+        return redirect(open_request)
+    if request.method == "GET":
+        return _render_new(request, order, RefundRequestForm(order_items=order.items.all()))
+    form = RefundRequestForm(request.POST, request.FILES, order_items=order.items.all())
+    if not form.is_valid():
+        return _render_new(request, order, form, status=400)
+    if request.POST.get("action") != "submit":
+        return _render_new(request, order, form, preview=_preview(order, form))
+    data = form.cleaned_data
+    try:
+        refund_request = refund_request_submit(
+            order_id=order.pk,
+            actor=request.user,
+            reason=data["reason"],
+            items=_claimed_items(form),
+            description=data["description"],
+            preferred_method=data["preferred_method"],
+            photos=data["photos"],
+        )
+    except DomainError as error:
+        if error.kind == "not_found":
+            raise Http404(error.detail) from error
+        messages.error(request, refusal_text(error))
+        return _render_new(request, order, form, status=400)
+    messages.success(request, _submitted_text(refund_request))
+    return redirect(refund_request)
+
+
+def _buyer_order_or_404(buyer, order_id: int) -> Order:
+    try:
+        return order_selectors.order_detail_for_buyer(buyer, order_id)
+    except Order.DoesNotExist as error:
+        raise Http404("No such order.") from error
+
+
+def _claimed_items(form: RefundRequestForm) -> list[tuple[int, int]]:
+    """The item picker counts for the partial reasons (L-3.2); the others are about the order."""
+    if form.cleaned_data["reason"] in policy.PARTIAL_REASONS:
+        return form.picked_items()
+    return []
+
+
+def _preview(order: Order, form: RefundRequestForm) -> Preview:
+    data = form.cleaned_data
+    claim = policy.Claim(
+        data["reason"], tuple(_claimed_items(form)), data["description"], len(data["photos"])
+    )
+    eligibility = refund_eligibility(order, claim, now=timezone.now())
+    method = data["preferred_method"]
+    parts = []
+    if eligibility.amount > ZERO:
+        parts = policy.split_refund(eligibility.amount, paid_facts(order), method=method)
+    return Preview(
+        eligibility=eligibility,
+        method_label=dict(form.fields["preferred_method"].choices)[method],
+        parts=parts,
+        review_hours=order.policy_version.review_sla_hours,
+        photos_to_choose_again=len(data["photos"]),
+    )
+
+
+def _render_new(request, order, form, *, preview=None, status=200):
+    selected = form.data.get("reason") if form.is_bound else None
+    return render(
+        request,
+        "refunds/request_new.html",
+        {
+            "order": order,
+            "form": form,
+            "groups": reason_groups(order, now=timezone.now()),
+            "selected_reason": selected,
+            "preview": preview,
+        },
+        status=status,
+    )
+
+
+def _submitted_text(refund_request: RefundRequest) -> str:
+    currency = settings.LOJIX_CURRENCY
+    number = f"Refund request #{refund_request.pk}"
+    if refund_request.status == Status.DENIED:
+        return f"{number}: {refund_request.explanation}"
+    if refund_request.status == Status.REFUNDED:
+        return f"{number}: {refund_request.decided_amount} {currency} refunded at once."
+    if refund_request.needs_second_approval:
+        return f"{number}: approved; a supervisor confirms it before the money moves."
+    due = timezone.localtime(refund_request.review_due_at)
+    return f"{number} sent. Support decides by {due:%a %d %b, %H:%M}."
+
+
+# -- the buyer's requests ---------------------------------------------------------------------
+
+
+@login_required
+@require_GET
+def request_list(request):
+    paginator = Paginator(refund_request_list_for_buyer(request.user), REQUESTS_PER_PAGE)
+    page = paginator.get_page(request.GET.get("page"))
+    for refund_request in page.object_list:
+        refund_request.holder = request_holder(refund_request)
+        refund_request.clock = review_clock(refund_request)
+    return render(request, "refunds/request_list.html", {"page": page})
+
+
+@login_required
+@require_GET
+def request_detail(request, request_id: int):
+    refund_request = _buyer_request_or_404(request.user, request_id)
+    return _render_detail(request, refund_request, ReplyForm())
+
+
+@login_required
+@require_POST
+def request_reply(request, request_id: int):
+    """The buyer answers or adds to the request, with photos; the service decides."""
+    refund_request = _buyer_request_or_404(request.user, request_id)
+    form = ReplyForm(request.POST, request.FILES)
+    if not form.is_valid():
+        return _render_detail(request, refund_request, form, status=400)
+    try:
+        refund_request_reply(
+            request_id=refund_request.pk,
+            actor=request.user,
+            body=form.cleaned_data["body"],
+            photos=form.cleaned_data["photos"],
+        )
+    except DomainError as error:
+        if error.kind == "not_found":
+            raise Http404(error.detail) from error
+        messages.error(request, refusal_text(error))
+        return _render_detail(request, refund_request, form, status=400)
+    photos = len(form.cleaned_data["photos"])
+    added = f" with {photos} photo{'s' if photos != 1 else ''}" if photos else ""
+    messages.success(request, f"Your message{added} was added to request #{refund_request.pk}.")
+    return redirect(refund_request)
+
+
+def _buyer_request_or_404(buyer, request_id: int) -> RefundRequest:
+    found = refund_request_detail_queryset().filter(buyer=buyer, pk=request_id).first()
+    if found is None:
+        raise Http404("No such refund request.")
+    return found
+
+
+def _render_detail(request, refund_request, form, *, status=200):
+    return render(
+        request,
+        "refunds/request_detail.html",
+        {
+            "rr": refund_request,
+            "holder": request_holder(refund_request),
+            "clock": review_clock(refund_request),
+            "thread": message_thread(refund_request),
+            "refunds": [_refund_row(r) for r in refund_request.refunds.all()],
+            "can_reply": refund_request.status in OPEN_STATUSES,
+            "form": form,
+        },
+        status=status,
+    )
+
+
+def _awaits_supervisor(refund_request: RefundRequest) -> bool:
+    return (
+        refund_request.status in (Status.APPROVED, Status.PARTIALLY_APPROVED)
+        and refund_request.needs_second_approval
+        and refund_request.second_approved_by_id is None
+    )
+
+
+def request_holder(refund_request: RefundRequest) -> str:
+    """Who has the request now: "support", "you", "the restaurant" or "done"."""
+    if refund_request.status == Status.INFO_REQUESTED:
+        return "you"
+    if refund_request.status == Status.AWAITING_RESTAURANT:
+        return "the restaurant"
+    if refund_request.status in (Status.SUBMITTED, Status.UNDER_REVIEW):
+        return "support"
+    if _awaits_supervisor(refund_request) or refund_request.status == Status.APPROVED:
+        return "support"
+    return "done"
+
+
+def review_clock(refund_request: RefundRequest) -> str:
+    """The decision's due time (L-4.1), paused while support waits for the buyer."""
+    if refund_request.status == Status.INFO_REQUESTED:
+        return "paused"
+    if refund_request.status in (Status.SUBMITTED, Status.UNDER_REVIEW, Status.AWAITING_RESTAURANT):
+        return "running"
+    if _awaits_supervisor(refund_request):
+        return "supervisor"
+    return ""
+
+
+@dataclass(frozen=True)
+class ThreadMessage:
+    message: RefundMessage
+    who: str
+
+
+def message_thread(refund_request: RefundRequest) -> list[ThreadMessage]:
+    """The messages, each with who wrote it to whom: support's questions to the restaurant are
+    recorded at the moment of the "ask_restaurant" step, so they are told apart by it."""
+    asked_restaurant_at = {
+        event.created_at for event in refund_request.events.all() if event.name == "ask_restaurant"
+    }
+    thread = []
+    for message in refund_request.messages.all():
+        if message.role == RefundMessage.Role.BUYER:
+            who = "You"
+        elif message.role == RefundMessage.Role.RESTAURANT:
+            who = "The restaurant, to support"
+        elif message.created_at in asked_restaurant_at:
+            who = "Support, to the restaurant"
+        else:
+            who = "Support"
+        thread.append(ThreadMessage(message, who))
+    return thread
+
+
+@dataclass(frozen=True)
+class RefundRow:
+    refund: Refund
+    where: str
+    available_now: bool
+
+
+def _refund_row(refund: Refund) -> RefundRow:
+    where = {
+        Refund.Destination.CARD: "to your card",
+        Refund.Destination.ACCOUNT_CREDIT: "as account credit",
+        Refund.Destination.PROMO_CREDIT: "as promotional credit",
+    }[refund.destination]
+    available_now = (
+        refund.destination != Refund.Destination.CARD and refund.status == Refund.Status.SUCCEEDED
+    )
+    return RefundRow(refund, where, available_now)
+
+
+# -- evidence -------------------------------------------------------------------------------
+
+
+@login_required
+@require_GET
+def evidence(request, evidence_id: int):
+    """A claim's photo, only for the request's buyer, the order's restaurant and support;
+    anyone else gets a 404. Served as the type it was decoded as, never sniffed, never cached
+    by shared caches."""
+    photo = refund_evidence_for_viewer(request.user, evidence_id)
+    if photo is None:
+        raise Http404("No such photo.")
+    response = FileResponse(photo.file.open("rb"), content_type=photo.content_type)
+    response["Content-Disposition"] = "inline"
+    response["X-Content-Type-Options"] = "nosniff"
+    response["Cache-Control"] = "private"
+    response["Content-Security-Policy"] = "default-src 'none'"
+    return response
