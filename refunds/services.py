@@ -643,12 +643,15 @@ def refund_request_deny(*, request_id: int, actor, explanation: str) -> RefundRe
 def refund_request_offer_credit(
     *, request_id: int, actor, amount: Decimal, explanation: str
 ) -> RefundRequest:
-    """Support resolves a minor issue with promotional credit instead of money (L-4.3)."""
+    """Support resolves a minor issue with promotional credit instead of money (L-4.3), up to
+    the order's total."""
     request = _request_for_update(request_id)
     _require_support(actor)
     _require_reviewable(request)
-    if amount <= ZERO:
-        raise InvalidInput("invalid_amount", "The credit must be more than 0.")
+    if not ZERO < amount <= request.order.total:
+        raise InvalidInput(
+            "invalid_amount", f"The credit must be more than 0 and at most {request.order.total}."
+        )
     _require_explanation(explanation)
     _decide(
         request,
