@@ -1,9 +1,10 @@
-from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
 
 from core.views import notifications
 
+# Uploaded files (evidence photos) are never served from MEDIA_URL: only through the
+# permission-checked view `refunds:evidence`, in development too.
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/", include("config.api_urls")),
@@ -14,8 +15,3 @@ urlpatterns = [
     path("notifications/", notifications, name="notifications"),
     path("", include("orders.urls")),
 ]
-
-if settings.DEBUG:
-    from django.conf.urls.static import static
-
-    urlpatterns += static(settings.MEDIA_URL, document_root=settings.MEDIA_ROOT)

@@ -161,3 +161,53 @@ def refund_request_list_for_partner(user) -> QuerySet:
         )
         .order_by("submitted_at", "pk")
     )
+
+
+def refund_request_open_for_order(order):
+    """The order's refund request still in progress, if any (one per order at a time)."""
+    from refunds.models import RefundRequest
+    from refunds.services import OPEN_STATUSES
+
+    return RefundRequest.objects.filter(order=order, status__in=OPEN_STATUSES).first()
+
+
+def refund_request_verifications_for_partner(user) -> QuerySet:
+    """Requests on the user's restaurants' orders waiting for the restaurant to verify, the
+    soonest due first, with the claim (items, photos) and support's messages (the question)."""
+    from django.db.models import Prefetch
+
+    from refunds.models import RefundMessage, RefundRequest, RefundRequestItem
+
+    return (
+        RefundRequest.objects.filter(
+            order__restaurant__members=user, status=RefundRequest.Status.AWAITING_RESTAURANT
+        )
+        .select_related("order__restaurant", "buyer")
+        .prefetch_related(
+            Prefetch("items", queryset=RefundRequestItem.objects.select_related("order_item")),
+            "evidence",
+            Prefetch(
+                "messages",
+                queryset=RefundMessage.objects.filter(role=RefundMessage.Role.SUPPORT),
+                to_attr="support_messages",
+            ),
+        )
+        .order_by("review_due_at", "pk")
+    )
+
+
+def refund_evidence_for_viewer(user, evidence_id: int):
+    """A photo if the user may see it: the request's buyer, a partner of the order's
+    restaurant, or support staff; None for anyone else (the page answers 404)."""
+    from django.db.models import Exists, OuterRef
+
+    from orders.models import Restaurant, is_support
+    from refunds.models import RefundEvidence
+
+    photos = RefundEvidence.objects.filter(pk=evidence_id)
+    if not is_support(user):
+        partner = Restaurant.members.through.objects.filter(
+            restaurant_id=OuterRef("request__order__restaurant_id"), user_id=user.pk
+        )
+        photos = photos.filter(Q(request__buyer_id=user.pk) | Exists(partner))
+    return photos.first()

@@ -21,6 +21,7 @@ from orders.services import (
     order_cancel_by_restaurant,
     order_place,
 )
+from refunds.services import refund_request_submit
 
 PASSWORD = "lojix-demo"
 
@@ -253,8 +254,11 @@ class Command(BaseCommand):
 
     def _orders(self, users, restaurants):
         ada = users["ada"]
-        for slug, fulfillment, lines, actions in ORDERS:
+        orders = [
             self._order(ada, restaurants[slug], fulfillment, lines, actions)
+            for slug, fulfillment, lines, actions in ORDERS
+        ]
+        self._refund_requests(ada, orders)
         for slug, fulfillment, lines, actions, cancelled_by in CANCELLATIONS:
             order = self._order(ada, restaurants[slug], fulfillment, lines, actions)
             if cancelled_by == "buyer":
@@ -266,6 +270,21 @@ class Command(BaseCommand):
                     reason="item_unavailable",
                     explanation=RESTAURANT_EXPLANATION,
                 )
+
+    def _refund_requests(self, ada, orders):
+        """JOURNEYS buyer 4 and support 1-2: a missing-items claim waiting in the review queue,
+        and a claim the policy refused at once (L-3.3)."""
+        delivered = next(o for o in orders if o.status == Order.Status.DELIVERED)
+        tiramisu = delivered.items.get(name="Tiramisu")
+        refund_request_submit(
+            order_id=delivered.pk,
+            actor=ada,
+            reason="missing_items",
+            items=[(tiramisu.pk, 1)],
+            description="One of the two tiramisu was not in the bag.",
+        )
+        closed = next(o for o in orders if o.status == Order.Status.CLOSED)
+        refund_request_submit(order_id=closed.pk, actor=ada, reason="taste_preference")
 
     def _order(self, buyer, restaurant, fulfillment, lines, actions) -> Order:
         """Place an order through the service and take the restaurant's actions on it."""
@@ -279,7 +298,7 @@ class Command(BaseCommand):
         )
         partner = restaurant.members.first()
         for action in actions:
-            order_advance(order_id=order.pk, action=action, actor=partner)
+            order = order_advance(order_id=order.pk, action=action, actor=partner)
         return order
 
     def _logins(self) -> str:
@@ -287,7 +306,7 @@ class Command(BaseCommand):
             [
                 "",
                 f"Demo logins (password for all: {PASSWORD})",
-                "  buyers:      ada (orders in every lifecycle state, credit), grace",
+                "  buyers:      ada (orders in every state, credit, refund requests), grace",
                 "  restaurants: luigi (Trattoria Roma), mei (Golden Dragon), sam (Sunrise Diner)",
                 "  support:     agnes (agent), sofia (supervisor), admin (superuser)",
                 "  discount codes: WELCOME5, LOJIX10",
