@@ -21,7 +21,15 @@ _AGENT_VIEW = {
         "payment",
         "gatewayoperation",
     ],
-    "refunds": ["refund", "restaurantledgerentry"],
+    "refunds": [
+        "refund",
+        "restaurantledgerentry",
+        "refundrequest",
+        "refundrequestitem",
+        "refundevidence",
+        "refundmessage",
+        "refundrequestevent",
+    ],
     "credits": ["creditgrant", "credittransaction", "discountcode"],
     "disputes": ["intervention"],
     # What each user was told; not idempotency records, whose stored API responses are only
@@ -30,16 +38,22 @@ _AGENT_VIEW = {
 }
 # ...except the order (whose admin form edits only the delivery address; its lifecycle and
 # cancellation buttons call services), discount codes, which agents issue as a resolution
-# (L-7.2), and interventions: "change" is what lets an agent decide an open case (K-OV); the
-# admin edits no field of it. Money records (payments, refunds, credit, the restaurant ledger)
+# (L-7.2), and interventions and refund requests: "change" is what lets an agent decide an
+# open case (K-OV) or a refund request (L-4.1) through the decision buttons; the admin edits no
+# field of either. Money records (payments, refunds, credit, the restaurant ledger)
 # are never edited in admin, whatever the permission says.
 _AGENT_EDIT = {
     "orders": {"order": ["change"]},
     "credits": {"discountcode": ["add", "change"]},
     "disputes": {"intervention": ["change"]},
+    "refunds": {"refundrequest": ["change"]},
 }
-# Supervisors also publish policy versions (D-4).
-_SUPERVISOR_EDIT = {"orders": {"policyversion": ["add", "change"]}}
+# Supervisors also publish policy versions (D-4) and see the incidents (L-10); the second
+# approval of a large refund is theirs too, checked by the service (D-6).
+_SUPERVISOR_EDIT = {
+    "orders": {"policyversion": ["add", "change"]},
+    "disputes": {"incident": ["view"]},
+}
 
 
 def _permissions(
@@ -76,3 +90,10 @@ def sync_role_permissions(sender=None, using=DEFAULT_DB_ALIAS, **kwargs) -> None
     agent_permissions = _permissions(_view(_AGENT_VIEW), using) + _permissions(_AGENT_EDIT, using)
     agent.permissions.set(agent_permissions)
     supervisor.permissions.set(agent_permissions + _permissions(_SUPERVISOR_EDIT, using))
+
+
+def is_supervisor(user) -> bool:
+    """Supervisors (and superusers) give second approvals and see incidents (D-4, D-6)."""
+    return user.is_authenticated and (
+        user.is_superuser or user.groups.filter(name=SUPERVISOR).exists()
+    )

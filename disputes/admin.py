@@ -1,5 +1,5 @@
 """The K-OV queue in admin: cases a restaurant or a buyer left unanswered, open ones first, each
-with the one decision that resolves it.
+with the one decision that resolves it; and the incidents (L-10), read-only, for supervisors.
 
 Thin: an unanswered cancellation request is decided through `order_cancellation_approve` /
 `order_cancellation_deny` (shared with the order page), which also resolve the case. Nothing
@@ -17,8 +17,8 @@ from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.timesince import timesince
 
-from core.admin import SearchWithoutHashMixin
-from disputes.models import Intervention
+from core.admin import ReadOnlyModelAdmin, SearchWithoutHashMixin
+from disputes.models import Incident, Intervention
 from orders.admin import (
     cancellation_request_context,
     cancellation_request_refund,
@@ -37,7 +37,7 @@ ORDER_SUMMARY = (
     "requested_at",
     "waited",
 )
-CASE_FIELDS = ("kind", "status", "summary", "opened_at")
+CASE_FIELDS = ("kind", "status", "summary", "opened_at", "refund_request_link")
 OUTCOME_FIELDS = ("resolved_by", "resolved_at", "action_taken")
 
 
@@ -103,6 +103,14 @@ class InterventionAdmin(SearchWithoutHashMixin, admin.ModelAdmin):
         return request.user.has_perm(f"{self.opts.app_label}.change_{self.opts.model_name}")
 
     # -- the order summary -------------------------------------------------------------------
+
+    @admin.display(description="Refund request")
+    def refund_request_link(self, case: Intervention) -> str:
+        """An overdue review (L-4.1) is decided on the request itself."""
+        if case.refund_request_id is None:
+            return "-"
+        url = reverse("admin:refunds_refundrequest_change", args=[case.refund_request_id])
+        return format_html('<a href="{}">Refund request #{}</a>', url, case.refund_request_id)
 
     @admin.display(description="Order", ordering="order")
     def order_link(self, case: Intervention) -> str:
@@ -192,3 +200,60 @@ class InterventionAdmin(SearchWithoutHashMixin, admin.ModelAdmin):
         else:
             decide_cancellation_request(self, request, order_id=case.order_id, decision=decision)
         return redirect(f"admin:{self.opts.app_label}_{self.opts.model_name}_change", case.pk)
+
+
+@admin.register(Incident)
+class IncidentAdmin(SearchWithoutHashMixin, ReadOnlyModelAdmin):
+    """Outages, allergen investigations and force majeure (L-10), open ones first. Opened by the
+    services (an allergic-reaction refund request opens an allergen investigation); supervisors
+    see them (core/roles.py)."""
+
+    list_display = (
+        "id",
+        "status",
+        "kind",
+        "title",
+        "restaurant",
+        "order_link",
+        "refund_request_link",
+        "created_at",
+        "closed_at",
+    )
+    list_display_links = ("id", "title")
+    list_filter = ("status", "kind", ("restaurant", admin.RelatedOnlyFieldListFilter))
+    search_fields = ("title", "restaurant__name", "order__id__exact", "refund_request__id__exact")
+    list_select_related = ("restaurant", "order", "refund_request", "opened_by")
+    fields = (
+        "kind",
+        "status",
+        "title",
+        "description",
+        "restaurant",
+        "order_link",
+        "refund_request_link",
+        "starts_at",
+        "ends_at",
+        "opened_by",
+        "created_at",
+        "closed_at",
+        "findings",
+    )
+    readonly_fields = fields
+
+    def get_ordering(self, request):
+        open_first = Case(When(status=Incident.Status.OPEN, then=Value(0)), default=Value(1))
+        return [open_first.asc(), "-created_at"]
+
+    @admin.display(description="Order", ordering="order")
+    def order_link(self, incident: Incident) -> str:
+        if incident.order_id is None:
+            return "-"
+        url = reverse("admin:orders_order_change", args=[incident.order_id])
+        return format_html('<a href="{}">{}</a>', url, incident.order)
+
+    @admin.display(description="Refund request", ordering="refund_request")
+    def refund_request_link(self, incident: Incident) -> str:
+        if incident.refund_request_id is None:
+            return "-"
+        url = reverse("admin:refunds_refundrequest_change", args=[incident.refund_request_id])
+        return format_html('<a href="{}">Refund request #{}</a>', url, incident.refund_request_id)

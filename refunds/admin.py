@@ -1,12 +1,60 @@
-"""Refunds in admin: read-only; every money movement goes through `refunds.services`.
+"""Refunds in admin: the money records read-only, and the support review queue of refund
+requests (L-4.1; JOURNEYS, support agent and supervisor 1-2).
 
-The refund review queue (refund requests) comes with the refund-request issue.
+Thin: the review queue's decision buttons post to `RefundRequestAdmin.decide_view`, which calls
+the matching service of `refunds.services` as the signed-in user; a refusal is a message. No
+field of a request is edited here and nothing is added or deleted: requests, their timeline,
+messages and evidence are written by the services only.
 """
 
-from django.contrib import admin
+import datetime as dt
+from dataclasses import dataclass
+from decimal import Decimal
 
-from core.admin import ReadOnlyModelAdmin, SearchWithoutHashMixin, search_term_without_hash
-from refunds.models import Refund, RestaurantLedgerEntry
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
+from django.core.exceptions import PermissionDenied
+from django.db.models import (
+    Case,
+    Count,
+    DateTimeField,
+    DurationField,
+    ExpressionWrapper,
+    F,
+    Q,
+    Sum,
+    Value,
+    When,
+)
+from django.http import HttpResponseNotAllowed
+from django.shortcuts import redirect
+from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.html import format_html, format_html_join
+from django.utils.timesince import timeuntil
+
+from core.admin import (
+    ReadOnlyModelAdmin,
+    ReadOnlyTabularInline,
+    SearchWithoutHashMixin,
+    search_term_without_hash,
+)
+from core.errors import DomainError
+from core.money import ZERO
+from core.roles import is_supervisor
+from orders.admin import form_errors, money
+from orders.models import OrderEvent, Payment
+from refunds import services
+from refunds.models import (
+    Refund,
+    RefundEvidence,
+    RefundMessage,
+    RefundRequest,
+    RefundRequestEvent,
+    RefundRequestItem,
+    RestaurantLedgerEntry,
+)
 
 
 @admin.register(Refund)
@@ -91,3 +139,722 @@ class RestaurantLedgerEntryAdmin(SearchWithoutHashMixin, ReadOnlyModelAdmin):
     date_hierarchy = "created_at"
     list_select_related = ("restaurant", "order", "refund")
     fields = ("restaurant", "kind", "amount", "order", "refund", "description", "created_at")
+
+
+# -- the review queue: refund requests (L-4.1) ------------------------------------------------
+
+Status = RefundRequest.Status
+# The review clock runs while support reviews or waits for the restaurant; it is paused while
+# the buyer is asked for more (L-4.1), and stops with the decision.
+REVIEWING = [Status.UNDER_REVIEW, Status.AWAITING_RESTAURANT]
+OPEN = [Status.SUBMITTED, Status.UNDER_REVIEW, Status.INFO_REQUESTED, Status.AWAITING_RESTAURANT]
+
+
+def with_due_soon_from(queryset):
+    """Annotate when each request becomes due soon: its due time less the hours its pinned
+    policy version leaves for the last stretch (review_sla_hours - review_due_soon_hours)."""
+    version = "order__policy_version__"
+    last_stretch = ExpressionWrapper(
+        (F(f"{version}review_sla_hours") - F(f"{version}review_due_soon_hours"))
+        * Value(dt.timedelta(hours=1)),
+        output_field=DurationField(),
+    )
+    return queryset.annotate(
+        due_soon_from=ExpressionWrapper(
+            F("review_due_at") - last_stretch, output_field=DateTimeField()
+        )
+    )
+
+
+def overdue_q(now: dt.datetime) -> Q:
+    """Still being reviewed and past its due time."""
+    return Q(status__in=REVIEWING, review_due_at__lte=now)
+
+
+def due_soon_q(now: dt.datetime) -> Q:
+    """Still being reviewed, not overdue yet, in its last stretch (or flagged by the sweep).
+    Needs `with_due_soon_from`."""
+    return Q(status__in=REVIEWING, review_due_at__gt=now) & (
+        Q(due_soon_flagged_at__isnull=False) | Q(due_soon_from__lte=now)
+    )
+
+
+def queue_counts(now: dt.datetime) -> dict:
+    """How many requests are in each state, overdue and due soon, in one query."""
+    counts = with_due_soon_from(RefundRequest.objects.all()).aggregate(
+        **{f"status_{value}": Count("pk", filter=Q(status=value)) for value in Status.values},
+        overdue=Count("pk", filter=overdue_q(now)),
+        due_soon=Count("pk", filter=due_soon_q(now)),
+    )
+    return {
+        "states": [
+            {"value": value, "label": label, "count": counts[f"status_{value}"]}
+            for value, label in Status.choices
+        ],
+        "overdue": counts["overdue"],
+        "due_soon": counts["due_soon"],
+    }
+
+
+class ReviewDeadlineFilter(admin.SimpleListFilter):
+    title = "review deadline (L-4.1)"
+    parameter_name = "deadline"
+
+    def lookups(self, request, model_admin):
+        return [("due_soon", "Due soon"), ("overdue", "Overdue")]
+
+    def queryset(self, request, queryset):
+        now = timezone.now()
+        if self.value() == "overdue":
+            return queryset.filter(overdue_q(now))
+        if self.value() == "due_soon":
+            return with_due_soon_from(queryset).filter(due_soon_q(now))
+        return queryset
+
+
+def deadline_text(refund_request: RefundRequest, now: dt.datetime) -> str:
+    """Where a request stands against its review deadline, in words."""
+    if refund_request.status == Status.INFO_REQUESTED:
+        return "paused: waiting for the buyer"
+    if refund_request.status not in REVIEWING:
+        return "decided" if refund_request.decided_at else "-"
+    due = refund_request.review_due_at
+    if now >= due:
+        return f"overdue by {timeuntil(now, due)}"
+    version = refund_request.order.policy_version
+    due_soon_from = due - dt.timedelta(
+        hours=version.review_sla_hours - version.review_due_soon_hours
+    )
+    soon = now >= due_soon_from or refund_request.due_soon_flagged_at is not None
+    return f"{'due soon: ' if soon else ''}in {timeuntil(due, now)}"
+
+
+def waits_for_second_approval(refund_request: RefundRequest) -> bool:
+    """Decided above the four-eyes threshold, and no supervisor has confirmed it yet (D-6)."""
+    return (
+        refund_request.status in (Status.APPROVED, Status.PARTIALLY_APPROVED)
+        and refund_request.needs_second_approval
+        and refund_request.second_approved_by_id is None
+    )
+
+
+def clause_links(clauses) -> str:
+    return (
+        format_html_join(
+            ", ", '<a href="{}#{}">{}</a>', ((reverse("policy"), c, c) for c in clauses)
+        )
+        or "-"
+    )
+
+
+# -- the request's own records, shown on its page ---------------------------------------------
+
+
+class RefundRequestItemInline(ReadOnlyTabularInline):
+    model = RefundRequestItem
+    verbose_name = "item named in the claim"
+    verbose_name_plural = "items named in the claim"
+    fields = ("item", "quantity", "unit_price", "ordered")
+    readonly_fields = fields
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("order_item")
+
+    @admin.display(description="Item")
+    def item(self, line: RefundRequestItem) -> str:
+        return line.order_item.name
+
+    @admin.display(description="Unit price")
+    def unit_price(self, line: RefundRequestItem) -> str:
+        return money(line.order_item.unit_price)
+
+    @admin.display(description="Ordered")
+    def ordered(self, line: RefundRequestItem) -> int:
+        return line.order_item.quantity
+
+
+def evidence_url(evidence: RefundEvidence) -> str:
+    """The one place photos are served: to the buyer, the order's restaurant and support only,
+    with the type found when it was decoded, never sniffed (refunds.views.evidence)."""
+    return reverse("refunds:evidence", args=[evidence.pk])
+
+
+def evidence_preview(evidence: RefundEvidence) -> str:
+    """A thumbnail linking to the photo, both through the permission-checked view."""
+    url = evidence_url(evidence)
+    return format_html(
+        '<a href="{}" target="_blank" rel="noopener"><img src="{}" alt="Photo {}" '
+        'class="evidence-thumbnail" loading="lazy"></a>',
+        url,
+        url,
+        evidence.pk,
+    )
+
+
+class RefundEvidenceInline(ReadOnlyTabularInline):
+    model = RefundEvidence
+    verbose_name = "photo"
+    verbose_name_plural = "evidence (L-5.2)"
+    fields = ("preview", "content_type", "dimensions", "size", "uploaded_by", "created_at")
+    readonly_fields = fields
+
+    def get_queryset(self, request):
+        return (
+            super().get_queryset(request).select_related("uploaded_by", "request")
+        )  # str() names it
+
+    @admin.display(description="Photo")
+    def preview(self, evidence: RefundEvidence) -> str:
+        return evidence_preview(evidence)
+
+    @admin.display(description="Size (px)")
+    def dimensions(self, evidence: RefundEvidence) -> str:
+        return f"{evidence.width} x {evidence.height}"
+
+
+class RefundMessageInline(ReadOnlyTabularInline):
+    model = RefundMessage
+    verbose_name = "message"
+    verbose_name_plural = "messages with the buyer and the restaurant"
+    fields = ("created_at", "role", "author", "body")
+    readonly_fields = fields
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("author")
+
+
+class RefundRequestEventInline(ReadOnlyTabularInline):
+    """The request's timeline: every step, decision and money movement, who and why."""
+
+    model = RefundRequestEvent
+    verbose_name = "timeline event"
+    verbose_name_plural = "request timeline (audit trail)"
+    fields = (
+        "created_at",
+        "name",
+        "from_status",
+        "to_status",
+        "actor",
+        "actor_role",
+        "message",
+        "why",
+    )
+    readonly_fields = fields
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("actor", "request")  # str() names it
+
+    @admin.display(description="Clauses")
+    def why(self, event: RefundRequestEvent) -> str:
+        return clause_links(event.clauses)
+
+
+# -- decisions: one form per button, named like the service's arguments ----------------------
+
+
+class ApproveForm(forms.Form):
+    method = forms.ChoiceField(label="Refund to", choices=RefundRequest.Method.choices)
+
+
+class PartiallyApproveForm(forms.Form):
+    amount = forms.DecimalField(label="Amount", max_digits=12, decimal_places=2)
+    # The explanation ends up on the timeline line, which holds 500 characters with its prefix.
+    explanation = forms.CharField(
+        label="Explanation the buyer reads",
+        required=False,
+        max_length=400,
+        widget=forms.Textarea(attrs={"rows": 2, "cols": 60}),
+    )
+    method = forms.ChoiceField(label="Refund to", choices=RefundRequest.Method.choices)
+
+
+class DenyForm(forms.Form):
+    explanation = PartiallyApproveForm.base_fields["explanation"]
+
+
+class OfferCreditForm(forms.Form):
+    amount = forms.DecimalField(label="Promotional credit", max_digits=12, decimal_places=2)
+    explanation = PartiallyApproveForm.base_fields["explanation"]
+
+
+class QuestionForm(forms.Form):
+    question = forms.CharField(
+        label="Question", required=False, widget=forms.Textarea(attrs={"rows": 2, "cols": 60})
+    )
+
+
+class NoInputForm(forms.Form):
+    pass
+
+
+def _paid_or_waiting(refund_request: RefundRequest) -> str:
+    amount = money(refund_request.decided_amount)
+    if refund_request.status == Status.REFUNDED:
+        parts = ", ".join(
+            f"{money(refund.amount)} to {refund.get_destination_display().lower()}"
+            for refund in refund_request.refunds.all()
+        )
+        return f"{amount} refunded ({parts}); the buyer was told when it arrives."
+    threshold = money(refund_request.order.policy_version.supervisor_approval_above)
+    return f"{amount} approved; above {threshold} a supervisor approves too before money moves."
+
+
+@dataclass(frozen=True)
+class Decision:
+    label: str
+    form: type[forms.Form]
+    service: object
+    done: object  # RefundRequest -> the success message
+
+
+DECISIONS = {
+    "approve": Decision(
+        "Approve",
+        ApproveForm,
+        services.refund_request_approve,
+        lambda r: f"approved: {_paid_or_waiting(r)}",
+    ),
+    "partially_approve": Decision(
+        "Partially approve",
+        PartiallyApproveForm,
+        services.refund_request_partially_approve,
+        lambda r: f"partially approved: {_paid_or_waiting(r)}",
+    ),
+    "deny": Decision(
+        "Deny", DenyForm, services.refund_request_deny, lambda r: "denied; the buyer was told why."
+    ),
+    "offer_credit": Decision(
+        "Offer promotional credit",
+        OfferCreditForm,
+        services.refund_request_offer_credit,
+        lambda r: f"{money(r.decided_amount)} promotional credit given instead of a refund.",
+    ),
+    "request_info": Decision(
+        "Ask the buyer",
+        QuestionForm,
+        services.refund_request_request_info,
+        lambda r: "question sent to the buyer; the review clock is paused until they answer.",
+    ),
+    "ask_restaurant": Decision(
+        "Ask the restaurant",
+        QuestionForm,
+        services.refund_request_ask_restaurant,
+        lambda r: "question sent to the restaurant; the request comes back once it answers.",
+    ),
+    "second_approve": Decision(
+        "Second approval",
+        NoInputForm,
+        services.refund_request_second_approve,
+        lambda r: f"second approval given: {_paid_or_waiting(r)}",
+    ),
+}
+REVIEW_DECISIONS = [
+    "approve",
+    "partially_approve",
+    "deny",
+    "offer_credit",
+    "request_info",
+    "ask_restaurant",
+]
+
+
+# -- what the agent reads before deciding -----------------------------------------------------
+
+
+def review_context(refund_request: RefundRequest) -> dict:
+    """The order around the request and the buyer's history, in a constant number of queries:
+    the order's timeline, payments and refunds, what can still be refunded, and the buyer's
+    other claims (newest 20, with totals)."""
+    order = refund_request.order
+    others = RefundRequest.objects.filter(buyer_id=refund_request.buyer_id).exclude(
+        pk=refund_request.pk
+    )
+    history = others.aggregate(
+        count=Count("pk"),
+        refunded=Count("pk", filter=Q(status=Status.REFUNDED)),
+        refunded_total=Sum("decided_amount", filter=Q(status=Status.REFUNDED)),
+    )
+    return {
+        "order": order,
+        "refundable": services.paid_facts(order).refundable,
+        "order_events": OrderEvent.objects.filter(order=order).select_related("actor"),
+        "payments": Payment.objects.filter(order=order),
+        "refunds": Refund.objects.filter(order=order).select_related("request", "created_by"),
+        "claims": others.select_related("order__restaurant").order_by("-submitted_at", "-pk")[:20],
+        "claims_count": history["count"],
+        "claims_refunded": history["refunded"],
+        "claims_refunded_total": history["refunded_total"] or ZERO,
+    }
+
+
+@admin.register(RefundRequest)
+class RefundRequestAdmin(SearchWithoutHashMixin, admin.ModelAdmin):
+    """The review queue (L-4.1): open requests first, soonest due first. Agents decide through
+    the buttons (the `change_refundrequest` permission, core/roles.py); nothing is a form field.
+    """
+
+    list_display = (
+        "id",
+        "deadline",
+        "review_due_at",
+        "status",
+        "reason",
+        "order_link",
+        "restaurant",
+        "buyer",
+        "suggested",
+        "decided",
+        "submitted_at",
+    )
+    list_display_links = ("id", "deadline")
+    list_filter = (
+        ReviewDeadlineFilter,
+        "status",
+        "reason",
+        ("order__restaurant", admin.RelatedOnlyFieldListFilter),
+    )
+    search_fields = (
+        "id__exact",
+        "order__id__exact",
+        "buyer__username",
+        "buyer__email",
+        "order__restaurant__name",
+    )
+    list_select_related = ("order__restaurant", "order__policy_version", "buyer")
+    fieldsets = (
+        (
+            "Request",
+            {
+                "fields": (
+                    "order_link",
+                    "buyer",
+                    "reason",
+                    "description",
+                    "preferred_method",
+                    "status",
+                )
+            },
+        ),
+        (
+            "Review deadline (L-4.1)",
+            {
+                "fields": (
+                    "deadline",
+                    "submitted_at",
+                    "discovered_at",
+                    "review_due_at",
+                    "info_requested_at",
+                    "due_soon_flagged_at",
+                    "escalated_at",
+                )
+            },
+        ),
+        (
+            "Policy suggestion (D-6)",
+            {
+                "fields": (
+                    "suggested_outcome",
+                    "suggested_amount",
+                    "suggested_code",
+                    "suggestion_clauses",
+                )
+            },
+        ),
+        (
+            "Decision",
+            {
+                "fields": (
+                    "resolution",
+                    "decided_amount",
+                    "decided_method",
+                    "explanation",
+                    "decision_clause_links",
+                    "decided_by_label",
+                    "decided_at",
+                    "needs_second_approval",
+                    "second_approved_by",
+                    "second_approved_at",
+                    "refunded_at",
+                )
+            },
+        ),
+    )
+    readonly_fields = [name for _, options in fieldsets for name in options["fields"]]
+    inlines = [
+        RefundRequestItemInline,
+        RefundEvidenceInline,
+        RefundMessageInline,
+        RefundRequestEventInline,
+    ]
+    view_on_site = False  # the request page is the buyer's alone
+
+    def get_ordering(self, request):
+        open_first = Case(When(status__in=OPEN, then=Value(0)), default=Value(1))
+        return [open_first.asc(), "review_due_at", "pk"]
+
+    def get_queryset(self, request):
+        return (
+            super()
+            .get_queryset(request)
+            .select_related(
+                "order__restaurant",
+                "order__policy_version",
+                "buyer",
+                "decided_by",
+                "second_approved_by",
+            )
+        )
+
+    # -- who may do what ---------------------------------------------------------------------
+
+    def has_add_permission(self, request):
+        return False  # buyers submit, through `refund_request_submit`
+
+    def has_change_permission(self, request, obj=None):
+        return False  # no field is edited; a request changes only by a decision
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # requests, decisions and their money stay on record
+
+    def has_decide_permission(self, request, obj=None) -> bool:
+        return request.user.has_perm(f"{self.opts.app_label}.change_{self.opts.model_name}")
+
+    # -- columns and read-only fields --------------------------------------------------------
+
+    @admin.display(description="Deadline")
+    def deadline(self, refund_request: RefundRequest) -> str:
+        return deadline_text(refund_request, timezone.now())
+
+    @admin.display(description="Order", ordering="order")
+    def order_link(self, refund_request: RefundRequest) -> str:
+        url = reverse("admin:orders_order_change", args=[refund_request.order_id])
+        return format_html('<a href="{}">{}</a>', url, refund_request.order)
+
+    @admin.display(description="Restaurant", ordering="order__restaurant__name")
+    def restaurant(self, refund_request: RefundRequest):
+        return refund_request.order.restaurant
+
+    @admin.display(description="Suggested", ordering="suggested_amount")
+    def suggested(self, refund_request: RefundRequest) -> str:
+        return f"{refund_request.suggested_outcome} {money(refund_request.suggested_amount)}"
+
+    @admin.display(description="Decided", ordering="decided_amount")
+    def decided(self, refund_request: RefundRequest) -> str:
+        if refund_request.decided_amount is None:
+            return "-"
+        return money(refund_request.decided_amount)
+
+    @admin.display(description="Clauses")
+    def suggestion_clauses(self, refund_request: RefundRequest) -> str:
+        return clause_links(refund_request.suggested_clauses)
+
+    @admin.display(description="Decision clauses")
+    def decision_clause_links(self, refund_request: RefundRequest) -> str:
+        return clause_links(refund_request.decision_clauses)
+
+    @admin.display(description="Decided by")
+    def decided_by_label(self, refund_request: RefundRequest) -> str:
+        if refund_request.decided_at is None:
+            return "-"
+        return refund_request.decided_by_label
+
+    # -- the queue and the page --------------------------------------------------------------
+
+    def changelist_view(self, request, extra_context=None):
+        extra_context = {**(extra_context or {}), "queue_counts": queue_counts(timezone.now())}
+        return super().changelist_view(request, extra_context)
+
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        if obj is not None:
+            context["review"] = review_context(obj)
+            context["decisions"] = self.decision_panel(request, obj, context["review"])
+        return super().render_change_form(request, context, add, change, form_url, obj)
+
+    def decision_panel(self, request, obj: RefundRequest, review: dict) -> dict:
+        """The decisions this user may take on this request now, each with its form."""
+        if not self.has_decide_permission(request, obj):
+            return {
+                "buttons": [],
+                "note": "Deciding needs the permission to change refund "
+                "requests (support agents and supervisors).",
+            }
+        names, note = self._open_decisions(request, obj, review["refundable"])
+        approve_amount = min(obj.suggested_amount, review["refundable"])
+        initial = {
+            "method": obj.preferred_method,
+            "amount": approve_amount if approve_amount > ZERO else None,
+        }
+        return {
+            "buttons": [
+                {
+                    "name": name,
+                    "label": DECISIONS[name].label,
+                    "url": self._decide_url(obj, name),
+                    "form": DECISIONS[name].form(
+                        initial=initial if name != "offer_credit" else {}, auto_id=f"{name}_%s"
+                    ),
+                }
+                for name in names
+            ],
+            "note": note,
+            "approve_amount": approve_amount,
+        }
+
+    @staticmethod
+    def _open_decisions(request, obj: RefundRequest, refundable: Decimal) -> tuple[list, str]:
+        if obj.status == Status.UNDER_REVIEW:
+            if refundable <= ZERO:
+                return (
+                    ["deny", "offer_credit", "request_info", "ask_restaurant"],
+                    "Nothing is left to refund on this order (L-7.2): deny, or offer "
+                    "promotional credit.",
+                )
+            return REVIEW_DECISIONS, ""
+        if waits_for_second_approval(obj):
+            if is_supervisor(request.user) and obj.decided_by_id != request.user.pk:
+                return ["second_approve"], ""
+            return [], (
+                f"{money(obj.decided_amount)} was approved by {obj.decided_by_label}; above "
+                f"{money(obj.order.policy_version.supervisor_approval_above)} another "
+                "supervisor gives the second approval before money moves (four eyes)."
+            )
+        waiting = {
+            Status.INFO_REQUESTED: "Waiting for the buyer's answer; the review clock is paused.",
+            Status.AWAITING_RESTAURANT: "Waiting for the restaurant's answer.",
+        }
+        return [], waiting.get(obj.status, "This request is decided; nothing is left to do.")
+
+    def _decide_url(self, obj: RefundRequest, name: str) -> str:
+        return reverse("admin:refunds_refundrequest_decide", args=[obj.pk, name])
+
+    def get_urls(self):
+        info = self.opts.app_label, self.opts.model_name
+        return [
+            path(
+                "<path:object_id>/decide/<str:decision>/",
+                self.admin_site.admin_view(self.decide_view),
+                name="{}_{}_decide".format(*info),
+            ),
+            *super().get_urls(),
+        ]
+
+    def decide_view(self, request, object_id, decision):
+        """POST: one decision through its service as the signed-in user; the result or the
+        refusal is a message, and the agent is back on the request."""
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        obj = self.get_object(request, unquote(object_id))
+        if obj is None:
+            return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
+        if not self.has_decide_permission(request, obj):
+            raise PermissionDenied
+        level, text = self._decide(request, obj, decision)
+        self.message_user(request, f"Refund request #{obj.pk}: {text}", level)
+        return redirect("admin:refunds_refundrequest_change", obj.pk)
+
+    @staticmethod
+    def _decide(request, obj: RefundRequest, name: str) -> tuple[int, str]:
+        decision = DECISIONS.get(name)
+        if decision is None:
+            return messages.ERROR, f"unknown decision {name!r}."
+        form = decision.form(request.POST)
+        if not form.is_valid():
+            return messages.ERROR, form_errors(form)
+        try:
+            result = decision.service(request_id=obj.pk, actor=request.user, **form.cleaned_data)
+        except DomainError as error:
+            return messages.ERROR, error.detail
+        return messages.SUCCESS, decision.done(result)
+
+
+# -- the request's records on their own: read-only, written by the services --------------------
+
+
+class RequestLinkMixin:
+    @admin.display(description="Refund request", ordering="request")
+    def request_link(self, obj) -> str:
+        url = reverse("admin:refunds_refundrequest_change", args=[obj.request_id])
+        return format_html('<a href="{}">Refund request #{}</a>', url, obj.request_id)
+
+
+@admin.register(RefundRequestEvent)
+class RefundRequestEventAdmin(RequestLinkMixin, SearchWithoutHashMixin, ReadOnlyModelAdmin):
+    """The refund requests' audit trail across all requests."""
+
+    list_display = (
+        "created_at",
+        "request_link",
+        "name",
+        "from_status",
+        "to_status",
+        "actor",
+        "actor_role",
+        "message",
+    )
+    list_filter = ("name", "actor_role", "created_at")
+    search_fields = (
+        "request__id__exact",
+        "request__order__id__exact",
+        "actor__username",
+        "request__buyer__username",
+        "message",
+    )
+    list_select_related = ("request", "actor")
+    fields = (
+        "request_link",
+        "name",
+        "from_status",
+        "to_status",
+        "actor",
+        "actor_role",
+        "message",
+        "clauses",
+        "created_at",
+    )
+
+
+@admin.register(RefundMessage)
+class RefundMessageAdmin(RequestLinkMixin, SearchWithoutHashMixin, ReadOnlyModelAdmin):
+    list_display = ("created_at", "request_link", "role", "author", "body")
+    list_filter = ("role", "created_at")
+    search_fields = ("request__id__exact", "author__username", "request__buyer__username", "body")
+    list_select_related = ("request", "author")
+    fields = ("request_link", "role", "author", "body", "created_at")
+
+
+@admin.register(RefundEvidence)
+class RefundEvidenceAdmin(RequestLinkMixin, SearchWithoutHashMixin, ReadOnlyModelAdmin):
+    list_display = (
+        "id",
+        "request_link",
+        "preview",
+        "content_type",
+        "size",
+        "uploaded_by",
+        "created_at",
+    )
+    list_filter = ("content_type", "created_at")
+    search_fields = ("request__id__exact", "uploaded_by__username", "request__buyer__username")
+    list_select_related = ("request", "uploaded_by")
+    fields = (
+        "request_link",
+        "preview",
+        "content_type",
+        "size",
+        "width",
+        "height",
+        "uploaded_by",
+        "created_at",
+    )
+
+    @admin.display(description="Photo")
+    def preview(self, evidence: RefundEvidence) -> str:
+        return evidence_preview(evidence)
+
+
+@admin.register(RefundRequestItem)
+class RefundRequestItemAdmin(RequestLinkMixin, SearchWithoutHashMixin, ReadOnlyModelAdmin):
+    list_display = ("id", "request_link", "order_item", "quantity")
+    search_fields = ("request__id__exact", "order_item__name", "request__buyer__username")
+    list_select_related = ("request", "order_item")
+    fields = ("request_link", "order_item", "quantity")

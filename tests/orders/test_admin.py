@@ -4,6 +4,7 @@ read-only, and the order's lifecycle buttons offer exactly what the user may do 
 
 import datetime as dt
 import html
+import io
 import re
 from decimal import Decimal
 
@@ -13,12 +14,14 @@ from django.conf import settings
 from django.contrib import admin
 from django.contrib.auth.models import Permission
 from django.contrib.messages import get_messages
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import strip_tags
+from PIL import Image
 
 from core.models import Notification
 from credits.models import CreditGrant, CreditTransaction, DiscountCode
@@ -34,8 +37,16 @@ from orders.models import (
     Restaurant,
 )
 from orders.services import order_cancel_by_buyer
-from refunds.models import Refund, RestaurantLedgerEntry
-from refunds.services import refund_order
+from refunds.models import (
+    Refund,
+    RefundEvidence,
+    RefundMessage,
+    RefundRequest,
+    RefundRequestEvent,
+    RefundRequestItem,
+    RestaurantLedgerEntry,
+)
+from refunds.services import refund_order, refund_request_request_info, refund_request_submit
 from tests.conftest import advance, give_credit, place_order
 from tests.factories import DiscountCodeFactory, MenuItemFactory, RestaurantFactory, UserFactory
 
@@ -53,6 +64,11 @@ READ_ONLY = [
     RestaurantLedgerEntry,
     CreditGrant,
     CreditTransaction,
+    RefundRequest,
+    RefundRequestItem,
+    RefundEvidence,
+    RefundMessage,
+    RefundRequestEvent,
 ]
 STAFF = ["admin_user", "agent", "supervisor"]
 
@@ -75,8 +91,14 @@ def _messages(response) -> list[tuple[str, str]]:
     return [(m.level_tag, str(m)) for m in get_messages(response.wsgi_request)]
 
 
+def _photo(name="spill.png"):
+    buffer = io.BytesIO()
+    Image.new("RGB", (8, 8), "red").save(buffer, "PNG")
+    return SimpleUploadedFile(name, buffer.getvalue(), content_type="image/png")
+
+
 @pytest.fixture
-def one_of_each(buyer, restaurant, menu, partner):
+def one_of_each(buyer, restaurant, menu, partner, agent):
     """One object of every registered model, made through the services."""
     order = place_order(buyer, restaurant, {menu["Margherita"]: 2})
     order = advance(order, "accept")
@@ -92,6 +114,16 @@ def one_of_each(buyer, restaurant, menu, partner):
     grant = give_credit(buyer, "4.00")
     picked_up = place_order(buyer, restaurant, fulfillment=Order.Fulfillment.PICKUP)
     advance(picked_up, "accept", "start_preparation", "mark_ready", "hand_over")  # a sale (L-9)
+    delivered = place_order(buyer, restaurant, {menu["Tiramisu"]: 1})
+    advance(delivered, "accept", "start_preparation", "mark_ready", "dispatch", "deliver")
+    claim = refund_request_submit(
+        order_id=delivered.pk,
+        actor=buyer,
+        reason="missing_items",
+        items=[(delivered.items.get().pk, 1)],
+        photos=[_photo()],
+    )
+    refund_request_request_info(request_id=claim.pk, actor=agent, question="Which bag?")
     return {
         PolicyVersion: PolicyVersion.objects.get(label="1"),
         Restaurant: restaurant,
@@ -106,6 +138,11 @@ def one_of_each(buyer, restaurant, menu, partner):
         CreditGrant: grant,
         CreditTransaction: grant.transactions.get(),
         DiscountCode: DiscountCodeFactory(code="WELCOME5"),
+        RefundRequest: claim,
+        RefundRequestItem: claim.items.get(),
+        RefundEvidence: claim.evidence.get(),
+        RefundMessage: claim.messages.get(),
+        RefundRequestEvent: claim.events.first(),
     }
 
 
