@@ -300,6 +300,7 @@ def restaurant_record_sale(order: Order) -> None:
 # -- refund requests (L-3 .. L-7, L-9, L-10; D-5, D-6) ----------------------------------------
 
 MAX_PHOTOS = 5
+MAX_EXPLANATION_LENGTH = 400  # it is quoted on the request's timeline
 MAX_PHOTO_BYTES = 8 * 1024 * 1024
 PHOTO_FORMATS = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp", "GIF": "image/gif"}
 
@@ -677,6 +678,11 @@ def _require_reviewable(request) -> None:
 def _require_explanation(explanation: str) -> None:
     if len(explanation.strip()) < 10:
         raise InvalidInput("explanation_required", "Explain the decision to the buyer.")
+    if len(explanation.strip()) > MAX_EXPLANATION_LENGTH:
+        raise InvalidInput(
+            "explanation_too_long",
+            f"Keep the explanation under {MAX_EXPLANATION_LENGTH} characters.",
+        )
 
 
 def _decide(

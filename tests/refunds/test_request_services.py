@@ -255,3 +255,12 @@ def test_a_credit_offer_is_bounded_by_the_order(delivered, buyer, agent):
     )
     grant = Refund.objects.get(request=request).credit_grant
     assert (grant.kind, grant.amount) == ("promo", D("4.00"))
+
+
+def test_an_overlong_explanation_is_refused(delivered, buyer, agent):
+    request = submit(delivered, buyer, "wrong_order")
+    with pytest.raises(DomainError) as refused:
+        refund_request_deny(request_id=request.pk, actor=agent, explanation="x" * 401)
+    assert refused.value.code == "explanation_too_long"
+    request.refresh_from_db()
+    assert request.status == "under_review"
