@@ -850,20 +850,12 @@ def _deduct_from_restaurant(order: Order, refunds: list[Refund]) -> None:
 def refund_request_request_info(*, request_id: int, actor, question: str) -> RefundRequest:
     """Support asks the buyer for more (L-4.1 step 3); the review clock pauses until the buyer
     answers."""
-    request = _request_for_update(request_id)
-    _require_support(actor)
-    _require_reviewable(request)
-    _require_text(question, "question")
-    now = timezone.now()
-    _message(request, author=actor, role=RefundMessage.Role.SUPPORT, body=question, now=now)
-    _step(
-        request,
-        request.request_info,
-        actor=actor,
-        role="support",
-        at=now,
-        message="Support asked you for more information; the review waits for your answer.",
-        clauses=("L-4.1",),
+    request = _support_asks(
+        request_id,
+        actor,
+        question,
+        transition="request_info",
+        timeline="Support asked you for more information; the review waits for your answer.",
     )
     notify(
         user=request.buyer,
@@ -874,15 +866,40 @@ def refund_request_request_info(*, request_id: int, actor, question: str) -> Ref
     return request
 
 
+def _support_asks(request_id, actor, question, *, transition: str, timeline: str):
+    """Support puts a question on a request under review and moves it to wait for the answer."""
+    request = _request_for_update(request_id)
+    _require_support(actor)
+    _require_reviewable(request)
+    _require_text(question, "question")
+    now = timezone.now()
+    _message(request, author=actor, role=RefundMessage.Role.SUPPORT, body=question, now=now)
+    _step(
+        request,
+        getattr(request, transition),
+        actor=actor,
+        role="support",
+        at=now,
+        message=timeline,
+        clauses=("L-4.1",),
+    )
+    return request
+
+
+def _request_of_buyer_for_update(request_id: int, buyer) -> RefundRequest:
+    request = _request_for_update(request_id)
+    if request.buyer_id != buyer.pk:
+        raise DomainError(
+            "not_found", f"You have no refund request {request_id}.", kind="not_found"
+        )
+    return request
+
+
 @transaction.atomic
 def refund_request_reply(*, request_id: int, actor, body: str, photos=()) -> RefundRequest:
     """The buyer writes on the request, with photos if they like; an answer to a question
     restarts the review clock where it stopped."""
-    request = _request_for_update(request_id)
-    if request.buyer_id != actor.pk:
-        raise DomainError(
-            "not_found", f"You have no refund request {request_id}.", kind="not_found"
-        )
+    request = _request_of_buyer_for_update(request_id, actor)
     if request.status not in OPEN_STATUSES:
         raise DomainError("request_closed", "This request has been decided; you can escalate it.")
     _require_text(body, "message")
@@ -906,20 +923,12 @@ def refund_request_reply(*, request_id: int, actor, body: str, photos=()) -> Ref
 @transaction.atomic
 def refund_request_ask_restaurant(*, request_id: int, actor, question: str) -> RefundRequest:
     """Support asks the restaurant to verify the claim (L-4.1 "may contact restaurant")."""
-    request = _request_for_update(request_id)
-    _require_support(actor)
-    _require_reviewable(request)
-    _require_text(question, "question")
-    now = timezone.now()
-    _message(request, author=actor, role=RefundMessage.Role.SUPPORT, body=question, now=now)
-    _step(
-        request,
-        request.ask_restaurant,
-        actor=actor,
-        role="support",
-        at=now,
-        message="Support asked the restaurant to verify.",
-        clauses=("L-4.1",),
+    request = _support_asks(
+        request_id,
+        actor,
+        question,
+        transition="ask_restaurant",
+        timeline="Support asked the restaurant to verify.",
     )
     notify_restaurant(
         request.order.restaurant,
@@ -958,11 +967,7 @@ def refund_request_restaurant_verify(*, request_id: int, actor, note: str) -> Re
 @transaction.atomic
 def refund_request_add_evidence(*, request_id: int, actor, photos) -> list[RefundEvidence]:
     """The buyer adds photos to an undecided request (L-5.2)."""
-    request = _request_for_update(request_id)
-    if request.buyer_id != actor.pk:
-        raise DomainError(
-            "not_found", f"You have no refund request {request_id}.", kind="not_found"
-        )
+    request = _request_of_buyer_for_update(request_id, actor)
     if request.status not in OPEN_STATUSES:
         raise DomainError("request_closed", "This request has been decided.")
     if not photos:

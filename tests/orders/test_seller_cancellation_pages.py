@@ -690,9 +690,7 @@ def test_terms_inside_the_bounds_are_saved(luigi, restaurant, window, fee):
                 "cancellation_window_minutes": [
                     "The window must be between 1 and 30 minutes (K-B1)."
                 ],
-                "cancellation_fee_percent": [
-                    "The fee must be between 10 % and 20 % (L-2.1)."
-                ],
+                "cancellation_fee_percent": ["The fee must be between 10 % and 20 % (L-2.1)."],
             },
         ),
         ("five", "15", {"cancellation_window_minutes": ["Enter a whole number."]}),
