@@ -165,17 +165,7 @@ def order_place(
         price=price,
         now=now,
     )
-    OrderItem.objects.bulk_create(
-        OrderItem(
-            order=order,
-            menu_item=item,
-            name=item.name,
-            unit_price=item.price,
-            quantity=quantity,
-            is_promotional=item.is_promotional,
-        )
-        for item, quantity in items
-    )
+    _create_lines(order, items)
     if discount is not None:
         credit_services.discount_code_redeem(discount=discount, order=order, now=now)
     for spend in price.credit_spends:
@@ -245,6 +235,71 @@ def order_quote(
         now=now,
     )
     return Quote(price=price, discount=discount, version=version)
+
+
+@transaction.atomic
+def order_place_replacement(
+    *, original: Order, items: list[tuple[MenuItem, int]], actor, note: str
+):
+    """A replacement order offered by support instead of a refund (L-4.1 step 4, L-6.2): the
+    same restaurant, fulfilment and address, the items given, at no charge to the buyer."""
+    now = timezone.now()
+    _check_can_order(
+        buyer=original.buyer,
+        restaurant=original.restaurant,
+        fulfillment=original.fulfillment,
+        address=original.delivery_address,
+        now=now,
+    )
+    subtotal = sum((item.price * quantity for item, quantity in items), ZERO)
+    price = policy.OrderPrice(
+        subtotal=subtotal,
+        delivery_fee=ZERO,
+        discount_amount=subtotal,
+        total=ZERO,
+        promo_credit_applied=ZERO,
+        account_credit_applied=ZERO,
+        amount_charged=ZERO,
+        credit_spends=(),
+        clauses=("L-4.1",),
+    )
+    order = _order_create(
+        buyer=original.buyer,
+        restaurant=original.restaurant,
+        fulfillment=original.fulfillment,
+        address=original.delivery_address,
+        version=original.policy_version,
+        discount=None,
+        price=price,
+        now=now,
+    )
+    _create_lines(order, items)
+    order_event_record(
+        order=order,
+        kind=OrderEvent.Kind.TRANSITION,
+        name="place",
+        to_status=order.status,
+        actor=actor,
+        role=OrderEvent.Role.SUPPORT,
+        message=f"Replacement for order #{original.pk}, free of charge. {note}".strip(),
+        clauses=("L-4.1",),
+        at=now,
+    )
+    return order
+
+
+def _create_lines(order: Order, items) -> None:
+    OrderItem.objects.bulk_create(
+        OrderItem(
+            order=order,
+            menu_item=item,
+            name=item.name,
+            unit_price=item.price,
+            quantity=quantity,
+            is_promotional=item.is_promotional,
+        )
+        for item, quantity in items
+    )
 
 
 def _order_create(*, buyer, restaurant, fulfillment, address, version, discount, price, now):

@@ -429,6 +429,12 @@ DECISIONS = {
         services.refund_request_offer_credit,
         lambda r: f"{money(r.decided_amount)} promotional credit given instead of a refund.",
     ),
+    "offer_replacement": Decision(
+        "Send a replacement order",
+        DenyForm,
+        services.refund_request_offer_replacement,
+        lambda r: f"replacement order #{r.replacement_order_id} placed, free of charge.",
+    ),
     "request_info": Decision(
         "Ask the buyer",
         QuestionForm,
@@ -453,6 +459,7 @@ REVIEW_DECISIONS = [
     "partially_approve",
     "deny",
     "offer_credit",
+    "offer_replacement",
     "request_info",
     "ask_restaurant",
 ]
@@ -705,7 +712,7 @@ class RefundRequestAdmin(SearchWithoutHashMixin, admin.ModelAdmin):
         if obj.status == Status.UNDER_REVIEW:
             if refundable <= ZERO:
                 return (
-                    ["deny", "offer_credit", "request_info", "ask_restaurant"],
+                    ["deny", "offer_credit", "offer_replacement", "request_info", "ask_restaurant"],
                     "Nothing is left to refund on this order (L-7.2): deny, or offer "
                     "promotional credit.",
                 )

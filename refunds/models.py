@@ -97,6 +97,13 @@ class RefundRequest(ConcurrentTransitionMixin, models.Model):
     )
     second_approved_at = models.DateTimeField(null=True, blank=True)
     refunded_at = models.DateTimeField(null=True, blank=True)
+    replacement_order = models.OneToOneField(
+        "orders.Order",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="replaces_request",
+    )
 
     class Meta:
         ordering = ["review_due_at", "pk"]

@@ -287,7 +287,9 @@ def restaurant_ledger_record(
 
 def restaurant_record_sale(order: Order) -> None:
     """Book a fulfilled order to its restaurant: the food value, less the restaurant's discount
-    (credit and the delivery fee are the platform's)."""
+    (credit and the delivery fee are the platform's). A free replacement books nothing."""
+    if order.subtotal - order.discount_amount <= ZERO:
+        return
     restaurant_ledger_record(
         restaurant_id=order.restaurant_id,
         kind=RestaurantLedgerEntry.Kind.SALE,
@@ -663,6 +665,49 @@ def refund_request_offer_credit(
         explanation=explanation,
         clauses=("L-4.3", "L-7.1"),
         now=timezone.now(),
+    )
+    return request
+
+
+@transaction.atomic
+def refund_request_offer_replacement(*, request_id: int, actor, explanation: str) -> RefundRequest:
+    """Support sends a replacement instead of a refund (L-4.1 step 4, L-6.2): the claimed items
+    (or the whole order) again, free; the restaurant prepares it like any order."""
+    request = _request_for_update(request_id)
+    _require_support(actor)
+    _require_reviewable(request)
+    _require_explanation(explanation)
+    claimed = [
+        (i.order_item.menu_item, i.quantity)
+        for i in request.items.select_related("order_item__menu_item")
+    ]
+    items = claimed or [
+        (i.menu_item, i.quantity) for i in request.order.items.select_related("menu_item")
+    ]
+    replacement = order_services.order_place_replacement(
+        original=request.order, items=items, actor=actor, note=explanation
+    )
+    now = timezone.now()
+    _step(
+        request,
+        request.approve,
+        actor=actor,
+        role="support",
+        at=now,
+        clauses=("L-4.1", "L-6.2"),
+        message=f"A replacement order #{replacement.pk} is on its way instead of a refund. "
+        f"{explanation}",
+        resolution=RefundRequest.Resolution.REPLACEMENT,
+        explanation=explanation,
+        decision_clauses=["L-4.1", "L-6.2"],
+        decided_by=actor,
+        replacement_order=replacement,
+    )
+    notify(
+        user=request.buyer,
+        title=f"Refund request #{request.pk}: a replacement is coming",
+        body=f"{explanation}\nYour replacement is order #{replacement.pk}, free of charge.",
+        url=replacement.get_absolute_url(),
     )
     return request
 

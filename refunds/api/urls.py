@@ -9,6 +9,7 @@ SUPPORT_ACTIONS = {
     "request-info": views.SupportRequestInfoApi,
     "ask-restaurant": views.SupportAskRestaurantApi,
     "offer-credit": views.SupportOfferCreditApi,
+    "offer-replacement": views.SupportOfferReplacementApi,
     "second-approval": views.SupportSecondApprovalApi,
 }
 

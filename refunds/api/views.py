@@ -46,6 +46,7 @@ from refunds.services import (
     refund_request_ask_restaurant,
     refund_request_deny,
     refund_request_offer_credit,
+    refund_request_offer_replacement,
     refund_request_partially_approve,
     refund_request_reply,
     refund_request_request_info,
@@ -307,6 +308,16 @@ class SupportOfferCreditApi(SupportActionApi):
 
     def act(self, user, request_id, data):
         refund_request_offer_credit(request_id=request_id, actor=user, **data)
+
+
+@_support_schema("Send a replacement order instead", DenySerializer)
+class SupportOfferReplacementApi(SupportActionApi):
+    """L-4.1 step 4: the claimed items (or the whole order) again, free of charge."""
+
+    input_serializer = DenySerializer
+
+    def act(self, user, request_id, data):
+        refund_request_offer_replacement(request_id=request_id, actor=user, **data)
 
 
 @_support_schema("Give the second approval")

@@ -714,7 +714,13 @@ def test_approving_when_the_order_was_already_refunded_in_full_is_refused(agent,
     page = client.get(change_url(claim))
     response = client.post(decide_url(claim, "approve"), {"method": "original"})
 
-    assert decision_buttons(page) == ["deny", "offer_credit", "request_info", "ask_restaurant"]
+    assert decision_buttons(page) == [
+        "deny",
+        "offer_credit",
+        "offer_replacement",
+        "request_info",
+        "ask_restaurant",
+    ]
     assert "Nothing is left to refund on this order (L-7.2)" in page.content.decode()
     assert messages_of(response) == [
         (

@@ -964,3 +964,17 @@ def test_the_schema_lists_the_refund_endpoints_without_warnings(client, tmp_path
         assert path in schema
     for enum in ["RefundRequestStatusEnum", "RefundMethodEnum", "RefundReasonEnum"]:
         assert f"    {enum}:" in schema
+
+
+def test_support_sends_a_replacement_order_instead(reviewing, agent, buyer):
+    body = {"explanation": "A fresh tiramisu is on its way to you"}
+
+    refused = client_for(buyer).post(support_url(reviewing.pk, "offer-replacement"), body)
+    response = client_for(agent).post(support_url(reviewing.pk, "offer-replacement"), body)
+
+    assert refused.status_code == 403
+    assert response.status_code == 200
+    reviewing.refresh_from_db()
+    assert (reviewing.status, reviewing.resolution) == ("approved", "replacement")
+    assert reviewing.replacement_order.amount_charged == D("0.00")
+    assert not Refund.objects.exists()

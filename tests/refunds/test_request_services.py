@@ -17,6 +17,7 @@ from refunds.services import (
     refund_request_approve,
     refund_request_deny,
     refund_request_offer_credit,
+    refund_request_offer_replacement,
     refund_request_partially_approve,
     refund_request_reply,
     refund_request_request_info,
@@ -264,3 +265,24 @@ def test_an_overlong_explanation_is_refused(delivered, buyer, agent):
     assert refused.value.code == "explanation_too_long"
     request.refresh_from_db()
     assert request.status == "under_review"
+
+
+def test_a_replacement_order_instead_of_a_refund(delivered, buyer, agent, restaurant):
+    request = submit(delivered, buyer, "missing_items", items=[(line(delivered, "Tiramisu"), 1)])
+
+    refund_request_offer_replacement(
+        request_id=request.pk, actor=agent, explanation="A fresh tiramisu is on its way"
+    )
+
+    request.refresh_from_db()
+    replacement = request.replacement_order
+    assert (request.status, request.resolution) == ("approved", "replacement")
+    assert [(i.name, i.quantity) for i in replacement.items.all()] == [("Tiramisu", 1)]
+    assert (replacement.total, replacement.amount_charged, replacement.status) == (
+        D("0.00"),
+        D("0.00"),
+        "placed",
+    )
+    assert not Refund.objects.exists()
+    advance(replacement, "accept", "start_preparation", "mark_ready", "dispatch", "deliver")
+    assert not RestaurantLedgerEntry.objects.filter(order=replacement).exists()
