@@ -235,14 +235,13 @@ class SupportActionApi(APIView):
 
     permission_classes = [IsAuthenticated, IsSupport]
     input_serializer = None
-
-    def act(self, user, request_id: int, data: dict) -> None:
-        raise NotImplementedError
+    # The refunds.services decision, called with the request id, the acting user and the input.
+    service = None
 
     @idempotent
     def post(self, request, pk: int):
         data = _valid(self.input_serializer, request.data) if self.input_serializer else {}
-        self.act(request.user, pk, data)
+        self.service(request_id=pk, actor=request.user, **data)
         return Response(_detail(pk))
 
 
@@ -262,24 +261,21 @@ class SupportApproveApi(SupportActionApi):
 
     input_serializer = ApproveSerializer
 
-    def act(self, user, request_id, data):
-        refund_request_approve(request_id=request_id, actor=user, method=data["method"])
+    service = staticmethod(refund_request_approve)
 
 
 @_support_schema("Approve part of the claim", PartialApproveSerializer)
 class SupportPartiallyApproveApi(SupportActionApi):
     input_serializer = PartialApproveSerializer
 
-    def act(self, user, request_id, data):
-        refund_request_partially_approve(request_id=request_id, actor=user, **data)
+    service = staticmethod(refund_request_partially_approve)
 
 
 @_support_schema("Deny with an explanation", DenySerializer)
 class SupportDenyApi(SupportActionApi):
     input_serializer = DenySerializer
 
-    def act(self, user, request_id, data):
-        refund_request_deny(request_id=request_id, actor=user, **data)
+    service = staticmethod(refund_request_deny)
 
 
 @_support_schema("Ask the buyer for more information", QuestionSerializer)
@@ -288,16 +284,14 @@ class SupportRequestInfoApi(SupportActionApi):
 
     input_serializer = QuestionSerializer
 
-    def act(self, user, request_id, data):
-        refund_request_request_info(request_id=request_id, actor=user, **data)
+    service = staticmethod(refund_request_request_info)
 
 
 @_support_schema("Ask the restaurant to verify", QuestionSerializer)
 class SupportAskRestaurantApi(SupportActionApi):
     input_serializer = QuestionSerializer
 
-    def act(self, user, request_id, data):
-        refund_request_ask_restaurant(request_id=request_id, actor=user, **data)
+    service = staticmethod(refund_request_ask_restaurant)
 
 
 @_support_schema("Offer promotional credit instead", OfferCreditSerializer)
@@ -306,8 +300,7 @@ class SupportOfferCreditApi(SupportActionApi):
 
     input_serializer = OfferCreditSerializer
 
-    def act(self, user, request_id, data):
-        refund_request_offer_credit(request_id=request_id, actor=user, **data)
+    service = staticmethod(refund_request_offer_credit)
 
 
 @_support_schema("Send a replacement order instead", DenySerializer)
@@ -316,8 +309,7 @@ class SupportOfferReplacementApi(SupportActionApi):
 
     input_serializer = DenySerializer
 
-    def act(self, user, request_id, data):
-        refund_request_offer_replacement(request_id=request_id, actor=user, **data)
+    service = staticmethod(refund_request_offer_replacement)
 
 
 @_support_schema("Give the second approval")
@@ -325,5 +317,4 @@ class SupportSecondApprovalApi(SupportActionApi):
     """A supervisor other than the one who decided confirms a large refund; then money moves.
     Anyone else is a 409 (`supervisor_required`, `four_eyes`)."""
 
-    def act(self, user, request_id, data):
-        refund_request_second_approve(request_id=request_id, actor=user)
+    service = staticmethod(refund_request_second_approve)
