@@ -7,6 +7,7 @@ from decimal import Decimal
 
 import pytest
 import time_machine
+from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from core.ledgers import ledger_violations
@@ -124,6 +125,37 @@ def give_credit(buyer, amount, *, kind="account", expires_in_days=30, **kwargs) 
         expires_at=expires_at,
         **kwargs,
     )
+
+
+@pytest.fixture
+def other_partner(db):
+    """A partner of another restaurant."""
+    user = UserFactory(username="marco", first_name="Marco")
+    RestaurantFactory(name="Osteria Blu", slug="osteria-blu", members=[user])
+    return user
+
+
+@pytest.fixture
+def users(buyer, other_buyer, partner, other_partner, agent, supervisor):
+    """One user per role of the authorization matrices (None: anonymous)."""
+    return {
+        "anonymous": None,
+        "buyer": buyer,
+        "other_buyer": other_buyer,
+        "partner": partner,
+        "other_partner": other_partner,
+        "agent": agent,
+        "supervisor": supervisor,
+    }
+
+
+def token_client(user) -> APIClient:
+    """An API client signed in with a real token (anonymous for `None`)."""
+    client = APIClient()
+    if user is not None:
+        token, _ = Token.objects.get_or_create(user=user)
+        client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    return client
 
 
 @pytest.fixture

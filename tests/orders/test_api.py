@@ -15,7 +15,7 @@ from rest_framework.test import APIClient
 from credits.models import CreditGrant, CreditTransaction, DiscountCode
 from orders.models import GatewayOperation, Order, OrderEvent, OrderItem, Payment
 from refunds.services import refund_order
-from tests.conftest import advance, give_credit, place_order
+from tests.conftest import advance, give_credit, place_order, token_client
 from tests.factories import DiscountCodeFactory, MenuItemFactory, RestaurantFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -26,30 +26,6 @@ ROLES = ["anonymous", "buyer", "other_buyer", "partner", "other_partner", "agent
 
 def order_url(order_id) -> str:
     return f"{ORDERS}{order_id}/"
-
-
-@pytest.fixture
-def users(buyer, other_buyer, partner, agent):
-    """One user per role; `other_partner` belongs to another restaurant."""
-    other_partner = UserFactory(username="marco", first_name="Marco")
-    RestaurantFactory(name="Osteria Blu", slug="osteria-blu", members=[other_partner])
-    return {
-        "anonymous": None,
-        "buyer": buyer,
-        "other_buyer": other_buyer,
-        "partner": partner,
-        "other_partner": other_partner,
-        "agent": agent,
-    }
-
-
-def token_client(user) -> APIClient:
-    """A client signed in with a real API token (or anonymous for `None`)."""
-    client = APIClient()
-    if user is not None:
-        token, _ = Token.objects.get_or_create(user=user)
-        client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
-    return client
 
 
 def order_body(restaurant, menu, **overrides) -> dict:

@@ -8,7 +8,6 @@ from decimal import Decimal as D
 import pytest
 from django.core import mail
 from django.utils import timezone
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from core.models import IdempotencyRecord, Notification
@@ -17,8 +16,8 @@ from orders.models import GatewayOperation, Order, OrderEvent
 from orders.services import order_cancel_by_buyer, restaurant_update_terms
 from refunds.models import Refund, RestaurantLedgerEntry
 from tests.concurrency import run_concurrently
-from tests.conftest import advance, give_credit, place_order
-from tests.factories import MenuItemFactory, RestaurantFactory, UserFactory
+from tests.conftest import advance, give_credit, place_order, token_client
+from tests.factories import MenuItemFactory, RestaurantFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -47,34 +46,6 @@ def request_url(order_id, decision: str) -> str:
 
 
 REQUESTS = "/api/seller/cancellation-requests/"
-
-
-@pytest.fixture
-def other_partner(db):
-    user = UserFactory(username="marco", first_name="Marco")
-    RestaurantFactory(name="Osteria Blu", slug="osteria-blu", members=[user])
-    return user
-
-
-@pytest.fixture
-def users(buyer, other_buyer, partner, other_partner, agent):
-    return {
-        "anonymous": None,
-        "buyer": buyer,
-        "other_buyer": other_buyer,
-        "partner": partner,
-        "other_partner": other_partner,
-        "agent": agent,
-    }
-
-
-def token_client(user) -> APIClient:
-    """A client signed in with a real API token (or anonymous for `None`)."""
-    client = APIClient()
-    if user is not None:
-        token, _ = Token.objects.get_or_create(user=user)
-        client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
-    return client
 
 
 def paid(buyer, restaurant, menu) -> Order:

@@ -1,12 +1,10 @@
 """The seller API (D-10): a partner's orders and their lifecycle actions, and who may use it."""
 
 import pytest
-from rest_framework.authtoken.models import Token
-from rest_framework.test import APIClient
 
 from orders.models import Order, OrderEvent
-from tests.conftest import advance, place_order
-from tests.factories import MenuItemFactory, RestaurantFactory, UserFactory
+from tests.conftest import advance, place_order, token_client
+from tests.factories import MenuItemFactory, RestaurantFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -15,33 +13,6 @@ SELLER_ORDERS = "/api/seller/orders/"
 
 def action_url(order_id, action: str) -> str:
     return f"{SELLER_ORDERS}{order_id}/{action}/"
-
-
-@pytest.fixture
-def other_partner(db):
-    user = UserFactory(username="marco", first_name="Marco")
-    RestaurantFactory(name="Osteria Blu", slug="osteria-blu", members=[user])
-    return user
-
-
-@pytest.fixture
-def users(buyer, other_buyer, partner, other_partner, agent):
-    return {
-        "anonymous": None,
-        "buyer": buyer,
-        "other_buyer": other_buyer,
-        "partner": partner,
-        "other_partner": other_partner,
-        "agent": agent,
-    }
-
-
-def token_client(user) -> APIClient:
-    client = APIClient()
-    if user is not None:
-        token, _ = Token.objects.get_or_create(user=user)
-        client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
-    return client
 
 
 # -- the list ------------------------------------------------------------------------------

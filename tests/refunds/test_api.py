@@ -36,7 +36,7 @@ from refunds.services import (
 )
 from tests.concurrency import run_concurrently
 from tests.conftest import advance, give_credit, place_order
-from tests.factories import RestaurantFactory, UserFactory
+from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -107,29 +107,9 @@ def stored() -> dict:
 
 
 @pytest.fixture
-def other_partner(db):
-    user = UserFactory(username="marco", first_name="Marco")
-    RestaurantFactory(name="Osteria Blu", slug="osteria-blu", members=[user])
-    return user
-
-
-@pytest.fixture
 def other_agent(db):
     """A second agent, who decides where the test's own support user must not have."""
     return UserFactory(username="agent2", first_name="Quinn", is_staff=True, groups=[SUPPORT_AGENT])
-
-
-@pytest.fixture
-def users(buyer, other_buyer, partner, other_partner, agent, supervisor):
-    return {
-        "anonymous": None,
-        "buyer": buyer,
-        "other_buyer": other_buyer,
-        "partner": partner,
-        "other_partner": other_partner,
-        "agent": agent,
-        "supervisor": supervisor,
-    }
 
 
 def client_for(user) -> APIClient:

@@ -11,7 +11,7 @@ from PIL import Image
 
 from refunds.services import refund_request_submit
 from tests.conftest import advance, place_order
-from tests.factories import RestaurantFactory, UserFactory
+from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -62,13 +62,6 @@ def test_the_buyer_gets_the_photo_inline_with_its_decoded_type(
     assert response["X-Content-Type-Options"] == "nosniff"
     assert response["Cache-Control"] == "private"
     assert response["Content-Length"] == str(len(photo_bytes))
-
-
-@pytest.fixture
-def other_partner(db):
-    kenji = UserFactory(username="kenji")
-    RestaurantFactory(name="Sushi Kyo", slug="kyo", members=[kenji])
-    return kenji
 
 
 @pytest.fixture
