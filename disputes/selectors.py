@@ -6,6 +6,7 @@ from django.db.models import QuerySet
 
 from disputes.models import Intervention
 from orders.models import Order
+from orders.selectors import order_cancellation_support_decides_at
 
 
 def order_ids_with_unanswered_cancellation(*, now: dt.datetime, limit: int) -> list[int]:
@@ -23,8 +24,7 @@ def order_ids_with_unanswered_cancellation(*, now: dt.datetime, limit: int) -> l
     )
     due = []
     for order in waiting.iterator(chunk_size=500):
-        minutes = order.policy_version.cancellation_response_minutes
-        if order.cancellation_requested_at + dt.timedelta(minutes=minutes) <= now:
+        if order_cancellation_support_decides_at(order) <= now:
             due.append(order.pk)
             if len(due) == limit:
                 break

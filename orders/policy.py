@@ -194,6 +194,12 @@ def _refused(code, detail, clauses, window_ends_at=None) -> CancellationDecision
     )
 
 
+def support_decides_cancellation_at(requested_at: dt.datetime, response_minutes: int):
+    """K-OV: a cancellation request the restaurant leaves unanswered this long after the buyer
+    asked goes to support."""
+    return requested_at + dt.timedelta(minutes=response_minutes)
+
+
 class RestaurantCancelReason:
     """L-2.2: the reasons a restaurant may cancel for."""
 

@@ -8,6 +8,7 @@ from django.db.models.functions import Coalesce
 
 from disputes.models import Intervention
 from orders.models import Order, OrderEvent, Restaurant
+from orders.policy import support_decides_cancellation_at
 from orders.services import SELLER_ACTIONS
 
 
@@ -110,5 +111,6 @@ def order_cancellation_request_refund(order: Order) -> Decimal:
 def order_cancellation_support_decides_at(order: Order) -> dt.datetime:
     """When an unanswered request goes to support (K-OV): the pinned version's
     `cancellation_response_minutes` after the buyer asked. Expects `policy_version` loaded."""
-    minutes = order.policy_version.cancellation_response_minutes
-    return order.cancellation_requested_at + dt.timedelta(minutes=minutes)
+    return support_decides_cancellation_at(
+        order.cancellation_requested_at, order.policy_version.cancellation_response_minutes
+    )

@@ -20,7 +20,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from core.errors import DomainError
-from core.money import ZERO
+from core.money import ZERO, percent_text
 from orders.models import Order
 from orders.policy import RESTAURANT_CANCELLABLE, RestaurantCancelReason
 from orders.selectors import (
@@ -458,7 +458,7 @@ def restaurant_settings(request):
                 request,
                 f"{restaurant.name}: buyers may now ask to cancel within "
                 f"{restaurant.cancellation_window_minutes} minutes of acceptance, for a fee of "
-                f"{restaurant.cancellation_fee_percent.normalize():f} %.",
+                f"{percent_text(restaurant.cancellation_fee_percent)} %.",
             )
             url = reverse("seller:settings")
             if len(restaurants) > 1:

@@ -20,7 +20,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from core.errors import DomainError
-from core.money import ZERO
+from core.money import ZERO, percent_text
 from credits.selectors import credit_balance
 from orders import selectors
 from orders.forms import AddToCartForm, CancelForm, CheckoutForm
@@ -363,7 +363,7 @@ class CancellationPanel:
     @property
     def fee_percent_text(self) -> str:
         """15.00 -> "15", 12.50 -> "12.5"."""
-        return format(self.fee_percent.normalize(), "f") if self.fee_percent is not None else ""
+        return percent_text(self.fee_percent) if self.fee_percent is not None else ""
 
     @property
     def seconds_left(self) -> int:
@@ -414,7 +414,6 @@ class CancellationPanel:
 def cancellation_panel(order: Order, *, now: dt.datetime) -> CancellationPanel:
     """The cancellation panel of an order loaded by `selectors.order_detail_for_buyer`."""
     decision = buyer_cancellation_decision(order, now=now)
-    version = order.policy_version
     extra = {}
     if decision.allowed:
         extra["refund_parts"] = _refund_parts(order, decision.refund)
@@ -422,9 +421,7 @@ def cancellation_panel(order: Order, *, now: dt.datetime) -> CancellationPanel:
         extra["fee_percent"] = decision.fee_percent
     if order.status == Order.Status.CANCELLATION_REQUESTED:
         extra["requested_fee"] = order.cancellation_fee or ZERO
-        extra["support_decides_at"] = order.cancellation_requested_at + dt.timedelta(
-            minutes=version.cancellation_response_minutes
-        )
+        extra["support_decides_at"] = selectors.order_cancellation_support_decides_at(order)
     if order.status == Order.Status.CANCELLED:
         events = [e for e in order.events.all() if e.to_status == Order.Status.CANCELLED]
         extra["cancelled_event"] = events[-1] if events else None
@@ -494,9 +491,7 @@ def _cancelled_text(order: Order, decision: CancellationDecision) -> str:
     """What happened, in the buyer's words: the refund and its dates, or the wait."""
     currency = _currency()
     if order.status == Order.Status.CANCELLATION_REQUESTED:
-        support_at = order.cancellation_requested_at + dt.timedelta(
-            minutes=order.policy_version.cancellation_response_minutes
-        )
+        support_at = selectors.order_cancellation_support_decides_at(order)
         return (
             f"You asked to cancel order #{order.pk}. Waiting for the restaurant: if it agrees, "
             f"you get {decision.refund} {currency} back ({decision.fee} {currency} fee). If it "
