@@ -435,7 +435,8 @@ def order_advance(*, order_id: int, action: str, actor) -> Order:
     now = timezone.now()
     from_status = order.status
     apply_transition(order, transition_method, at=now)
-    by_partner = is_restaurant_member(order.restaurant_id, actor)
+    role = _partner_or_support_role(order, actor)
+    stepped_in = " Support stepped in for the restaurant." if _stepping_in(role) else ""
     order_event_record(
         order=order,
         kind=OrderEvent.Kind.TRANSITION,
@@ -443,11 +444,9 @@ def order_advance(*, order_id: int, action: str, actor) -> Order:
         from_status=from_status,
         to_status=order.status,
         actor=actor,
-        role=OrderEvent.Role.RESTAURANT if by_partner else OrderEvent.Role.SUPPORT,
-        message=SELLER_ACTIONS[action]
-        if by_partner
-        else f"{SELLER_ACTIONS[action]} Support stepped in for the restaurant.",
-        clauses=() if by_partner else ("K-OV",),
+        role=role,
+        message=f"{SELLER_ACTIONS[action]}{stepped_in}",
+        clauses=_stepping_in(role),
         at=now,
     )
     if order.status in COMPLETED_STATUSES:
@@ -567,7 +566,7 @@ def order_cancellation_approve(*, order_id: int, actor) -> Order:
         actor=actor,
         role=role,
         message=f"Cancellation approved{_by(role)}; a fee of {fee} applies.",
-        clauses=("K-B1", "L-2.1") + (("K-OV",) if role == OrderEvent.Role.SUPPORT else ()),
+        clauses=("K-B1", "L-2.1", *_stepping_in(role)),
         now=now,
     )
     if fee > ZERO:
@@ -775,9 +774,7 @@ def _stepping_in(role: str) -> tuple[str, ...]:
 
 
 def _by(role: str) -> str:
-    return (
-        " by support on the restaurant's behalf (K-OV)" if role == OrderEvent.Role.SUPPORT else ""
-    )
+    return " by support on the restaurant's behalf (K-OV)" if _stepping_in(role) else ""
 
 
 def cancellation_summary(decision: policy.CancellationDecision) -> dict:
