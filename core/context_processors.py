@@ -6,6 +6,7 @@ from django.db.models import Count, Exists, IntegerField, OuterRef, Subquery, Va
 from django.db.models.functions import Coalesce
 
 from core.models import Notification
+from orders.models import Restaurant
 
 
 def lojix(request):
@@ -28,8 +29,6 @@ class SiteHeader:
     def _facts(self) -> dict:
         if self.user is None or not self.user.is_authenticated:
             return {"unread": 0, "is_partner": False}
-        from orders.models import Restaurant
-
         unread = (
             Notification.objects.filter(user=OuterRef("pk"), read_at__isnull=True)
             .order_by()

@@ -6,7 +6,6 @@ from django.db.models.functions import Coalesce
 from core.money import ZERO
 from credits.models import CreditGrant, CreditTransaction
 from orders.models import GatewayOperation, Order, Payment
-from orders.services import COMPLETED_STATUSES
 from refunds.models import Refund, RestaurantLedgerEntry
 
 _MONEY = DecimalField(max_digits=14, decimal_places=2)
@@ -97,7 +96,7 @@ def restaurant_ledger_violations() -> list[str]:
     problems = [
         f"{e}: order #{e.order_id} is {e.order.status}, sold at {e.amount}"
         for e in sales
-        if e.order.status not in COMPLETED_STATUSES
+        if e.order.status not in Order.COMPLETED_STATUSES
         or e.amount != e.order.subtotal - e.order.discount_amount
     ]
     fees = RestaurantLedgerEntry.objects.filter(kind="cancellation_fee").select_related("order")

@@ -4,7 +4,11 @@ import datetime as dt
 
 from django.db import IntegrityError, transaction
 
+from core.services import notify, notify_restaurant
 from disputes.models import Incident, Intervention
+from orders.events import order_event_record
+from orders.lock_objects import order_for_update
+from orders.models import Order, OrderEvent
 
 
 def intervention_open(
@@ -37,10 +41,6 @@ def intervention_resolve_for_order(
 def intervention_hand_over_cancellation_request(*, order_id: int, now: dt.datetime) -> bool:
     """Give an unanswered cancellation request to support (K-OV) and tell the restaurant and the
     buyer. Re-checked under the order's lock: an answer that just came in wins."""
-    from core.services import notify, notify_restaurant
-    from orders.models import Order, OrderEvent
-    from orders.services import order_event_record, order_for_update
-
     order = order_for_update(order_id)
     if order.status != Order.Status.CANCELLATION_REQUESTED:
         return False

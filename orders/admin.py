@@ -33,12 +33,12 @@ from orders.models import (
 )
 from orders.policy import RestaurantCancelReason
 from orders.selectors import order_next_actions
-from orders.services import (
-    order_advance,
+from orders.services.cancellation import (
     order_cancel_by_restaurant,
     order_cancellation_approve,
     order_cancellation_deny,
 )
+from orders.services.lifecycle import order_advance
 from refunds.models import Refund
 
 # -- policy versions -----------------------------------------------------------------------

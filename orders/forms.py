@@ -3,7 +3,7 @@
 from django import forms
 
 from orders.models import MenuItem, Order, Restaurant
-from orders.services import MAX_QUANTITY_PER_LINE
+from orders.services.placement import MAX_QUANTITY_PER_LINE
 
 
 def _quantity_field(**kwargs) -> forms.IntegerField:

@@ -197,6 +197,19 @@ def _is_buyer(order: "Order", user) -> bool:
     return user.is_authenticated and order.buyer_id == user.pk
 
 
+# The restaurant's lifecycle actions in lifecycle order, each with its line on the timeline.
+SELLER_ACTIONS = {
+    "accept": "Accepted by the restaurant.",
+    "start_preparation": "The restaurant started preparing the order.",
+    "mark_ready": "The order is ready.",
+    "dispatch": "Handed to the courier.",
+    "deliver": "Delivered.",
+    "hand_over": "Picked up.",
+    "serve": "Served.",
+    "close": "Closed.",
+}
+
+
 def is_restaurant_member(restaurant_id: int, user) -> bool:
     return user.is_authenticated and user.restaurants.filter(pk=restaurant_id).exists()
 
@@ -271,6 +284,8 @@ class Order(ConcurrentTransitionMixin, models.Model):
             Status.UNDELIVERABLE,
         }
     )
+    # Fulfilled: the restaurant has earned the order (its sale is booked, L-9).
+    COMPLETED_STATUSES = frozenset({Status.DELIVERED, Status.PICKED_UP, Status.CLOSED})
     # The money of D-7, and every timestamp of the lifecycle.
     MONEY_FIELDS = (
         "subtotal",

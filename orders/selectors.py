@@ -7,9 +7,9 @@ from django.db.models import Exists, OuterRef, Prefetch, QuerySet
 from django.db.models.functions import Coalesce
 
 from disputes.models import Intervention
-from orders.models import Order, OrderEvent, Restaurant
+from orders import policy
+from orders.models import SELLER_ACTIONS, Order, OrderEvent, PolicyVersion, Restaurant
 from orders.policy import support_decides_cancellation_at
-from orders.services import SELLER_ACTIONS
 
 
 def order_list_for_buyer(buyer) -> QuerySet[Order]:
@@ -113,4 +113,50 @@ def order_cancellation_support_decides_at(order: Order) -> dt.datetime:
     `cancellation_response_minutes` after the buyer asked. Expects `policy_version` loaded."""
     return support_decides_cancellation_at(
         order.cancellation_requested_at, order.policy_version.cancellation_response_minutes
+    )
+
+
+# -- cancellation as the policy sees it (L-2.1, K-B1) ---------------------------------------
+
+
+def buyer_cancellation_decision(order: Order, *, now: dt.datetime) -> policy.CancellationDecision:
+    """What cancelling would do now, for the order page, the API and the service alike."""
+    version = order.policy_version
+    return policy.decide_buyer_cancellation(
+        policy.BuyerCancellationFacts(
+            status=order.status,
+            accepted_at=order.accepted_at,
+            window_minutes=order.restaurant.cancellation_window_minutes,
+            fee_percent=order.restaurant.cancellation_fee_percent,
+            fee_min_percent=version.cancellation_fee_min_percent,
+            fee_max_percent=version.cancellation_fee_max_percent,
+            amount_paid=order.amount_paid,
+            previously_denied=order.cancellation_denied_at is not None,
+        ),
+        now=now,
+    )
+
+
+def cancellation_summary(decision: policy.CancellationDecision) -> dict:
+    """The `cancellation` block of D-10: what cancelling would do now."""
+    return {
+        "allowed": decision.allowed,
+        "requires_restaurant_approval": decision.requires_restaurant_approval,
+        "fee": f"{decision.fee:.2f}",
+        "refund_amount": f"{decision.refund:.2f}",
+        "clauses": list(decision.clauses),
+        "code": decision.code,
+        "detail": decision.detail,
+        "window_ends_at": decision.window_ends_at.isoformat() if decision.window_ends_at else None,
+    }
+
+
+def restaurant_terms_bounds(now: dt.datetime) -> policy.TermsBounds:
+    """The bounds of the policy version in force, for the settings form and the service."""
+    version = PolicyVersion.objects.in_force(now)
+    return policy.TermsBounds(
+        window_min_minutes=version.cancellation_window_min_minutes,
+        window_max_minutes=version.cancellation_window_max_minutes,
+        fee_min_percent=version.cancellation_fee_min_percent,
+        fee_max_percent=version.cancellation_fee_max_percent,
     )

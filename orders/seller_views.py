@@ -21,7 +21,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from core.errors import DomainError
 from core.money import ZERO, percent_text
-from orders.models import Order
+from orders.models import SELLER_ACTIONS, Order
 from orders.policy import RESTAURANT_CANCELLABLE, RestaurantCancelReason
 from orders.selectors import (
     order_cancellation_request_count_for_partner,
@@ -32,17 +32,16 @@ from orders.selectors import (
     order_list_recently_finished_for_partner,
     order_next_actions,
     order_queue_for_partner,
+    restaurant_terms_bounds,
 )
 from orders.seller_forms import CancellationDenyForm, RestaurantCancelForm, RestaurantTermsForm
-from orders.services import (
-    SELLER_ACTIONS,
-    order_advance,
+from orders.services.cancellation import (
     order_cancel_by_restaurant,
     order_cancellation_approve,
     order_cancellation_deny,
-    restaurant_terms_bounds,
-    restaurant_update_terms,
 )
+from orders.services.lifecycle import order_advance
+from orders.services.terms import restaurant_update_terms
 from refunds.forms import VerificationForm
 from refunds.selectors import (
     refund_request_verifications_for_partner,
@@ -51,7 +50,7 @@ from refunds.selectors import (
     restaurant_ledger_entries_for_order,
     restaurant_ledger_periods,
 )
-from refunds.services import refund_request_restaurant_verify
+from refunds.services.requests import refund_request_restaurant_verify
 
 ACTION_LABELS = {
     "accept": "Accept",

@@ -26,14 +26,9 @@ from orders import selectors
 from orders.forms import AddToCartForm, CancelForm, CheckoutForm
 from orders.models import MenuItem, Order, OrderEvent, PolicyVersion, Restaurant
 from orders.policy import CancellationDecision, CancelOutcome
-from orders.services import (
-    MAX_QUANTITY_PER_LINE,
-    LineRequest,
-    buyer_cancellation_decision,
-    order_cancel_by_buyer,
-    order_place,
-    order_quote,
-)
+from orders.selectors import buyer_cancellation_decision
+from orders.services.cancellation import order_cancel_by_buyer
+from orders.services.placement import MAX_QUANTITY_PER_LINE, LineRequest, order_place, order_quote
 from refunds.models import Refund
 from refunds.policy import PaidFacts, RefundPart, split_refund
 

@@ -45,7 +45,6 @@ from core.money import ZERO
 from core.roles import is_supervisor
 from orders.admin import form_errors, money
 from orders.models import OrderEvent, Payment
-from refunds import services
 from refunds.models import (
     Refund,
     RefundEvidence,
@@ -55,6 +54,8 @@ from refunds.models import (
     RefundRequestItem,
     RestaurantLedgerEntry,
 )
+from refunds.selectors import paid_facts
+from refunds.services import decisions, requests
 
 
 @admin.register(Refund)
@@ -411,46 +412,46 @@ DECISIONS = {
     "approve": Decision(
         "Approve",
         ApproveForm,
-        services.refund_request_approve,
+        decisions.refund_request_approve,
         lambda r: f"approved: {_paid_or_waiting(r)}",
     ),
     "partially_approve": Decision(
         "Partially approve",
         PartiallyApproveForm,
-        services.refund_request_partially_approve,
+        decisions.refund_request_partially_approve,
         lambda r: f"partially approved: {_paid_or_waiting(r)}",
     ),
     "deny": Decision(
-        "Deny", DenyForm, services.refund_request_deny, lambda r: "denied; the buyer was told why."
+        "Deny", DenyForm, decisions.refund_request_deny, lambda r: "denied; the buyer was told why."
     ),
     "offer_credit": Decision(
         "Offer promotional credit",
         OfferCreditForm,
-        services.refund_request_offer_credit,
+        decisions.refund_request_offer_credit,
         lambda r: f"{money(r.decided_amount)} promotional credit given instead of a refund.",
     ),
     "offer_replacement": Decision(
         "Send a replacement order",
         DenyForm,
-        services.refund_request_offer_replacement,
+        decisions.refund_request_offer_replacement,
         lambda r: f"replacement order #{r.replacement_order_id} placed, free of charge.",
     ),
     "request_info": Decision(
         "Ask the buyer",
         QuestionForm,
-        services.refund_request_request_info,
+        requests.refund_request_request_info,
         lambda r: "question sent to the buyer; the review clock is paused until they answer.",
     ),
     "ask_restaurant": Decision(
         "Ask the restaurant",
         QuestionForm,
-        services.refund_request_ask_restaurant,
+        requests.refund_request_ask_restaurant,
         lambda r: "question sent to the restaurant; the request comes back once it answers.",
     ),
     "second_approve": Decision(
         "Second approval",
         NoInputForm,
-        services.refund_request_second_approve,
+        decisions.refund_request_second_approve,
         lambda r: f"second approval given: {_paid_or_waiting(r)}",
     ),
 }
@@ -483,7 +484,7 @@ def review_context(refund_request: RefundRequest) -> dict:
     )
     return {
         "order": order,
-        "refundable": services.paid_facts(order).refundable,
+        "refundable": paid_facts(order).refundable,
         "order_events": OrderEvent.objects.filter(order=order).select_related("actor"),
         "payments": Payment.objects.filter(order=order),
         "refunds": Refund.objects.filter(order=order).select_related("request", "created_by"),

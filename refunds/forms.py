@@ -5,7 +5,7 @@ from django import forms
 
 from refunds.models import RefundRequest
 from refunds.policy import Reason
-from refunds.services import MAX_PHOTOS, PHOTO_FORMATS
+from refunds.services.evidence import MAX_PHOTOS, PHOTO_FORMATS
 
 MAX_TEXT_LENGTH = 4000
 PHOTO_TYPES = ",".join(PHOTO_FORMATS.values())

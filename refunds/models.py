@@ -179,6 +179,15 @@ class RefundRequest(ConcurrentTransitionMixin, models.Model):
         self.refunded_at = at
 
 
+# Undecided: the buyer may still write, add photos, and cannot open another request.
+OPEN_STATUSES = [
+    RefundRequest.Status.SUBMITTED,
+    RefundRequest.Status.UNDER_REVIEW,
+    RefundRequest.Status.INFO_REQUESTED,
+    RefundRequest.Status.AWAITING_RESTAURANT,
+]
+
+
 class RefundRequestItem(models.Model):
     """A line named in a partial claim, with how many were affected."""
 

@@ -5,11 +5,21 @@ import zoneinfo
 from dataclasses import dataclass
 from decimal import Decimal
 
-from django.db.models import Count, Q, QuerySet, Sum
+from django.db.models import Count, Exists, OuterRef, Prefetch, Q, QuerySet, Sum
 from django.db.models.functions import TruncWeek
 
 from core.money import ZERO
-from refunds.models import RestaurantLedgerEntry
+from orders.models import Order, Payment, Restaurant, is_support
+from refunds import policy
+from refunds.models import (
+    OPEN_STATUSES,
+    Refund,
+    RefundEvidence,
+    RefundMessage,
+    RefundRequest,
+    RefundRequestItem,
+    RestaurantLedgerEntry,
+)
 
 
 @dataclass(frozen=True)
@@ -69,8 +79,6 @@ def restaurant_ledger_balance(periods: list[LedgerPeriod]) -> Decimal:
 def refund_request_ids_for_sla(*, now: dt.datetime, limit: int) -> list[int]:
     """Requests under review that are now due soon and not flagged yet, or overdue and not
     escalated yet (L-4.1), soonest due first."""
-    from refunds.models import RefundRequest
-
     candidates = (
         RefundRequest.objects.filter(
             status__in=[RefundRequest.Status.UNDER_REVIEW, RefundRequest.Status.AWAITING_RESTAURANT]
@@ -105,8 +113,6 @@ def refund_request_ids_for_sla(*, now: dt.datetime, limit: int) -> list[int]:
 
 def refund_request_list_for_buyer(buyer) -> QuerySet:
     """The buyer's own refund requests, newest first, with their order's restaurant."""
-    from refunds.models import RefundRequest
-
     return (
         RefundRequest.objects.filter(buyer=buyer)
         .select_related("order__restaurant")
@@ -117,10 +123,6 @@ def refund_request_list_for_buyer(buyer) -> QuerySet:
 def refund_request_detail_queryset() -> QuerySet:
     """Refund requests with everything their detail shows (lines, timeline, messages, photos,
     refunds, who decided) in a constant number of queries; callers filter by who may see."""
-    from django.db.models import Prefetch
-
-    from refunds.models import RefundMessage, RefundRequest, RefundRequestItem
-
     return RefundRequest.objects.select_related(
         "order__restaurant", "decided_by", "second_approved_by"
     ).prefetch_related(
@@ -139,10 +141,6 @@ def refund_request_list_for_partner(user) -> QuerySet:
     """Refund requests on orders of the restaurants the user belongs to, oldest first, with
     the claimed lines, the photos and what support and the restaurant wrote (not the buyer's
     messages)."""
-    from django.db.models import Prefetch
-
-    from refunds.models import RefundMessage, RefundRequest, RefundRequestItem
-
     return (
         RefundRequest.objects.filter(order__restaurant__members=user)
         .select_related("order__restaurant")
@@ -165,19 +163,12 @@ def refund_request_list_for_partner(user) -> QuerySet:
 
 def refund_request_open_for_order(order):
     """The order's refund request still in progress, if any (one per order at a time)."""
-    from refunds.models import RefundRequest
-    from refunds.services import OPEN_STATUSES
-
     return RefundRequest.objects.filter(order=order, status__in=OPEN_STATUSES).first()
 
 
 def refund_request_verifications_for_partner(user) -> QuerySet:
     """Requests on the user's restaurants' orders waiting for the restaurant to verify, the
     soonest due first, with the claim (items, photos) and support's messages (the question)."""
-    from django.db.models import Prefetch
-
-    from refunds.models import RefundMessage, RefundRequest, RefundRequestItem
-
     return (
         RefundRequest.objects.filter(
             order__restaurant__members=user, status=RefundRequest.Status.AWAITING_RESTAURANT
@@ -199,11 +190,6 @@ def refund_request_verifications_for_partner(user) -> QuerySet:
 def refund_evidence_for_viewer(user, evidence_id: int):
     """A photo if the user may see it: the request's buyer, a partner of the order's
     restaurant, or support staff; None for anyone else (the page answers 404)."""
-    from django.db.models import Exists, OuterRef
-
-    from orders.models import Restaurant, is_support
-    from refunds.models import RefundEvidence
-
     photos = RefundEvidence.objects.filter(pk=evidence_id)
     if not is_support(user):
         partner = Restaurant.members.through.objects.filter(
@@ -211,3 +197,73 @@ def refund_evidence_for_viewer(user, evidence_id: int):
         )
         photos = photos.filter(Q(request__buyer_id=user.pk) | Exists(partner))
     return photos.first()
+
+
+# -- what the refund policy is told about an order (D-6, D-7) --------------------------------
+
+MONEY_BACK = [Refund.Destination.CARD, Refund.Destination.ACCOUNT_CREDIT]
+
+
+COUNTED = [Refund.Status.PENDING, Refund.Status.SUCCEEDED]
+
+
+def paid_facts(order: Order) -> policy.PaidFacts:
+    """What was paid for the order and what has gone back (pending refunds count)."""
+    totals = Refund.objects.filter(order=order, status__in=COUNTED).aggregate(
+        card=Sum("amount", filter=Q(destination=Refund.Destination.CARD)),
+        money_back=Sum("amount", filter=Q(destination__in=MONEY_BACK)),
+    )
+    return policy.PaidFacts(
+        amount_charged=order.amount_charged,
+        account_credit_applied=order.account_credit_applied,
+        refunded_to_card=totals["card"] or ZERO,
+        refunded_total=totals["money_back"] or ZERO,
+    )
+
+
+def refund_terms(version) -> policy.RefundTerms:
+    return policy.RefundTerms(
+        quality_window_pickup_minutes=version.quality_window_pickup_minutes,
+        quality_window_delivery_minutes=version.quality_window_delivery_minutes,
+        late_partial_minutes=version.late_partial_minutes,
+        late_full_minutes=version.late_full_minutes,
+        late_auto_refund_minutes=version.late_auto_refund_minutes,
+        late_partial_percent=version.late_partial_percent,
+        late_small_credit=version.late_small_credit,
+        weather_blocks_automatic=version.weather_blocks_automatic,
+        ready_late_full_minutes=version.ready_late_full_minutes,
+    )
+
+
+def order_refund_facts(order: Order) -> policy.OrderRefundFacts:
+    """The order as the refund policy sees it (one query for its lines, one for its money)."""
+    paid = paid_facts(order)
+    return policy.OrderRefundFacts(
+        status=order.status,
+        fulfillment=order.fulfillment,
+        delivered_at=order.delivered_at,
+        picked_up_at=order.picked_up_at,
+        closed_at=order.closed_at,
+        ready_at=order.ready_at,
+        estimated_delivery_at=order.estimated_delivery_at,
+        estimated_ready_at=order.estimated_ready_at,
+        delay_cause=order.delay_cause,
+        subtotal=order.subtotal,
+        delivery_fee=order.delivery_fee,
+        discount_amount=order.discount_amount,
+        amount_paid=order.amount_paid,
+        refundable=paid.refundable,
+        successful_charges=order.payments.filter(status=Payment.Status.SUCCEEDED).count(),
+        lines=tuple(
+            policy.ClaimLine(item.pk, item.unit_price, item.quantity, item.is_promotional)
+            for item in order.items.all()
+        ),
+    )
+
+
+def refund_eligibility(order: Order, claim: policy.Claim, *, now) -> policy.Eligibility:
+    """What the policy says about a claim on this order now (for the form, the API and the
+    service alike)."""
+    return policy.claim_eligibility(
+        claim, order_refund_facts(order), refund_terms(order.policy_version), now=now
+    )

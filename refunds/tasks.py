@@ -4,7 +4,7 @@ from celery import shared_task
 from django.utils import timezone
 
 from refunds.selectors import refund_request_ids_for_sla
-from refunds.services import refund_request_review_sla
+from refunds.services.sla import refund_request_review_sla
 
 BATCH_SIZE = 200
 

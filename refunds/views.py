@@ -23,22 +23,18 @@ from orders.models import Order
 from orders.views import refusal_text
 from refunds import policy
 from refunds.forms import RefundRequestForm, ReplyForm
-from refunds.models import Refund, RefundMessage, RefundRequest
+from refunds.models import OPEN_STATUSES, Refund, RefundMessage, RefundRequest
 from refunds.selectors import (
+    order_refund_facts,
+    paid_facts,
+    refund_eligibility,
     refund_evidence_for_viewer,
     refund_request_detail_queryset,
     refund_request_list_for_buyer,
     refund_request_open_for_order,
-)
-from refunds.services import (
-    OPEN_STATUSES,
-    order_refund_facts,
-    paid_facts,
-    refund_eligibility,
-    refund_request_reply,
-    refund_request_submit,
     refund_terms,
 )
+from refunds.services.requests import refund_request_reply, refund_request_submit
 
 REQUESTS_PER_PAGE = 20
 Status = RefundRequest.Status

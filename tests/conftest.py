@@ -16,7 +16,8 @@ from credits.models import CreditGrant
 from credits.services import credit_grant_create
 from orders.models import Order, PolicyVersion
 from orders.policy_seed import seed_version_1
-from orders.services import LineRequest, order_advance, order_place
+from orders.services.lifecycle import order_advance
+from orders.services.placement import LineRequest, order_place
 from tests.factories import MenuItemFactory, RestaurantFactory, UserFactory
 
 

@@ -8,16 +8,13 @@ from core.api import ApiErrorSerializer
 from orders.models import Order, OrderEvent, OrderItem, Payment, Restaurant
 from orders.policy import RestaurantCancelReason
 from orders.selectors import (
+    buyer_cancellation_decision,
+    cancellation_summary,
     order_cancellation_request_refund,
     order_cancellation_support_decides_at,
     order_next_actions,
 )
-from orders.services import (
-    MAX_LINES,
-    MAX_QUANTITY_PER_LINE,
-    buyer_cancellation_decision,
-    cancellation_summary,
-)
+from orders.services.placement import MAX_LINES, MAX_QUANTITY_PER_LINE
 from refunds.models import Refund
 
 MAX_ID = 2**63 - 1  # bigint primary keys

@@ -1,7 +1,7 @@
 from django.urls import path
 
 from orders.api import views
-from orders.services import SELLER_ACTIONS
+from orders.models import SELLER_ACTIONS
 
 urlpatterns = [
     path("orders/", views.OrderListCreateApi.as_view(), name="api-orders"),

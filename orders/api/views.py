@@ -35,15 +35,14 @@ from orders.selectors import (
     order_list_for_buyer,
     order_list_for_partner,
 )
-from orders.services import (
-    LineRequest,
-    order_advance,
+from orders.services.cancellation import (
     order_cancel_by_buyer,
     order_cancel_by_restaurant,
     order_cancellation_approve,
     order_cancellation_deny,
-    order_place,
 )
+from orders.services.lifecycle import order_advance
+from orders.services.placement import LineRequest, order_place
 
 ERRORS = {code: ApiErrorSerializer for code in (400, 401, 404, 409, 422)}
 SELLER_ERRORS = {code: ApiErrorSerializer for code in (400, 401, 403, 404, 409, 422)}

@@ -40,18 +40,20 @@ from refunds.selectors import (
     refund_request_list_for_buyer,
     refund_request_list_for_partner,
 )
-from refunds.services import (
-    refund_request_add_evidence,
+from refunds.services.decisions import (
     refund_request_approve,
-    refund_request_ask_restaurant,
     refund_request_deny,
     refund_request_offer_credit,
     refund_request_offer_replacement,
     refund_request_partially_approve,
+    refund_request_second_approve,
+)
+from refunds.services.evidence import refund_request_add_evidence
+from refunds.services.requests import (
+    refund_request_ask_restaurant,
     refund_request_reply,
     refund_request_request_info,
     refund_request_restaurant_verify,
-    refund_request_second_approve,
     refund_request_submit,
 )
 

@@ -39,7 +39,8 @@ from credits.models import CreditGrant, CreditTransaction
 from credits.services import credit_grant_create
 from credits.tasks import expire_credits
 from orders.models import Order
-from orders.services import LineRequest, order_advance, order_place
+from orders.services.lifecycle import order_advance
+from orders.services.placement import LineRequest, order_place
 from tests.bench.urls import MINIMAL_PATH
 from tests.factories import DiscountCodeFactory, MenuItemFactory, RestaurantFactory, UserFactory
 

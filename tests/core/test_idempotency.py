@@ -29,7 +29,7 @@ from core.models import IdempotencyRecord
 from core.tasks import purge_idempotency_records
 from credits.models import CreditTransaction
 from orders.models import Order, OrderEvent, Payment
-from orders.services import order_place
+from orders.services.placement import order_place
 from tests.concurrency import run_concurrently
 from tests.conftest import place_order
 

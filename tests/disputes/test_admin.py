@@ -21,7 +21,7 @@ from core.models import IdempotencyRecord, Notification
 from disputes.models import Intervention
 from disputes.tasks import hand_unanswered_cancellation_requests_to_support as hand_over
 from orders.models import Order, OrderEvent
-from orders.services import order_cancel_by_buyer, order_cancellation_approve
+from orders.services.cancellation import order_cancel_by_buyer, order_cancellation_approve
 from refunds.models import Refund, RestaurantLedgerEntry
 from tests.conftest import advance, place_order
 from tests.factories import MenuItemFactory, RestaurantFactory, UserFactory

@@ -14,7 +14,7 @@ from disputes.selectors import order_ids_with_unanswered_cancellation
 from disputes.services import intervention_hand_over_cancellation_request
 from disputes.tasks import hand_unanswered_cancellation_requests_to_support as hand_over
 from orders.models import Order, OrderEvent, PolicyVersion
-from orders.services import (
+from orders.services.cancellation import (
     order_cancel_by_buyer,
     order_cancellation_approve,
     order_cancellation_deny,

@@ -36,7 +36,7 @@ from orders.models import (
     PolicyVersion,
     Restaurant,
 )
-from orders.services import order_cancel_by_buyer
+from orders.services.cancellation import order_cancel_by_buyer
 from refunds.models import (
     Refund,
     RefundEvidence,
@@ -46,7 +46,8 @@ from refunds.models import (
     RefundRequestItem,
     RestaurantLedgerEntry,
 )
-from refunds.services import refund_order, refund_request_request_info, refund_request_submit
+from refunds.services.execution import refund_order
+from refunds.services.requests import refund_request_request_info, refund_request_submit
 from tests.conftest import advance, give_credit, place_order
 from tests.factories import DiscountCodeFactory, MenuItemFactory, RestaurantFactory, UserFactory
 

@@ -14,7 +14,7 @@ from rest_framework.test import APIClient
 
 from credits.models import CreditGrant, CreditTransaction, DiscountCode
 from orders.models import GatewayOperation, Order, OrderEvent, OrderItem, Payment
-from refunds.services import refund_order
+from refunds.services.execution import refund_order
 from tests.conftest import advance, give_credit, place_order, token_client
 from tests.factories import DiscountCodeFactory, MenuItemFactory, RestaurantFactory, UserFactory
 

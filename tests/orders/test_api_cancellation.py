@@ -13,7 +13,8 @@ from rest_framework.test import APIClient
 from core.models import IdempotencyRecord, Notification
 from credits.models import CreditGrant, CreditTransaction
 from orders.models import GatewayOperation, Order, OrderEvent
-from orders.services import order_cancel_by_buyer, restaurant_update_terms
+from orders.services.cancellation import order_cancel_by_buyer
+from orders.services.terms import restaurant_update_terms
 from refunds.models import Refund, RestaurantLedgerEntry
 from tests.concurrency import run_concurrently
 from tests.conftest import advance, give_credit, place_order, token_client

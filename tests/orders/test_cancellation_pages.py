@@ -13,13 +13,13 @@ from django.urls import reverse
 
 from core.models import Notification
 from orders.models import Order
-from orders.services import (
+from orders.services.cancellation import (
     order_cancel_by_buyer,
     order_cancel_by_restaurant,
     order_cancellation_approve,
     order_cancellation_deny,
-    restaurant_update_terms,
 )
+from orders.services.terms import restaurant_update_terms
 from refunds.models import Refund
 from tests.conftest import NOW, advance, give_credit, place_order
 from tests.factories import MenuItemFactory, RestaurantFactory

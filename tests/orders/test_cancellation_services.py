@@ -10,13 +10,13 @@ from core.errors import DomainError
 from core.models import Notification
 from credits.models import CreditGrant, CreditTransaction
 from orders.models import GatewayOperation, Order
-from orders.services import (
+from orders.services.cancellation import (
     order_cancel_by_buyer,
     order_cancel_by_restaurant,
     order_cancellation_approve,
     order_cancellation_deny,
-    restaurant_update_terms,
 )
+from orders.services.terms import restaurant_update_terms
 from refunds.models import Refund, RestaurantLedgerEntry
 from tests.concurrency import run_concurrently
 from tests.conftest import advance, give_credit, place_order

@@ -12,7 +12,7 @@ from django.urls import reverse
 
 from credits.models import CreditGrant, CreditTransaction, DiscountCode
 from orders.models import GatewayOperation, Order, Payment, PolicyVersion
-from refunds.services import refund_order
+from refunds.services.execution import refund_order
 from tests.conftest import advance, give_credit, place_order
 from tests.factories import DiscountCodeFactory, MenuItemFactory, RestaurantFactory
 

@@ -19,7 +19,7 @@ from disputes.models import Intervention
 from disputes.tasks import hand_unanswered_cancellation_requests_to_support
 from orders.models import Order, OrderEvent
 from orders.policy import RestaurantCancelReason
-from orders.services import order_cancel_by_buyer
+from orders.services.cancellation import order_cancel_by_buyer
 from refunds.models import Refund, RestaurantLedgerEntry
 from tests.conftest import advance, give_credit, place_order
 from tests.factories import MenuItemFactory, RestaurantFactory, UserFactory

@@ -16,12 +16,9 @@ from django.urls import reverse
 from django.utils import timezone
 
 from core.fsm import apply_transition
-from orders.models import Order, OrderEvent
-from orders.services import (
-    SELLER_ACTIONS,
-    order_event_record,
-    order_for_update,
-)
+from orders.events import order_event_record
+from orders.lock_objects import order_for_update
+from orders.models import SELLER_ACTIONS, Order, OrderEvent
 from tests.conftest import advance, place_order
 from tests.factories import MenuItemFactory, RestaurantFactory, UserFactory
 

@@ -2,7 +2,7 @@ from decimal import Decimal
 
 import pytest
 
-from refunds.services import refund_order
+from refunds.services.execution import refund_order
 from tests.conftest import advance, place_order
 
 

@@ -8,7 +8,7 @@ from django_fsm import TransitionNotAllowed
 
 from core.errors import DomainError
 from orders.models import Order, OrderEvent, Restaurant
-from orders.services import order_advance
+from orders.services.lifecycle import order_advance
 from tests.conftest import advance, place_order
 
 S = Order.Status

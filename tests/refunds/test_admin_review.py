@@ -26,14 +26,10 @@ from disputes.models import Incident
 from orders.models import GatewayOperation, Order, OrderEvent
 from refunds.admin import REVIEW_DECISIONS
 from refunds.models import Refund, RefundRequest, RestaurantLedgerEntry
-from refunds.services import (
-    refund_order,
-    refund_request_add_evidence,
-    refund_request_approve,
-    refund_request_deny,
-    refund_request_reply,
-    refund_request_submit,
-)
+from refunds.services.decisions import refund_request_approve, refund_request_deny
+from refunds.services.evidence import refund_request_add_evidence
+from refunds.services.execution import refund_order
+from refunds.services.requests import refund_request_reply, refund_request_submit
 from tests.concurrency import run_concurrently
 from tests.conftest import NOW, advance, place_order
 from tests.factories import MenuItemFactory, RestaurantFactory, UserFactory

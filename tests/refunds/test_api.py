@@ -27,9 +27,9 @@ from refunds.models import (
     RefundRequest,
     RefundRequestEvent,
 )
-from refunds.services import (
-    refund_order,
-    refund_request_approve,
+from refunds.services.decisions import refund_request_approve
+from refunds.services.execution import refund_order
+from refunds.services.requests import (
     refund_request_ask_restaurant,
     refund_request_request_info,
     refund_request_submit,
@@ -510,7 +510,7 @@ def test_a_refused_upload_is_a_400_and_stores_nothing(
     if problem == "not_an_image":
         upload = not_an_image()
     elif problem == "file_too_large":
-        monkeypatch.setattr("refunds.services.MAX_PHOTO_BYTES", 10)
+        monkeypatch.setattr("refunds.services.evidence.MAX_PHOTO_BYTES", 10)
     elif problem == "too_many_photos":
         for _ in range(5):
             assert (

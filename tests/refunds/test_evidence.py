@@ -9,7 +9,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 from PIL import Image
 
-from refunds.services import refund_request_submit
+from refunds.services.requests import refund_request_submit
 from tests.conftest import advance, place_order
 from tests.factories import UserFactory
 

@@ -16,7 +16,6 @@ from django.urls import reverse
 from PIL import Image
 
 from core.errors import DomainError
-from refunds import services
 from refunds.models import (
     Refund,
     RefundEvidence,
@@ -25,10 +24,10 @@ from refunds.models import (
     RefundRequestEvent,
 )
 from refunds.policy import REASON_GROUPS
-from refunds.services import (
-    refund_request_approve,
+from refunds.services import evidence
+from refunds.services.decisions import refund_request_approve, refund_request_partially_approve
+from refunds.services.requests import (
     refund_request_ask_restaurant,
-    refund_request_partially_approve,
     refund_request_reply,
     refund_request_request_info,
     refund_request_submit,
@@ -408,7 +407,7 @@ def test_a_text_file_named_png_is_refused_and_nothing_is_stored(ada, delivered):
 
 
 def test_a_photo_over_the_size_limit_is_refused_and_nothing_is_stored(ada, delivered, monkeypatch):
-    monkeypatch.setattr(services, "MAX_PHOTO_BYTES", 1024 * 1024)
+    monkeypatch.setattr(evidence, "MAX_PHOTO_BYTES", 1024 * 1024)
     # A real PNG of about 1.2 MB: random pixels do not compress.
     noise = Image.frombytes("RGB", (640, 640), bytes(range(256)) * 4800)
     buffer = io.BytesIO()

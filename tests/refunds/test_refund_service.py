@@ -11,7 +11,7 @@ from core.errors import DomainError, InvalidInput
 from credits.models import CreditGrant, CreditTransaction
 from orders.models import GatewayOperation, Order
 from refunds.models import Refund
-from refunds.services import refund_execute, refund_order
+from refunds.services.execution import refund_execute, refund_order
 from tests.concurrency import run_concurrently
 from tests.conftest import give_credit, place_order
 

@@ -12,19 +12,21 @@ from core.errors import DomainError
 from disputes.models import Incident, Intervention
 from orders.models import GatewayOperation
 from refunds.models import Refund, RefundEvidence, RefundRequest, RestaurantLedgerEntry
-from refunds.services import (
-    refund_order,
+from refunds.services.decisions import (
     refund_request_approve,
     refund_request_deny,
     refund_request_offer_credit,
     refund_request_offer_replacement,
     refund_request_partially_approve,
+    refund_request_second_approve,
+)
+from refunds.services.execution import refund_order
+from refunds.services.requests import (
     refund_request_reply,
     refund_request_request_info,
-    refund_request_review_sla,
-    refund_request_second_approve,
     refund_request_submit,
 )
+from refunds.services.sla import refund_request_review_sla
 from tests.concurrency import run_concurrently
 from tests.conftest import advance, place_order
 
@@ -112,7 +114,7 @@ def test_a_quality_claim_needs_a_photo_and_changes_nothing_without(delivered, bu
 )  # fmt: skip
 def test_bad_photos_are_refused_and_nothing_is_stored(delivered, buyer, upload, code, monkeypatch):
     if upload is None:
-        monkeypatch.setattr("refunds.services.MAX_PHOTO_BYTES", 10)
+        monkeypatch.setattr("refunds.services.evidence.MAX_PHOTO_BYTES", 10)
         upload = photo()
     with pytest.raises(DomainError) as refused:
         submit(delivered, buyer, "item_quality", items=[(line(delivered, "Tiramisu"), 1)],

@@ -13,7 +13,7 @@ import time_machine
 from django.urls import reverse
 
 from orders import seller_views
-from orders.services import order_cancel_by_buyer, order_cancellation_approve
+from orders.services.cancellation import order_cancel_by_buyer, order_cancellation_approve
 from refunds.models import RestaurantLedgerEntry
 from refunds.selectors import LedgerPeriod
 from tests.conftest import advance, place_order

@@ -14,14 +14,10 @@ from core.roles import SUPERVISOR, SUPPORT_AGENT, sync_role_permissions
 from credits.models import CreditGrant, DiscountCode
 from credits.services import credit_grant_create
 from orders.models import MenuItem, Order, Restaurant
-from orders.services import (
-    LineRequest,
-    order_advance,
-    order_cancel_by_buyer,
-    order_cancel_by_restaurant,
-    order_place,
-)
-from refunds.services import refund_request_submit
+from orders.services.cancellation import order_cancel_by_buyer, order_cancel_by_restaurant
+from orders.services.lifecycle import order_advance
+from orders.services.placement import LineRequest, order_place
+from refunds.services.requests import refund_request_submit
 
 PASSWORD = "lojix-demo"
 

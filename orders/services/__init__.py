@@ -1,0 +1,1 @@
+"""Every write to orders, one module per capability; callers import the submodule."""

@@ -1,0 +1,301 @@
+"""Cancellation (L-2.1, L-2.2, K-B1..3, K-S1..3, K-OV): by the buyer, the restaurant's answer to
+a request, and by the restaurant."""
+
+import datetime as dt
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from core.errors import DomainError
+from core.fsm import apply_transition
+from core.money import ZERO
+from core.services import notify, notify_restaurant
+from credits import services as credit_services
+from disputes.models import Intervention
+from disputes.services import intervention_resolve_for_order
+from orders import policy
+from orders.events import actor_role, by_whom, order_event_record, stepping_in
+from orders.lock_objects import order_for_update
+from orders.models import Order, OrderEvent, is_restaurant_member, is_support
+from orders.selectors import buyer_cancellation_decision, cancellation_summary
+from refunds.services.execution import refund_order
+from refunds.services.ledger import restaurant_ledger_record
+
+CANCELLATION_REFUND_KEY = "order:{}:cancellation"
+
+
+@transaction.atomic
+def order_cancel_by_buyer(*, order_id: int, actor, quote: Decimal | None = None):
+    """The buyer cancels (L-2.1): at once and free before acceptance, or as a request to the
+    restaurant at the fee quoted. `quote` is the fee the buyer was shown: if the outcome or the
+    fee changed since, nothing happens and the new outcome is returned in the error (409).
+    Returns (order, decision)."""
+    order = order_for_update(order_id, buyer=actor)
+    now = timezone.now()
+    decision = buyer_cancellation_decision(order, now=now)
+    if quote is not None and (not decision.allowed or decision.fee != quote):
+        raise DomainError(
+            "quote_changed",
+            f"The cancellation terms changed since you saw them. {decision.detail}",
+            clauses=decision.clauses,
+            extra={"cancellation": cancellation_summary(decision)},
+        )
+    if not decision.allowed:
+        raise DomainError(decision.code, decision.detail, clauses=decision.clauses)
+    if decision.outcome == policy.CancelOutcome.CANCEL_NOW:
+        _cancel_and_refund(
+            order,
+            transition=order.cancel,
+            refund=decision.refund,
+            actor=actor,
+            role=OrderEvent.Role.BUYER,
+            message="You cancelled the order before the restaurant accepted it: free.",
+            clauses=decision.clauses,
+            now=now,
+        )
+        notify_restaurant(
+            order.restaurant,
+            title=f"Order #{order.pk} cancelled",
+            body=f"The buyer cancelled order #{order.pk} before it was accepted.",
+            url="/seller/",
+        )
+    else:
+        _request_cancellation(order, decision, actor=actor, now=now)
+    return order, decision
+
+
+def _request_cancellation(order, decision, *, actor, now) -> None:
+    apply_transition(order, order.request_cancellation, at=now, cancellation_fee=decision.fee)
+    minutes = order.policy_version.cancellation_response_minutes
+    order_event_record(
+        order=order,
+        kind=OrderEvent.Kind.TRANSITION,
+        name="request_cancellation",
+        from_status=Order.Status.ACCEPTED,
+        to_status=order.status,
+        actor=actor,
+        role=OrderEvent.Role.BUYER,
+        message=f"You asked to cancel; if the restaurant agrees you get {decision.refund} back "
+        f"({decision.fee} fee). Waiting for the restaurant.",
+        clauses=decision.clauses,
+        amount=decision.fee,
+        at=now,
+    )
+    notify_restaurant(
+        order.restaurant,
+        title=f"Cancellation request for order #{order.pk}",
+        body=f"The buyer asks to cancel order #{order.pk}. Approve (you keep {decision.fee}) or "
+        f"deny within {minutes} minutes, or support decides.",
+        order=None,
+        url="/seller/cancellation-requests/",
+    )
+
+
+@transaction.atomic
+def order_cancellation_approve(*, order_id: int, actor) -> Order:
+    """The restaurant (or support, K-OV) approves a buyer's cancellation request: the buyer gets
+    what was paid back less the quoted fee, which the restaurant keeps (L-2.1)."""
+    order = _order_with_request_for_update(order_id, actor, order_transition="approve")
+    now = timezone.now()
+    fee = order.cancellation_fee or ZERO
+    role = actor_role(order, actor)
+    _cancel_and_refund(
+        order,
+        transition=order.approve,
+        refund=order.amount_paid - fee,
+        actor=actor,
+        role=role,
+        message=f"Cancellation approved{by_whom(role)}; a fee of {fee} applies.",
+        clauses=("K-B1", "L-2.1", *stepping_in(role)),
+        now=now,
+    )
+    if fee > ZERO:
+        restaurant_ledger_record(
+            restaurant_id=order.restaurant_id,
+            kind="cancellation_fee",
+            amount=fee,
+            order=order,
+            description=f"Cancellation fee kept: order #{order.pk}",
+        )
+    _close_cancellation_case(order, actor=actor, action="Cancellation approved", now=now)
+    return order
+
+
+@transaction.atomic
+def order_cancellation_deny(*, order_id: int, actor, reason: str = "") -> Order:
+    """The restaurant (or support, K-OV) denies a buyer's cancellation request: the order goes
+    on, and the buyer cannot ask again."""
+    order = _order_with_request_for_update(order_id, actor, order_transition="deny")
+    now = timezone.now()
+    role = actor_role(order, actor)
+    apply_transition(order, order.deny, at=now, cancellation_fee=None, cancellation_denied_at=now)
+    message = f"Cancellation request denied{by_whom(role)}; the order goes on."
+    order_event_record(
+        order=order,
+        kind=OrderEvent.Kind.TRANSITION,
+        name="deny",
+        from_status=Order.Status.CANCELLATION_REQUESTED,
+        to_status=order.status,
+        actor=actor,
+        role=role,
+        message=message,
+        reason=reason,
+        clauses=("L-2.1", *stepping_in(role)),
+        at=now,
+    )
+    notify(
+        user=order.buyer,
+        title=f"Order #{order.pk}: cancellation denied",
+        body=f"{message} {reason}".strip(),
+        order=order,
+    )
+    _close_cancellation_case(order, actor=actor, action="Cancellation denied", now=now)
+    return order
+
+
+def _order_with_request_for_update(order_id: int, actor, *, order_transition: str) -> Order:
+    order = order_for_update(order_id)
+    if not (is_restaurant_member(order.restaurant_id, actor) or is_support(actor)):
+        raise DomainError("not_found", f"There is no order {order_id}.", kind="not_found")
+    if order.status != Order.Status.CANCELLATION_REQUESTED:
+        raise DomainError(
+            "no_cancellation_request",
+            f"Order #{order.pk} has no cancellation request waiting (it is "
+            f"{order.get_status_display().lower()}).",
+        )
+    return order
+
+
+def _close_cancellation_case(order, *, actor, action, now) -> None:
+    intervention_resolve_for_order(
+        order=order,
+        kind=Intervention.Kind.UNANSWERED_CANCELLATION,
+        actor=actor,
+        action=action,
+        now=now,
+    )
+
+
+@transaction.atomic
+def order_cancel_by_restaurant(*, order_id: int, actor, reason: str, explanation: str) -> Order:
+    """The restaurant cancels (L-2.2, K-S1..3): the buyer is told at once with the explanation,
+    refunded in full, and given a goodwill promotional credit."""
+    order = order_for_update(order_id)
+    if not (is_restaurant_member(order.restaurant_id, actor) or is_support(actor)):
+        raise DomainError("not_found", f"There is no order {order_id}.", kind="not_found")
+    version = order.policy_version
+    decision = policy.decide_restaurant_cancellation(
+        status=order.status,
+        reason=reason,
+        explanation=explanation,
+        amount_paid=order.amount_paid,
+        goodwill=version.restaurant_cancel_goodwill,
+    )
+    if not decision.allowed:
+        kind = "conflict" if decision.code == "not_cancellable" else "invalid"
+        raise DomainError(decision.code, decision.detail, clauses=decision.clauses, kind=kind)
+    now = timezone.now()
+    explanation = explanation.strip()
+    label = policy.RestaurantCancelReason.LABELS[reason]
+    role = actor_role(order, actor)
+    _cancel_and_refund(
+        order,
+        transition=order.cancel_by_restaurant,
+        refund=decision.refund,
+        actor=actor,
+        role=role,
+        message=f"Cancelled by the restaurant ({label.lower()}): {explanation}",
+        clauses=decision.clauses + stepping_in(role),
+        now=now,
+        notify_buyer=False,
+        changes={"cancellation_reason": reason, "cancellation_explanation": explanation},
+    )
+    goodwill = _grant_goodwill(order, decision.goodwill_credit, now=now)
+    notify(
+        user=order.buyer,
+        title=f"{order.restaurant.name} cancelled order #{order.pk}",
+        body=f"{order.restaurant.name} cancelled your order: {explanation}\n"
+        f"Reason: {label}. You get {decision.refund} {settings.LOJIX_CURRENCY} back in full"
+        + (f" and {goodwill} {settings.LOJIX_CURRENCY} promotional credit." if goodwill else "."),
+        order=order,
+    )
+    return order
+
+
+def _grant_goodwill(order: Order, amount: Decimal, *, now) -> Decimal:
+    if amount <= ZERO:
+        return ZERO
+    credit_services.credit_grant_create(
+        buyer=order.buyer,
+        kind="promo",
+        amount=amount,
+        source="restaurant_cancel_goodwill",
+        reason=f"Sorry: {order.restaurant.name} cancelled order #{order.pk}",
+        expires_at=now + dt.timedelta(days=order.policy_version.promo_credit_expiry_days),
+        order=order,
+    )
+    order_event_record(
+        order=order,
+        kind=OrderEvent.Kind.CREDIT,
+        name="goodwill_credit",
+        actor=None,
+        role=OrderEvent.Role.POLICY,
+        message=f"{amount} {settings.LOJIX_CURRENCY} promotional credit for the inconvenience.",
+        clauses=("L-2.2", "L-7.1"),
+        amount=amount,
+        at=now,
+    )
+    return amount
+
+
+def _cancel_and_refund(
+    order,
+    *,
+    transition,
+    refund,
+    actor,
+    role,
+    message,
+    clauses,
+    now,
+    notify_buyer=True,
+    changes=None,
+) -> None:
+    """Cancel, refund what is due by origin (D-7), give back promotional credit the order spent
+    and tell the buyer. The refund's key is the order's, so it happens once."""
+    from_status = order.status
+    apply_transition(order, transition, at=now, **(changes or {}))
+    order_event_record(
+        order=order,
+        kind=OrderEvent.Kind.TRANSITION,
+        name=transition.__name__,
+        from_status=from_status,
+        to_status=order.status,
+        actor=actor,
+        role=role,
+        message=message,
+        clauses=clauses,
+        at=now,
+    )
+    if refund > ZERO:
+        refund_order(
+            order_id=order.pk,
+            amount=refund,
+            method="original",
+            idempotency_key=CANCELLATION_REFUND_KEY.format(order.pk),
+            actor=actor,
+            role=role,
+            reason=message,
+            clauses=clauses,
+        )
+    credit_services.credit_restore_for_order(order=order, now=now)
+    if notify_buyer:
+        notify(
+            user=order.buyer,
+            title=f"Order #{order.pk} cancelled",
+            body=f"{message} {refund} {settings.LOJIX_CURRENCY} comes back to you; the order "
+            "page shows when it reaches you.",
+            order=order,
+        )

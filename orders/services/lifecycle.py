@@ -1,0 +1,51 @@
+"""The order's lifecycle (D-5): the restaurant's steps from acceptance to fulfilment."""
+
+from django.db import transaction
+from django.utils import timezone
+from django_fsm import has_transition_perm
+
+from core.errors import DomainError, InvalidInput
+from core.fsm import apply_transition
+from orders.events import actor_role, order_event_record, stepping_in
+from orders.lock_objects import order_for_update
+from orders.models import SELLER_ACTIONS, Order, OrderEvent
+from refunds.services.ledger import restaurant_record_sale
+
+
+@transaction.atomic
+def order_advance(*, order_id: int, action: str, actor) -> Order:
+    """Move an order one step along its lifecycle (D-5): its restaurant's partners do, and
+    support may step in for them (K-OV).
+
+    Refuses, changing nothing, an action the state machine does not allow from the order's
+    state, or one the actor may not take.
+    """
+    if action not in SELLER_ACTIONS:
+        raise InvalidInput("unknown_action", f"Unknown order action {action!r}.")
+    order = order_for_update(order_id)
+    transition_method = getattr(order, action)
+    if not has_transition_perm(transition_method, actor):
+        raise DomainError(
+            "transition_not_allowed",
+            f"Cannot {action.replace('_', ' ')} an order that is {order.get_status_display()}.",
+        )
+    now = timezone.now()
+    from_status = order.status
+    apply_transition(order, transition_method, at=now)
+    role = actor_role(order, actor)
+    stepped_in = " Support stepped in for the restaurant." if stepping_in(role) else ""
+    order_event_record(
+        order=order,
+        kind=OrderEvent.Kind.TRANSITION,
+        name=action,
+        from_status=from_status,
+        to_status=order.status,
+        actor=actor,
+        role=role,
+        message=f"{SELLER_ACTIONS[action]}{stepped_in}",
+        clauses=stepping_in(role),
+        at=now,
+    )
+    if order.status in Order.COMPLETED_STATUSES:
+        restaurant_record_sale(order)
+    return order

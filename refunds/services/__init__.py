@@ -1,0 +1,1 @@
+"""Every write to refunds, one module per capability; callers import the submodule."""

@@ -1,0 +1,51 @@
+"""Checks and writers shared by the refund request services."""
+
+import datetime as dt
+
+from django.utils import timezone
+
+from core.errors import DomainError, InvalidInput
+from orders.models import is_support
+from refunds.models import RefundMessage, RefundRequest
+
+MAX_EXPLANATION_LENGTH = 400  # it is quoted on the request's timeline
+
+
+def require_support(actor) -> None:
+    if not is_support(actor):
+        raise DomainError("forbidden", "Only support staff decide refund requests.", kind="invalid")
+
+
+def require_reviewable(request) -> None:
+    if request.status != RefundRequest.Status.UNDER_REVIEW:
+        raise DomainError(
+            "not_under_review",
+            f"Request #{request.pk} is {request.get_status_display().lower()}, not under review.",
+        )
+
+
+def require_explanation(explanation: str) -> None:
+    if len(explanation.strip()) < 10:
+        raise InvalidInput("explanation_required", "Explain the decision to the buyer.")
+    if len(explanation.strip()) > MAX_EXPLANATION_LENGTH:
+        raise InvalidInput(
+            "explanation_too_long",
+            f"Keep the explanation under {MAX_EXPLANATION_LENGTH} characters.",
+        )
+
+
+def require_text(text: str, name: str) -> None:
+    if not text.strip():
+        raise InvalidInput(f"{name}_required", f"Write a {name}.")
+    if len(text) > 4000:
+        raise InvalidInput(f"{name}_too_long", f"Keep the {name} under 4000 characters.")
+
+
+def message_add(request, *, author, role, body, now) -> RefundMessage:
+    return RefundMessage.objects.create(
+        request=request, author=author, role=role, body=body.strip(), created_at=now
+    )
+
+
+def when(moment: dt.datetime) -> str:
+    return f"{timezone.localtime(moment):%a %d %b, %H:%M}"

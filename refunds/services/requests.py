@@ -1,0 +1,249 @@
+"""Refund requests from buyers (L-3 .. L-7, L-10): submitted, routed by the policy, replied to,
+and the questions support asks the buyer or the restaurant (L-4.1)."""
+
+import datetime as dt
+
+from django.db import transaction
+from django.utils import timezone
+
+from core.errors import DomainError, InvalidInput
+from core.money import ZERO
+from core.services import notify, notify_restaurant
+from disputes.services import incident_open_allergen
+from orders.lock_objects import order_for_update
+from orders.models import is_restaurant_member
+from refunds import policy
+from refunds.events import refund_request_event_record, refund_request_step
+from refunds.lock_objects import refund_request_for_update
+from refunds.models import OPEN_STATUSES, RefundMessage, RefundRequest, RefundRequestItem
+from refunds.selectors import refund_eligibility
+from refunds.services.common import (
+    message_add,
+    require_reviewable,
+    require_support,
+    require_text,
+    when,
+)
+from refunds.services.decisions import decide
+from refunds.services.evidence import store_photos, validated_photos
+
+
+@transaction.atomic
+def refund_request_submit(
+    *,
+    order_id: int,
+    actor,
+    reason: str,
+    items=(),
+    description: str = "",
+    preferred_method: str = RefundRequest.Method.ORIGINAL,
+    discovered_at: dt.datetime | None = None,
+    photos=(),
+) -> RefundRequest:
+    """A buyer asks for a refund (L-4.1). The policy decides at once what it can (L-3.3 and
+    L-5.1 refusals, L-10 and duplicate-charge refunds); the rest goes to support with a 48-hour
+    SLA. Bad input, or a quality claim without its evidence (L-5.2), changes nothing."""
+    order = order_for_update(order_id)
+    if order.buyer_id != actor.pk:
+        raise DomainError("not_found", f"You have no order {order_id}.", kind="not_found")
+    now = timezone.now()
+    content_types = validated_photos(photos, already=0)
+    if preferred_method not in RefundRequest.Method.values:
+        raise InvalidInput("invalid_method", f"Unknown refund method {preferred_method!r}.")
+    if discovered_at is not None and discovered_at > now:
+        raise InvalidInput("invalid_discovered_at", "The problem cannot be found in the future.")
+    if RefundRequest.objects.filter(order=order, status__in=OPEN_STATUSES).exists():
+        raise DomainError("request_open", "This order already has a refund request in progress.")
+    claim = policy.Claim(reason, tuple(items), description, len(photos))
+    eligibility = refund_eligibility(order, claim, now=now)
+    if eligibility.route == policy.Route.INVALID:
+        raise InvalidInput(eligibility.code, eligibility.detail, clauses=eligibility.clauses)
+    request = RefundRequest.objects.create(
+        order=order,
+        buyer=actor,
+        reason=reason,
+        description=description.strip(),
+        preferred_method=preferred_method,
+        discovered_at=discovered_at or now,
+        submitted_at=now,
+        review_due_at=now + dt.timedelta(hours=order.policy_version.review_sla_hours),
+        suggested_outcome=eligibility.outcome,
+        suggested_amount=eligibility.amount,
+        suggested_code=eligibility.code,
+        suggested_clauses=list(eligibility.clauses),
+    )
+    _store_items(request, claim.items)
+    store_photos(request, photos, content_types, actor=actor, now=now)
+    refund_request_event_record(
+        request,
+        name="submit",
+        from_status="",
+        actor=actor,
+        role="buyer",
+        at=now,
+        message=f"Request submitted: {request.get_reason_display()}.",
+    )
+    _route(request, eligibility, now=now)
+    return request
+
+
+def _route(request: RefundRequest, eligibility: policy.Eligibility, *, now) -> None:
+    if eligibility.opens_allergen_incident:
+        incident_open_allergen(request=request, now=now)
+    if eligibility.route == policy.Route.REFUSED or (
+        eligibility.route == policy.Route.AUTOMATIC and eligibility.amount <= ZERO
+    ):
+        decide(
+            request,
+            request.deny,
+            actor=None,
+            amount=None,
+            explanation=eligibility.detail,
+            clauses=eligibility.clauses,
+            now=now,
+        )
+    elif eligibility.route == policy.Route.AUTOMATIC:
+        decide(
+            request,
+            request.approve,
+            actor=None,
+            amount=eligibility.amount,
+            explanation=eligibility.detail,
+            clauses=eligibility.clauses,
+            now=now,
+        )
+    else:
+        refund_request_step(
+            request,
+            request.start_review,
+            actor=None,
+            role="policy",
+            at=now,
+            clauses=("L-4.1",),
+            message=f"Support reviews this request by {when(request.review_due_at)}.",
+        )
+        notify(
+            user=request.buyer,
+            title=f"Refund request #{request.pk} received",
+            body=f"Support reviews your request by {when(request.review_due_at)} (L-4.1).",
+            url=request.get_absolute_url(),
+        )
+
+
+def _store_items(request, items) -> None:
+    merged: dict[int, int] = {}
+    for item_id, quantity in items:
+        merged[item_id] = merged.get(item_id, 0) + quantity
+    RefundRequestItem.objects.bulk_create(
+        RefundRequestItem(request=request, order_item_id=item_id, quantity=quantity)
+        for item_id, quantity in merged.items()
+    )
+
+
+@transaction.atomic
+def refund_request_request_info(*, request_id: int, actor, question: str) -> RefundRequest:
+    """Support asks the buyer for more (L-4.1 step 3); the review clock pauses until the buyer
+    answers."""
+    request = _support_asks(
+        request_id,
+        actor,
+        question,
+        transition="request_info",
+        timeline="Support asked you for more information; the review waits for your answer.",
+    )
+    notify(
+        user=request.buyer,
+        title=f"Refund request #{request.pk}: a question from support",
+        body=question,
+        url=request.get_absolute_url(),
+    )
+    return request
+
+
+def _support_asks(request_id, actor, question, *, transition: str, timeline: str):
+    """Support puts a question on a request under review and moves it to wait for the answer."""
+    request = refund_request_for_update(request_id)
+    require_support(actor)
+    require_reviewable(request)
+    require_text(question, "question")
+    now = timezone.now()
+    message_add(request, author=actor, role=RefundMessage.Role.SUPPORT, body=question, now=now)
+    refund_request_step(
+        request,
+        getattr(request, transition),
+        actor=actor,
+        role="support",
+        at=now,
+        message=timeline,
+        clauses=("L-4.1",),
+    )
+    return request
+
+
+@transaction.atomic
+def refund_request_reply(*, request_id: int, actor, body: str, photos=()) -> RefundRequest:
+    """The buyer writes on the request, with photos if they like; an answer to a question
+    restarts the review clock where it stopped."""
+    request = refund_request_for_update(request_id, buyer=actor)
+    if request.status not in OPEN_STATUSES:
+        raise DomainError("request_closed", "This request has been decided; you can escalate it.")
+    require_text(body, "message")
+    content_types = validated_photos(photos, already=request.evidence.count())
+    now = timezone.now()
+    message_add(request, author=actor, role=RefundMessage.Role.BUYER, body=body, now=now)
+    store_photos(request, photos, content_types, actor=actor, now=now)
+    if request.status == RefundRequest.Status.INFO_REQUESTED:
+        refund_request_step(
+            request,
+            request.answer,
+            actor=actor,
+            role="buyer",
+            at=now,
+            clauses=("L-4.1",),
+            message="You answered; the review goes on.",
+        )
+    return request
+
+
+@transaction.atomic
+def refund_request_ask_restaurant(*, request_id: int, actor, question: str) -> RefundRequest:
+    """Support asks the restaurant to verify the claim (L-4.1 "may contact restaurant")."""
+    request = _support_asks(
+        request_id,
+        actor,
+        question,
+        transition="ask_restaurant",
+        timeline="Support asked the restaurant to verify.",
+    )
+    notify_restaurant(
+        request.order.restaurant,
+        title=f"Please verify order #{request.order_id}",
+        body=question,
+        url="/seller/verifications/",
+    )
+    return request
+
+
+@transaction.atomic
+def refund_request_restaurant_verify(*, request_id: int, actor, note: str) -> RefundRequest:
+    """The restaurant answers support's verification request with a note (L-9)."""
+    request = refund_request_for_update(request_id)
+    if not is_restaurant_member(request.order.restaurant_id, actor):
+        raise DomainError(
+            "not_found", f"There is no refund request {request_id}.", kind="not_found"
+        )
+    if request.status != RefundRequest.Status.AWAITING_RESTAURANT:
+        raise DomainError("no_verification_due", "Support is not waiting for your answer.")
+    require_text(note, "note")
+    now = timezone.now()
+    message_add(request, author=actor, role=RefundMessage.Role.RESTAURANT, body=note, now=now)
+    refund_request_step(
+        request,
+        request.restaurant_answer,
+        actor=actor,
+        role="restaurant",
+        at=now,
+        message="The restaurant answered; support decides.",
+        clauses=("L-4.1", "L-9"),
+    )
+    return request
