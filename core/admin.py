@@ -3,7 +3,7 @@ shares (money and audit records are written by services only)."""
 
 from django.contrib import admin
 
-from core.models import IdempotencyRecord, Notification
+from core.models import IdempotencyRecord, Notification, OutboxMessage
 
 
 class ReadOnlyModelAdmin(admin.ModelAdmin):
@@ -115,3 +115,27 @@ class IdempotencyRecordAdmin(ReadOnlyModelAdmin):
     search_fields = ("key", "path", "user__username", "user__email")
     date_hierarchy = "created_at"
     list_select_related = ("user",)
+
+
+@admin.register(OutboxMessage)
+class OutboxMessageAdmin(ReadOnlyModelAdmin):
+    """Task requests waiting for the broker and those handed over (core/outbox.py): the
+    "Not sent" filter's count is the backlog during a broker outage; `last_error` says why."""
+
+    list_display = ("created_at", "task", "kwargs", "attempts", "available_at", "sent", "sent_at")
+    list_filter = (timestamp_set_filter("sent_at", "sent", "Sent", "Not sent"), "task")
+    search_fields = ("task", "last_error")
+    date_hierarchy = "created_at"
+    fields = (
+        "task",
+        "kwargs",
+        "created_at",
+        "available_at",
+        "attempts",
+        "sent_at",
+        "last_error",
+    )
+
+    @admin.display(description="Sent", boolean=True, ordering="sent_at")
+    def sent(self, message: OutboxMessage) -> bool:
+        return message.sent_at is not None

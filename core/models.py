@@ -74,3 +74,34 @@ class Notification(models.Model):
 
     def __str__(self):
         return f"{self.title} → {self.user}"
+
+
+class OutboxMessage(models.Model):
+    """A Celery task request written in the same transaction as the change that needs it
+    (transactional outbox): handed to the broker after commit by the relay in `core.outbox`,
+    and by the `outbox_relay` beat task for whatever is left, so a broker outage delays it and
+    never loses it. `sent_at` is set once the broker took it."""
+
+    task = models.CharField(max_length=200, help_text="Dotted Celery task name.")
+    kwargs = models.JSONField(default=dict)
+    created_at = models.DateTimeField(default=timezone.now)
+    available_at = models.DateTimeField(
+        default=timezone.now, help_text="Not handed to the broker before this (backoff)."
+    )
+    attempts = models.PositiveIntegerField(default=0, help_text="Failed hand-overs so far.")
+    sent_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["created_at", "pk"]
+        indexes = [
+            models.Index(
+                fields=["available_at", "id"],
+                condition=Q(sent_at__isnull=True),
+                name="outbox_message_unsent_due",
+            )
+        ]
+
+    def __str__(self):
+        state = "sent" if self.sent_at else "unsent"
+        return f"{self.task} #{self.pk} ({state})"

@@ -32,9 +32,9 @@ _AGENT_VIEW = {
     ],
     "credits": ["creditgrant", "credittransaction", "discountcode"],
     "disputes": ["intervention"],
-    # What each user was told; not idempotency records, whose stored API responses are only
-    # for superusers debugging a client.
-    "core": ["notification"],
+    # What each user was told and the outbox backlog (task names and ids only); not
+    # idempotency records, whose stored API responses are only for superusers debugging a client.
+    "core": ["notification", "outboxmessage"],
 }
 # ...except the order (whose admin form edits only the delivery address; its lifecycle and
 # cancellation buttons call services), discount codes, which agents issue as a resolution

@@ -1,22 +1,23 @@
 """Notifications: every user's in-app list, with an email sent after commit."""
 
-from functools import partial
-
-from django.db import transaction
-
 from core.models import Notification
+from core.outbox import outbox_enqueue
+
+SEND_NOTIFICATION_EMAIL = "core.tasks.send_notification_email"
 
 
 def notify(*, user, title: str, body: str, order=None, url: str = "", email: bool = True):
     """Tell a user something: listed at once in the app; emailed by Celery once the change
-    that caused it commits (never for a change that rolls back)."""
+    that caused it commits (never for a change that rolls back), through the outbox, so a
+    broker outage delays the email and never fails the change.
+
+    Must be called inside `transaction.atomic()` when it emails (`OutboxNotInTransaction`).
+    """
     notification = Notification.objects.create(
         user=user, title=title, body=body, order=order, url=url or _order_url(order), email=email
     )
     if email and user.email:
-        from core.tasks import send_notification_email
-
-        transaction.on_commit(partial(send_notification_email.delay, notification.pk))
+        outbox_enqueue(task=SEND_NOTIFICATION_EMAIL, kwargs={"notification_id": notification.pk})
     return notification
 
 

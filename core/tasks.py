@@ -1,4 +1,4 @@
-"""Platform tasks: notification emails and timed housekeeping (D-8)."""
+"""Platform tasks: notification emails, the outbox relay and timed housekeeping (D-8)."""
 
 from celery import shared_task
 from django.conf import settings
@@ -7,6 +7,9 @@ from django.utils import timezone
 
 from core.idempotency import PURGE_BATCH_SIZE, idempotency_records_purge
 from core.models import Notification
+from core.outbox import RELAY_BATCH_SIZE, outbox_relay_due
+
+OUTBOX_RELAY_MAX_BATCHES = 10
 
 
 @shared_task
@@ -15,9 +18,30 @@ def purge_idempotency_records(batch_size: int = PURGE_BATCH_SIZE) -> int:
     return idempotency_records_purge(now=timezone.now(), batch_size=batch_size)
 
 
+@shared_task
+def outbox_relay(
+    batch_size: int = RELAY_BATCH_SIZE, max_batches: int = OUTBOX_RELAY_MAX_BATCHES
+) -> dict:
+    """Hand due outbox messages to the broker (beat, every 30 s): up to `max_batches` batches
+    of `batch_size`, stopping early at an empty or short batch or at a broker failure. Returns
+    `{"published": n, "failed": n}`; safe to run several at once (rows are claimed with
+    SKIP LOCKED)."""
+    now = timezone.now()
+    published = failed = 0
+    for _batch in range(max_batches):
+        result = outbox_relay_due(now=now, batch_size=batch_size)
+        published, failed = published + result.published, failed + result.failed
+        if result.failed or result.claimed < batch_size:
+            break
+    return {"published": published, "failed": failed}
+
+
 @shared_task(autoretry_for=(OSError,), retry_backoff=True, max_retries=5)
 def send_notification_email(notification_id: int) -> bool:
-    """Email a notification once; a retry after a sent email sends nothing more."""
+    """Email a notification once; a retry after a sent email sends nothing more.
+
+    Requested through the outbox, which delivers at least once: a second run finds
+    `emailed_at` set and sends nothing."""
     notification = (
         Notification.objects.select_related("user")
         .filter(pk=notification_id, emailed_at__isnull=True)

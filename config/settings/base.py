@@ -137,6 +137,19 @@ if CELERY_BROKER_URL == "filesystem://":
         "processed_folder": str(CELERY_BROKER_FOLDER / "processed"),
         "control_folder": str(CELERY_BROKER_FOLDER / "control"),
     }
+# Web processes publish through the outbox (core/outbox.py), which retries on its own: a
+# publish fails fast when the broker is down (one immediate retry for a stale pooled
+# connection, a 1 s connect timeout) instead of holding a request. Workers still reconnect
+# to the broker as usual (broker_connection_retry stays on).
+CELERY_TASK_PUBLISH_RETRY_POLICY = {
+    "max_retries": 1,
+    "interval_start": 0,
+    "interval_step": 0.2,
+    "interval_max": 0.2,
+}
+CELERY_BROKER_CONNECTION_TIMEOUT = 1
+if CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"socket_connect_timeout": 1}
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
@@ -155,6 +168,10 @@ CELERY_BEAT_SCHEDULE = {
     "expire-credits": {
         "task": "credits.tasks.expire_credits",
         "schedule": 300.0,
+    },
+    "outbox-relay": {
+        "task": "core.tasks.outbox_relay",
+        "schedule": 30.0,
     },
     "purge-idempotency-records": {
         "task": "core.tasks.purge_idempotency_records",

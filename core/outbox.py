@@ -1,0 +1,175 @@
+"""The transactional outbox: Celery task requests written in the same transaction as the change
+that needs them, and the relay that hands them to the broker (STYLE.md, "Side effects after
+commit, through an outbox").
+
+A message is written by `outbox_enqueue` inside the caller's transaction, so it exists exactly
+when the change does. After commit a relay publishes it at once; if the broker is down the
+request still succeeds, the failure is logged and the row waits for the `outbox_relay` beat
+task, which retries due rows with a capped exponential backoff. A message may be published more
+than once (a relay that dies between publishing and marking it sent), so every task requested
+through the outbox must be safe to run twice.
+"""
+
+import datetime as dt
+import logging
+from dataclasses import dataclass
+
+from celery import current_app
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from core.models import OutboxMessage
+
+logger = logging.getLogger(__name__)
+
+RELAY_BATCH_SIZE = 100
+# A relay claims rows for this long before publishing them; if it dies meanwhile, the rows
+# become due again after it and are published by the next relay.
+CLAIM_SECONDS = 120
+BACKOFF_BASE_SECONDS = 10
+BACKOFF_CAP_SECONDS = 600
+LAST_ERROR_MAX_CHARS = 2000
+
+
+class OutboxNotInTransaction(RuntimeError):
+    """`outbox_enqueue` was called in autocommit mode, where no commit would carry the row."""
+
+    def __init__(self):
+        super().__init__(
+            "outbox_enqueue() must be called inside transaction.atomic(), so the message is "
+            "written with the change that needs it."
+        )
+
+
+@dataclass(frozen=True)
+class RelayResult:
+    """What one relay pass did: rows handed to the broker, rows it failed on (then it stopped),
+    and claimed rows it gave back unpublished after that failure."""
+
+    published: int = 0
+    failed: int = 0
+    released: int = 0
+
+    @property
+    def claimed(self) -> int:
+        return self.published + self.failed + self.released
+
+
+def outbox_enqueue(*, task: str, kwargs: dict, now: dt.datetime | None = None) -> OutboxMessage:
+    """Write a request for Celery task `task` (dotted name) with JSON `kwargs`, to be published
+    once the current transaction commits; nothing is published if it rolls back.
+
+    Must be called inside `transaction.atomic()`; raises `OutboxNotInTransaction` otherwise.
+    After commit the message is published by `outbox_relay_committed`, which never raises;
+    whatever it could not publish is left to the `core.tasks.outbox_relay` beat task.
+    """
+    if not transaction.get_connection().in_atomic_block:
+        raise OutboxNotInTransaction()
+    now = now or timezone.now()
+    message = OutboxMessage.objects.create(
+        task=task, kwargs=kwargs, created_at=now, available_at=now
+    )
+    # One callback per row: Django drops the callbacks of a rolled-back savepoint with it, and
+    # tests capture callbacks by position, so a shared per-transaction callback could be lost.
+    transaction.on_commit(lambda: outbox_relay_committed(message=message), robust=True)
+    return message
+
+
+def outbox_relay_committed(*, message: OutboxMessage) -> RelayResult:
+    """Publish a message its transaction just committed, unless another relay claimed it first.
+
+    Never raises: a broker failure is logged as a warning and the row stays unsent, due at
+    once, for the beat relay. Runs in autocommit mode after the commit; takes no lock beyond
+    the single-row `UPDATE` that claims it (it matches only while `available_at` is still the
+    value written, which a beat relay's claim changes).
+    """
+    try:
+        now = timezone.now()
+        claimed = OutboxMessage.objects.filter(
+            pk=message.pk, sent_at__isnull=True, available_at=message.available_at
+        ).update(available_at=now + dt.timedelta(seconds=CLAIM_SECONDS))
+        if not claimed:
+            return RelayResult()
+        result = _publish([message], now=now, retry_at=lambda _message: now)
+    except Exception:
+        logger.warning(
+            "outbox: relay after commit failed; the beat relay will retry", exc_info=True
+        )
+        return RelayResult()
+    return result
+
+
+def outbox_relay_due(*, now: dt.datetime, batch_size: int = RELAY_BATCH_SIZE) -> RelayResult:
+    """Publish up to `batch_size` unsent messages due at `now`, oldest first, and mark them sent.
+
+    Claims the rows with `SELECT ... FOR UPDATE SKIP LOCKED` and moves their `available_at`
+    `CLAIM_SECONDS` ahead in a short transaction, so relays running at once publish each row
+    once; publishes with no lock held. On the first publish failure the row's `attempts` goes
+    up, it is retried after `BACKOFF_BASE_SECONDS * 2**attempts` (capped at
+    `BACKOFF_CAP_SECONDS`), and the rest of the batch is given back unpublished, due at `now`.
+    Broker errors do not propagate; database errors do.
+    """
+    with transaction.atomic():
+        messages = list(
+            OutboxMessage.objects.select_for_update(skip_locked=True)
+            .filter(sent_at__isnull=True, available_at__lte=now)
+            .order_by("available_at", "pk")[:batch_size]
+        )
+        OutboxMessage.objects.filter(pk__in=[m.pk for m in messages]).update(
+            available_at=now + dt.timedelta(seconds=CLAIM_SECONDS)
+        )
+    return _publish(messages, now=now, retry_at=lambda m: now + backoff(m.attempts + 1))
+
+
+def backoff(attempts: int) -> dt.timedelta:
+    """How long a message waits after its `attempts`-th failed hand-over: 10 s, 20 s, 40 s, ...
+    up to 10 minutes."""
+    seconds = BACKOFF_BASE_SECONDS * 2 ** max(attempts - 1, 0)
+    return dt.timedelta(seconds=min(seconds, BACKOFF_CAP_SECONDS))
+
+
+def outbox_publish(message: OutboxMessage) -> None:
+    """Hand one message to Celery as `apply_async`, with the stable task id `outbox-<pk>` (so
+    `CELERY_TASK_ALWAYS_EAGER` runs it in-process). Raises the broker's error (kombu
+    `OperationalError`) or `celery.exceptions.NotRegistered` for an unknown task name."""
+    tasks = current_app.tasks
+    if message.task not in tasks:
+        # Web processes import task modules only when something imports them.
+        current_app.loader.import_default_modules()
+    tasks[message.task].apply_async(kwargs=message.kwargs, task_id=f"outbox-{message.pk}")
+
+
+def _publish(messages: list[OutboxMessage], *, now: dt.datetime, retry_at) -> RelayResult:
+    sent = []
+    for index, message in enumerate(messages):
+        try:
+            outbox_publish(message)
+        except Exception as error:
+            _mark_sent(sent, now=now)
+            _record_failure(message, error, retry_at=retry_at(message))
+            rest = [m.pk for m in messages[index + 1 :]]
+            OutboxMessage.objects.filter(pk__in=rest).update(available_at=now)
+            logger.warning(
+                "outbox: the broker refused a message; %d message(s) left unsent for the beat "
+                "relay: %r",
+                1 + len(rest),
+                error,
+            )
+            return RelayResult(published=len(sent), failed=1, released=len(rest))
+        sent.append(message.pk)
+    _mark_sent(sent, now=now)
+    return RelayResult(published=len(sent))
+
+
+def _mark_sent(message_ids: list[int], *, now) -> None:
+    if message_ids:
+        OutboxMessage.objects.filter(pk__in=message_ids).update(sent_at=now)
+
+
+def _record_failure(message: OutboxMessage, error: Exception, *, retry_at) -> None:
+    OutboxMessage.objects.filter(pk=message.pk).update(
+        attempts=F("attempts") + 1,
+        available_at=retry_at,
+        last_error=repr(error)[:LAST_ERROR_MAX_CHARS],
+    )
