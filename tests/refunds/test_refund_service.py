@@ -10,7 +10,7 @@ from django.core.management.base import CommandError
 from core.errors import DomainError, InvalidInput
 from credits.models import CreditGrant, CreditTransaction
 from orders.gateway import SimulatedGateway, get_gateway
-from orders.models import Order
+from orders.models import Order, Payment
 from refunds.models import Refund
 from refunds.services import refund_execute, refund_order
 from tests.concurrency import run_concurrently
@@ -234,3 +234,76 @@ def test_check_ledgers_fails_on_a_corrupted_ledger(mixed_order, corruption):
     Order.objects.filter(pk=mixed_order.pk).update(total=mixed_order.total)
     if corruption == "phantom refund":
         Refund.objects.filter(pk=refunds[0].pk).update(status="failed")
+
+
+# -- check_ledgers reconciles lojix's card money with the processor's records (D-5) -----------
+
+
+def _outside_refund(payment):
+    get_gateway().refund(
+        charge_reference=payment.gateway_reference,
+        amount=D("1.00"),
+        currency="USD",
+        idempotency_key="outside",
+    )
+
+
+RECONCILIATION = {
+    # case: (corrupt(payment, card refund), expected report, put right(payment, card refund))
+    "processor lacks the charge": (
+        lambda p, r: Payment.objects.filter(pk=p.pk).update(idempotency_key="ghost"),
+        r"Payment 23.99 succeeded \(sim_ch_\w+\) \(ghost\): the processor has nothing",
+        lambda p, r: Payment.objects.filter(pk=p.pk).update(idempotency_key=p.idempotency_key),
+    ),
+    "another charge reference": (
+        lambda p, r: Payment.objects.filter(pk=p.pk).update(gateway_reference="sim_ch_other"),
+        r"\(order:\d+:charge\): the processor charged 23.99 as sim_ch_\w+",
+        lambda p, r: Payment.objects.filter(pk=p.pk).update(gateway_reference=p.gateway_reference),
+    ),
+    "processor lacks the refund": (
+        lambda p, r: SimulatedGateway.forget(idempotency_key=r.idempotency_key),
+        r"Refund 7.06 to card \(succeeded\) \(k1:card\): no processor refund sim_re_\w+ of 7.06",
+        lambda p, r: Refund.objects.filter(pk=r.pk).update(status="failed"),
+    ),
+    "another refund amount": (
+        lambda p, r: Refund.objects.filter(pk=r.pk).update(amount=D("7.00")),
+        "lojix refunded 7.00 to the card, the processor 7.06",
+        lambda p, r: Refund.objects.filter(pk=r.pk).update(amount=r.amount),
+    ),
+    "lojix records the refund as failed": (
+        lambda p, r: Refund.objects.filter(pk=r.pk).update(status="failed"),
+        r"the processor refunded 7.06 \(sim_re_\w+, key k1:card\) that lojix does not record",
+        lambda p, r: Refund.objects.filter(pk=r.pk).update(status="succeeded"),
+    ),
+    "a refund lojix never made": (
+        lambda p, r: _outside_refund(p),
+        r"the processor refunded 1.00 \(sim_re_\w+, key outside\) that lojix does not record",
+        lambda p, r: SimulatedGateway.forget(idempotency_key="outside"),
+    ),
+}
+
+
+@pytest.mark.parametrize("case", RECONCILIATION)
+def test_check_ledgers_fails_when_lojix_and_the_processor_disagree(mixed_order, case):
+    corrupt, expected, put_right = RECONCILIATION[case]
+    card, _ = refund(mixed_order, "10.00")  # 7.06 to the card
+    payment = mixed_order.payments.get()
+    call_command("check_ledgers")
+
+    corrupt(payment, card)
+
+    with pytest.raises(CommandError, match=expected):
+        call_command("check_ledgers")
+    put_right(payment, card)
+
+
+def test_check_ledgers_fails_when_the_processor_voided_a_paid_charge(mixed_order):
+    payment = mixed_order.payments.get()
+    get_gateway().void(charge_reference=payment.gateway_reference, idempotency_key="void")
+
+    with pytest.raises(
+        CommandError, match=r"\(order:\d+:charge\): the processor has charge voided"
+    ):
+        call_command("check_ledgers")
+    # Put it right: a payment made through another processor is not asked about here.
+    Payment.objects.filter(pk=payment.pk).update(gateway="retired")
