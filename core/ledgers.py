@@ -1,11 +1,12 @@
 """The money invariants of D-7, checked by `manage.py check_ledgers` and after every test."""
 
-from django.db.models import Count, DecimalField, F, OuterRef, Q, Subquery, Sum, Value
+from django.db.models import Count, DecimalField, F, OuterRef, Prefetch, Q, Subquery, Sum, Value
 from django.db.models.functions import Coalesce
 
 from core.money import ZERO
 from credits.models import CreditGrant, CreditTransaction
-from orders.models import GatewayOperation, Order, Payment
+from orders.gateway import PaymentGateway, get_gateway
+from orders.models import Order, Payment
 from refunds.models import Refund, RestaurantLedgerEntry
 
 _MONEY = DecimalField(max_digits=14, decimal_places=2)
@@ -40,13 +41,6 @@ def refund_violations() -> list[str]:
             f"{order.amount_paid} ({order.amount_charged} by card)"
         )
     succeeded = Refund.objects.filter(status=Refund.Status.SUCCEEDED)
-    card = succeeded.filter(destination=Refund.Destination.CARD)
-    missing_card = card.exclude(
-        gateway_reference__in=GatewayOperation.objects.filter(kind="refund", succeeded=True).values(
-            "reference"
-        )
-    )
-    problems += [f"{r} ({r.idempotency_key}): no successful gateway refund" for r in missing_card]
     credit = succeeded.exclude(destination=Refund.Destination.CARD).annotate(
         grants=Count("credit_grant")
     )
@@ -108,6 +102,76 @@ def restaurant_ledger_violations() -> list[str]:
     return problems
 
 
+def processor_violations() -> list[str]:
+    """lojix's card money agrees with the processor's own records (D-5 `Payment`).
+
+    Every succeeded payment is a succeeded processor charge with its reference and amount; every
+    succeeded card refund is a succeeded processor refund of that charge with its reference and
+    amount; and the processor refunded nothing of a charge that lojix does not know as a
+    succeeded refund. Charges the processor made without a payment in lojix (a placement rolled
+    back after charging) are not lojix's money and are not reported here. Asks the configured
+    gateway about the payments it made (`Payment.gateway`).
+    """
+    gateway = get_gateway()
+    card_refunds = Refund.objects.filter(
+        status=Refund.Status.SUCCEEDED, destination=Refund.Destination.CARD
+    )
+    payments = (
+        Payment.objects.filter(gateway=gateway.name)
+        .filter(Q(status=Payment.Status.SUCCEEDED) | Q(refunds__in=card_refunds))
+        .distinct()
+        .prefetch_related(Prefetch("refunds", queryset=card_refunds, to_attr="card_refunds"))
+    )
+    problems = []
+    for payment in payments.iterator(chunk_size=2000):
+        problems += _charge_problems(gateway, payment) + _refund_problems(gateway, payment)
+    return problems
+
+
+def _charge_problems(gateway: PaymentGateway, payment: Payment) -> list[str]:
+    if payment.status != Payment.Status.SUCCEEDED:
+        return []
+    charge = gateway.find(idempotency_key=payment.idempotency_key)
+    if charge is None or charge.kind != "charge" or charge.status != "succeeded":
+        found = f"{charge.kind} {charge.status}" if charge else "nothing"
+        return [f"Payment {payment} ({payment.idempotency_key}): the processor has {found}"]
+    if (charge.reference, charge.amount) != (payment.gateway_reference, payment.amount):
+        return [
+            f"Payment {payment} ({payment.idempotency_key}): the processor charged "
+            f"{charge.amount} as {charge.reference}"
+        ]
+    return []
+
+
+def _refund_problems(gateway: PaymentGateway, payment: Payment) -> list[str]:
+    made = {
+        record.reference: record
+        for record in gateway.refunds_of(charge_reference=payment.gateway_reference)
+        if record.status == "succeeded"
+    }
+    problems = [
+        f"{refund} ({refund.idempotency_key}): no processor refund {refund.gateway_reference} "
+        f"of {refund.amount}"
+        for refund in payment.card_refunds
+        if refund.gateway_reference not in made
+        or made[refund.gateway_reference].amount != refund.amount
+    ]
+    known = {refund.gateway_reference for refund in payment.card_refunds}
+    problems += [
+        f"Payment {payment}: the processor refunded {record.amount} ({record.reference}, key "
+        f"{record.idempotency_key}) that lojix does not record as a succeeded refund"
+        for record in made.values()
+        if record.reference not in known
+    ]
+    ours = sum((refund.amount for refund in payment.card_refunds), ZERO)
+    theirs = sum((record.amount for record in made.values()), ZERO)
+    if ours != theirs:
+        problems.append(
+            f"Payment {payment}: lojix refunded {ours} to the card, the processor {theirs}"
+        )
+    return problems
+
+
 def ledger_violations() -> list[str]:
     return (
         order_violations()
@@ -115,4 +179,5 @@ def ledger_violations() -> list[str]:
         + credit_violations()
         + payment_violations()
         + restaurant_ledger_violations()
+        + processor_violations()
     )

@@ -22,7 +22,6 @@ from django_fsm import has_transition_perm
 from core.admin import ReadOnlyModelAdmin, ReadOnlyTabularInline, search_term_without_hash
 from core.errors import DomainError
 from orders.models import (
-    GatewayOperation,
     MenuItem,
     Order,
     OrderEvent,
@@ -644,14 +643,3 @@ class PaymentAdmin(ReadOnlyModelAdmin):
 
     def get_search_results(self, request, queryset, search_term):
         return super().get_search_results(request, queryset, search_term_without_hash(search_term))
-
-
-@admin.register(GatewayOperation)
-class GatewayOperationAdmin(ReadOnlyModelAdmin):
-    """What the simulated gateway recorded: the processor's side of every charge and refund."""
-
-    list_display = ("reference", "kind", "amount", "currency", "succeeded", "charge", "created_at")
-    list_filter = ("kind", "succeeded", "created_at")
-    search_fields = ("reference", "idempotency_key", "charge__reference")
-    date_hierarchy = "created_at"
-    list_select_related = ("charge",)

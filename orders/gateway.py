@@ -1,27 +1,77 @@
-"""The payment gateway interface and the built-in simulated gateway (D-5 `Payment`).
+"""The payment gateway interface and the built-in simulated processor (D-5 `Payment`).
 
 A real processor plugs in by implementing `PaymentGateway` and naming the class in
-`LOJIX_PAYMENT_GATEWAY`. Every call carries an idempotency key: calling twice with the same key
-returns the first result and moves no more money, as real processors do.
+`LOJIX_PAYMENT_GATEWAY`. Every call carries an idempotency key: calling again with the same key
+returns the first result and moves no more money, as real processors do. Processor outcomes are
+never raised: every call answers a `GatewayResult` that succeeded, was declined (a definite
+refusal), or is unknown (the processor failed or its answer was lost: retry with the same key).
+
+`SimulatedGateway` behaves like an external processor. Its records live in its own store, a
+SQLite file (`LOJIX_SIMULATED_GATEWAY_PATH`) opened through the standard library's `sqlite3` on
+its own connection, one per thread and process, never Django's `default` connection: an external
+processor's records are never in the merchant's database, so a rollback in lojix cannot erase a
+charge or a refund it made, exactly as with a real one. A file works across the web and worker
+processes of one machine, which is all the simulated processor is for (demos and tests); WAL and
+a busy timeout let those processes share it, and `BEGIN IMMEDIATE` serialises the writes, so two
+concurrent refunds of one charge cannot both pass the over-refund check. Money is stored as
+Decimal strings (exact). `LOJIX_SIMULATED_GATEWAY_FAULTS`, read at every call, makes it act out
+a fault per operation: `{"charge"|"refund"|"void": "decline"|"error"|"timeout"}` (absent: succeed).
 """
 
+import datetime as dt
+import os
+import sqlite3
+import threading
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
 from typing import Protocol
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
-from django.db.models import Sum
+from django.core.exceptions import ImproperlyConfigured
+from django.db import models
+from django.utils import timezone
 from django.utils.module_loading import import_string
 
 from core.money import ZERO
 
 
+class GatewayOutcome(models.TextChoices):
+    SUCCEEDED = "succeeded"
+    DECLINED = "declined"
+    # The processor failed or its answer was lost; the caller retries with the same key.
+    UNKNOWN = "unknown"
+
+
 @dataclass(frozen=True)
 class GatewayResult:
-    succeeded: bool
-    reference: str
+    """The processor's answer to one call; `reference` is its id of the operation ("" when
+    the outcome is unknown)."""
+
+    outcome: str
+    reference: str = ""
     message: str = ""
+
+    @property
+    def succeeded(self) -> bool:
+        return self.outcome == GatewayOutcome.SUCCEEDED
+
+
+@dataclass(frozen=True)
+class ProcessorRecord:
+    """What the processor knows of one operation, for reconciliation."""
+
+    kind: str  # "charge" | "refund" | "void"
+    idempotency_key: str
+    reference: str
+    amount: Decimal
+    currency: str
+    status: str  # "succeeded" | "declined"; a charge may also be "voided"
+    charge_reference: str  # for refunds and voids: the charge; "" for a charge
+    created_at: dt.datetime
 
 
 class PaymentGateway(Protocol):
@@ -35,59 +85,313 @@ class PaymentGateway(Protocol):
         self, *, charge_reference: str, amount: Decimal, currency: str, idempotency_key: str
     ) -> GatewayResult: ...
 
+    def void(self, *, charge_reference: str, idempotency_key: str) -> GatewayResult: ...
+
+    def find(self, *, idempotency_key: str) -> ProcessorRecord | None: ...
+
+    def charges_between(self, *, start: dt.datetime, end: dt.datetime) -> list[ProcessorRecord]: ...
+
+    def refunds_of(self, *, charge_reference: str) -> list[ProcessorRecord]: ...
+
 
 def get_gateway() -> PaymentGateway:
+    """The configured gateway (`LOJIX_PAYMENT_GATEWAY`, a dotted class path), a new instance."""
     return import_string(settings.LOJIX_PAYMENT_GATEWAY)()
 
 
+CHARGE, REFUND, VOID = "charge", "refund", "void"
+SUCCEEDED, DECLINED, VOIDED = "succeeded", "declined", "voided"
+FAULTS = ("decline", "error", "timeout")
+BUSY_TIMEOUT_MS = 30_000
+CENT = Decimal("0.01")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS operation (
+    reference TEXT PRIMARY KEY,
+    idempotency_key TEXT NOT NULL UNIQUE,
+    kind TEXT NOT NULL CHECK (kind IN ('charge', 'refund', 'void')),
+    amount TEXT NOT NULL,
+    currency TEXT NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('succeeded', 'declined', 'voided')),
+    charge_reference TEXT NOT NULL DEFAULT '',
+    message TEXT NOT NULL DEFAULT '',
+    description TEXT NOT NULL DEFAULT '',
+    created_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS operation_charge ON operation (charge_reference, kind);
+CREATE INDEX IF NOT EXISTS operation_created ON operation (kind, created_at);
+"""
+
+_local = threading.local()
+
+
+def _connection() -> sqlite3.Connection:
+    """This thread's connection to the store, opened (and the schema created) on first use.
+
+    A connection is never shared between threads, nor carried into a forked process (Celery's
+    prefork pool, gunicorn), which SQLite forbids: the process id is part of the cache key.
+    """
+    path = Path(settings.LOJIX_SIMULATED_GATEWAY_PATH)
+    key = (os.getpid(), str(path))
+    if getattr(_local, "key", None) != key:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        connection = sqlite3.connect(path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
+        connection.row_factory = sqlite3.Row
+        connection.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        connection.execute("PRAGMA journal_mode = WAL")
+        connection.executescript(_SCHEMA)
+        _local.connection, _local.key = connection, key
+    return _local.connection
+
+
+@contextmanager
+def _write() -> Iterator[sqlite3.Connection]:
+    """A write transaction that holds the store's write lock from its first statement."""
+    connection = _connection()
+    connection.execute("BEGIN IMMEDIATE")
+    try:
+        yield connection
+    except BaseException:
+        connection.execute("ROLLBACK")
+        raise
+    connection.execute("COMMIT")
+
+
+def _fault(operation: str) -> str | None:
+    """The fault configured for `operation` now, or None. Raises ImproperlyConfigured."""
+    faults = getattr(settings, "LOJIX_SIMULATED_GATEWAY_FAULTS", None) or {}
+    if not isinstance(faults, dict):
+        raise ImproperlyConfigured("LOJIX_SIMULATED_GATEWAY_FAULTS must be a dict.")
+    fault = faults.get(operation)
+    if fault is not None and fault not in FAULTS:
+        raise ImproperlyConfigured(
+            f"LOJIX_SIMULATED_GATEWAY_FAULTS[{operation!r}] must be one of {', '.join(FAULTS)}."
+        )
+    return fault
+
+
+def _money(amount) -> str | None:
+    """`amount` as an exact string with cents, or None when it is not a positive amount."""
+    try:
+        value = Decimal(amount)
+    except (InvalidOperation, TypeError, ValueError):
+        return None
+    if not value.is_finite() or value <= 0 or value != value.quantize(CENT):
+        return None
+    return str(value.quantize(CENT))
+
+
+def _record(row: sqlite3.Row) -> ProcessorRecord:
+    return ProcessorRecord(
+        kind=row["kind"],
+        idempotency_key=row["idempotency_key"],
+        reference=row["reference"],
+        amount=Decimal(row["amount"]),
+        currency=row["currency"],
+        status=row["status"],
+        charge_reference=row["charge_reference"],
+        created_at=dt.datetime.fromisoformat(row["created_at"]),
+    )
+
+
+def _timestamp(moment: dt.datetime) -> str:
+    """UTC with a fixed width, so the stored text sorts as the moments do."""
+    return moment.astimezone(dt.UTC).isoformat(timespec="microseconds")
+
+
 class SimulatedGateway:
-    """Records charges and refunds in `GatewayOperation`. It refuses a refund that would take
-    back more than its charge, and declines charges described with `DECLINE` (for tests)."""
+    """The built-in processor: its own store, dedup by key, faults on demand (module docstring).
+
+    It declines a refund that would take back more than its charge ("Refund exceeds the
+    charge."), a refund or void of an unknown, declined or voided charge, a void of a charge
+    with refunds, and a key reused for a different request.
+    """
 
     name = "simulated"
 
-    def charge(self, *, amount, currency, idempotency_key, description):
-        declined = "DECLINE" in description
-        return self._record(
-            kind="charge",
-            idempotency_key=idempotency_key,
-            amount=amount,
-            currency=currency,
-            succeeded=not declined,
-            message="Card declined." if declined else "",
-        )
+    def charge(self, *, amount, currency, idempotency_key, description) -> GatewayResult:
+        """Charge the card `amount` (Decimal, `currency` units); fault key "charge"."""
+        valid = _money(amount)
+        request = {"kind": CHARGE, "amount": valid or "0.00", "currency": currency}
 
-    def refund(self, *, charge_reference, amount, currency, idempotency_key):
-        from orders.models import GatewayOperation
+        def decide(connection, fault):
+            if valid is None:
+                return DECLINED, "Invalid amount."
+            if fault == "decline":
+                return DECLINED, "Card declined."
+            return SUCCEEDED, ""
 
-        charge = GatewayOperation.objects.select_for_update().get(
-            reference=charge_reference, kind="charge", succeeded=True
-        )
-        refunded = (
-            charge.refunds.filter(succeeded=True)
-            .exclude(idempotency_key=idempotency_key)
-            .aggregate(total=Sum("amount"))["total"]
-            or ZERO
-        )
-        too_much = refunded + amount > charge.amount
-        return self._record(
-            kind="refund",
-            idempotency_key=idempotency_key,
-            amount=amount,
-            currency=currency,
-            charge=charge,
-            succeeded=not too_much,
-            message="Refund exceeds the charge." if too_much else "",
-        )
+        return self._operate(CHARGE, idempotency_key, request, decide, description=description)
 
-    def _record(self, *, idempotency_key, **fields) -> GatewayResult:
-        from orders.models import GatewayOperation
+    def refund(self, *, charge_reference, amount, currency, idempotency_key) -> GatewayResult:
+        """Refund `amount` of the charge `charge_reference`; fault key "refund".
 
-        try:
-            with transaction.atomic():
-                operation = GatewayOperation.objects.create(
-                    idempotency_key=idempotency_key, **fields
+        The over-refund check and the write happen under the store's write lock, so concurrent
+        refunds of one charge never exceed it.
+        """
+        valid = _money(amount)
+        request = {
+            "kind": REFUND,
+            "amount": valid or "0.00",
+            "currency": currency,
+            "charge_reference": charge_reference,
+        }
+
+        def decide(connection, fault):
+            charge, refusal = self._live_charge(connection, charge_reference, currency)
+            if refusal:
+                return DECLINED, refusal
+            if valid is None:
+                return DECLINED, "Invalid amount."
+            refunded = self._refunded(connection, charge_reference)
+            if refunded + Decimal(valid) > Decimal(charge["amount"]):
+                return DECLINED, "Refund exceeds the charge."
+            if fault == "decline":
+                return DECLINED, "Refund declined."
+            return SUCCEEDED, ""
+
+        return self._operate(REFUND, idempotency_key, request, decide)
+
+    def void(self, *, charge_reference, idempotency_key) -> GatewayResult:
+        """Cancel the charge `charge_reference` in full (its status becomes "voided"); refused
+        when anything of it was refunded. Fault key "void"."""
+        request = {"kind": VOID, "charge_reference": charge_reference}
+
+        def decide(connection, fault):
+            charge, refusal = self._live_charge(connection, charge_reference, None)
+            if refusal:
+                return DECLINED, refusal
+            if self._refunded(connection, charge_reference) > ZERO:
+                return DECLINED, "The charge has refunds and cannot be voided."
+            if fault == "decline":
+                return DECLINED, "Void declined."
+            request.update(amount=charge["amount"], currency=charge["currency"])
+            connection.execute(
+                "UPDATE operation SET status = ? WHERE reference = ?", (VOIDED, charge_reference)
+            )
+            return SUCCEEDED, ""
+
+        return self._operate(VOID, idempotency_key, request, decide)
+
+    def find(self, *, idempotency_key) -> ProcessorRecord | None:
+        """The operation stored under `idempotency_key`, or None."""
+        row = (
+            _connection()
+            .execute("SELECT * FROM operation WHERE idempotency_key = ?", (idempotency_key,))
+            .fetchone()
+        )
+        return _record(row) if row else None
+
+    def charges_between(self, *, start, end) -> list[ProcessorRecord]:
+        """Every charge (any status) made at `start` or later and before `end`, oldest first."""
+        rows = _connection().execute(
+            "SELECT * FROM operation WHERE kind = ? AND created_at >= ? AND created_at < ? "
+            "ORDER BY created_at, reference",
+            (CHARGE, _timestamp(start), _timestamp(end)),
+        )
+        return [_record(row) for row in rows]
+
+    def refunds_of(self, *, charge_reference) -> list[ProcessorRecord]:
+        """Every refund (succeeded or declined) of the charge, oldest first."""
+        rows = _connection().execute(
+            "SELECT * FROM operation WHERE charge_reference = ? AND kind = ? "
+            "ORDER BY created_at, reference",
+            (charge_reference, REFUND),
+        )
+        return [_record(row) for row in rows]
+
+    @staticmethod
+    def reset() -> None:
+        """Wipe the store (for tests)."""
+        with _write() as connection:
+            connection.execute("DELETE FROM operation")
+
+    @staticmethod
+    def forget(*, idempotency_key: str) -> None:
+        """Delete one operation, as if the processor had never made it (for tests that corrupt
+        the processor's side of the ledgers)."""
+        with _write() as connection:
+            connection.execute(
+                "DELETE FROM operation WHERE idempotency_key = ?", (idempotency_key,)
+            )
+
+    def _operate(self, kind, idempotency_key, request, decide, description="") -> GatewayResult:
+        """The shared life of a call: an `error` fault does nothing; a stored key replays its
+        first result (a key reused for a different request is declined); otherwise
+        `decide(connection, fault)` runs and its outcome is stored under the write lock; a
+        `timeout` fault loses the answer after all of that."""
+        fault = _fault(kind)
+        if fault == "error":
+            return GatewayResult(
+                GatewayOutcome.UNKNOWN, message="Processor error (simulated): nothing was done."
+            )
+        with _write() as connection:
+            stored = connection.execute(
+                "SELECT * FROM operation WHERE idempotency_key = ?", (idempotency_key,)
+            ).fetchone()
+            replayed = stored is not None
+            if not replayed:
+                status, message = decide(connection, fault)
+                stored = self._store(
+                    connection, idempotency_key, request, status, message, description
                 )
-        except IntegrityError:
-            operation = GatewayOperation.objects.get(idempotency_key=idempotency_key)
-        return GatewayResult(operation.succeeded, operation.reference, operation.message)
+        if fault == "timeout":
+            return GatewayResult(
+                GatewayOutcome.UNKNOWN, message="The processor did not answer (simulated timeout)."
+            )
+        if replayed and any(stored[field] != value for field, value in request.items()):
+            return GatewayResult(
+                GatewayOutcome.DECLINED,
+                message="The idempotency key was already used for a different request.",
+            )
+        succeeded = stored["status"] != DECLINED
+        return GatewayResult(
+            GatewayOutcome.SUCCEEDED if succeeded else GatewayOutcome.DECLINED,
+            stored["reference"],
+            stored["message"],
+        )
+
+    @staticmethod
+    def _store(connection, idempotency_key, request, status, message, description) -> dict:
+        row = {
+            "reference": f"sim_{request['kind'][:2]}_{uuid.uuid4().hex[:24]}",
+            "idempotency_key": idempotency_key,
+            "kind": request["kind"],
+            "amount": request.get("amount", "0.00"),
+            "currency": request.get("currency") or "",
+            "status": status,
+            "charge_reference": request.get("charge_reference", ""),
+            "message": message,
+            "description": description,
+            "created_at": _timestamp(timezone.now()),
+        }
+        connection.execute(
+            f"INSERT INTO operation ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
+            tuple(row.values()),
+        )
+        return row
+
+    @staticmethod
+    def _live_charge(connection, reference, currency) -> tuple[sqlite3.Row | None, str]:
+        """The succeeded, unvoided charge `reference`, or a refusal message."""
+        charge = connection.execute(
+            "SELECT * FROM operation WHERE reference = ? AND kind = ?", (reference, CHARGE)
+        ).fetchone()
+        if charge is None:
+            return None, "No such charge."
+        if charge["status"] == VOIDED:
+            return charge, "The charge was voided."
+        if charge["status"] != SUCCEEDED:
+            return charge, "The charge did not succeed."
+        if currency is not None and currency != charge["currency"]:
+            return charge, "The currency differs from the charge's."
+        return charge, ""
+
+    @staticmethod
+    def _refunded(connection, charge_reference) -> Decimal:
+        """The sum of the charge's succeeded refunds."""
+        rows = connection.execute(
+            "SELECT amount FROM operation WHERE charge_reference = ? AND kind = ? AND status = ?",
+            (charge_reference, REFUND, SUCCEEDED),
+        )
+        return sum((Decimal(row["amount"]) for row in rows), ZERO)

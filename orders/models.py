@@ -618,31 +618,6 @@ class Payment(models.Model):
         return f"{self.amount} {self.status} ({self.gateway_reference})"
 
 
+# Referenced by migration 0001 (the removed `GatewayOperation`); migrations keep importing it.
 def _simulated_reference() -> str:
     return f"sim_{uuid.uuid4().hex[:24]}"
-
-
-class GatewayOperation(models.Model):
-    """What the built-in simulated gateway did: its own record of charges and refunds."""
-
-    class Kind(models.TextChoices):
-        CHARGE = "charge"
-        REFUND = "refund"
-
-    kind = models.CharField(max_length=10, choices=Kind.choices)
-    reference = models.CharField(max_length=80, unique=True, default=_simulated_reference)
-    idempotency_key = models.CharField(max_length=160, unique=True)
-    amount = models.DecimalField(**MONEY)
-    currency = models.CharField(max_length=3)
-    charge = models.ForeignKey(
-        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="refunds"
-    )
-    succeeded = models.BooleanField()
-    message = models.CharField(max_length=240, blank=True)
-    created_at = models.DateTimeField(default=timezone.now)
-
-    class Meta:
-        ordering = ["created_at"]
-
-    def __str__(self):
-        return f"{self.kind} {self.amount} {self.currency} {self.reference}"

@@ -14,6 +14,7 @@ from core.ledgers import ledger_violations
 from core.roles import SUPERVISOR, SUPPORT_AGENT, sync_role_permissions
 from credits.models import CreditGrant
 from credits.services import credit_grant_create
+from orders.gateway import ProcessorRecord, SimulatedGateway, get_gateway
 from orders.models import Order, PolicyVersion
 from orders.policy_seed import seed_version_1
 from orders.services.lifecycle import order_advance
@@ -22,7 +23,15 @@ from tests.factories import MenuItemFactory, RestaurantFactory, UserFactory
 
 
 @pytest.fixture(autouse=True)
-def ledgers_balance(request):
+def processor_reset():
+    """The simulated processor keeps its records outside the test database, which no rollback
+    reaches: wipe them after every test (after the ledgers were checked against them)."""
+    yield
+    SimulatedGateway.reset()
+
+
+@pytest.fixture(autouse=True)
+def ledgers_balance(request, processor_reset):
     """D-7: the invariants hold after every test that used the database."""
     marker = request.node.get_closest_marker("django_db")
     transactional = (
@@ -101,6 +110,23 @@ def place_order(buyer, restaurant, items=None, **kwargs) -> Order:
     kwargs.setdefault("delivery_address", "7 Harbour Road")
     lines = [LineRequest(item.pk, quantity) for item, quantity in items.items()]
     return order_place(buyer=buyer, restaurant=restaurant, lines=lines, **kwargs)
+
+
+def processor_charges() -> list[ProcessorRecord]:
+    """Every charge the processor recorded (any status), asked through the gateway interface."""
+    return get_gateway().charges_between(
+        start=dt.datetime(2000, 1, 1, tzinfo=dt.UTC), end=dt.datetime(9999, 1, 1, tzinfo=dt.UTC)
+    )
+
+
+def processor_refunds() -> list[ProcessorRecord]:
+    """Every refund the processor recorded (any status), over all of its charges."""
+    gateway = get_gateway()
+    return [
+        refund
+        for charge in processor_charges()
+        for refund in gateway.refunds_of(charge_reference=charge.reference)
+    ]
 
 
 def advance(order: Order, *actions: str, actor=None) -> Order:

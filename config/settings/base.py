@@ -123,8 +123,15 @@ LOJIX_SITE_URL = env("LOJIX_SITE_URL", default="http://127.0.0.1:8000")
 LOJIX_CURRENCY = env("LOJIX_CURRENCY", default="USD")
 # Business days skip weekends and this country's public holidays (the `holidays` package).
 LOJIX_HOLIDAY_COUNTRY = env("LOJIX_HOLIDAY_COUNTRY", default="US")
-# The payment gateway behind the Payment model; the simulated one records everything in the DB.
+# The payment gateway behind the Payment model (orders/gateway.py).
 LOJIX_PAYMENT_GATEWAY = env("LOJIX_PAYMENT_GATEWAY", default="orders.gateway.SimulatedGateway")
+# The simulated processor's own store (a SQLite file outside lojix's database, orders/gateway.py)
+# and the faults it is told to act out, read at each call: {"charge"|"refund": "decline"|"error"
+# |"timeout"} (D-5). The env var is JSON, for the demo.
+LOJIX_SIMULATED_GATEWAY_PATH = Path(
+    env("LOJIX_SIMULATED_GATEWAY_PATH", default=str(VAR_DIR / "processor.sqlite3"))
+)
+LOJIX_SIMULATED_GATEWAY_FAULTS = env.json("LOJIX_SIMULATED_GATEWAY_FAULTS", default={})
 
 # Celery: Redis (or RabbitMQ) by URL; otherwise kombu's filesystem transport, no server needed.
 REDIS_URL = env("REDIS_URL", default="")

@@ -27,7 +27,6 @@ from core.models import Notification
 from credits.models import CreditGrant, CreditTransaction, DiscountCode
 from orders.admin import POLICY_FIELDSETS, policy_fieldsets
 from orders.models import (
-    GatewayOperation,
     MenuItem,
     Order,
     OrderEvent,
@@ -60,7 +59,6 @@ READ_ONLY = [
     OrderItem,
     OrderEvent,
     Payment,
-    GatewayOperation,
     Refund,
     RestaurantLedgerEntry,
     CreditGrant,
@@ -133,7 +131,6 @@ def one_of_each(buyer, restaurant, menu, partner, agent):
         OrderItem: order.items.get(),
         OrderEvent: order.events.first(),
         Payment: order.payments.get(),
-        GatewayOperation: GatewayOperation.objects.get(reference=refund.gateway_reference),
         Refund: refund,
         RestaurantLedgerEntry: RestaurantLedgerEntry.objects.get(order=picked_up, kind="sale"),
         CreditGrant: grant,

@@ -13,9 +13,16 @@ from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from credits.models import CreditGrant, CreditTransaction, DiscountCode
-from orders.models import GatewayOperation, Order, OrderEvent, OrderItem, Payment
+from orders.models import Order, OrderEvent, OrderItem, Payment
 from refunds.services.execution import refund_order
-from tests.conftest import advance, give_credit, place_order, token_client
+from tests.conftest import (
+    advance,
+    give_credit,
+    place_order,
+    processor_charges,
+    processor_refunds,
+    token_client,
+)
 from tests.factories import DiscountCodeFactory, MenuItemFactory, RestaurantFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -39,8 +46,9 @@ def order_body(restaurant, menu, **overrides) -> dict:
 
 
 def counts() -> dict:
-    models = [Order, OrderItem, OrderEvent, Payment, GatewayOperation, CreditTransaction]
-    return {model.__name__: model.objects.count() for model in models}
+    models = [Order, OrderItem, OrderEvent, Payment, CreditTransaction]
+    counts = {model.__name__: model.objects.count() for model in models}
+    return counts | {"processor": len(processor_charges()) + len(processor_refunds())}
 
 
 # -- listing -------------------------------------------------------------------------------

@@ -12,12 +12,18 @@ from rest_framework.test import APIClient
 
 from core.models import IdempotencyRecord, Notification
 from credits.models import CreditGrant, CreditTransaction
-from orders.models import GatewayOperation, Order, OrderEvent
+from orders.models import Order, OrderEvent
 from orders.services.cancellation import order_cancel_by_buyer
 from orders.services.terms import restaurant_update_terms
 from refunds.models import Refund, RestaurantLedgerEntry
 from tests.concurrency import run_concurrently
-from tests.conftest import advance, give_credit, place_order, token_client
+from tests.conftest import (
+    advance,
+    give_credit,
+    place_order,
+    processor_refunds,
+    token_client,
+)
 from tests.factories import MenuItemFactory, RestaurantFactory
 
 pytestmark = pytest.mark.django_db
@@ -76,7 +82,7 @@ def money_moved() -> dict:
     """Everything a cancellation writes; equal before and after a refusal."""
     return {
         "refunds": Refund.objects.count(),
-        "gateway_refunds": GatewayOperation.objects.filter(kind="refund").count(),
+        "gateway_refunds": len(processor_refunds()),
         "events": OrderEvent.objects.count(),
         "credit_transactions": CreditTransaction.objects.count(),
         "grants": CreditGrant.objects.count(),
@@ -357,7 +363,7 @@ def test_another_buyers_order_is_a_404_like_a_missing_one(api_as, other_buyer, p
 def _cancel_refund_counts(order) -> tuple[int, int, int]:
     return (
         Refund.objects.filter(order=order).count(),
-        GatewayOperation.objects.filter(kind="refund").count(),
+        len(processor_refunds()),
         OrderEvent.objects.filter(order=order, name="cancel").count(),
     )
 
@@ -468,7 +474,7 @@ def test_partner_approves_and_the_buyer_gets_paid_less_the_fee(api_as, buyer, pa
     # 21.24 = 24.99 - 3.75, by origin: card 19.99 x 21.24 / 24.99, the rest as account credit
     assert refunds_of(requested) == [("card", D("16.99")), ("account_credit", D("4.25"))]
     assert sum(amount for _, amount in refunds_of(requested)) == D("21.24")
-    assert GatewayOperation.objects.filter(kind="refund").count() == 1
+    assert len(processor_refunds()) == 1
     [fee] = RestaurantLedgerEntry.objects.all()
     assert (fee.kind, fee.amount, fee.order_id, fee.restaurant_id) == (
         "cancellation_fee", D("3.75"), requested.pk, requested.restaurant_id,
@@ -602,7 +608,7 @@ def test_restaurant_cancels_once_with_full_refund_goodwill_and_the_explanation(
     )  # fmt: skip
     # the full 24.99 back, once
     assert refunds_of(order) == [("card", D("19.99")), ("account_credit", D("5.00"))]
-    assert GatewayOperation.objects.filter(kind="refund").count() == 1
+    assert len(processor_refunds()) == 1
     [goodwill] = CreditGrant.objects.filter(source="restaurant_cancel_goodwill")
     assert (goodwill.buyer, goodwill.kind, goodwill.amount, goodwill.order) == (
         buyer, "promo", D("5.00"), order,

@@ -7,9 +7,10 @@ import pytest
 
 from core.errors import DomainError, InvalidInput
 from credits.models import CreditGrant, CreditTransaction, DiscountCode
-from orders.models import GatewayOperation, Order, OrderEvent, Payment
+from orders.gateway import get_gateway
+from orders.models import Order, OrderEvent, Payment
 from tests.concurrency import run_concurrently
-from tests.conftest import give_credit, place_order
+from tests.conftest import give_credit, place_order, processor_charges
 from tests.factories import DiscountCodeFactory, MenuItemFactory, RestaurantFactory
 
 pytestmark = pytest.mark.django_db
@@ -40,7 +41,10 @@ def test_order_with_code_and_credit_records_every_figure(buyer, restaurant, menu
     ]
     payment = order.payments.get()
     assert (payment.amount, payment.status) == (D("21.99"), Payment.Status.SUCCEEDED)
-    assert GatewayOperation.objects.get(reference=payment.gateway_reference).amount == D("21.99")
+    charge = get_gateway().find(idempotency_key=payment.idempotency_key)
+    assert (charge.reference, charge.amount, charge.status) == (
+        payment.gateway_reference, D("21.99"), "succeeded",
+    )  # fmt: skip
     promo.refresh_from_db()
     account.refresh_from_db()
     assert (promo.remaining, account.remaining) == (D("0.00"), D("0.00"))
@@ -56,14 +60,14 @@ def test_fully_credited_order_charges_nothing(buyer, restaurant, menu):
     order = place_order(buyer, restaurant, {menu["Tiramisu"]: 1}, use_credit=True)
     assert (order.amount_charged, order.account_credit_applied) == (D("0.00"), D("8.99"))
     assert not order.payments.exists()
-    assert not GatewayOperation.objects.exists()
+    assert processor_charges() == []
 
 
 def _nothing_created():
     return (
         Order.objects.count(),
         Payment.objects.count(),
-        GatewayOperation.objects.count(),
+        len([c for c in processor_charges() if c.status == "succeeded"]),
         CreditTransaction.objects.exclude(kind="grant").count(),
         OrderEvent.objects.count(),
     ) == (0, 0, 0, 0, 0)
@@ -105,7 +109,7 @@ def test_a_used_code_stays_used_when_reused_by_the_same_buyer_on_a_multi_use_cod
         ("declined card", "payment_declined"),
     ],
 )
-def test_refusals_create_nothing(now, buyer, restaurant, menu, setup, expected_code):
+def test_refusals_create_nothing(now, settings, buyer, restaurant, menu, setup, expected_code):
     item, quantity, kwargs = menu["Margherita"], 1, {}
     if setup == "closed":
         restaurant.opens_at, restaurant.closes_at = dt.time(3, 0), dt.time(3, 1)
@@ -128,8 +132,7 @@ def test_refusals_create_nothing(now, buyer, restaurant, menu, setup, expected_c
     elif setup == "unknown code":
         kwargs["discount_code"] = "NOPE"
     elif setup == "declined card":
-        restaurant.name = "DECLINE test kitchen"
-        restaurant.save()
+        settings.LOJIX_SIMULATED_GATEWAY_FAULTS = {"charge": "decline"}
     give_credit(buyer, "5.00")
 
     with pytest.raises(DomainError) as refused:

@@ -9,11 +9,12 @@ from django.core.management.base import CommandError
 
 from core.errors import DomainError, InvalidInput
 from credits.models import CreditGrant, CreditTransaction
-from orders.models import GatewayOperation, Order
+from orders.gateway import SimulatedGateway, get_gateway
+from orders.models import Order, Payment
 from refunds.models import Refund
 from refunds.services.execution import refund_execute, refund_order
 from tests.concurrency import run_concurrently
-from tests.conftest import give_credit, place_order
+from tests.conftest import give_credit, place_order, processor_refunds
 
 pytestmark = pytest.mark.django_db
 
@@ -48,7 +49,12 @@ def test_full_refund_goes_back_where_it_came_from(mixed_order):
         ("account_credit", D("10.00"), "succeeded"),
     ]
     card = refunds[0]
-    assert GatewayOperation.objects.get(kind="refund").reference == card.gateway_reference
+    [made] = processor_refunds()
+    assert (made.reference, made.amount, made.status) == (
+        card.gateway_reference,
+        D("23.99"),
+        "succeeded",
+    )
     # L-4.2 from Friday 20 Nov 2026: processed within 3 business days (Thanksgiving, 26 Nov, is
     # a US holiday), at the bank 5-10 business days later.
     assert card.expected_processed_by == dt.date(2026, 11, 25)
@@ -70,7 +76,7 @@ def test_partial_refund_is_split_in_proportion(mixed_order):
 def test_buyer_may_take_everything_as_account_credit(mixed_order):
     refunds = refund(mixed_order, "33.99", method="account_credit")
     assert [(r.destination, r.amount) for r in refunds] == [("account_credit", D("33.99"))]
-    assert not GatewayOperation.objects.filter(kind="refund").exists()
+    assert processor_refunds() == []
 
 
 def test_the_same_key_returns_the_same_refunds(mixed_order):
@@ -78,7 +84,7 @@ def test_the_same_key_returns_the_same_refunds(mixed_order):
     again = refund(mixed_order, "33.99")
     assert [r.pk for r in again] == [r.pk for r in first]
     assert Refund.objects.count() == 2
-    assert GatewayOperation.objects.filter(kind="refund").count() == 1
+    assert len(processor_refunds()) == 1
 
 
 def test_the_same_key_with_another_amount_is_refused(mixed_order):
@@ -144,11 +150,13 @@ def test_promotional_credit_is_not_money_and_expires(mixed_order):
 
 
 def test_a_failed_card_refund_is_recorded_and_moves_nothing(mixed_order):
-    charge = GatewayOperation.objects.get(kind="charge")
-    GatewayOperation.objects.create(
-        kind="refund", idempotency_key="outside", amount=D("23.00"), currency="USD",
-        charge=charge, succeeded=True,
-    )  # fmt: skip
+    outside = get_gateway().refund(
+        charge_reference=mixed_order.payments.get().gateway_reference,
+        amount=D("23.00"),
+        currency="USD",
+        idempotency_key="outside",
+    )
+    assert outside.succeeded
     failed = refund_execute(
         order_id=mixed_order.pk,
         amount=D("23.99"),
@@ -160,7 +168,7 @@ def test_a_failed_card_refund_is_recorded_and_moves_nothing(mixed_order):
     )
     assert (failed.status, failed.failure_message) == ("failed", "Refund exceeds the charge.")
     assert mixed_order.events.filter(name="refund_failed").count() == 1
-    GatewayOperation.objects.filter(idempotency_key="outside").delete()
+    SimulatedGateway.forget(idempotency_key="outside")
 
 
 @pytest.mark.django_db(transaction=True)
@@ -175,7 +183,7 @@ def test_twenty_concurrent_calls_with_one_key_move_money_once(buyer, restaurant,
         tuple(Refund.objects.order_by("pk").values_list("pk", flat=True))
     }
     assert Refund.objects.count() == 2
-    assert GatewayOperation.objects.filter(kind="refund").count() == 1
+    assert len(processor_refunds()) == 1
     assert CreditGrant.objects.filter(refund__isnull=False).count() == 1
 
 
@@ -211,8 +219,8 @@ def test_check_ledgers_fails_on_a_corrupted_ledger(mixed_order, corruption):
         Refund.objects.filter(pk=refunds[0].pk).update(amount=D("30.00"))
         expected = "but paid 33.99"
     elif corruption == "phantom refund":
-        GatewayOperation.objects.filter(kind="refund").delete()
-        expected = "no successful gateway refund"
+        SimulatedGateway.forget(idempotency_key=refunds[0].idempotency_key)
+        expected = f"no processor refund {refunds[0].gateway_reference} of 23.99"
     else:
         Order.objects.filter(pk=mixed_order.pk).update(total=D("30.00"))
         expected = "total 30.00 is not lines \\+ fee - discount"
@@ -226,3 +234,76 @@ def test_check_ledgers_fails_on_a_corrupted_ledger(mixed_order, corruption):
     Order.objects.filter(pk=mixed_order.pk).update(total=mixed_order.total)
     if corruption == "phantom refund":
         Refund.objects.filter(pk=refunds[0].pk).update(status="failed")
+
+
+# -- check_ledgers reconciles lojix's card money with the processor's records (D-5) -----------
+
+
+def _outside_refund(payment):
+    get_gateway().refund(
+        charge_reference=payment.gateway_reference,
+        amount=D("1.00"),
+        currency="USD",
+        idempotency_key="outside",
+    )
+
+
+RECONCILIATION = {
+    # case: (corrupt(payment, card refund), expected report, put right(payment, card refund))
+    "processor lacks the charge": (
+        lambda p, r: Payment.objects.filter(pk=p.pk).update(idempotency_key="ghost"),
+        r"Payment 23.99 succeeded \(sim_ch_\w+\) \(ghost\): the processor has nothing",
+        lambda p, r: Payment.objects.filter(pk=p.pk).update(idempotency_key=p.idempotency_key),
+    ),
+    "another charge reference": (
+        lambda p, r: Payment.objects.filter(pk=p.pk).update(gateway_reference="sim_ch_other"),
+        r"\(order:\d+:charge\): the processor charged 23.99 as sim_ch_\w+",
+        lambda p, r: Payment.objects.filter(pk=p.pk).update(gateway_reference=p.gateway_reference),
+    ),
+    "processor lacks the refund": (
+        lambda p, r: SimulatedGateway.forget(idempotency_key=r.idempotency_key),
+        r"Refund 7.06 to card \(succeeded\) \(k1:card\): no processor refund sim_re_\w+ of 7.06",
+        lambda p, r: Refund.objects.filter(pk=r.pk).update(status="failed"),
+    ),
+    "another refund amount": (
+        lambda p, r: Refund.objects.filter(pk=r.pk).update(amount=D("7.00")),
+        "lojix refunded 7.00 to the card, the processor 7.06",
+        lambda p, r: Refund.objects.filter(pk=r.pk).update(amount=r.amount),
+    ),
+    "lojix records the refund as failed": (
+        lambda p, r: Refund.objects.filter(pk=r.pk).update(status="failed"),
+        r"the processor refunded 7.06 \(sim_re_\w+, key k1:card\) that lojix does not record",
+        lambda p, r: Refund.objects.filter(pk=r.pk).update(status="succeeded"),
+    ),
+    "a refund lojix never made": (
+        lambda p, r: _outside_refund(p),
+        r"the processor refunded 1.00 \(sim_re_\w+, key outside\) that lojix does not record",
+        lambda p, r: SimulatedGateway.forget(idempotency_key="outside"),
+    ),
+}
+
+
+@pytest.mark.parametrize("case", RECONCILIATION)
+def test_check_ledgers_fails_when_lojix_and_the_processor_disagree(mixed_order, case):
+    corrupt, expected, put_right = RECONCILIATION[case]
+    card, _ = refund(mixed_order, "10.00")  # 7.06 to the card
+    payment = mixed_order.payments.get()
+    call_command("check_ledgers")
+
+    corrupt(payment, card)
+
+    with pytest.raises(CommandError, match=expected):
+        call_command("check_ledgers")
+    put_right(payment, card)
+
+
+def test_check_ledgers_fails_when_the_processor_voided_a_paid_charge(mixed_order):
+    payment = mixed_order.payments.get()
+    get_gateway().void(charge_reference=payment.gateway_reference, idempotency_key="void")
+
+    with pytest.raises(
+        CommandError, match=r"\(order:\d+:charge\): the processor has charge voided"
+    ):
+        call_command("check_ledgers")
+    # Put it right: a payment made through another processor is not asked about here.
+    Payment.objects.filter(pk=payment.pk).update(gateway="retired")
