@@ -107,11 +107,10 @@ class IdempotencyRecordAdmin(ReadOnlyModelAdmin):
         "method",
         "path",
         "key",
-        "status",
         "response_status",
         "completed_at",
     )
-    list_filter = ("status", "method", "response_status", "created_at")
+    list_filter = ("method", "response_status", "created_at")
     search_fields = ("key", "path", "user__username", "user__email")
     date_hierarchy = "created_at"
     list_select_related = ("user",)

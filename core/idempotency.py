@@ -7,15 +7,47 @@ idempotency-key draft (D-10).
 - A repeat while the first request is still running is a 409 (`idempotency_key_in_progress`).
 - Keys are scoped per user and kept 24 hours; an older record is ignored and replaced.
 
-The record is committed `in_progress` before the work runs, so a concurrent repeat sees it
-(the unique (user, key) constraint decides the race), and completed after. Successful and 4xx
-responses are stored; if the work fails with a 5xx the record is deleted so a retry can run.
+The key's record is written in the same transaction as the effect it guards, so the two commit
+together or not at all: a retry of a request that committed replays its result (even if the
+answer never reached the client), and a request that committed nothing (it crashed, answered a
+5xx, or lost its database connection before the commit) can be retried at once.
+
+A keyed request first looks for a committed record and replays it (or answers 422). Otherwise
+it runs in one `transaction.atomic(durable=True)` block that
+
+1. takes a lock on (user, key) that does not wait. On PostgreSQL it is
+   `pg_try_advisory_xact_lock` on a stable 64-bit hash of the two, released by the commit or
+   rollback; not getting it means the first request is still running: 409. On SQLite (the
+   embedded default) there is no advisory lock and none is needed: the database is configured
+   with `transaction_mode: IMMEDIATE`, so the block's `BEGIN IMMEDIATE` takes the database's
+   write lock, a concurrent repeat waits for the first to commit (up to the 30 s busy timeout)
+   and then replays its result instead of getting a 409;
+2. looks for a committed record again (the first request may have committed meanwhile) and
+   replays it;
+3. runs the handler. The services it calls open their own `transaction.atomic` blocks, which
+   nest as savepoints (none of them may be `durable`);
+4. stores the response: a success or a 4xx refusal (a refusal changes nothing, and its answer
+   is final) is saved and committed with the effect; a 5xx rolls back everything, record
+   included, and so does any exception.
+
+The unique (user, key) constraint stays as the backstop: if the insert of the record still hits
+it, someone else committed that key first, so this transaction rolls back and their result is
+replayed.
+
+Work that must happen outside any transaction (a card charge) goes in the view's optional
+`prepare_idempotent(request, *args, **kwargs)`: it runs after the lookup (so not for a replay)
+and before the transaction, and its return value reaches the handler as
+`request.idempotent_prepared`. It runs before the lock, so a concurrent repeat may run it too:
+it must be idempotent itself (a gateway call keyed by the request's key). A refusal it raises
+is stored and replayed like one from the handler.
 """
 
 import datetime as dt
 import functools
 import hashlib
 import json
+from collections.abc import Callable
+from dataclasses import dataclass
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -69,42 +101,64 @@ class IdempotencyKeyInProgress(APIException):
 
 def idempotent(handler):
     """Make a mutating APIView method (`post`, `put`, `patch`, `delete`) honour the
-    `Idempotency-Key` header.
+    `Idempotency-Key` header (D-10), as the module docstring describes.
 
     Runs inside the view's dispatch, after authentication, permissions and throttling, so the
-    key is scoped to the authenticated user. Requests without the header run as usual.
+    key is scoped to the authenticated user. Requests without the header run as usual, outside
+    any transaction of the decorator's. If the view defines `prepare_idempotent`, it is called
+    first and its result set as `request.idempotent_prepared`, with or without a key.
+
+    Errors (answered by the view): 400 `idempotency_key_invalid`, 422
+    `idempotency_key_mismatch`, 409 `idempotency_key_in_progress`. Takes the (user, key)
+    advisory lock on PostgreSQL for the length of its transaction.
     """
 
     @functools.wraps(handler)
     def wrapper(view, request, *args, **kwargs):
         key = request.headers.get(HEADER)
         if key is None or not request.user.is_authenticated:
+            _prepare(view, request, args, kwargs)
             return handler(view, request, *args, **kwargs)
         _check_key(key)
-        record, created = idempotency_record_begin(
+        claim = Claim(
             user=request.user,
             key=key,
             method=request.method,
             path=request.path,
             fingerprint=request_fingerprint(request),
-            now=timezone.now(),
         )
-        if not created:
-            return _replay(record)
+        now = timezone.now()
+        replay = _replay_committed(claim, now=now)
+        if replay is not None:
+            return replay
         try:
-            try:
-                response = handler(view, request, *args, **kwargs)
-            except Exception as error:
-                # Refusals become their 4xx response here, so they are stored like successes.
-                response = view.handle_exception(error)
-        except BaseException:
-            idempotency_record_abandon(record)
-            raise
-        idempotency_record_complete(record, response)
-        return response
+            _prepare(view, request, args, kwargs)
+        except Exception as error:
+            refusal = view.handle_exception(error)  # anything but a refusal propagates
+            if refusal.status_code >= 500:
+                return refusal
+            return idempotency_respond_once(claim, lambda: refusal, now=now)
+        return idempotency_respond_once(
+            claim, functools.partial(_respond, view, handler, request, args, kwargs), now=now
+        )
 
     wrapper.is_idempotent = True
     return extend_schema(parameters=[IDEMPOTENCY_KEY_PARAMETER])(wrapper)
+
+
+def _prepare(view, request, args, kwargs) -> None:
+    prepare = getattr(view, "prepare_idempotent", None)
+    if prepare is not None:
+        request.idempotent_prepared = prepare(request, *args, **kwargs)
+
+
+def _respond(view, handler, request, args, kwargs) -> Response:
+    try:
+        return handler(view, request, *args, **kwargs)
+    except Exception as error:
+        # Refusals become their 4xx response here, so they are stored like successes; an error
+        # DRF does not handle propagates and rolls the transaction back.
+        return view.handle_exception(error)
 
 
 def _check_key(key: str) -> None:
@@ -155,67 +209,111 @@ def _update_with_value(digest, value) -> None:
         digest.update(json.dumps(str(value)).encode())
 
 
-# -- services: each statement commits on its own, outside any request transaction ----------
+# -- the record and its transaction -------------------------------------------------------
 
 
-def idempotency_record_begin(
-    *, user, key: str, method: str, path: str, fingerprint: str, now: dt.datetime
-) -> tuple[IdempotencyRecord, bool]:
-    """Claim the key for this request and commit the claim, or return the completed record to
-    replay. Returns `(record, created)`.
+@dataclass(frozen=True)
+class Claim:
+    """What a keyed request asks for: its user and key, and what the key must stay bound to."""
 
-    Raises `IdempotencyKeyMismatch` if the key was used for another request and
-    `IdempotencyKeyInProgress` if its first request is still running. A record older than
-    `RETENTION` no longer counts: it is deleted and the key claimed afresh.
+    user: object
+    key: str
+    method: str
+    path: str
+    fingerprint: str
+
+
+def idempotency_lock_id(*, user_id: int, key: str) -> int:
+    """The id of the PostgreSQL advisory lock on (user, key): a signed 64-bit number from a
+    hash that is the same in every process (unlike `hash()`). Two pairs sharing an id only
+    make one of them answer 409 while the other runs."""
+    digest = hashlib.blake2b(f"idempotency-key:{user_id}:{key}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+class _KeyCommittedMeanwhile(Exception):
+    """The record's insert hit the unique (user, key) constraint."""
+
+
+def idempotency_respond_once(
+    claim: Claim, respond: Callable[[], Response], *, now: dt.datetime
+) -> Response:
+    """Run `respond` and commit its effect together with the key's record, or replay the
+    response committed for the key first; `now` is when the request arrived.
+
+    Opens a durable transaction (raises `RuntimeError` if called inside one) and takes the
+    non-waiting (user, key) lock in it. Raises `IdempotencyKeyInProgress` (409) if another
+    transaction holds the key, `IdempotencyKeyMismatch` (422) if the key was committed for
+    another request. A response of 500 or more is returned but rolled back, record and effect;
+    an exception from `respond` rolls everything back and propagates.
     """
-    for _attempt in range(3):
-        try:
-            with transaction.atomic(durable=True):
-                record = IdempotencyRecord.objects.create(
-                    user=user,
-                    key=key,
-                    method=method,
-                    path=path,
-                    fingerprint=fingerprint,
-                    created_at=now,
-                )
-            return record, True
-        except IntegrityError:
-            pass  # the key is taken: look at what holds it
-        existing = IdempotencyRecord.objects.filter(user=user, key=key).first()
-        if existing is None:
-            continue  # its request failed and released the key meanwhile
-        if existing.created_at <= now - RETENTION:
-            IdempotencyRecord.objects.filter(
-                pk=existing.pk, created_at=existing.created_at
-            ).delete()
-            continue
-        if (existing.method, existing.path, existing.fingerprint) != (method, path, fingerprint):
-            raise IdempotencyKeyMismatch()
-        if existing.status == IdempotencyRecord.Status.IN_PROGRESS:
-            raise IdempotencyKeyInProgress()
-        return existing, False
-    raise IdempotencyKeyInProgress()
+    try:
+        with transaction.atomic(durable=True):
+            if not _lock(claim):
+                raise IdempotencyKeyInProgress()
+            replay = _replay_committed(claim, now=now, delete_expired=True)
+            if replay is not None:
+                return replay
+            response = respond()
+            if response.status_code >= 500:
+                transaction.set_rollback(True)
+                return response
+            _record(claim, response, now=now)
+        return response
+    except _KeyCommittedMeanwhile as race:
+        replay = _replay_committed(claim, now=now)
+        if replay is None:
+            raise race.__cause__ from None
+        return replay
 
 
-def idempotency_record_complete(record: IdempotencyRecord, response: Response) -> None:
-    """Store the response of the request that claimed the key, for replays; a 5xx is not
-    stored, and releases the key so the request can be retried."""
-    if response.status_code >= 500:
-        idempotency_record_abandon(record)
-        return
-    body = json.dumps(response.data, cls=JSONEncoder, ensure_ascii=False)
-    IdempotencyRecord.objects.filter(pk=record.pk).update(
-        status=IdempotencyRecord.Status.COMPLETED,
-        response_status=response.status_code,
-        response_body=body,
-        completed_at=timezone.now(),
-    )
+def _lock(claim: Claim) -> bool:
+    connection = transaction.get_connection()
+    if connection.vendor != "postgresql":
+        return True  # SQLite: BEGIN IMMEDIATE already holds the write lock (module docstring)
+    with connection.cursor() as cursor:
+        lock_id = idempotency_lock_id(user_id=claim.user.pk, key=claim.key)
+        cursor.execute("SELECT pg_try_advisory_xact_lock(%s)", [lock_id])
+        return cursor.fetchone()[0]
 
 
-def idempotency_record_abandon(record: IdempotencyRecord) -> None:
-    """Release a key whose request failed, so a retry runs the work."""
-    IdempotencyRecord.objects.filter(pk=record.pk).delete()
+def _replay_committed(
+    claim: Claim, *, now: dt.datetime, delete_expired: bool = False
+) -> Response | None:
+    """The replay of the key's committed record, or None if there is none younger than
+    `RETENTION` (an expired one is deleted if `delete_expired`). Raises
+    `IdempotencyKeyMismatch` if the record is for another request."""
+    record = IdempotencyRecord.objects.filter(user=claim.user, key=claim.key).first()
+    if record is None:
+        return None
+    if record.created_at <= now - RETENTION:
+        if delete_expired:
+            record.delete()
+        return None
+    if (record.method, record.path, record.fingerprint) != (
+        claim.method,
+        claim.path,
+        claim.fingerprint,
+    ):
+        raise IdempotencyKeyMismatch()
+    return _replay(record)
+
+
+def _record(claim: Claim, response: Response, *, now: dt.datetime) -> None:
+    try:
+        IdempotencyRecord.objects.create(
+            user=claim.user,
+            key=claim.key,
+            method=claim.method,
+            path=claim.path,
+            fingerprint=claim.fingerprint,
+            response_status=response.status_code,
+            response_body=json.dumps(response.data, cls=JSONEncoder, ensure_ascii=False),
+            created_at=now,
+            completed_at=timezone.now(),
+        )
+    except IntegrityError as error:
+        raise _KeyCommittedMeanwhile() from error
 
 
 def idempotency_record_ids_expired(*, now: dt.datetime, limit: int) -> list[int]:

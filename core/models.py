@@ -9,13 +9,9 @@ from django.utils import timezone
 class IdempotencyRecord(models.Model):
     """One `Idempotency-Key` a user sent to a mutating API endpoint, and what it answered (D-10).
 
-    The row exists, `in_progress`, while the first request runs, so a concurrent repeat is
-    refused; once `completed` it holds the response that repeats get back. Kept 24 hours.
+    Written in the same transaction as the effect of the request it answered, so it exists
+    exactly when that effect was committed; repeats get its response back. Kept 24 hours.
     """
-
-    class Status(models.TextChoices):
-        IN_PROGRESS = "in_progress", "In progress"
-        COMPLETED = "completed"
 
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="idempotency_records"
@@ -24,26 +20,20 @@ class IdempotencyRecord(models.Model):
     method = models.CharField(max_length=10)
     path = models.CharField(max_length=2000)
     fingerprint = models.CharField(max_length=64, help_text="sha256 of the request body.")
-    status = models.CharField(max_length=12, choices=Status.choices, default=Status.IN_PROGRESS)
-    response_status = models.PositiveSmallIntegerField(null=True, blank=True)
+    response_status = models.PositiveSmallIntegerField()
     # The JSON text as first sent: jsonb would reorder its keys, and a replay must be the same.
     response_body = models.TextField(blank=True)
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
-    completed_at = models.DateTimeField(null=True, blank=True)
+    completed_at = models.DateTimeField(help_text="When the response was stored.")
 
     class Meta:
         ordering = ["created_at", "pk"]
         constraints = [
             models.UniqueConstraint(fields=["user", "key"], name="idempotency_key_once_per_user"),
-            models.CheckConstraint(
-                condition=Q(status="in_progress", response_status__isnull=True)
-                | Q(status="completed", response_status__isnull=False),
-                name="idempotency_record_completed_has_response",
-            ),
         ]
 
     def __str__(self):
-        return f"{self.method} {self.path} [{self.key}] {self.status}"
+        return f"{self.method} {self.path} [{self.key}] {self.response_status}"
 
 
 class Notification(models.Model):

@@ -1,6 +1,7 @@
 """`Idempotency-Key` on mutating API endpoints (D-10), through `POST /api/orders/` and the
 seller actions, on PostgreSQL; concurrent repeats with real threads."""
 
+import contextlib
 import datetime as dt
 import json
 import threading
@@ -9,7 +10,7 @@ import time
 import pytest
 from django.conf import settings
 from django.core.files.uploadedfile import SimpleUploadedFile
-from django.db import connection
+from django.db import OperationalError, close_old_connections, connection, transaction
 from django.test import RequestFactory
 from django.test.client import encode_multipart
 from django.urls import URLPattern, URLResolver, get_resolver
@@ -17,21 +18,27 @@ from django.utils import timezone
 from rest_framework.exceptions import APIException
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
-from rest_framework.test import APIClient
+from rest_framework.response import Response
+from rest_framework.test import APIClient, APIRequestFactory, force_authenticate
+from rest_framework.views import APIView
 
 import orders.api.views
+from core.errors import DomainError
 from core.idempotency import (
     body_fingerprint,
+    idempotency_lock_id,
     idempotency_records_purge,
+    idempotent,
     request_fingerprint,
 )
-from core.models import IdempotencyRecord
+from core.models import IdempotencyRecord, Notification
 from core.tasks import purge_idempotency_records
 from credits.models import CreditTransaction
 from orders.models import Order, OrderEvent, Payment
 from orders.services.placement import order_place
+from refunds.models import Refund
 from tests.concurrency import run_concurrently
-from tests.conftest import place_order
+from tests.conftest import place_order, processor_refunds
 
 pytestmark = pytest.mark.django_db
 
@@ -76,7 +83,7 @@ def test_a_repeat_replays_the_first_response_and_places_one_order(api_as, buyer,
     assert (record.user, record.key, record.method, record.path) == (
         buyer, "order-7f3a", "POST", ORDERS,
     )  # fmt: skip
-    assert (record.status, record.response_status) == ("completed", 201)
+    assert record.response_status == 201
     assert json.loads(record.response_body) == first.json()
 
 
@@ -119,30 +126,54 @@ def test_same_key_on_another_endpoint_is_a_422(api_as, buyer, partner, restauran
     assert Order.objects.get().status == "accepted"
 
 
-def test_a_repeat_while_the_first_is_running_is_a_409(api_as, buyer, body):
-    IdempotencyRecord.objects.create(
-        user=buyer,
-        key="k1",
-        method="POST",
-        path=ORDERS,
-        fingerprint=body_fingerprint(json.dumps(body).encode()),
-    )
+@contextlib.contextmanager
+def key_held_by_a_running_request(user, key):
+    """Another connection holds the key's lock in an open transaction, as the first request
+    does while it runs."""
+    held, release = threading.Event(), threading.Event()
 
-    response = post(api_as(buyer), body, key="k1")
+    def first_request():
+        try:
+            with transaction.atomic(), connection.cursor() as cursor:
+                lock_id = idempotency_lock_id(user_id=user.pk, key=key)
+                cursor.execute("SELECT pg_advisory_xact_lock(%s)", [lock_id])
+                held.set()
+                release.wait(timeout=30)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=first_request)
+    thread.start()
+    assert held.wait(timeout=30)
+    try:
+        yield
+    finally:
+        release.set()
+        thread.join(timeout=30)
+
+
+def test_a_repeat_while_the_first_is_running_is_a_409(api_as, buyer, body):
+    with key_held_by_a_running_request(buyer, "k1"):
+        response = post(api_as(buyer), body, key="k1")
 
     assert response.status_code == 409
     assert response.json()["code"] == "idempotency_key_in_progress"
     assert counts() == [0, 0, 0, 0]
-    assert IdempotencyRecord.objects.get().status == "in_progress"
+    assert not IdempotencyRecord.objects.exists()
 
 
-def test_a_different_body_while_the_first_is_running_is_a_422(api_as, buyer, body):
-    IdempotencyRecord.objects.create(
-        user=buyer, key="k1", method="POST", path=ORDERS, fingerprint="0" * 64
-    )
-    response = post(api_as(buyer), body, key="k1")
-    assert response.status_code == 422
-    assert not Order.objects.exists()
+def test_a_different_body_while_the_first_is_running_is_a_409_then_a_422(api_as, buyer, body, menu):
+    # What the running request asked for is only known once it commits.
+    client = api_as(buyer)
+    other = body | {"items": [{"menu_item": menu["Tiramisu"].pk, "quantity": 1}]}
+    with key_held_by_a_running_request(buyer, "k1"):
+        running = post(client, other, key="k1")
+    post(client, body, key="k1")
+
+    committed = post(client, other, key="k1")
+
+    assert (running.status_code, committed.status_code) == (409, 422)
+    assert Order.objects.count() == 1
 
 
 def test_keys_are_scoped_per_user(api_as, buyer, other_buyer, body):
@@ -189,23 +220,30 @@ def test_a_refusal_is_stored_and_replayed(api_as, buyer, body):
 
     first = post(client, bad, key="k1")
     again = post(client, bad, key="k1")
+    corrected = post(client, body, key="k1")
 
     assert (first.status_code, again.status_code) == (400, 400)
     assert first.json()["code"] == "unknown_menu_item"
     assert again.content == first.content
     assert again["Idempotent-Replayed"] == "true"
+    assert corrected.status_code == 422
+    assert corrected.json()["code"] == "idempotency_key_mismatch"
     assert counts() == [0, 0, 0, 0]
     assert IdempotencyRecord.objects.get().response_status == 400
 
 
-def test_a_crash_releases_the_key_so_a_retry_runs(api_as, buyer, body, monkeypatch):
-    def crash(**kwargs):
-        raise RuntimeError("database went away")
+def test_a_crash_rolls_back_the_work_and_leaves_no_record_so_a_retry_runs(
+    api_as, buyer, body, monkeypatch
+):
+    def place_then_crash(**kwargs):
+        order_place(**kwargs)
+        raise RuntimeError("the process died after the order was written")
 
-    monkeypatch.setattr(orders.api.views, "order_place", crash)
+    monkeypatch.setattr(orders.api.views, "order_place", place_then_crash)
     client = api_as(buyer)
     with pytest.raises(RuntimeError):
         post(client, body, key="k1")
+    assert counts() == [0, 0, 0, 0]
     assert not IdempotencyRecord.objects.exists()
 
     monkeypatch.setattr(orders.api.views, "order_place", order_place)
@@ -213,21 +251,28 @@ def test_a_crash_releases_the_key_so_a_retry_runs(api_as, buyer, body, monkeypat
 
     assert retry.status_code == 201
     assert "Idempotent-Replayed" not in retry
-    assert Order.objects.count() == 1
-    assert IdempotencyRecord.objects.get().status == "completed"
+    assert (Order.objects.count(), Payment.objects.count()) == (1, 1)
+    assert IdempotencyRecord.objects.get().response_status == 201
 
 
-def test_a_5xx_answer_is_not_stored(api_as, buyer, body, monkeypatch):
+def test_a_5xx_answer_rolls_back_the_work_and_is_not_stored(api_as, buyer, body, monkeypatch):
     class GatewayDown(APIException):
         status_code = 503
 
-    def unavailable(**kwargs):
+    def place_then_unavailable(**kwargs):
+        order_place(**kwargs)
         raise GatewayDown()
 
-    monkeypatch.setattr(orders.api.views, "order_place", unavailable)
-    response = post(api_as(buyer), body, key="k1")
+    monkeypatch.setattr(orders.api.views, "order_place", place_then_unavailable)
+    client = api_as(buyer)
+    response = post(client, body, key="k1")
     assert response.status_code == 503
+    assert counts() == [0, 0, 0, 0]
     assert not IdempotencyRecord.objects.exists()
+
+    monkeypatch.setattr(orders.api.views, "order_place", order_place)
+    assert post(client, body, key="k1").status_code == 201
+    assert Order.objects.count() == 1
 
 
 # -- 24 hours ----------------------------------------------------------------------------------
@@ -263,10 +308,10 @@ def _record(user, key, age):
         method="POST",
         path=ORDERS,
         fingerprint="0" * 64,
-        status="completed",
         response_status=201,
         response_body="{}",
         created_at=timezone.now() - age,
+        completed_at=timezone.now() - age,
     )
 
 
@@ -398,25 +443,284 @@ def test_many_concurrent_posts_with_one_key_place_one_order(buyer, body):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_the_claim_is_committed_before_the_work_runs(buyer, body, monkeypatch):
+def test_the_record_commits_with_the_work_and_the_key_is_locked_meanwhile(buyer, body, monkeypatch):
     seen_from_another_connection = []
 
     def observing_order_place(**kwargs):
+        order = order_place(**kwargs)
+
         def look():
+            with connection.cursor() as cursor:
+                lock_id = idempotency_lock_id(user_id=buyer.pk, key="k1")
+                cursor.execute("SELECT pg_try_advisory_lock(%s)", [lock_id])
+                [locked] = cursor.fetchone()
             seen_from_another_connection.extend(
-                IdempotencyRecord.objects.values_list("key", "status")
+                [IdempotencyRecord.objects.count(), Order.objects.count(), locked]
             )
-            connection.close()
+            connection.close()  # ends the session, and with it a lock it may have taken
 
         thread = threading.Thread(target=look)
         thread.start()
         thread.join()
-        return order_place(**kwargs)
+        return order
 
     monkeypatch.setattr(orders.api.views, "order_place", observing_order_place)
     client = APIClient()
     client.force_authenticate(buyer)
 
     assert post(client, body, key="k1").status_code == 201
-    assert seen_from_another_connection == [("k1", "in_progress")]
-    assert IdempotencyRecord.objects.get().status == "completed"
+    assert seen_from_another_connection == [0, 0, False]
+    assert (IdempotencyRecord.objects.count(), Order.objects.count()) == (1, 1)
+
+
+# -- a commit whose answer was lost ------------------------------------------------------------
+
+
+class KillTheConnectionAfterTheView:
+    """Test-only middleware: once the view has answered (its transaction committed), the
+    server's database connection is terminated from another connection and the response path
+    then needs the database, so the client only sees a 500."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        response = self.get_response(request)
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_backend_pid()")
+            [pid] = cursor.fetchone()
+        killer = threading.Thread(target=_terminate, args=(pid,))
+        killer.start()
+        killer.join()
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")  # raises: the connection is gone
+        return response
+
+
+def _terminate(pid: int) -> None:
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_terminate_backend(%s)", [pid])
+            for _attempt in range(100):
+                cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE pid = %s", [pid])
+                if cursor.fetchone() == (0,):
+                    return
+                time.sleep(0.05)
+    finally:
+        connection.close()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_retry_after_the_answer_was_lost_replays_the_committed_cancellation(
+    settings, buyer, restaurant
+):
+    order = place_order(buyer, restaurant)
+    url = f"/api/orders/{order.pk}/cancel/"
+    middleware = settings.MIDDLEWARE
+    settings.MIDDLEWARE = [*middleware, f"{__name__}.KillTheConnectionAfterTheView"]
+    doomed = APIClient(raise_request_exception=False)
+    doomed.force_authenticate(buyer)
+
+    lost = doomed.post(url, {}, format="json", HTTP_IDEMPOTENCY_KEY="cancel-1")
+
+    assert lost.status_code == 500
+    assert isinstance(lost.exc_info[1], OperationalError), lost.exc_info
+    settings.MIDDLEWARE = middleware
+    close_old_connections()  # what a server does when its next request starts
+    retry_client = APIClient()
+    retry_client.force_authenticate(buyer)
+    retry = retry_client.post(url, {}, format="json", HTTP_IDEMPOTENCY_KEY="cancel-1")
+
+    assert retry.status_code == 200
+    assert retry["Idempotent-Replayed"] == "true"
+    assert retry.json()["status"] == "cancelled"
+    order.refresh_from_db()
+    assert order.status == "cancelled"
+    assert OrderEvent.objects.filter(order=order, name="cancel").count() == 1
+    assert [(r.destination, r.amount) for r in Refund.objects.filter(order=order)] == [
+        ("card", order.amount_charged)
+    ]
+    assert len(processor_refunds()) == 1
+    record = IdempotencyRecord.objects.get()
+    assert (record.key, record.response_status, record.path) == ("cancel-1", 200, url)
+    assert json.loads(record.response_body) == retry.json()
+
+
+# -- the transaction around the work, through a test-only view ---------------------------------
+
+
+class NoteApi(APIView):
+    """Test-only endpoint: each effect is one Notification. `prepare_idempotent` stands for a
+    call outside the database (a card charge); `steps` lets a test pause or fail it."""
+
+    steps: dict = {}
+
+    def prepare_idempotent(self, request):
+        self.steps.get("prepare", lambda: None)()
+        if request.data.get("prepare") == "refuse":
+            raise DomainError("card_declined", "The card was declined.")
+        return f"prepared for {request.data['title']}"
+
+    @idempotent
+    def post(self, request):
+        note = Notification.objects.create(
+            user=request.user, title=request.data["title"], body=request.idempotent_prepared
+        )
+        self.steps.get("work", lambda: None)()
+        if request.data.get("work") == "crash":
+            raise RuntimeError("crashed after writing")
+        return Response({"id": note.pk, "prepared": note.body}, status=201)
+
+
+def note_post(user, payload, key=None):
+    headers = {} if key is None else {"HTTP_IDEMPOTENCY_KEY": key}
+    request = APIRequestFactory().post("/notes/", payload, format="json", **headers)
+    force_authenticate(request, user)
+    return NoteApi.as_view()(request)
+
+
+@pytest.fixture
+def steps(monkeypatch):
+    steps = {}
+    monkeypatch.setattr(NoteApi, "steps", steps)
+    return steps
+
+
+def test_prepare_runs_before_the_work_and_its_result_reaches_the_handler(buyer, steps):
+    prepared = []
+    steps["prepare"] = lambda: prepared.append("called")
+
+    first = note_post(buyer, {"title": "soup"}, key="n1")
+    replay = note_post(buyer, {"title": "soup"}, key="n1")
+    unkeyed = note_post(buyer, {"title": "salad"})
+
+    assert (first.status_code, replay.status_code, unkeyed.status_code) == (201, 201, 201)
+    assert first.data["prepared"] == "prepared for soup"
+    assert unkeyed.data["prepared"] == "prepared for salad"
+    assert replay["Idempotent-Replayed"] == "true"
+    assert replay.data == first.data
+    assert prepared == ["called", "called"]  # not for the replay
+    assert Notification.objects.count() == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_prepare_runs_outside_any_transaction_and_the_work_inside_one(buyer, steps):
+    in_transaction = []
+    steps["prepare"] = lambda: in_transaction.append(connection.in_atomic_block)
+    steps["work"] = lambda: in_transaction.append(connection.in_atomic_block)
+
+    assert note_post(buyer, {"title": "soup"}, key="n1").status_code == 201
+    assert in_transaction == [False, True]
+
+
+def test_a_refusal_from_prepare_is_stored_and_replayed(buyer):
+    first = note_post(buyer, {"title": "soup", "prepare": "refuse"}, key="n1")
+    again = note_post(buyer, {"title": "soup", "prepare": "refuse"}, key="n1")
+
+    assert (first.status_code, again.status_code) == (409, 409)
+    assert first.data["code"] == "card_declined"
+    assert again["Idempotent-Replayed"] == "true"
+    assert not Notification.objects.exists()
+    assert IdempotencyRecord.objects.get().response_status == 409
+
+
+def test_a_crash_after_writing_leaves_neither_the_effect_nor_the_record(buyer):
+    with pytest.raises(RuntimeError):
+        note_post(buyer, {"title": "soup", "work": "crash"}, key="n1")
+    assert not Notification.objects.exists()
+    assert not IdempotencyRecord.objects.exists()
+
+
+def in_another_thread(call) -> tuple[threading.Thread, list]:
+    """Start `call` in a thread with its own database connection; its result lands in the
+    list."""
+    results = []
+
+    def run():
+        try:
+            results.append(call())
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread, results
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_repeat_while_the_first_runs_is_a_409_and_changes_nothing(buyer, steps):
+    inside, finish = threading.Event(), threading.Event()
+    main = threading.current_thread()
+
+    def first_pauses_in_its_transaction():
+        if threading.current_thread() is not main:
+            inside.set()
+            finish.wait(timeout=30)
+
+    steps["work"] = first_pauses_in_its_transaction
+    thread, first = in_another_thread(lambda: note_post(buyer, {"title": "soup"}, key="n1"))
+    assert inside.wait(timeout=30)
+
+    repeat = note_post(buyer, {"title": "soup"}, key="n1")
+    finish.set()
+    thread.join(timeout=30)
+
+    assert (first[0].status_code, repeat.status_code) == (201, 409)
+    assert repeat.data["code"] == "idempotency_key_in_progress"
+    assert Notification.objects.count() == 1
+    assert note_post(buyer, {"title": "soup"}, key="n1").data == first[0].data
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_repeat_that_finds_the_key_committed_once_it_holds_the_lock_replays(buyer, steps):
+    # The repeat looked before the first committed, and takes the lock after it did.
+    looked, first_done = threading.Event(), threading.Event()
+    main = threading.current_thread()
+
+    def repeat_waits_for_the_first():
+        if threading.current_thread() is not main:
+            looked.set()
+            first_done.wait(timeout=30)
+
+    steps["prepare"] = repeat_waits_for_the_first
+    thread, repeat = in_another_thread(lambda: note_post(buyer, {"title": "soup"}, key="n1"))
+    assert looked.wait(timeout=30)
+    first = note_post(buyer, {"title": "soup"}, key="n1")
+    first_done.set()
+    thread.join(timeout=30)
+
+    assert (first.status_code, repeat[0].status_code) == (201, 201)
+    assert repeat[0]["Idempotent-Replayed"] == "true"
+    assert repeat[0].data == first.data
+    assert Notification.objects.count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_when_another_commits_the_key_first_the_work_rolls_back_and_theirs_is_replayed(
+    buyer, steps
+):
+    # The lock makes this impossible between two requests of this code; the unique (user, key)
+    # constraint still decides if something else writes the key (an older release mid-deploy).
+    payload = {"title": "soup"}
+
+    def another_commits_the_key():
+        IdempotencyRecord.objects.create(
+            user=buyer,
+            key="n1",
+            method="POST",
+            path="/notes/",
+            fingerprint=body_fingerprint(json.dumps(payload).encode()),
+            response_status=201,
+            response_body='{"id": 0, "prepared": "theirs"}',
+            completed_at=timezone.now(),
+        )
+
+    steps["work"] = lambda: in_another_thread(another_commits_the_key)[0].join(timeout=30)
+
+    response = note_post(buyer, payload, key="n1")
+
+    assert response.status_code == 201
+    assert response["Idempotent-Replayed"] == "true"
+    assert response.data == {"id": 0, "prepared": "theirs"}
+    assert not Notification.objects.exists()
+    assert IdempotencyRecord.objects.count() == 1
