@@ -12,6 +12,7 @@ STATUS_BY_KIND = {
     "conflict": status.HTTP_409_CONFLICT,
     "invalid": status.HTTP_400_BAD_REQUEST,
     "not_found": status.HTTP_404_NOT_FOUND,
+    "unavailable": status.HTTP_503_SERVICE_UNAVAILABLE,
 }
 
 

@@ -174,6 +174,15 @@ def _replay(record: IdempotencyRecord) -> Response:
     )
 
 
+def idempotency_key_generation(*, user, key: str) -> str:
+    """Which use of `key` this is for the user: "0" for a key never used, otherwise the id of
+    the expired record it replaces (a key is kept 24 hours; reused later it is a new request).
+    Lets work done before the key's transaction (a card charge keyed by it) tell the uses
+    apart."""
+    record = IdempotencyRecord.objects.filter(user=user, key=key).values_list("pk", flat=True)
+    return str(record.first() or 0)
+
+
 def request_fingerprint(request) -> str:
     """sha256 of what the request asks for: JSON bodies in a canonical form (key order and
     spacing do not matter), multipart forms field by field with each file's content (the

@@ -344,7 +344,11 @@ class SimulatedGateway:
                 GatewayOutcome.DECLINED,
                 message="The idempotency key was already used for a different request.",
             )
-        succeeded = stored["status"] != DECLINED
+        if stored["status"] == VOIDED:  # an orphan charge voided by reconciliation (D-7)
+            return GatewayResult(
+                GatewayOutcome.DECLINED, stored["reference"], "This charge was voided."
+            )
+        succeeded = stored["status"] == SUCCEEDED
         return GatewayResult(
             GatewayOutcome.SUCCEEDED if succeeded else GatewayOutcome.DECLINED,
             stored["reference"],

@@ -28,7 +28,12 @@ from orders.models import MenuItem, Order, OrderEvent, PolicyVersion, Restaurant
 from orders.policy import CancellationDecision, CancelOutcome
 from orders.selectors import buyer_cancellation_decision
 from orders.services.cancellation import order_cancel_by_buyer
-from orders.services.placement import MAX_QUANTITY_PER_LINE, LineRequest, order_place, order_quote
+from orders.services.placement import (
+    MAX_QUANTITY_PER_LINE,
+    LineRequest,
+    order_checkout,
+    order_quote,
+)
 from refunds.models import Refund
 from refunds.policy import PaidFacts, RefundPart, split_refund
 
@@ -270,7 +275,8 @@ def _place(request, form: CheckoutForm, restaurant: Restaurant, basket: SessionC
         return redirect("orders:list")
     data = form.cleaned_data
     try:
-        order = order_place(
+        order = order_checkout(
+            checkout_key=token_key,
             buyer=request.user,
             restaurant=restaurant,
             lines=[LineRequest(item.pk, quantity) for item, quantity in form.lines()],

@@ -3,6 +3,7 @@ state up through services. After every test that touched the database the ledger
 balance."""
 
 import datetime as dt
+import uuid
 from decimal import Decimal
 
 import pytest
@@ -18,7 +19,7 @@ from orders.gateway import ProcessorRecord, SimulatedGateway, get_gateway
 from orders.models import Order, PolicyVersion
 from orders.policy_seed import seed_version_1
 from orders.services.lifecycle import order_advance
-from orders.services.placement import LineRequest, order_place
+from orders.services.placement import LineRequest, order_checkout
 from tests.factories import MenuItemFactory, RestaurantFactory, UserFactory
 
 
@@ -108,8 +109,9 @@ def place_order(buyer, restaurant, items=None, **kwargs) -> Order:
     items = items or {restaurant.menu.order_by("pk").first(): 1}
     kwargs.setdefault("fulfillment", Order.Fulfillment.DELIVERY)
     kwargs.setdefault("delivery_address", "7 Harbour Road")
+    kwargs.setdefault("checkout_key", f"checkout:{uuid.uuid4()}")
     lines = [LineRequest(item.pk, quantity) for item, quantity in items.items()]
-    return order_place(buyer=buyer, restaurant=restaurant, lines=lines, **kwargs)
+    return order_checkout(buyer=buyer, restaurant=restaurant, lines=lines, **kwargs)
 
 
 def processor_charges() -> list[ProcessorRecord]:

@@ -176,6 +176,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "credits.tasks.expire_credits",
         "schedule": 300.0,
     },
+    "void-orphan-charges": {
+        "task": "orders.tasks.void_orphan_charges",
+        "schedule": 600.0,
+    },
     "outbox-relay": {
         "task": "core.tasks.outbox_relay",
         "schedule": 30.0,

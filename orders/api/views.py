@@ -4,6 +4,8 @@ A buyer sees only their own orders (another buyer's is a 404); a partner sees on
 of their restaurants (another restaurant's is a 404; a user who is no partner gets a 403).
 """
 
+import uuid
+
 from django.utils import timezone
 from drf_spectacular.utils import extend_schema
 from rest_framework import generics, status
@@ -14,7 +16,8 @@ from rest_framework.views import APIView
 
 from core.api import ApiErrorSerializer, invalid_input_from
 from core.errors import DomainError
-from core.idempotency import idempotent
+from core.idempotency import HEADER as IDEMPOTENCY_HEADER
+from core.idempotency import idempotency_key_generation, idempotent, request_fingerprint
 from orders.api.serializers import (
     CANCEL_FIELD_CODES,
     FIELD_CODES,
@@ -42,7 +45,7 @@ from orders.services.cancellation import (
     order_cancellation_deny,
 )
 from orders.services.lifecycle import order_advance
-from orders.services.placement import LineRequest, order_place
+from orders.services.placement import LineRequest, order_checkout_charge, order_place
 
 ERRORS = {code: ApiErrorSerializer for code in (400, 401, 404, 409, 422)}
 SELLER_ERRORS = {code: ApiErrorSerializer for code in (400, 401, 403, 404, 409, 422)}
@@ -81,11 +84,20 @@ class OrderListCreateApi(generics.ListAPIView):
     )
     @idempotent
     def post(self, request):
+        order = order_place(checkout=request.idempotent_prepared)
+        return Response(_order_detail(request.user, order.pk), status=status.HTTP_201_CREATED)
+
+    def prepare_idempotent(self, request):
+        """Validate, price and charge before the request's transaction (D-7). The charge's key
+        is the buyer's `Idempotency-Key` (a fresh one when the request has none) with the body's
+        fingerprint: a retry charges once, and a different body sent under the same key while
+        the first runs charges apart (whichever does not commit is voided as an orphan)."""
         serializer = OrderCreateSerializer(data=request.data)
         if not serializer.is_valid():
             raise invalid_input_from(serializer.errors, FIELD_CODES)
         data = serializer.validated_data
-        order = order_place(
+        key = request.headers.get(IDEMPOTENCY_HEADER) or str(uuid.uuid4())
+        return order_checkout_charge(
             buyer=request.user,
             restaurant=data["restaurant"],
             lines=[LineRequest(line["menu_item"], line["quantity"]) for line in data["items"]],
@@ -93,8 +105,15 @@ class OrderListCreateApi(generics.ListAPIView):
             delivery_address=data["delivery_address"],
             discount_code=data["discount_code"],
             use_credit=data["use_credit"],
+            checkout_key=":".join(
+                [
+                    f"checkout:{request.user.pk}:{key}",
+                    request_fingerprint(request)[:16],
+                    # Keys live 24 hours (D-10): a key reused after it expired is a new checkout.
+                    idempotency_key_generation(user=request.user, key=key),
+                ]
+            ),
         )
-        return Response(_order_detail(request.user, order.pk), status=status.HTTP_201_CREATED)
 
 
 class OrderDetailApi(APIView):

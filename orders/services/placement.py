@@ -2,6 +2,7 @@
 
 import datetime as dt
 from dataclasses import dataclass
+from decimal import Decimal
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -15,7 +16,7 @@ from credits.models import DiscountCode
 from credits.policy import discount_code_check
 from orders import policy
 from orders.events import order_event_record
-from orders.gateway import get_gateway
+from orders.gateway import GatewayOutcome, get_gateway
 from orders.models import MenuItem, Order, OrderEvent, OrderItem, Payment, PolicyVersion, Restaurant
 
 MAX_QUANTITY_PER_LINE = 50
@@ -77,20 +78,47 @@ def _check_can_order(*, buyer, restaurant: Restaurant, fulfillment: str, address
         raise InvalidInput("address_required", "A delivery order needs a delivery address.")
 
 
-@transaction.atomic
-def order_place(
+@dataclass(frozen=True)
+class Checkout:
+    """A cart the buyer asked to place, priced and (when the card pays part) charged.
+
+    `checkout_key` is the buyer's checkout (the API's `Idempotency-Key` or the cart page's
+    token), never a row id: the processor dedups the charge by it, so a placement retried after
+    any failure charges once (D-7). `charge` is the processor's reference, "" if nothing was
+    charged.
+    """
+
+    buyer: object
+    restaurant: Restaurant
+    items: list[tuple[MenuItem, int]]
+    fulfillment: str
+    delivery_address: str
+    discount_code: str
+    use_credit: bool
+    checkout_key: str
+    amount_charged: Decimal
+    charge: str
+
+
+def order_checkout_charge(
     *,
     buyer,
     restaurant: Restaurant,
     lines: list[LineRequest],
     fulfillment: str,
+    checkout_key: str,
     delivery_address: str = "",
     discount_code: str = "",
     use_credit: bool = False,
-    idempotency_key: str | None = None,
-) -> Order:
-    """Place and pay for an order: price it (D-7), redeem the code, spend credit, charge the
-    card. Any refusal leaves nothing behind: no order, code and credit untouched, no charge."""
+) -> Checkout:
+    """Check and price a cart (D-7) and charge the card under the checkout's key, with no
+    transaction or lock held (D-7: the processor is never called inside one).
+
+    Raises DomainError: the placement refusals (400: `empty_order`, `invalid_quantity`,
+    `unknown_menu_item`, `restaurant_closed`, `code_used`, ...), `payment_declined` (400) and
+    `payment_unconfirmed` (503: the processor's answer was lost; retrying with the same key is
+    safe). A charge whose order then never commits is voided by `order_void_orphan_charges`.
+    """
     now = timezone.now()
     _check_can_order(
         buyer=buyer,
@@ -100,7 +128,7 @@ def order_place(
         now=now,
     )
     items = _validated_lines(restaurant, lines)
-    quote = order_quote(
+    price = order_quote(
         buyer=buyer,
         restaurant=restaurant,
         items=items,
@@ -108,20 +136,71 @@ def order_place(
         discount_code=discount_code,
         use_credit=use_credit,
         now=now,
+    ).price
+    charge = ""
+    if price.amount_charged > ZERO:
+        charge = _charge_card(
+            amount=price.amount_charged,
+            idempotency_key=checkout_key,
+            description=f"lojix checkout at {restaurant.name}",
+        )
+    return Checkout(
+        buyer=buyer,
+        restaurant=restaurant,
+        items=items,
+        fulfillment=fulfillment,
+        delivery_address=delivery_address,
+        discount_code=discount_code,
+        use_credit=use_credit,
+        checkout_key=checkout_key,
+        amount_charged=price.amount_charged,
+        charge=charge,
+    )
+
+
+@transaction.atomic
+def order_place(*, checkout: Checkout) -> Order:
+    """Record a charged checkout as an order: price it again under the locks of the code and
+    the credit it spends, redeem the code, spend the credit, and record the payment (D-7).
+
+    Any refusal leaves nothing behind in lojix (the charge, if any, is voided later by
+    `order_void_orphan_charges`). The same checkout placed twice gives the first order back.
+    Raises DomainError `checkout_changed` (409) when the price moved since the charge (credit
+    spent meanwhile), and the refusals of `order_checkout_charge`.
+    """
+    existing = Order.objects.filter(payments__idempotency_key=checkout.checkout_key).first()
+    if existing is not None:
+        return existing
+    now = timezone.now()
+    quote = order_quote(
+        buyer=checkout.buyer,
+        restaurant=checkout.restaurant,
+        items=checkout.items,
+        fulfillment=checkout.fulfillment,
+        discount_code=checkout.discount_code,
+        use_credit=checkout.use_credit,
+        now=now,
         for_update=True,
     )
     price, discount = quote.price, quote.discount
+    if price.amount_charged != checkout.amount_charged:
+        raise DomainError(
+            "checkout_changed",
+            "Your credit or code changed while you were paying; nothing was taken. Check the "
+            "cart and place the order again.",
+            clauses=price.clauses,
+        )
     order = _order_create(
-        buyer=buyer,
-        restaurant=restaurant,
-        fulfillment=fulfillment,
-        address=delivery_address,
+        buyer=checkout.buyer,
+        restaurant=checkout.restaurant,
+        fulfillment=checkout.fulfillment,
+        address=checkout.delivery_address,
         version=quote.version,
         discount=discount,
         price=price,
         now=now,
     )
-    _create_lines(order, items)
+    _create_lines(order, checkout.items)
     if discount is not None:
         credit_services.discount_code_redeem(discount=discount, order=order, now=now)
     for spend in price.credit_spends:
@@ -131,16 +210,22 @@ def order_place(
         kind=OrderEvent.Kind.TRANSITION,
         name="place",
         to_status=order.status,
-        actor=buyer,
+        actor=checkout.buyer,
         role=OrderEvent.Role.BUYER,
-        message=f"Order placed at {restaurant.name}.",
+        message=f"Order placed at {checkout.restaurant.name}.",
         clauses=price.clauses,
         amount=order.total,
         at=now,
     )
-    if price.amount_charged > 0:
-        _charge_card(order, idempotency_key=idempotency_key or f"order:{order.pk}:charge", now=now)
+    if checkout.charge:
+        _payment_record(order, checkout=checkout, now=now)
     return order
+
+
+def order_checkout(*, checkout_key: str, **cart) -> Order:
+    """Charge and place in one call (the cart page, the demo, tests): `order_checkout_charge`
+    with no transaction held, then `order_place`. Same refusals as both."""
+    return order_place(checkout=order_checkout_charge(checkout_key=checkout_key, **cart))
 
 
 @dataclass(frozen=True)
@@ -296,29 +381,36 @@ def _order_create(*, buyer, restaurant, fulfillment, address, version, discount,
         ) from error
 
 
-def _charge_card(order: Order, *, idempotency_key: str, now) -> Payment:
-    """Charge the card for the order. A decline refuses the whole placement.
-
-    Runs inside the placement transaction; the gateway's idempotency key makes a retried
-    placement charge once.
-    """
-    gateway = get_gateway()
-    result = gateway.charge(
-        amount=order.amount_charged,
+def _charge_card(*, amount: Decimal, idempotency_key: str, description: str) -> str:
+    """Charge the card once per key; the processor's reference. A decline refuses the placement;
+    an unknown outcome (error, timeout) asks the buyer to retry with the same checkout."""
+    result = get_gateway().charge(
+        amount=amount,
         currency=_currency(),
         idempotency_key=idempotency_key,
-        description=f"lojix order {order.pk} at {order.restaurant.name}",
+        description=description,
     )
-    if not result.succeeded:
+    if result.outcome == GatewayOutcome.DECLINED:
         raise DomainError(
             "payment_declined", result.message or "The card was declined.", kind="invalid"
         )
+    if result.outcome != GatewayOutcome.SUCCEEDED:
+        raise DomainError(
+            "payment_unconfirmed",
+            "We could not confirm the payment with the card processor. Try again: you will not "
+            "be charged twice.",
+            kind="unavailable",
+        )
+    return result.reference
+
+
+def _payment_record(order: Order, *, checkout: Checkout, now) -> Payment:
     payment = Payment.objects.create(
         order=order,
         amount=order.amount_charged,
-        gateway=gateway.name,
-        gateway_reference=result.reference,
-        idempotency_key=idempotency_key,
+        gateway=get_gateway().name,
+        gateway_reference=checkout.charge,
+        idempotency_key=checkout.checkout_key,
         status=Payment.Status.SUCCEEDED,
         created_at=now,
     )
@@ -333,6 +425,42 @@ def _charge_card(order: Order, *, idempotency_key: str, now) -> Payment:
         at=now,
     )
     return payment
+
+
+ORPHAN_CHARGE_GRACE = dt.timedelta(minutes=15)
+ORPHAN_CHARGE_LOOKBACK = dt.timedelta(days=7)
+
+
+def order_void_orphan_charges(*, now: dt.datetime) -> list[str]:
+    """Void the processor's charges that no lojix order recorded (D-7 reconciliation): a
+    placement that charged and then failed to commit. Charges younger than
+    `ORPHAN_CHARGE_GRACE` are left alone (their placement may still be running or be retried
+    with the same key). Call outside any transaction; safe to run twice at once (the void's key
+    is the charge's). Returns the references voided.
+    """
+    gateway = get_gateway()
+    charges = [
+        charge
+        for charge in gateway.charges_between(
+            start=now - ORPHAN_CHARGE_LOOKBACK, end=now - ORPHAN_CHARGE_GRACE
+        )
+        if charge.status == GatewayOutcome.SUCCEEDED
+    ]
+    known = set(
+        Payment.objects.filter(gateway_reference__in=[c.reference for c in charges]).values_list(
+            "gateway_reference", flat=True
+        )
+    )
+    voided = []
+    for charge in charges:
+        if charge.reference in known:
+            continue
+        result = gateway.void(
+            charge_reference=charge.reference, idempotency_key=f"void:{charge.reference}"
+        )
+        if result.succeeded:
+            voided.append(charge.reference)
+    return voided
 
 
 def _currency() -> str:

@@ -9,7 +9,6 @@ exits 1 when a figure crosses its threshold. A new benchmark is one function dec
 """
 
 # ruff: noqa: E402  (Django is set up before the project's modules are imported)
-
 import datetime as dt
 import gc
 import os
@@ -17,6 +16,7 @@ import statistics
 import sys
 import time
 import tracemalloc
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
@@ -40,7 +40,7 @@ from credits.services import credit_grant_create
 from credits.tasks import expire_credits
 from orders.models import Order
 from orders.services.lifecycle import order_advance
-from orders.services.placement import LineRequest, order_place
+from orders.services.placement import LineRequest, order_checkout
 from tests.bench.urls import MINIMAL_PATH
 from tests.factories import DiscountCodeFactory, MenuItemFactory, RestaurantFactory, UserFactory
 
@@ -211,7 +211,8 @@ class Shop:
             reason="Bench promotion",
             expires_at=timezone.now() + dt.timedelta(days=30),
         )
-        order = order_place(
+        order = order_checkout(
+            checkout_key=f"checkout:{uuid.uuid4()}",
             buyer=self.buyer,
             restaurant=self.restaurant,
             lines=[LineRequest(self.pizza.pk, 1), LineRequest(self.dessert.pk, 2)],

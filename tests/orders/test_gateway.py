@@ -203,7 +203,7 @@ def test_a_rolled_back_lojix_transaction_leaves_the_charge_in_the_processor(buye
 
     def place_then_fail():
         with transaction.atomic():
-            placed.append(place_order(buyer, restaurant, idempotency_key="rolled-back"))
+            placed.append(place_order(buyer, restaurant, checkout_key="rolled-back"))
             raise RuntimeError("something after the charge failed")
 
     with pytest.raises(RuntimeError):

@@ -4,11 +4,16 @@ import datetime as dt
 from decimal import Decimal as D
 
 import pytest
+import time_machine
+from django.db import transaction
+from django.utils import timezone
 
 from core.errors import DomainError, InvalidInput
 from credits.models import CreditGrant, CreditTransaction, DiscountCode
 from orders.gateway import get_gateway
 from orders.models import Order, OrderEvent, Payment
+from orders.services.placement import order_void_orphan_charges
+from orders.tasks import void_orphan_charges
 from tests.concurrency import run_concurrently
 from tests.conftest import give_credit, place_order, processor_charges
 from tests.factories import DiscountCodeFactory, MenuItemFactory, RestaurantFactory
@@ -161,3 +166,65 @@ def test_two_concurrent_checkouts_with_one_code_one_wins(buyer, other_buyer, res
     assert code.redeemed_on_order_id == orders[0].pk
     assert Order.objects.count() == 1
     assert Payment.objects.count() == 1
+
+
+# -- the charge: keyed by the checkout, outside transactions, reconciled (D-7) ------------------
+
+
+def test_a_placement_whose_answer_was_lost_is_retried_with_its_key_and_charges_once(
+    api_as, buyer, restaurant, settings
+):
+    client = api_as(buyer)
+    body = {
+        "restaurant": restaurant.pk,
+        "items": [{"menu_item": restaurant.menu.order_by("pk").first().pk, "quantity": 1}],
+        "fulfillment": "delivery",
+        "delivery_address": "7 Harbour Road",
+    }
+    settings.LOJIX_SIMULATED_GATEWAY_FAULTS = {"charge": "timeout"}
+    lost = client.post("/api/orders/", body, format="json", HTTP_IDEMPOTENCY_KEY="c-1")
+    settings.LOJIX_SIMULATED_GATEWAY_FAULTS = {}
+    retry = client.post("/api/orders/", body, format="json", HTTP_IDEMPOTENCY_KEY="c-1")
+
+    assert (lost.status_code, lost.json()["code"]) == (503, "payment_unconfirmed")
+    assert retry.status_code == 201
+    assert Order.objects.count() == 1
+    charges = processor_charges()
+    assert [(c.status, c.amount) for c in charges] == [("succeeded", Order.objects.get().total)]
+    assert Payment.objects.get().gateway_reference == charges[0].reference
+
+
+def _charge_then_fail_to_commit(buyer, restaurant, *, checkout_key):
+    with transaction.atomic():
+        place_order(buyer, restaurant, checkout_key=checkout_key)
+        raise RuntimeError("the placement failed after the charge")
+
+
+def test_an_orphan_charge_is_voided_and_a_recorded_one_is_kept(buyer, restaurant):
+    kept = place_order(buyer, restaurant, checkout_key="kept")
+    with pytest.raises(RuntimeError):
+        _charge_then_fail_to_commit(buyer, restaurant, checkout_key="orphan")
+    gateway = get_gateway()
+    orphan = gateway.find(idempotency_key="orphan")
+
+    too_soon = order_void_orphan_charges(now=timezone.now())
+    voided = order_void_orphan_charges(now=timezone.now() + dt.timedelta(minutes=16))
+    again = order_void_orphan_charges(now=timezone.now() + dt.timedelta(minutes=16))
+
+    assert (too_soon, voided, again) == ([], [orphan.reference], [])
+    assert gateway.find(idempotency_key="orphan").status == "voided"
+    assert gateway.find(idempotency_key="kept").status == "succeeded"
+    assert Payment.objects.get().order == kept
+    with pytest.raises(DomainError) as refused:
+        place_order(buyer, restaurant, checkout_key="orphan")
+    assert refused.value.code == "payment_declined"
+    assert Order.objects.count() == 1
+
+
+def test_the_beat_task_voids_orphan_charges(buyer, restaurant):
+    with pytest.raises(RuntimeError):
+        _charge_then_fail_to_commit(buyer, restaurant, checkout_key="orphan")
+
+    with time_machine.travel(timezone.now() + dt.timedelta(minutes=20)):
+        assert void_orphan_charges.delay().get() == 1
+    assert get_gateway().find(idempotency_key="orphan").status == "voided"

@@ -2,6 +2,7 @@
 supervisor, discount codes, credit, and orders along every lifecycle the platform has."""
 
 import datetime as dt
+import uuid
 from decimal import Decimal
 
 from django.contrib.auth import get_user_model
@@ -16,7 +17,7 @@ from credits.services import credit_grant_create
 from orders.models import MenuItem, Order, Restaurant
 from orders.services.cancellation import order_cancel_by_buyer, order_cancel_by_restaurant
 from orders.services.lifecycle import order_advance
-from orders.services.placement import LineRequest, order_place
+from orders.services.placement import LineRequest, order_checkout
 from refunds.services.requests import refund_request_submit
 
 PASSWORD = "lojix-demo"
@@ -285,7 +286,8 @@ class Command(BaseCommand):
     def _order(self, buyer, restaurant, fulfillment, lines, actions) -> Order:
         """Place an order through the service and take the restaurant's actions on it."""
         menu = {item.name: item for item in restaurant.menu.all()}
-        order = order_place(
+        order = order_checkout(
+            checkout_key=f"checkout:{uuid.uuid4()}",
             buyer=buyer,
             restaurant=restaurant,
             lines=[LineRequest(menu[name].pk, quantity) for name, quantity in lines],
