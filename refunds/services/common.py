@@ -6,9 +6,8 @@ from django.utils import timezone
 
 from core.errors import DomainError, InvalidInput
 from orders.models import is_support
+from orders.policy import explanation_error
 from refunds.models import RefundMessage, RefundRequest
-
-MAX_EXPLANATION_LENGTH = 400  # it is quoted on the request's timeline
 
 
 def require_support(actor) -> None:
@@ -25,13 +24,11 @@ def require_reviewable(request) -> None:
 
 
 def require_explanation(explanation: str) -> None:
-    if len(explanation.strip()) < 10:
-        raise InvalidInput("explanation_required", "Explain the decision to the buyer.")
-    if len(explanation.strip()) > MAX_EXPLANATION_LENGTH:
-        raise InvalidInput(
-            "explanation_too_long",
-            f"Keep the explanation under {MAX_EXPLANATION_LENGTH} characters.",
-        )
+    """The buyer reads why (L-4.1 step 4): refuses a missing or overlong explanation with
+    InvalidInput `explanation_required` / `explanation_too_long` (400)."""
+    code, detail = explanation_error(explanation)
+    if code:
+        raise InvalidInput(code, detail)
 
 
 def require_text(text: str, name: str) -> None:
