@@ -7,7 +7,8 @@ from django.utils import timezone
 from core.errors import DomainError, InvalidInput
 from orders.models import is_support
 from orders.policy import explanation_error
-from refunds.models import RefundMessage, RefundRequest
+from refunds import policy
+from refunds.models import RefundMessage
 
 
 def require_support(actor) -> None:
@@ -16,7 +17,9 @@ def require_support(actor) -> None:
 
 
 def require_reviewable(request) -> None:
-    if request.status != RefundRequest.Status.UNDER_REVIEW:
+    """Support decides a request under review or waiting on the restaurant (L-4.1, K-OV);
+    anything else is refused with `not_under_review` (409)."""
+    if not policy.is_reviewable(request.status):
         raise DomainError(
             "not_under_review",
             f"Request #{request.pk} is {request.get_status_display().lower()}, not under review.",
