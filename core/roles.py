@@ -1,11 +1,16 @@
 """The staff roles of D-4 and what each may see and do in admin."""
 
+from typing import TypeAlias
+
 from django.apps import apps as global_apps
 from django.contrib.auth.management import create_permissions
-from django.contrib.auth.models import Group, Permission
+from django.contrib.auth.models import AbstractUser, Group, Permission
 from django.db import DEFAULT_DB_ALIAS
 from django.db.models import Q
 
+# The type of every `actor` a service takes: the project's user model (settings.AUTH_USER_MODEL
+# is Django's default `auth.User`, an AbstractUser).
+User: TypeAlias = AbstractUser
 SUPPORT_AGENT = "support_agent"
 SUPERVISOR = "supervisor"
 

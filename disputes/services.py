@@ -37,6 +37,20 @@ def intervention_resolve_for_order(
     )
 
 
+def intervention_resolve_for_refund_request(
+    *, refund_request, actor, action: str, now: dt.datetime
+) -> None:
+    """Close the request's open review-overdue case (K-OV), whoever decided it and however:
+    called in the transaction that decides the request, which holds its row lock."""
+    Intervention.objects.filter(
+        refund_request=refund_request,
+        kind=Intervention.Kind.REVIEW_OVERDUE,
+        status=Intervention.Status.OPEN,
+    ).update(
+        status=Intervention.Status.RESOLVED, resolved_by=actor, resolved_at=now, action_taken=action
+    )
+
+
 @transaction.atomic
 def intervention_hand_over_cancellation_request(*, order_id: int, now: dt.datetime) -> bool:
     """Give an unanswered cancellation request to support (K-OV) and tell the restaurant and the

@@ -30,7 +30,7 @@ from orders.models import (
     PolicyVersion,
     Restaurant,
 )
-from orders.policy import RestaurantCancelReason
+from orders.policy import MAX_EXPLANATION_LENGTH, RestaurantCancelReason
 from orders.selectors import order_next_actions
 from orders.services.cancellation import (
     order_cancel_by_restaurant,
@@ -502,7 +502,7 @@ class OrderAdmin(admin.ModelAdmin):
 class DenyCancellationForm(forms.Form):
     reason = forms.CharField(
         label="Reason the buyer reads",
-        max_length=1000,
+        max_length=MAX_EXPLANATION_LENGTH,
         widget=forms.Textarea(attrs={"rows": 2, "cols": 60}),
         error_messages={"required": "Give the buyer a reason for denying the request."},
     )
@@ -515,7 +515,7 @@ class CancelForRestaurantForm(forms.Form):
     # The explanation ends up on the timeline line, which holds 500 characters with its prefix.
     explanation = forms.CharField(
         label="Explanation the buyer reads",
-        max_length=400,
+        max_length=MAX_EXPLANATION_LENGTH,
         widget=forms.Textarea(attrs={"rows": 3, "cols": 60}),
     )
 

@@ -362,6 +362,10 @@ class Order(ConcurrentTransitionMixin, models.Model):
     )
     cancellation_explanation = models.TextField(blank=True)
     cancellation_denied_at = models.DateTimeField(null=True, blank=True)
+    # K-B1, L-2.1: the restaurant's window and fee shown in the order summary at acceptance,
+    # pinned so later changes to the restaurant's terms do not change this order's.
+    accepted_cancellation_window_minutes = models.PositiveIntegerField(null=True, blank=True)
+    accepted_cancellation_fee_percent = models.DecimalField(null=True, blank=True, **PERCENT)
 
     class Meta:
         ordering = ["-placed_at"]

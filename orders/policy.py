@@ -217,7 +217,37 @@ class RestaurantCancelReason:
 
 RESTAURANT_CANCELLABLE = {"placed", "accepted", "preparing", "ready"}
 MIN_EXPLANATION_LENGTH = 10
+# One limit for every explanation a buyer reads (a restaurant's cancellation or denial, a
+# support decision): it is quoted on a timeline line that holds 500 characters with its prefix.
 MAX_EXPLANATION_LENGTH = 400
+
+
+def explanation_error(text: str, *, minimum: int = MIN_EXPLANATION_LENGTH) -> tuple[str, str]:
+    """Whether an explanation a buyer reads is acceptable (K-S2, L-4.1): at least `minimum`
+    characters (after trimming) and at most MAX_EXPLANATION_LENGTH. Returns (code, detail) of
+    the fault, or ("", "") when it is fine. Codes: explanation_required, explanation_too_long."""
+    text = text.strip()
+    if len(text) < max(minimum, 1):
+        return "explanation_required", "Explain the decision to the buyer."
+    if len(text) > MAX_EXPLANATION_LENGTH:
+        return (
+            "explanation_too_long",
+            f"Keep the explanation under {MAX_EXPLANATION_LENGTH} characters.",
+        )
+    return "", ""
+
+
+def denial_reason_error(reason: str) -> tuple[str, str]:
+    """A restaurant (or support) that denies a buyer's cancellation request tells the buyer why
+    (K-S2's spirit, L-2.1): a reason is required and at most MAX_EXPLANATION_LENGTH long.
+    Returns (code, detail) of the fault, or ("", "") when it is fine. Codes: reason_required,
+    reason_too_long."""
+    code, _ = explanation_error(reason, minimum=1)
+    if code == "explanation_required":
+        return "reason_required", "Tell the buyer why the cancellation request is denied."
+    if code:
+        return "reason_too_long", f"Keep the reason under {MAX_EXPLANATION_LENGTH} characters."
+    return "", ""
 
 
 @dataclass(frozen=True)
@@ -247,13 +277,11 @@ def decide_restaurant_cancellation(
         )
     if reason not in RestaurantCancelReason.LABELS:
         return refused("invalid_reason", "Choose one of the reasons the policy allows (L-2.2).")
-    if len(explanation.strip()) < MIN_EXPLANATION_LENGTH:
-        return refused("explanation_required", "Explain to the buyer why the order is cancelled.")
-    if len(explanation.strip()) > MAX_EXPLANATION_LENGTH:
-        return refused(
-            "explanation_too_long",
-            f"Keep the explanation under {MAX_EXPLANATION_LENGTH} characters.",
-        )
+    code, detail = explanation_error(explanation)
+    if code == "explanation_required":
+        return refused(code, "Explain to the buyer why the order is cancelled.")
+    if code:
+        return refused(code, detail)
     return RestaurantCancellationDecision(
         True,
         refund=amount_paid,

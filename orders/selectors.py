@@ -120,14 +120,22 @@ def order_cancellation_support_decides_at(order: Order) -> dt.datetime:
 
 
 def buyer_cancellation_decision(order: Order, *, now: dt.datetime) -> policy.CancellationDecision:
-    """What cancelling would do now, for the order page, the API and the service alike."""
+    """What cancelling would do now, for the order page, the API and the service alike.
+
+    An accepted order is judged by the window and fee pinned at acceptance (K-B1, L-2.1); a
+    placed one, which has none yet, by the restaurant's current terms."""
     version = order.policy_version
     return policy.decide_buyer_cancellation(
         policy.BuyerCancellationFacts(
             status=order.status,
             accepted_at=order.accepted_at,
-            window_minutes=order.restaurant.cancellation_window_minutes,
-            fee_percent=order.restaurant.cancellation_fee_percent,
+            window_minutes=_pinned(
+                order.accepted_cancellation_window_minutes,
+                order.restaurant.cancellation_window_minutes,
+            ),
+            fee_percent=_pinned(
+                order.accepted_cancellation_fee_percent, order.restaurant.cancellation_fee_percent
+            ),
             fee_min_percent=version.cancellation_fee_min_percent,
             fee_max_percent=version.cancellation_fee_max_percent,
             amount_paid=order.amount_paid,
@@ -135,6 +143,10 @@ def buyer_cancellation_decision(order: Order, *, now: dt.datetime) -> policy.Can
         ),
         now=now,
     )
+
+
+def _pinned(pinned, current):
+    return current if pinned is None else pinned
 
 
 def cancellation_summary(decision: policy.CancellationDecision) -> dict:

@@ -3,10 +3,12 @@ the services' decision (orders.services), shown on these forms when they refuse.
 
 from django import forms
 
-from orders.policy import MIN_EXPLANATION_LENGTH, RestaurantCancelReason, TermsBounds
-
-MAX_EXPLANATION_LENGTH = 1000
-MAX_DENIAL_REASON_LENGTH = 500
+from orders.policy import (
+    MAX_EXPLANATION_LENGTH,
+    MIN_EXPLANATION_LENGTH,
+    RestaurantCancelReason,
+    TermsBounds,
+)
 
 # The service's error codes, by the field they are about.
 CANCEL_ERROR_FIELDS = {"invalid_reason": "reason", "explanation_required": "explanation"}
@@ -34,10 +36,12 @@ class RestaurantCancelForm(forms.Form):
 
 
 class CancellationDenyForm(forms.Form):
+    """The partner denies a buyer's cancellation request with the reason the buyer reads."""
+
     reason = forms.CharField(
-        label="Reason for the buyer (optional)",
-        required=False,
-        max_length=MAX_DENIAL_REASON_LENGTH,
+        label="Reason for the buyer",
+        max_length=MAX_EXPLANATION_LENGTH,
+        error_messages={"required": "Tell the buyer why the cancellation request is denied."},
     )
 
 

@@ -17,13 +17,6 @@ from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
 from django.db.models import (
     Case,
-    Count,
-    DateTimeField,
-    DurationField,
-    ExpressionWrapper,
-    F,
-    Q,
-    Sum,
     Value,
     When,
 )
@@ -44,7 +37,7 @@ from core.errors import DomainError
 from core.money import ZERO
 from core.roles import is_supervisor
 from orders.admin import form_errors, money
-from orders.models import OrderEvent, Payment
+from refunds import policy
 from refunds.models import (
     Refund,
     RefundEvidence,
@@ -54,7 +47,11 @@ from refunds.models import (
     RefundRequestItem,
     RestaurantLedgerEntry,
 )
-from refunds.selectors import paid_facts
+from refunds.selectors import (
+    refund_request_queue_counts,
+    refund_request_queue_filter,
+    refund_request_review_context,
+)
 from refunds.services import decisions, requests
 
 
@@ -151,52 +148,6 @@ REVIEWING = [Status.UNDER_REVIEW, Status.AWAITING_RESTAURANT]
 OPEN = [Status.SUBMITTED, Status.UNDER_REVIEW, Status.INFO_REQUESTED, Status.AWAITING_RESTAURANT]
 
 
-def with_due_soon_from(queryset):
-    """Annotate when each request becomes due soon: its due time less the hours its pinned
-    policy version leaves for the last stretch (review_sla_hours - review_due_soon_hours)."""
-    version = "order__policy_version__"
-    last_stretch = ExpressionWrapper(
-        (F(f"{version}review_sla_hours") - F(f"{version}review_due_soon_hours"))
-        * Value(dt.timedelta(hours=1)),
-        output_field=DurationField(),
-    )
-    return queryset.annotate(
-        due_soon_from=ExpressionWrapper(
-            F("review_due_at") - last_stretch, output_field=DateTimeField()
-        )
-    )
-
-
-def overdue_q(now: dt.datetime) -> Q:
-    """Still being reviewed and past its due time."""
-    return Q(status__in=REVIEWING, review_due_at__lte=now)
-
-
-def due_soon_q(now: dt.datetime) -> Q:
-    """Still being reviewed, not overdue yet, in its last stretch (or flagged by the sweep).
-    Needs `with_due_soon_from`."""
-    return Q(status__in=REVIEWING, review_due_at__gt=now) & (
-        Q(due_soon_flagged_at__isnull=False) | Q(due_soon_from__lte=now)
-    )
-
-
-def queue_counts(now: dt.datetime) -> dict:
-    """How many requests are in each state, overdue and due soon, in one query."""
-    counts = with_due_soon_from(RefundRequest.objects.all()).aggregate(
-        **{f"status_{value}": Count("pk", filter=Q(status=value)) for value in Status.values},
-        overdue=Count("pk", filter=overdue_q(now)),
-        due_soon=Count("pk", filter=due_soon_q(now)),
-    )
-    return {
-        "states": [
-            {"value": value, "label": label, "count": counts[f"status_{value}"]}
-            for value, label in Status.choices
-        ],
-        "overdue": counts["overdue"],
-        "due_soon": counts["due_soon"],
-    }
-
-
 class ReviewDeadlineFilter(admin.SimpleListFilter):
     title = "review deadline (L-4.1)"
     parameter_name = "deadline"
@@ -205,37 +156,36 @@ class ReviewDeadlineFilter(admin.SimpleListFilter):
         return [("due_soon", "Due soon"), ("overdue", "Overdue")]
 
     def queryset(self, request, queryset):
-        now = timezone.now()
-        if self.value() == "overdue":
-            return queryset.filter(overdue_q(now))
-        if self.value() == "due_soon":
-            return with_due_soon_from(queryset).filter(due_soon_q(now))
-        return queryset
+        return refund_request_queue_filter(queryset, self.value() or "", now=timezone.now())
 
 
 def deadline_text(refund_request: RefundRequest, now: dt.datetime) -> str:
     """Where a request stands against its review deadline, in words."""
     if refund_request.status == Status.INFO_REQUESTED:
         return "paused: waiting for the buyer"
-    if refund_request.status not in REVIEWING:
-        return "decided" if refund_request.decided_at else "-"
-    due = refund_request.review_due_at
-    if now >= due:
-        return f"overdue by {timeuntil(now, due)}"
     version = refund_request.order.policy_version
-    due_soon_from = due - dt.timedelta(
-        hours=version.review_sla_hours - version.review_due_soon_hours
+    due = refund_request.review_due_at
+    clock = policy.review_clock(
+        status=refund_request.status,
+        review_due_at=due,
+        due_soon_flagged=refund_request.due_soon_flagged_at is not None,
+        sla_hours=version.review_sla_hours,
+        due_soon_hours=version.review_due_soon_hours,
+        now=now,
     )
-    soon = now >= due_soon_from or refund_request.due_soon_flagged_at is not None
-    return f"{'due soon: ' if soon else ''}in {timeuntil(due, now)}"
+    if not clock.running:
+        return "decided" if refund_request.decided_at else "-"
+    if clock.overdue:
+        return f"overdue by {timeuntil(now, due)}"
+    return f"{'due soon: ' if clock.due_soon else ''}in {timeuntil(due, now)}"
 
 
 def waits_for_second_approval(refund_request: RefundRequest) -> bool:
     """Decided above the four-eyes threshold, and no supervisor has confirmed it yet (D-6)."""
-    return (
-        refund_request.status in (Status.APPROVED, Status.PARTIALLY_APPROVED)
-        and refund_request.needs_second_approval
-        and refund_request.second_approved_by_id is None
+    return policy.waits_for_second_approval(
+        status=refund_request.status,
+        needs_second_approval=refund_request.needs_second_approval,
+        second_approved=refund_request.second_approved_by_id is not None,
     )
 
 
@@ -469,32 +419,6 @@ REVIEW_DECISIONS = [
 # -- what the agent reads before deciding -----------------------------------------------------
 
 
-def review_context(refund_request: RefundRequest) -> dict:
-    """The order around the request and the buyer's history, in a constant number of queries:
-    the order's timeline, payments and refunds, what can still be refunded, and the buyer's
-    other claims (newest 20, with totals)."""
-    order = refund_request.order
-    others = RefundRequest.objects.filter(buyer_id=refund_request.buyer_id).exclude(
-        pk=refund_request.pk
-    )
-    history = others.aggregate(
-        count=Count("pk"),
-        refunded=Count("pk", filter=Q(status=Status.REFUNDED)),
-        refunded_total=Sum("decided_amount", filter=Q(status=Status.REFUNDED)),
-    )
-    return {
-        "order": order,
-        "refundable": paid_facts(order).refundable,
-        "order_events": OrderEvent.objects.filter(order=order).select_related("actor"),
-        "payments": Payment.objects.filter(order=order),
-        "refunds": Refund.objects.filter(order=order).select_related("request", "created_by"),
-        "claims": others.select_related("order__restaurant").order_by("-submitted_at", "-pk")[:20],
-        "claims_count": history["count"],
-        "claims_refunded": history["refunded"],
-        "claims_refunded_total": history["refunded_total"] or ZERO,
-    }
-
-
 @admin.register(RefundRequest)
 class RefundRequestAdmin(SearchWithoutHashMixin, admin.ModelAdmin):
     """The review queue (L-4.1): open requests first, soonest due first. Agents decide through
@@ -669,12 +593,13 @@ class RefundRequestAdmin(SearchWithoutHashMixin, admin.ModelAdmin):
     # -- the queue and the page --------------------------------------------------------------
 
     def changelist_view(self, request, extra_context=None):
-        extra_context = {**(extra_context or {}), "queue_counts": queue_counts(timezone.now())}
+        counts = refund_request_queue_counts(timezone.now())
+        extra_context = {**(extra_context or {}), "queue_counts": counts}
         return super().changelist_view(request, extra_context)
 
     def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
         if obj is not None:
-            context["review"] = review_context(obj)
+            context["review"] = refund_request_review_context(obj)
             context["decisions"] = self.decision_panel(request, obj, context["review"])
         return super().render_change_form(request, context, add, change, form_url, obj)
 
@@ -687,7 +612,7 @@ class RefundRequestAdmin(SearchWithoutHashMixin, admin.ModelAdmin):
                 "requests (support agents and supervisors).",
             }
         names, note = self._open_decisions(request, obj, review["refundable"])
-        approve_amount = min(obj.suggested_amount, review["refundable"])
+        approve_amount = review["approve_amount"]
         initial = {
             "method": obj.preferred_method,
             "amount": approve_amount if approve_amount > ZERO else None,
@@ -710,14 +635,20 @@ class RefundRequestAdmin(SearchWithoutHashMixin, admin.ModelAdmin):
 
     @staticmethod
     def _open_decisions(request, obj: RefundRequest, refundable: Decimal) -> tuple[list, str]:
-        if obj.status == Status.UNDER_REVIEW:
+        if policy.is_reviewable(obj.status):
+            names, notes = REVIEW_DECISIONS, []
             if refundable <= ZERO:
-                return (
-                    ["deny", "offer_credit", "offer_replacement", "request_info", "ask_restaurant"],
+                names = [n for n in names if n not in ("approve", "partially_approve")]
+                notes.append(
                     "Nothing is left to refund on this order (L-7.2): deny, or offer "
-                    "promotional credit.",
+                    "promotional credit."
                 )
-            return REVIEW_DECISIONS, ""
+            if obj.status == Status.AWAITING_RESTAURANT:
+                names = [n for n in names if n not in ("request_info", "ask_restaurant")]
+                notes.append(
+                    "Waiting for the restaurant's answer; support may decide without it (K-OV)."
+                )
+            return names, " ".join(notes)
         if waits_for_second_approval(obj):
             if is_supervisor(request.user) and obj.decided_by_id != request.user.pk:
                 return ["second_approve"], ""
@@ -728,7 +659,6 @@ class RefundRequestAdmin(SearchWithoutHashMixin, admin.ModelAdmin):
             )
         waiting = {
             Status.INFO_REQUESTED: "Waiting for the buyer's answer; the review clock is paused.",
-            Status.AWAITING_RESTAURANT: "Waiting for the restaurant's answer.",
         }
         return [], waiting.get(obj.status, "This request is decided; nothing is left to do.")
 

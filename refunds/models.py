@@ -162,15 +162,28 @@ class RefundRequest(ConcurrentTransitionMixin, models.Model):
     def restaurant_answer(self, *, at):
         pass
 
-    @transition(status, source=[Status.SUBMITTED, Status.UNDER_REVIEW], target=Status.APPROVED)
+    # K-OV: support may decide a request that waits on a restaurant that never answers.
+    @transition(
+        status,
+        source=[Status.SUBMITTED, Status.UNDER_REVIEW, Status.AWAITING_RESTAURANT],
+        target=Status.APPROVED,
+    )
     def approve(self, *, at):
         self.decided_at = at
 
-    @transition(status, source=Status.UNDER_REVIEW, target=Status.PARTIALLY_APPROVED)
+    @transition(
+        status,
+        source=[Status.UNDER_REVIEW, Status.AWAITING_RESTAURANT],
+        target=Status.PARTIALLY_APPROVED,
+    )
     def partially_approve(self, *, at):
         self.decided_at = at
 
-    @transition(status, source=[Status.SUBMITTED, Status.UNDER_REVIEW], target=Status.DENIED)
+    @transition(
+        status,
+        source=[Status.SUBMITTED, Status.UNDER_REVIEW, Status.AWAITING_RESTAURANT],
+        target=Status.DENIED,
+    )
     def deny(self, *, at):
         self.decided_at = at
 

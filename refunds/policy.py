@@ -590,3 +590,83 @@ def _partial(claim: Claim, order: OrderRefundFacts) -> Eligibility:
         "partial_refund",
         f"The paid share of the items named: {amount} (L-3.2, D-7).",
     )
+
+
+# -- support's review (L-4.1, K-OV, D-6 four eyes) --------------------------------------------
+
+# Support decides while it reviews, and also while it waits on a restaurant that may never
+# answer (K-OV); the review clock runs in both (L-4.1).
+REVIEWING_STATUSES = ("under_review", "awaiting_restaurant")
+
+
+def is_reviewable(status: str) -> bool:
+    """Whether support may decide a request in this status now (L-4.1 step 4, K-OV)."""
+    return status in REVIEWING_STATUSES
+
+
+def review_due_soon_from(
+    review_due_at: dt.datetime, *, sla_hours: int, due_soon_hours: int
+) -> dt.datetime:
+    """L-4.1: the moment a request is flagged due soon, `due_soon_hours` after the clock
+    started, i.e. its due time less the hours left (sla_hours - due_soon_hours)."""
+    return review_due_at - dt.timedelta(hours=sla_hours - due_soon_hours)
+
+
+@dataclass(frozen=True)
+class ReviewClock:
+    """Where a request stands against its review deadline (L-4.1, K-OV)."""
+
+    running: bool  # being reviewed (not paused for the buyer, not decided)
+    overdue: bool  # past due: handed to supervisors (K-OV)
+    due_soon: bool  # in the last stretch (or already flagged), not overdue
+
+
+def review_clock(
+    *,
+    status: str,
+    review_due_at: dt.datetime,
+    due_soon_flagged: bool,
+    sla_hours: int,
+    due_soon_hours: int,
+    now: dt.datetime,
+) -> ReviewClock:
+    """L-4.1: the clock runs while support reviews or waits on the restaurant; a request is
+    overdue from its due time and due soon from `review_due_soon_from` (or once flagged)."""
+    if not is_reviewable(status):
+        return ReviewClock(running=False, overdue=False, due_soon=False)
+    overdue = now >= review_due_at
+    soon_from = review_due_soon_from(
+        review_due_at, sla_hours=sla_hours, due_soon_hours=due_soon_hours
+    )
+    return ReviewClock(
+        running=True,
+        overdue=overdue,
+        due_soon=not overdue and (due_soon_flagged or now >= soon_from),
+    )
+
+
+def needs_second_approval(
+    *, resolution: str, amount: Decimal | None, threshold: Decimal, by_person: bool
+) -> bool:
+    """Four eyes (L-4.1, D-6): a person's resolution worth more than `threshold`
+    (`supervisor_approval_above`) waits for a supervisor before it takes effect: a refund, a
+    promotional credit, or a replacement order whose value is above it. The policy's own
+    automatic decisions (by_person False) and denials (no amount) never wait."""
+    return by_person and amount is not None and amount > threshold
+
+
+def waits_for_second_approval(
+    *, status: str, needs_second_approval: bool, second_approved: bool
+) -> bool:
+    """A decision above the four-eyes threshold that no supervisor has confirmed yet (D-6)."""
+    return (
+        status in ("approved", "partially_approved")
+        and needs_second_approval
+        and (not second_approved)
+    )
+
+
+def approve_amount(suggested: Decimal, refundable: Decimal) -> Decimal:
+    """What approving a request pays (L-4.1 step 4, L-7.2): the policy's suggestion, never
+    more than what can still be refunded on the order."""
+    return min(suggested, refundable)

@@ -5,11 +5,26 @@ import zoneinfo
 from dataclasses import dataclass
 from decimal import Decimal
 
-from django.db.models import Count, Exists, OuterRef, Prefetch, Q, QuerySet, Sum
+from django.contrib.auth import get_user_model
+from django.db.models import (
+    Count,
+    DateTimeField,
+    DurationField,
+    Exists,
+    ExpressionWrapper,
+    F,
+    OuterRef,
+    Prefetch,
+    Q,
+    QuerySet,
+    Sum,
+    Value,
+)
 from django.db.models.functions import TruncWeek
 
 from core.money import ZERO
-from orders.models import Order, Payment, Restaurant, is_support
+from core.roles import SUPERVISOR
+from orders.models import Order, OrderEvent, Payment, Restaurant, is_support
 from refunds import policy
 from refunds.models import (
     OPEN_STATUSES,
@@ -80,9 +95,7 @@ def refund_request_ids_for_sla(*, now: dt.datetime, limit: int) -> list[int]:
     """Requests under review that are now due soon and not flagged yet, or overdue and not
     escalated yet (L-4.1), soonest due first."""
     candidates = (
-        RefundRequest.objects.filter(
-            status__in=[RefundRequest.Status.UNDER_REVIEW, RefundRequest.Status.AWAITING_RESTAURANT]
-        )
+        RefundRequest.objects.filter(status__in=policy.REVIEWING_STATUSES)
         .filter(Q(due_soon_flagged_at__isnull=True) | Q(escalated_at__isnull=True))
         .select_related("order__policy_version")
         .only(
@@ -98,8 +111,10 @@ def refund_request_ids_for_sla(*, now: dt.datetime, limit: int) -> list[int]:
     due = []
     for request in candidates.iterator(chunk_size=500):
         version = request.order.policy_version
-        soon = request.review_due_at - dt.timedelta(
-            hours=version.review_sla_hours - version.review_due_soon_hours
+        soon = policy.review_due_soon_from(
+            request.review_due_at,
+            sla_hours=version.review_sla_hours,
+            due_soon_hours=version.review_due_soon_hours,
         )
         overdue = request.escalated_at is None and now >= request.review_due_at
         if overdue or (request.due_soon_flagged_at is None and now >= soon):
@@ -109,6 +124,101 @@ def refund_request_ids_for_sla(*, now: dt.datetime, limit: int) -> list[int]:
         if len(due) == limit:
             break
     return due
+
+
+def supervisor_list() -> QuerySet:
+    """The active members of the `supervisor` group, who take overdue reviews (K-OV)."""
+    return get_user_model().objects.filter(groups__name=SUPERVISOR, is_active=True).order_by("pk")
+
+
+# -- the review queue in SQL (L-4.1): the same numbers as `policy.review_clock` ------------
+
+
+def refund_request_with_due_soon_from(queryset: QuerySet) -> QuerySet:
+    """Annotate `due_soon_from`, `policy.review_due_soon_from` in SQL: the due time less the
+    hours the pinned version leaves for the last stretch (review_sla_hours -
+    review_due_soon_hours)."""
+    version = "order__policy_version__"
+    last_stretch = ExpressionWrapper(
+        (F(f"{version}review_sla_hours") - F(f"{version}review_due_soon_hours"))
+        * Value(dt.timedelta(hours=1)),
+        output_field=DurationField(),
+    )
+    return queryset.annotate(
+        due_soon_from=ExpressionWrapper(
+            F("review_due_at") - last_stretch, output_field=DateTimeField()
+        )
+    )
+
+
+def refund_request_overdue_q(now: dt.datetime) -> Q:
+    """`policy.review_clock(...).overdue` in SQL: still reviewed and past its due time."""
+    return Q(status__in=policy.REVIEWING_STATUSES, review_due_at__lte=now)
+
+
+def refund_request_due_soon_q(now: dt.datetime) -> Q:
+    """`policy.review_clock(...).due_soon` in SQL: still reviewed, not overdue, in its last
+    stretch or flagged by the sweep. Needs `refund_request_with_due_soon_from`."""
+    return Q(status__in=policy.REVIEWING_STATUSES, review_due_at__gt=now) & (
+        Q(due_soon_flagged_at__isnull=False) | Q(due_soon_from__lte=now)
+    )
+
+
+def refund_request_queue_filter(queryset: QuerySet, deadline: str, *, now) -> QuerySet:
+    """The review queue filtered by deadline: "overdue", "due_soon", or anything else: all."""
+    if deadline == "overdue":
+        return queryset.filter(refund_request_overdue_q(now))
+    if deadline == "due_soon":
+        return refund_request_with_due_soon_from(queryset).filter(refund_request_due_soon_q(now))
+    return queryset
+
+
+def refund_request_queue_counts(now: dt.datetime) -> dict:
+    """How many requests are in each state, overdue and due soon, in one query."""
+    Status = RefundRequest.Status
+    counts = refund_request_with_due_soon_from(RefundRequest.objects.all()).aggregate(
+        **{f"status_{value}": Count("pk", filter=Q(status=value)) for value in Status.values},
+        overdue=Count("pk", filter=refund_request_overdue_q(now)),
+        due_soon=Count("pk", filter=refund_request_due_soon_q(now)),
+    )
+    return {
+        "states": [
+            {"value": value, "label": label, "count": counts[f"status_{value}"]}
+            for value, label in Status.choices
+        ],
+        "overdue": counts["overdue"],
+        "due_soon": counts["due_soon"],
+    }
+
+
+def refund_request_review_context(refund_request: RefundRequest) -> dict:
+    """What an agent needs beside the request to decide it, in a constant number of queries:
+    the order's timeline, payments and refunds, what can still be refunded, what approving
+    pays (the policy's suggestion, up to what is left), and the buyer's other claims (newest
+    20, with totals)."""
+    Status = RefundRequest.Status
+    order = refund_request.order
+    others = RefundRequest.objects.filter(buyer_id=refund_request.buyer_id).exclude(
+        pk=refund_request.pk
+    )
+    history = others.aggregate(
+        count=Count("pk"),
+        refunded=Count("pk", filter=Q(status=Status.REFUNDED)),
+        refunded_total=Sum("decided_amount", filter=Q(status=Status.REFUNDED)),
+    )
+    refundable = paid_facts(order).refundable
+    return {
+        "order": order,
+        "refundable": refundable,
+        "approve_amount": policy.approve_amount(refund_request.suggested_amount, refundable),
+        "order_events": OrderEvent.objects.filter(order=order).select_related("actor"),
+        "payments": Payment.objects.filter(order=order),
+        "refunds": Refund.objects.filter(order=order).select_related("request", "created_by"),
+        "claims": others.select_related("order__restaurant").order_by("-submitted_at", "-pk")[:20],
+        "claims_count": history["count"],
+        "claims_refunded": history["refunded"],
+        "claims_refunded_total": history["refunded_total"] or ZERO,
+    }
 
 
 def refund_request_list_for_buyer(buyer) -> QuerySet:

@@ -6,7 +6,7 @@ from rest_framework import serializers
 
 from core.api import ApiErrorSerializer
 from orders.models import Order, OrderEvent, OrderItem, Payment, Restaurant
-from orders.policy import RestaurantCancelReason
+from orders.policy import MAX_EXPLANATION_LENGTH, RestaurantCancelReason
 from orders.selectors import (
     buyer_cancellation_decision,
     cancellation_summary,
@@ -330,12 +330,13 @@ class SellerOrderCancelSerializer(serializers.Serializer):
 
 
 class SellerCancellationDenySerializer(serializers.Serializer):
+    # Blank reaches the service, which refuses it with `reason_required`.
     reason = serializers.CharField(
-        max_length=2000,
+        max_length=MAX_EXPLANATION_LENGTH,
         required=False,
         allow_blank=True,
         default="",
-        help_text="Told to the buyer with the refusal.",
+        help_text="Why the request is denied, told to the buyer (required).",
     )
 
 

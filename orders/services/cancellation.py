@@ -8,9 +8,10 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from core.errors import DomainError
+from core.errors import DomainError, InvalidInput
 from core.fsm import apply_transition
 from core.money import ZERO
+from core.roles import User
 from core.services import notify, notify_restaurant
 from credits import services as credit_services
 from disputes.models import Intervention
@@ -124,14 +125,24 @@ def order_cancellation_approve(*, order_id: int, actor) -> Order:
 
 
 @transaction.atomic
-def order_cancellation_deny(*, order_id: int, actor, reason: str = "") -> Order:
-    """The restaurant (or support, K-OV) denies a buyer's cancellation request: the order goes
-    on, and the buyer cannot ask again."""
+def order_cancellation_deny(*, order_id: int, actor: User, reason: str) -> Order:
+    """The restaurant (or support, K-OV) denies a buyer's cancellation request with a reason the
+    buyer reads on the notification and the timeline (K-S2's spirit, L-2.1): the order goes on,
+    and the buyer cannot ask again. Takes the order's row lock.
+
+    Errors: `reason_required` / `reason_too_long` (400) before anything is locked or changed;
+    `not_found` (404) for someone not of the restaurant nor support; `no_cancellation_request`
+    (409) when no request waits.
+    """
+    code, detail = policy.denial_reason_error(reason)
+    if code:
+        raise InvalidInput(code, detail, clauses=["L-2.1"])
+    reason = reason.strip()
     order = _order_with_request_for_update(order_id, actor, order_transition="deny")
     now = timezone.now()
     role = actor_role(order, actor)
     apply_transition(order, order.deny, at=now, cancellation_fee=None, cancellation_denied_at=now)
-    message = f"Cancellation request denied{by_whom(role)}; the order goes on."
+    message = f"Cancellation request denied{by_whom(role)}: {reason} The order goes on."
     order_event_record(
         order=order,
         kind=OrderEvent.Kind.TRANSITION,
@@ -148,7 +159,7 @@ def order_cancellation_deny(*, order_id: int, actor, reason: str = "") -> Order:
     notify(
         user=order.buyer,
         title=f"Order #{order.pk}: cancellation denied",
-        body=f"{message} {reason}".strip(),
+        body=f"Cancellation request denied{by_whom(role)}; the order goes on. {reason}",
         order=order,
     )
     _close_cancellation_case(order, actor=actor, action="Cancellation denied", now=now)

@@ -31,7 +31,7 @@ def order_advance(*, order_id: int, action: str, actor) -> Order:
         )
     now = timezone.now()
     from_status = order.status
-    apply_transition(order, transition_method, at=now)
+    apply_transition(order, transition_method, at=now, **_pinned_at_acceptance(order, action))
     role = actor_role(order, actor)
     stepped_in = " Support stepped in for the restaurant." if stepping_in(role) else ""
     order_event_record(
@@ -49,3 +49,14 @@ def order_advance(*, order_id: int, action: str, actor) -> Order:
     if order.status in Order.COMPLETED_STATUSES:
         restaurant_record_sale(order)
     return order
+
+
+def _pinned_at_acceptance(order: Order, action: str) -> dict:
+    """K-B1, L-2.1: the cancellation window and fee the order summary shows at acceptance stay
+    the order's, whatever the restaurant sets later."""
+    if action != "accept":
+        return {}
+    return {
+        "accepted_cancellation_window_minutes": order.restaurant.cancellation_window_minutes,
+        "accepted_cancellation_fee_percent": order.restaurant.cancellation_fee_percent,
+    }

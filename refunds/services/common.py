@@ -6,9 +6,9 @@ from django.utils import timezone
 
 from core.errors import DomainError, InvalidInput
 from orders.models import is_support
-from refunds.models import RefundMessage, RefundRequest
-
-MAX_EXPLANATION_LENGTH = 400  # it is quoted on the request's timeline
+from orders.policy import explanation_error
+from refunds import policy
+from refunds.models import RefundMessage
 
 
 def require_support(actor) -> None:
@@ -17,7 +17,9 @@ def require_support(actor) -> None:
 
 
 def require_reviewable(request) -> None:
-    if request.status != RefundRequest.Status.UNDER_REVIEW:
+    """Support decides a request under review or waiting on the restaurant (L-4.1, K-OV);
+    anything else is refused with `not_under_review` (409)."""
+    if not policy.is_reviewable(request.status):
         raise DomainError(
             "not_under_review",
             f"Request #{request.pk} is {request.get_status_display().lower()}, not under review.",
@@ -25,13 +27,11 @@ def require_reviewable(request) -> None:
 
 
 def require_explanation(explanation: str) -> None:
-    if len(explanation.strip()) < 10:
-        raise InvalidInput("explanation_required", "Explain the decision to the buyer.")
-    if len(explanation.strip()) > MAX_EXPLANATION_LENGTH:
-        raise InvalidInput(
-            "explanation_too_long",
-            f"Keep the explanation under {MAX_EXPLANATION_LENGTH} characters.",
-        )
+    """The buyer reads why (L-4.1 step 4): refuses a missing or overlong explanation with
+    InvalidInput `explanation_required` / `explanation_too_long` (400)."""
+    code, detail = explanation_error(explanation)
+    if code:
+        raise InvalidInput(code, detail)
 
 
 def require_text(text: str, name: str) -> None:

@@ -7,8 +7,10 @@ from django.db import transaction
 from django.utils import timezone
 
 from core.errors import DomainError, InvalidInput
-from core.money import ZERO
+from core.money import ZERO, to_cents
+from core.roles import User
 from core.services import notify
+from disputes.services import intervention_resolve_for_refund_request
 from orders.services.placement import order_place_replacement
 from refunds import policy
 from refunds.events import refund_request_event_record, refund_request_step
@@ -27,7 +29,7 @@ def refund_request_approve(*, request_id: int, actor, method: str | None = None)
     request = refund_request_for_update(request_id)
     require_support(actor)
     require_reviewable(request)
-    amount = min(request.suggested_amount, paid_facts(request.order).refundable)
+    amount = policy.approve_amount(request.suggested_amount, paid_facts(request.order).refundable)
     if amount <= ZERO:
         raise DomainError(
             "nothing_to_refund",
@@ -121,46 +123,132 @@ def refund_request_offer_credit(
 
 
 @transaction.atomic
-def refund_request_offer_replacement(*, request_id: int, actor, explanation: str) -> RefundRequest:
+def refund_request_offer_replacement(
+    *, request_id: int, actor: User, explanation: str
+) -> RefundRequest:
     """Support sends a replacement instead of a refund (L-4.1 step 4, L-6.2): the claimed items
-    (or the whole order) again, free; the restaurant prepares it like any order."""
+    (or the whole order) again, free; the restaurant prepares it like any order. Takes the
+    request's row lock. A replacement worth more than `supervisor_approval_above` waits for a
+    supervisor and is placed only at the second approval (four eyes, D-6).
+
+    Errors: `forbidden` (400), `not_under_review` (409), `explanation_required` /
+    `explanation_too_long` (400)."""
     request = refund_request_for_update(request_id)
     require_support(actor)
     require_reviewable(request)
     require_explanation(explanation)
+    now = timezone.now()
+    items = _replacement_items(request)
+    value = to_cents(sum((item.price * quantity for item, quantity in items), ZERO))
+    version = request.order.policy_version
+    if policy.needs_second_approval(
+        resolution=RefundRequest.Resolution.REPLACEMENT,
+        amount=value,
+        threshold=version.supervisor_approval_above,
+        by_person=True,
+    ):
+        refund_request_step(
+            request,
+            request.approve,
+            actor=actor,
+            role="support",
+            at=now,
+            clauses=("L-4.1", "L-6.2"),
+            message=f"A replacement order worth {value} instead of a refund. {explanation}",
+            resolution=RefundRequest.Resolution.REPLACEMENT,
+            decided_amount=value,
+            explanation=explanation,
+            decision_clauses=["L-4.1", "L-6.2"],
+            decided_by=actor,
+            needs_second_approval=True,
+        )
+        _awaiting_supervisor(request, version.supervisor_approval_above, now=now)
+    else:
+        replacement = order_place_replacement(
+            original=request.order, items=items, actor=actor, note=explanation
+        )
+        refund_request_step(
+            request,
+            request.approve,
+            actor=actor,
+            role="support",
+            at=now,
+            clauses=("L-4.1", "L-6.2"),
+            message=f"A replacement order #{replacement.pk} is on its way instead of a refund. "
+            f"{explanation}",
+            resolution=RefundRequest.Resolution.REPLACEMENT,
+            explanation=explanation,
+            decision_clauses=["L-4.1", "L-6.2"],
+            decided_by=actor,
+            replacement_order=replacement,
+        )
+        _tell_replacement(request, replacement)
+    _close_overdue_case(request, actor=actor, now=now)
+    return request
+
+
+def _replacement_items(request: RefundRequest) -> list:
     claimed = [
         (i.order_item.menu_item, i.quantity)
         for i in request.items.select_related("order_item__menu_item")
     ]
-    items = claimed or [
+    return claimed or [
         (i.menu_item, i.quantity) for i in request.order.items.select_related("menu_item")
     ]
+
+
+def _place_replacement(request: RefundRequest, *, actor, now) -> None:
     replacement = order_place_replacement(
-        original=request.order, items=items, actor=actor, note=explanation
+        original=request.order,
+        items=_replacement_items(request),
+        actor=actor,
+        note=request.explanation,
     )
-    now = timezone.now()
-    refund_request_step(
+    request.replacement_order = replacement
+    request.save(update_fields=["replacement_order"])
+    refund_request_event_record(
         request,
-        request.approve,
+        name="replacement_placed",
+        from_status=request.status,
         actor=actor,
         role="support",
         at=now,
         clauses=("L-4.1", "L-6.2"),
         message=f"A replacement order #{replacement.pk} is on its way instead of a refund. "
-        f"{explanation}",
-        resolution=RefundRequest.Resolution.REPLACEMENT,
-        explanation=explanation,
-        decision_clauses=["L-4.1", "L-6.2"],
-        decided_by=actor,
-        replacement_order=replacement,
+        f"{request.explanation}",
     )
+    _tell_replacement(request, replacement)
+
+
+def _tell_replacement(request: RefundRequest, replacement) -> None:
     notify(
         user=request.buyer,
         title=f"Refund request #{request.pk}: a replacement is coming",
-        body=f"{explanation}\nYour replacement is order #{replacement.pk}, free of charge.",
+        body=f"{request.explanation}\nYour replacement is order #{replacement.pk}, free of charge.",
         url=replacement.get_absolute_url(),
     )
-    return request
+
+
+def _awaiting_supervisor(request: RefundRequest, threshold, *, now) -> None:
+    refund_request_event_record(
+        request,
+        name="awaiting_supervisor",
+        from_status=request.status,
+        actor=None,
+        role="policy",
+        at=now,
+        clauses=("L-4.1",),
+        message=f"Above {threshold}: a supervisor approves too.",
+    )
+
+
+def _close_overdue_case(request: RefundRequest, *, actor, now) -> None:
+    intervention_resolve_for_refund_request(
+        refund_request=request,
+        actor=actor,
+        action=f"Decided: {request.get_status_display().lower()}",
+        now=now,
+    )
 
 
 def decide(
@@ -175,10 +263,15 @@ def decide(
     method=None,
     resolution=RefundRequest.Resolution.REFUND,
 ) -> None:
-    """Record a decision and, unless a supervisor must approve it too, pay it."""
+    """Record a decision and, unless a supervisor must approve it too (four eyes, D-6), pay
+    it; close the request's review-overdue case (K-OV). The caller holds the request's lock."""
     version = request.order.policy_version
-    money = resolution == RefundRequest.Resolution.REFUND and amount is not None
-    needs_second = money and amount > version.supervisor_approval_above and actor is not None
+    needs_second = policy.needs_second_approval(
+        resolution=resolution,
+        amount=amount,
+        threshold=version.supervisor_approval_above,
+        by_person=actor is not None,
+    )
     who = "policy" if actor is None else "support"
     verdict = {"approve": "Approved", "partially_approve": "Partially approved", "deny": "Denied"}[
         transition.__name__
@@ -199,17 +292,9 @@ def decide(
         decided_by=actor,
         needs_second_approval=needs_second,
     )
+    _close_overdue_case(request, actor=actor, now=now)
     if needs_second:
-        refund_request_event_record(
-            request,
-            name="awaiting_supervisor",
-            from_status=request.status,
-            actor=None,
-            role="policy",
-            at=now,
-            clauses=("L-4.1",),
-            message=f"Above {version.supervisor_approval_above}: a supervisor approves too.",
-        )
+        _awaiting_supervisor(request, version.supervisor_approval_above, now=now)
     elif amount is not None:
         _pay(request, actor=actor, now=now)
     else:
@@ -223,8 +308,12 @@ def decide(
 
 
 @transaction.atomic
-def refund_request_second_approve(*, request_id: int, actor) -> RefundRequest:
-    """A supervisor, not the agent who decided, confirms a large refund; then money moves."""
+def refund_request_second_approve(*, request_id: int, actor: User) -> RefundRequest:
+    """A supervisor, not the agent who decided, confirms a resolution above the four-eyes
+    threshold (D-6): then the money moves, the promotional credit is granted, or the replacement
+    order is placed. Takes the request's row lock.
+
+    Errors: `supervisor_required`, `no_second_approval_due`, `four_eyes` (409)."""
     request = refund_request_for_update(request_id)
     if not actor.groups.filter(name="supervisor").exists() and not actor.is_superuser:
         raise DomainError("supervisor_required", "Only a supervisor can give the second approval.")
@@ -245,7 +334,10 @@ def refund_request_second_approve(*, request_id: int, actor) -> RefundRequest:
         message="Approved by a supervisor.",
         clauses=("L-4.1",),
     )
-    _pay(request, actor=actor, now=now)
+    if request.resolution == RefundRequest.Resolution.REPLACEMENT:
+        _place_replacement(request, actor=actor, now=now)
+    else:
+        _pay(request, actor=actor, now=now)
     return request
 
 

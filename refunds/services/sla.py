@@ -3,12 +3,15 @@
 import datetime as dt
 
 from django.db import transaction
+from django.urls import reverse
 
+from core.services import notify
 from disputes.models import Intervention
 from disputes.services import intervention_open
+from refunds import policy
 from refunds.events import refund_request_event_record
 from refunds.lock_objects import refund_request_for_update
-from refunds.models import RefundRequest
+from refunds.selectors import supervisor_list
 
 
 @transaction.atomic
@@ -17,10 +20,17 @@ def refund_request_review_sla(*, request_id: int, now: dt.datetime) -> str:
     to supervisors, once each. Returns what it did ("", "due_soon" or "escalated")."""
     request = refund_request_for_update(request_id)
     version = request.order.policy_version
-    reviewing = [RefundRequest.Status.UNDER_REVIEW, RefundRequest.Status.AWAITING_RESTAURANT]
-    if request.status not in reviewing:
+    clock = policy.review_clock(
+        status=request.status,
+        review_due_at=request.review_due_at,
+        due_soon_flagged=False,
+        sla_hours=version.review_sla_hours,
+        due_soon_hours=version.review_due_soon_hours,
+        now=now,
+    )
+    if not clock.running:
         return ""
-    if now >= request.review_due_at and request.escalated_at is None:
+    if clock.overdue and request.escalated_at is None:
         request.escalated_at = now
         request.save(update_fields=["escalated_at"])
         intervention_open(
@@ -31,6 +41,14 @@ def refund_request_review_sla(*, request_id: int, now: dt.datetime) -> str:
             summary=f"Refund request #{request.pk} not decided within "
             f"{version.review_sla_hours} h.",
         )
+        for supervisor in supervisor_list():
+            notify(
+                user=supervisor,
+                title=f"Refund request #{request.pk}: review overdue",
+                body=f"Refund request #{request.pk} was not decided within "
+                f"{version.review_sla_hours} h (L-4.1); it is handed to supervisors (K-OV).",
+                url=reverse("admin:refunds_refundrequest_change", args=[request.pk]),
+            )
         refund_request_event_record(
             request,
             name="escalated",
@@ -42,10 +60,7 @@ def refund_request_review_sla(*, request_id: int, now: dt.datetime) -> str:
             message="Review overdue: handed to supervisors.",
         )
         return "escalated"
-    due_soon_from = request.review_due_at - dt.timedelta(
-        hours=version.review_sla_hours - version.review_due_soon_hours
-    )
-    if now >= due_soon_from and request.due_soon_flagged_at is None:
+    if clock.due_soon and request.due_soon_flagged_at is None:
         request.due_soon_flagged_at = now
         request.save(update_fields=["due_soon_flagged_at"])
         return "due_soon"

@@ -357,17 +357,32 @@ def test_asking_to_cancel_inside_the_window_waits_for_the_restaurant(
     ]
 
 
-def test_a_stale_quote_changes_nothing_and_shows_the_new_terms(
-    clock, ada, buyer, partner, restaurant, order
+def test_terms_changed_after_acceptance_leave_the_page_quote_alone(
+    clock, ada, partner, restaurant, order
 ):
+    """K-B1, L-2.1: the order keeps the window and fee it was accepted with."""
     advance(order, "accept")
+    restaurant_update_terms(
+        restaurant_id=restaurant.pk, actor=partner, window_minutes=30, fee_percent=D("20")
+    )
+
     assert (
         '<input type="hidden" name="quote" value="4.20"'
         in ada.get(cancel_url(order)).content.decode()
     )
+    assert "Cancelling now costs 15 % = 4.20 USD; you get 23.79 USD back." in panel(
+        ada.get(order.get_absolute_url())
+    )
+
+
+def test_a_stale_quote_changes_nothing_and_shows_the_new_terms(
+    clock, ada, buyer, partner, restaurant, order
+):
+    # The buyer was quoted 15 % (4.20); the terms changed before the restaurant accepted.
     restaurant_update_terms(
         restaurant_id=restaurant.pk, actor=partner, window_minutes=5, fee_percent=D("20")
     )
+    advance(order, "accept")
 
     response = ada.post(cancel_url(order), {"quote": "4.20"})
 

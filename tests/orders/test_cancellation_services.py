@@ -119,10 +119,11 @@ def test_refusals_change_nothing(now, paid_order, buyer, minutes_after_acceptanc
 
 
 def test_a_changed_fee_answers_with_the_new_terms(paid_order, buyer, partner, restaurant):
-    advance(paid_order, "accept")
+    # The buyer was quoted 15 % (3.75); the terms changed before the restaurant accepted.
     restaurant_update_terms(
         restaurant_id=restaurant.pk, actor=partner, window_minutes=5, fee_percent=D("20")
     )
+    advance(paid_order, "accept")
 
     with pytest.raises(DomainError) as changed:
         order_cancel_by_buyer(order_id=paid_order.pk, actor=buyer, quote=D("3.75"))
@@ -130,6 +131,48 @@ def test_a_changed_fee_answers_with_the_new_terms(paid_order, buyer, partner, re
     assert changed.value.code == "quote_changed"
     assert changed.value.extra["cancellation"]["fee"] == "5.00"
     assert Order.objects.get(pk=paid_order.pk).status == "accepted"
+
+
+def test_terms_changed_after_acceptance_leave_the_accepted_order_alone(
+    now, paid_order, buyer, partner, restaurant
+):
+    """K-B1, L-2.1: the window and fee of the order summary at acceptance are the order's."""
+    advance(paid_order, "accept")
+    restaurant_update_terms(
+        restaurant_id=restaurant.pk, actor=partner, window_minutes=1, fee_percent=D("20")
+    )
+    now.shift(dt.timedelta(minutes=3))  # past the new 1-minute window, inside the pinned 5
+
+    order, decision = order_cancel_by_buyer(order_id=paid_order.pk, actor=buyer, quote=D("3.75"))
+
+    assert (
+        order.accepted_cancellation_window_minutes,
+        order.accepted_cancellation_fee_percent,
+    ) == (
+        5,
+        D("15.00"),
+    )
+    assert (order.status, order.cancellation_fee, decision.refund) == (
+        "cancellation_requested",
+        D("3.75"),
+        D("21.24"),
+    )
+    assert decision.window_ends_at == order.accepted_at + dt.timedelta(minutes=5)
+
+
+def test_the_pinned_window_still_ends_the_right_to_ask(now, paid_order, buyer, partner, restaurant):
+    advance(paid_order, "accept")
+    restaurant_update_terms(
+        restaurant_id=restaurant.pk, actor=partner, window_minutes=30, fee_percent=D("10")
+    )
+    now.shift(dt.timedelta(minutes=6))  # inside the new 30 minutes, past the pinned 5
+
+    with pytest.raises(DomainError) as refused:
+        order_cancel_by_buyer(order_id=paid_order.pk, actor=buyer)
+
+    assert (refused.value.code, refused.value.clauses) == ("window_passed", ("K-B1",))
+    assert Order.objects.get(pk=paid_order.pk).status == "accepted"
+    assert not Refund.objects.exists()
 
 
 def test_another_buyer_cannot_cancel(paid_order, other_buyer):

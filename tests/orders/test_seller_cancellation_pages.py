@@ -458,18 +458,22 @@ def test_denying_lets_the_order_go_on_and_tells_the_buyer_why(
     assert response.context["requests"] == []
 
 
-def test_denying_without_a_reason_is_fine_but_an_overlong_reason_is_refused(
-    luigi, paid_order, buyer
-):
+def test_denying_needs_a_reason_of_at_most_400_characters(luigi, paid_order, buyer):
     order = requested(paid_order, buyer)
 
-    too_long = luigi.post(deny_url(order), {"reason": "x" * 501}, follow=True)
+    too_long = luigi.post(deny_url(order), {"reason": "x" * 401}, follow=True)
     assert messages_of(too_long) == [
-        f"Order #{order.pk}: Ensure this value has at most 500 characters (it has 501)."
+        f"Order #{order.pk}: Ensure this value has at most 400 characters (it has 401)."
+    ]
+    missing = luigi.post(deny_url(order), {"reason": "   "}, follow=True)
+    assert messages_of(missing) == [
+        f"Order #{order.pk}: Tell the buyer why the cancellation request is denied."
     ]
     assert Order.objects.get(pk=order.pk).status == Order.Status.CANCELLATION_REQUESTED
+    assert not order.events.filter(name="deny").exists()
+    assert not Notification.objects.filter(title__contains="cancellation denied").exists()
 
-    luigi.post(deny_url(order))
+    luigi.post(deny_url(order), {"reason": "Already in the oven."})
     assert Order.objects.get(pk=order.pk).status == Order.Status.ACCEPTED
 
 
@@ -497,7 +501,7 @@ def test_answering_a_request_that_is_no_longer_waiting_changes_nothing(
     order = advance(paid_order, "accept")
     events = OrderEvent.objects.count()
 
-    response = luigi.post(answer(order), follow=True)
+    response = luigi.post(answer(order), {"reason": "Already in the oven."}, follow=True)
 
     assert messages_of(response) == [
         f"Order #{order.pk}: Order #{order.pk} has no cancellation request waiting (it is "

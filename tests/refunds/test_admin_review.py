@@ -22,7 +22,7 @@ from PIL import Image
 
 from core.models import Notification
 from credits.models import CreditGrant
-from disputes.models import Incident
+from disputes.models import Incident, Intervention
 from orders.models import Order, OrderEvent
 from refunds.admin import REVIEW_DECISIONS
 from refunds.models import Refund, RefundRequest, RestaurantLedgerEntry
@@ -567,8 +567,47 @@ def test_asking_the_restaurant_waits_for_its_answer(agent, partner, claim):
     assert claim.status == RefundRequest.Status.AWAITING_RESTAURANT
     assert Notification.objects.filter(user=partner, title__startswith="Please verify").exists()
     page = client_for(agent).get(change_url(claim))
-    assert decision_buttons(page) == []
-    assert "Waiting for the restaurant&#x27;s answer." in page.content.decode()
+    # K-OV: a restaurant that never answers does not leave the request stuck.
+    assert decision_buttons(page) == [
+        "approve",
+        "partially_approve",
+        "deny",
+        "offer_credit",
+        "offer_replacement",
+    ]
+    assert (
+        "Waiting for the restaurant&#x27;s answer; support may decide without it (K-OV)."
+        in page.content.decode()
+    )
+
+
+def test_support_decides_a_request_the_restaurant_never_answered(agent, partner, claim):
+    """K-OV: the decision is taken from awaiting_restaurant, and an open review-overdue case on
+    the request closes in the same transaction."""
+    client_for(agent).post(
+        decide_url(claim, "ask_restaurant"), {"question": "Did the tiramisu leave the kitchen?"}
+    )
+    case = Intervention.objects.create(
+        order=claim.order,
+        refund_request=claim,
+        kind=Intervention.Kind.REVIEW_OVERDUE,
+        summary="Refund request not decided within 48 h.",
+    )
+
+    response = client_for(agent).post(
+        decide_url(claim, "deny"), {"explanation": "The restaurant's photo shows the tiramisu."}
+    )
+
+    assert [level for level, _ in messages_of(response)] == ["success"]
+    claim.refresh_from_db()
+    assert (claim.status, claim.decided_by) == (RefundRequest.Status.DENIED, agent)
+    case.refresh_from_db()
+    assert (case.status, case.resolved_by, case.action_taken) == (
+        "resolved",
+        agent,
+        "Decided: denied",
+    )
+    assert not Refund.objects.filter(order=claim.order).exists()
 
 
 def test_an_unknown_decision_is_a_message(agent, claim):
