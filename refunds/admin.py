@@ -231,10 +231,11 @@ def evidence_url(evidence: RefundEvidence) -> str:
 
 
 def evidence_preview(evidence: RefundEvidence) -> str:
-    """A thumbnail linking to the photo, both through the permission-checked view."""
+    """The generated thumbnail linking to the (capped) photo, both through the permission-checked
+    view."""
     url = evidence_url(evidence)
     return format_html(
-        '<a href="{}" target="_blank" rel="noopener"><img src="{}" alt="Photo {}" '
+        '<a href="{}" target="_blank" rel="noopener"><img src="{}?size=thumb" alt="Photo {}" '
         'class="evidence-thumbnail" loading="lazy"></a>',
         url,
         url,

@@ -1,11 +1,14 @@
-"""Refund request forms: shape only. Whether a reason applies, a photo is an image or a reply is
-allowed is the services' decision (refunds.services), shown on these pages when they refuse."""
+"""Refund request forms: shape, and photos prepared as the services would (refunds.photos) so a
+bad photo is a form error on the form and on its preview. Whether a reason applies or a reply
+is allowed is the services' decision (refunds.services), shown on these pages when they refuse."""
 
 from django import forms
 
+from core.errors import DomainError
 from refunds.models import RefundRequest
+from refunds.photos import PHOTO_FORMATS, photo_prepare
 from refunds.policy import Reason
-from refunds.services.evidence import MAX_PHOTOS, PHOTO_FORMATS
+from refunds.services.evidence import MAX_PHOTOS, photos_check_count
 
 MAX_TEXT_LENGTH = 4000
 PHOTO_TYPES = ",".join(PHOTO_FORMATS.values())
@@ -16,7 +19,9 @@ class MultipleFileInput(forms.ClearableFileInput):
 
 
 class PhotosField(forms.FileField):
-    """Any number of files, as uploaded: the service decodes each one (validate_photo)."""
+    """Up to MAX_PHOTOS files, each prepared by refunds.photos.photo_prepare (decoded, stripped,
+    capped, re-encoded); cleaned to a list of `Photo`. A refusal is a field error naming the file
+    and the reason; the services count the request's photos again when they store them."""
 
     def __init__(self, **kwargs):
         kwargs.setdefault("widget", MultipleFileInput(attrs={"accept": PHOTO_TYPES}))
@@ -25,7 +30,12 @@ class PhotosField(forms.FileField):
 
     def clean(self, data, initial=None):
         files = data if isinstance(data, list | tuple) else [data] if data else []
-        return [super(PhotosField, self).clean(upload, initial) for upload in files]
+        uploads = [super(PhotosField, self).clean(upload, initial) for upload in files]
+        try:
+            photos_check_count(adding=len(uploads), already=0)
+            return [photo_prepare(upload) for upload in uploads]
+        except DomainError as error:
+            raise forms.ValidationError(error.detail, code=error.code) from error
 
 
 class RefundRequestForm(forms.Form):

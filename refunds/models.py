@@ -222,11 +222,17 @@ def _evidence_path(instance, filename):
     return f"evidence/{instance.request.order_id}/{instance.request_id}/{filename}"
 
 
+def _evidence_thumbnail_path(instance, filename):
+    return f"evidence/{instance.request.order_id}/{instance.request_id}/thumbs/{filename}"
+
+
 class RefundEvidence(models.Model):
-    """A photo of the problem (L-5.2), checked by decoding it, served only to those allowed."""
+    """A photo of the problem (L-5.2), stored re-encoded without metadata and capped in size,
+    with a thumbnail of the same type (refunds.photos); served only to those allowed."""
 
     request = models.ForeignKey(RefundRequest, on_delete=models.CASCADE, related_name="evidence")
     file = models.ImageField(upload_to=_evidence_path, width_field="width", height_field="height")
+    thumbnail = models.ImageField(upload_to=_evidence_thumbnail_path, blank=True)
     content_type = models.CharField(max_length=40)
     size = models.PositiveIntegerField()
     width = models.PositiveIntegerField(default=0)

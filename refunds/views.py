@@ -371,13 +371,16 @@ def _refund_row(refund: Refund) -> RefundRow:
 @login_required
 @require_GET
 def evidence(request, evidence_id: int):
-    """A claim's photo, only for the request's buyer, the order's restaurant and support;
-    anyone else gets a 404. Served as the type it was decoded as, never sniffed, never cached
-    by shared caches."""
+    """A claim's photo (the stored, re-encoded one) or with `?size=thumb` its thumbnail, only for
+    the request's buyer, the order's restaurant and support; anyone else gets a 404. Served as
+    the type it was stored as, never sniffed, never cached by shared caches."""
     photo = refund_evidence_for_viewer(request.user, evidence_id)
     if photo is None:
         raise Http404("No such photo.")
-    response = FileResponse(photo.file.open("rb"), content_type=photo.content_type)
+    stored = photo.thumbnail if request.GET.get("size") == "thumb" else photo.file
+    if not stored:
+        raise Http404("This photo has no thumbnail.")
+    response = FileResponse(stored.open("rb"), content_type=photo.content_type)
     response["Content-Disposition"] = "inline"
     response["X-Content-Type-Options"] = "nosniff"
     response["Cache-Control"] = "private"

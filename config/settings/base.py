@@ -133,6 +133,13 @@ LOJIX_SIMULATED_GATEWAY_PATH = Path(
 )
 LOJIX_SIMULATED_GATEWAY_FAULTS = env.json("LOJIX_SIMULATED_GATEWAY_FAULTS", default={})
 
+# Evidence photos (refunds.photos): bytes per upload, pixels an upload may declare, and the
+# longest side in pixels of the stored (re-encoded) photo and of its thumbnail.
+LOJIX_PHOTO_MAX_BYTES = env.int("LOJIX_PHOTO_MAX_BYTES", default=8 * 1024 * 1024)
+LOJIX_PHOTO_MAX_PIXELS = env.int("LOJIX_PHOTO_MAX_PIXELS", default=50_000_000)
+LOJIX_PHOTO_MAX_SIDE = env.int("LOJIX_PHOTO_MAX_SIDE", default=2048)
+LOJIX_PHOTO_THUMBNAIL_SIDE = env.int("LOJIX_PHOTO_THUMBNAIL_SIDE", default=320)
+
 # Celery: Redis (or RabbitMQ) by URL; otherwise kombu's filesystem transport, no server needed.
 REDIS_URL = env("REDIS_URL", default="")
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", default=REDIS_URL or "filesystem://")

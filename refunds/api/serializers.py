@@ -81,7 +81,7 @@ class ClaimLinesField(serializers.ListField):
 
 @extend_schema_field(OpenApiTypes.BINARY)
 class PhotoField(serializers.FileField):
-    """An uploaded photo; the service decodes it (`refunds.services.validate_photo`)."""
+    """An uploaded photo; the service decodes and re-encodes it (`refunds.photos.photo_prepare`)."""
 
 
 def _photos(**kwargs):
@@ -199,15 +199,31 @@ class MessageSerializer(serializers.ModelSerializer):
 
 
 class EvidenceSerializer(serializers.ModelSerializer):
+    """A stored photo (re-encoded, capped): `url` the photo, `thumbnail_url` its thumbnail (null
+    for an old photo that could not be re-encoded); type, bytes and pixels of what is stored."""
+
     url = serializers.SerializerMethodField()
+    thumbnail_url = serializers.SerializerMethodField()
 
     class Meta:
         model = RefundEvidence
-        fields = ["id", "url", "content_type", "size", "width", "height", "created_at"]
+        fields = [
+            "id",
+            "url",
+            "thumbnail_url",
+            "content_type",
+            "size",
+            "width",
+            "height",
+            "created_at",
+        ]
         read_only_fields = fields
 
     def get_url(self, evidence: RefundEvidence) -> str:
         return evidence_url(evidence.pk)
+
+    def get_thumbnail_url(self, evidence: RefundEvidence) -> str | None:
+        return f"{evidence_url(evidence.pk)}?size=thumb" if evidence.thumbnail else None
 
 
 class DecisionSerializer(serializers.Serializer):

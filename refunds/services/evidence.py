@@ -1,56 +1,47 @@
-"""Photo evidence on refund requests (L-5.2): validated by decoding, stored, listed."""
+"""Photo evidence on refund requests (L-5.2): counted, made safe by refunds.photos (decoded,
+stripped, capped, re-encoded, thumbnailed) and stored as re-encoded, never as uploaded."""
 
+import uuid
+
+from django.core.files.base import ContentFile
 from django.db import transaction
 from django.utils import timezone
-from PIL import Image, UnidentifiedImageError
 
 from core.errors import DomainError, InvalidInput
 from refunds.lock_objects import refund_request_for_update
 from refunds.models import OPEN_STATUSES, RefundEvidence
+from refunds.photos import Photo, photo_prepare
 
 MAX_PHOTOS = 5
 
 
-MAX_PHOTO_BYTES = 8 * 1024 * 1024
-
-
-PHOTO_FORMATS = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp", "GIF": "image/gif"}
-
-
-def validate_photo(upload) -> str:
-    """Decode an upload with Pillow: it must be a real image of an accepted format and size.
-    Returns its content type; raises InvalidInput otherwise (nothing is stored)."""
-    if upload.size > MAX_PHOTO_BYTES:
-        raise InvalidInput(
-            "file_too_large", f"{upload.name} is larger than {MAX_PHOTO_BYTES // (1024 * 1024)} MB."
-        )
-    try:
-        upload.seek(0)
-        with Image.open(upload) as image:
-            image.verify()
-            image_format = image.format
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
-        raise InvalidInput("not_an_image", f"{upload.name} is not an image we can read.") from error
-    finally:
-        upload.seek(0)
-    if image_format not in PHOTO_FORMATS:
-        raise InvalidInput("unsupported_image", f"{upload.name}: use JPEG, PNG, WebP or GIF.")
-    return PHOTO_FORMATS[image_format]
-
-
-def validated_photos(photos, *, already: int) -> list[str]:
-    if already + len(photos) > MAX_PHOTOS:
+def photos_check_count(*, adding: int, already: int) -> None:
+    """Refuse more than MAX_PHOTOS on one request (`too_many_photos`, InvalidInput)."""
+    if already + adding > MAX_PHOTOS:
         raise InvalidInput("too_many_photos", f"A request can have at most {MAX_PHOTOS} photos.")
-    return [validate_photo(photo) for photo in photos]
 
 
-def store_photos(request, photos, content_types, *, actor, now) -> None:
-    for photo, content_type in zip(photos, content_types, strict=True):
+def validated_photos(photos, *, already: int) -> list[Photo]:
+    """The uploads prepared for storing (refunds.photos.photo_prepare); an item that is already
+    a prepared `Photo` (a page's form prepared it) is kept as it is. Counted before anything is
+    decoded. Raises InvalidInput: `too_many_photos` and photo_prepare's codes; nothing is stored."""
+    photos_check_count(adding=len(photos), already=already)
+    return [photo if isinstance(photo, Photo) else photo_prepare(photo) for photo in photos]
+
+
+def store_photos(request, photos: list[Photo], *, actor, now) -> None:
+    """Store prepared photos and their thumbnails on the request, under generated names; type,
+    size and pixels are those of what is stored. Call inside the request's transaction."""
+    for photo in photos:
+        stem = uuid.uuid4().hex
         RefundEvidence.objects.create(
             request=request,
-            file=photo,
-            content_type=content_type,
+            file=ContentFile(photo.content, name=f"{stem}.{photo.extension}"),
+            thumbnail=ContentFile(photo.thumbnail, name=f"{stem}-thumb.{photo.extension}"),
+            content_type=photo.content_type,
             size=photo.size,
+            width=photo.width,
+            height=photo.height,
             uploaded_by=actor,
             created_at=now,
         )
@@ -58,13 +49,15 @@ def store_photos(request, photos, content_types, *, actor, now) -> None:
 
 @transaction.atomic
 def refund_request_add_evidence(*, request_id: int, actor, photos) -> list[RefundEvidence]:
-    """The buyer adds photos to an undecided request (L-5.2)."""
+    """The buyer adds photos to an undecided request (L-5.2). Takes the request's row lock.
+    Raises DomainError `request_closed`, InvalidInput `file_required` and validated_photos'
+    codes; a refusal stores nothing."""
     request = refund_request_for_update(request_id, buyer=actor)
     if request.status not in OPEN_STATUSES:
         raise DomainError("request_closed", "This request has been decided.")
     if not photos:
         raise InvalidInput("file_required", "Choose a photo to upload.")
-    content_types = validated_photos(photos, already=request.evidence.count())
+    prepared = validated_photos(photos, already=request.evidence.count())
     now = timezone.now()
-    store_photos(request, photos, content_types, actor=actor, now=now)
+    store_photos(request, prepared, actor=actor, now=now)
     return list(request.evidence.order_by("-pk")[: len(photos)])

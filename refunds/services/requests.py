@@ -47,7 +47,7 @@ def refund_request_submit(
     if order.buyer_id != actor.pk:
         raise DomainError("not_found", f"You have no order {order_id}.", kind="not_found")
     now = timezone.now()
-    content_types = validated_photos(photos, already=0)
+    prepared = validated_photos(photos, already=0)
     if preferred_method not in RefundRequest.Method.values:
         raise InvalidInput("invalid_method", f"Unknown refund method {preferred_method!r}.")
     if discovered_at is not None and discovered_at > now:
@@ -73,7 +73,7 @@ def refund_request_submit(
         suggested_clauses=list(eligibility.clauses),
     )
     _store_items(request, claim.items)
-    store_photos(request, photos, content_types, actor=actor, now=now)
+    store_photos(request, prepared, actor=actor, now=now)
     refund_request_event_record(
         request,
         name="submit",
@@ -188,10 +188,10 @@ def refund_request_reply(*, request_id: int, actor, body: str, photos=()) -> Ref
     if request.status not in OPEN_STATUSES:
         raise DomainError("request_closed", "This request has been decided; you can escalate it.")
     require_text(body, "message")
-    content_types = validated_photos(photos, already=request.evidence.count())
+    prepared = validated_photos(photos, already=request.evidence.count())
     now = timezone.now()
     message_add(request, author=actor, role=RefundMessage.Role.BUYER, body=body, now=now)
-    store_photos(request, photos, content_types, actor=actor, now=now)
+    store_photos(request, prepared, actor=actor, now=now)
     if request.status == RefundRequest.Status.INFO_REQUESTED:
         refund_request_step(
             request,

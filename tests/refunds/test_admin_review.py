@@ -334,7 +334,7 @@ def test_the_request_page_shows_what_the_agent_needs_to_decide(
         "answer",
     ]
     (evidence,) = [f.instance for f in formsets["evidence"].forms]
-    assert f'<img src="{evidence_url(evidence.pk)}" alt="Photo {evidence.pk}"' in page
+    assert f'<img src="{evidence_url(evidence.pk)}?size=thumb" alt="Photo {evidence.pk}"' in page
     assert "1 other claim;\n    1 refunded, 6.00 in total." in page
     assert f'data-claim="{earlier.pk}"' in page
     assert "Which bag?" in page
@@ -865,8 +865,11 @@ def test_support_opens_the_photos_the_request_page_shows(
 
     assert f'<a href="{evidence_url(evidence.pk)}" target="_blank" rel="noopener">' in page
     assert response.status_code == 200
-    assert b"".join(response.streaming_content) == png("blue")
-    assert response["Content-Type"] == "image/png"
+    # What is served is what is stored: the upload re-encoded (an opaque PNG as a JPEG).
+    served = b"".join(response.streaming_content)
+    with evidence.file.storage.open(evidence.file.name, "rb") as stored:
+        assert served == stored.read() != png("blue")
+    assert response["Content-Type"] == "image/jpeg"
     assert response["X-Content-Type-Options"] == "nosniff"
     assert response["Content-Disposition"].startswith("inline")
 

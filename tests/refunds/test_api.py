@@ -355,7 +355,8 @@ def test_a_multipart_claim_with_a_photo_and_items_as_a_json_string(api_as, buyer
         {
             "id": evidence.pk,
             "url": f"/refunds/evidence/{evidence.pk}/",
-            "content_type": "image/png",
+            "thumbnail_url": f"/refunds/evidence/{evidence.pk}/?size=thumb",
+            "content_type": "image/jpeg",
             "size": evidence.size,
             "width": 8,
             "height": 8,
@@ -496,20 +497,19 @@ def test_a_photo_is_added_to_an_open_request(api_as, buyer, reviewing):
     assert response.status_code == 201
     evidence = RefundEvidence.objects.get(request=reviewing)
     assert [e["url"] for e in response.json()["evidence"]] == [f"/refunds/evidence/{evidence.pk}/"]
-    assert (evidence.uploaded_by, evidence.content_type) == (buyer, "image/png")
+    # An opaque PNG is stored re-encoded as a JPEG (refunds.photos).
+    assert (evidence.uploaded_by, evidence.content_type) == (buyer, "image/jpeg")
 
 
 @pytest.mark.parametrize("problem", ["not_an_image", "file_too_large", "too_many_photos",
                                      "unsupported_image", "no_file"])  # fmt: skip
-def test_a_refused_upload_is_a_400_and_stores_nothing(
-    api_as, buyer, reviewing, problem, monkeypatch
-):
+def test_a_refused_upload_is_a_400_and_stores_nothing(api_as, buyer, reviewing, problem, settings):
     client = api_as(buyer)
     upload = photo()
     if problem == "not_an_image":
         upload = not_an_image()
     elif problem == "file_too_large":
-        monkeypatch.setattr("refunds.services.evidence.MAX_PHOTO_BYTES", 10)
+        settings.LOJIX_PHOTO_MAX_BYTES = 10
     elif problem == "too_many_photos":
         for _ in range(5):
             assert (
@@ -650,7 +650,8 @@ def test_the_restaurant_verifies_what_support_asked(
                 {
                     "id": evidence.pk,
                     "url": f"/refunds/evidence/{evidence.pk}/",
-                    "content_type": "image/png",
+                    "thumbnail_url": f"/refunds/evidence/{evidence.pk}/?size=thumb",
+                    "content_type": "image/jpeg",
                     "size": evidence.size,
                     "width": 8,
                     "height": 8,

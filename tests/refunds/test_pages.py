@@ -24,7 +24,6 @@ from refunds.models import (
     RefundRequestEvent,
 )
 from refunds.policy import REASON_GROUPS
-from refunds.services import evidence
 from refunds.services.decisions import refund_request_approve, refund_request_partially_approve
 from refunds.services.requests import (
     refund_request_ask_restaurant,
@@ -59,6 +58,11 @@ def text(response) -> str:
 
 def flash(response) -> list[str]:
     return [str(m) for m in get_messages(response.wsgi_request)]
+
+
+def photo_errors(response) -> list[str]:
+    """The form's errors on its photos field: a bad photo is refused by the form itself."""
+    return response.context["form"].errors.get("photos", [])
 
 
 def reason_item(response, code) -> str:
@@ -321,8 +325,9 @@ def test_a_missing_items_claim_with_a_photo_goes_to_support_with_the_exact_amoun
     assert (request.suggested_amount, request.suggested_clauses) == (D("5.12"), ["L-3.2"])
     assert [(i.order_item_id, i.quantity) for i in request.items.all()] == [(tiramisu, 1)]
     assert (request.description, request.preferred_method) == (DESCRIPTION, "original")
+    # An opaque PNG is stored re-encoded as a JPEG (refunds.photos).
     assert [(e.content_type, e.width, e.height) for e in request.evidence.all()] == [
-        ("image/png", 8, 8)
+        ("image/jpeg", 8, 8)
     ]
     assert request.review_due_at == request.submitted_at + dt.timedelta(hours=48)
     assert flash(response) == [
@@ -401,13 +406,16 @@ def test_a_text_file_named_png_is_refused_and_nothing_is_stored(ada, delivered):
     )
 
     assert response.status_code == 400
-    assert flash(response) == ["spill.png is not an image we can read."]
-    assert "spill.png is not an image we can read." in text(response)
+    assert (flash(response), photo_errors(response)) == (
+        [],
+        ["spill.png is not an image we can read."],
+    )
+    assert "Photos: spill.png is not an image we can read." in text(response)
     _assert_nothing_stored()
 
 
-def test_a_photo_over_the_size_limit_is_refused_and_nothing_is_stored(ada, delivered, monkeypatch):
-    monkeypatch.setattr(evidence, "MAX_PHOTO_BYTES", 1024 * 1024)
+def test_a_photo_over_the_size_limit_is_refused_and_nothing_is_stored(ada, delivered, settings):
+    settings.LOJIX_PHOTO_MAX_BYTES = 1024 * 1024
     # A real PNG of about 1.2 MB: random pixels do not compress.
     noise = Image.frombytes("RGB", (640, 640), bytes(range(256)) * 4800)
     buffer = io.BytesIO()
@@ -423,7 +431,8 @@ def test_a_photo_over_the_size_limit_is_refused_and_nothing_is_stored(ada, deliv
     )
 
     assert response.status_code == 400
-    assert flash(response) == ["big.png is larger than 1 MB."]
+    assert photo_errors(response) == ["big.png is larger than 1 MB."]
+    assert "Photos: big.png is larger than 1 MB." in text(response)
     _assert_nothing_stored()
 
 
@@ -456,7 +465,8 @@ def test_more_than_five_photos_are_refused(ada, delivered):
         ),
     )
 
-    assert flash(response) == ["A request can have at most 5 photos."]
+    assert response.status_code == 400
+    assert photo_errors(response) == ["A request can have at most 5 photos."]
     _assert_nothing_stored()
 
 
@@ -497,7 +507,7 @@ def test_the_request_page_under_review_says_who_has_it_and_when_it_is_due(ada, b
     assert "Reason Items are missing" in page
     assert f"1 {TIMES} Tiramisu {DESCRIPTION}" in page
     photo_url = reverse("refunds:evidence", args=[request.evidence.get().pk])
-    assert f'<img src="{photo_url}"' in _html(response)
+    assert f'<a href="{photo_url}"><img src="{photo_url}?size=thumb"' in _html(response)
     assert "Request submitted: Items are missing." in page
     assert "Support reviews this request by Sun 22 Nov, 12:00. Why? L-4.1" in page
     assert "Decision 5.12" not in page  # nothing decided yet
@@ -580,7 +590,8 @@ def test_a_reply_with_a_bad_photo_is_refused_and_nothing_is_stored(ada, buyer, d
     )
 
     assert response.status_code == 400
-    assert flash(response) == ["more.png is not an image we can read."]
+    assert photo_errors(response) == ["more.png is not an image we can read."]
+    assert "Add photos: more.png is not an image we can read." in text(response)
     assert (RefundEvidence.objects.count(), RefundMessage.objects.count()) == (1, 0)
 
 
@@ -664,7 +675,7 @@ def test_the_partner_sees_the_question_and_the_claim(luigi, asked, delivered):
         "Photos Support decides by Sun 22 Nov, 12:00 Your answer to support Send answer"
     )
     photo_url = reverse("refunds:evidence", args=[asked.evidence.get().pk])
-    assert f'<img src="{photo_url}"' in card[0]
+    assert f'<a href="{photo_url}"><img src="{photo_url}?size=thumb"' in card[0]
     assert "Verifications (1)" in text(response)
 
 
