@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('orders', '0003_order_cancellation_denied_at_and_more'),
+        ('orders', '0004_delete_gatewayoperation'),
     ]
 
     operations = [
