@@ -23,7 +23,6 @@ from django.db.models import (
     ExpressionWrapper,
     F,
     Q,
-    Sum,
     Value,
     When,
 )
@@ -42,6 +41,7 @@ from core.admin import (
 )
 from core.errors import DomainError
 from core.money import ZERO
+from core.money_db import MoneySum
 from core.roles import is_supervisor
 from orders.admin import form_errors, money
 from orders.models import OrderEvent, Payment
@@ -480,7 +480,7 @@ def review_context(refund_request: RefundRequest) -> dict:
     history = others.aggregate(
         count=Count("pk"),
         refunded=Count("pk", filter=Q(status=Status.REFUNDED)),
-        refunded_total=Sum("decided_amount", filter=Q(status=Status.REFUNDED)),
+        refunded_total=MoneySum("decided_amount", filter=Q(status=Status.REFUNDED)),
     )
     return {
         "order": order,
@@ -491,7 +491,7 @@ def review_context(refund_request: RefundRequest) -> dict:
         "claims": others.select_related("order__restaurant").order_by("-submitted_at", "-pk")[:20],
         "claims_count": history["count"],
         "claims_refunded": history["refunded"],
-        "claims_refunded_total": history["refunded_total"] or ZERO,
+        "claims_refunded_total": history["refunded_total"],
     }
 
 

@@ -5,10 +5,11 @@ import zoneinfo
 from dataclasses import dataclass
 from decimal import Decimal
 
-from django.db.models import Count, Exists, OuterRef, Prefetch, Q, QuerySet, Sum
+from django.db.models import Count, Exists, OuterRef, Prefetch, Q, QuerySet
 from django.db.models.functions import TruncWeek
 
 from core.money import ZERO
+from core.money_db import MoneySum
 from orders.models import Order, Payment, Restaurant, is_support
 from refunds import policy
 from refunds.models import (
@@ -57,7 +58,7 @@ def restaurant_ledger_periods(restaurant_ids, *, tz: zoneinfo.ZoneInfo) -> list[
         RestaurantLedgerEntry.objects.filter(restaurant_id__in=restaurant_ids)
         .annotate(week=TruncWeek("created_at", tzinfo=tz))
         .values("week")
-        .annotate(total=Sum("amount"), entries=Count("pk"))
+        .annotate(total=MoneySum("amount"), entries=Count("pk"))
         .order_by("-week")
     )
     return [
@@ -210,14 +211,14 @@ COUNTED = [Refund.Status.PENDING, Refund.Status.SUCCEEDED]
 def paid_facts(order: Order) -> policy.PaidFacts:
     """What was paid for the order and what has gone back (pending refunds count)."""
     totals = Refund.objects.filter(order=order, status__in=COUNTED).aggregate(
-        card=Sum("amount", filter=Q(destination=Refund.Destination.CARD)),
-        money_back=Sum("amount", filter=Q(destination__in=MONEY_BACK)),
+        card=MoneySum("amount", filter=Q(destination=Refund.Destination.CARD)),
+        money_back=MoneySum("amount", filter=Q(destination__in=MONEY_BACK)),
     )
     return policy.PaidFacts(
         amount_charged=order.amount_charged,
         account_credit_applied=order.account_credit_applied,
-        refunded_to_card=totals["card"] or ZERO,
-        refunded_total=totals["money_back"] or ZERO,
+        refunded_to_card=totals["card"],
+        refunded_total=totals["money_back"],
     )
 
 
