@@ -6,7 +6,7 @@ UV_VERSION := 0.13.8
 export UV_PYTHON_DOWNLOADS := never
 PORT ?= 8000
 
-.PHONY: install migrate demo run test lint format bench check clean
+.PHONY: install migrate demo run test test-sqlite lint format bench check clean
 
 install: $(VENV)/.installed
 
@@ -28,9 +28,23 @@ run: demo
 	@echo ""
 	PORT=$(PORT) $(VENV)/bin/honcho start -f Procfile
 
-# The whole suite, against PostgreSQL and Redis (DATABASE_URL / REDIS_URL, see config/settings/test.py).
+# The whole suite, against PostgreSQL and Redis (DATABASE_URL / REDIS_URL, see config/settings/test.py),
+# then the money, ledger and page tests again on SQLite, the embedded default (D-7).
 test: install
 	$(VENV)/bin/pytest
+	$(MAKE) test-sqlite
+
+# Tests marked `postgres` (real concurrency, row locks) run only in the PostgreSQL suite.
+SQLITE_TESTS := \
+	tests/orders/test_pricing_policy.py tests/orders/test_placement.py tests/orders/test_pages.py \
+	tests/orders/test_seller_pages.py tests/orders/test_cancellation_pages.py \
+	tests/orders/test_seller_cancellation_pages.py tests/orders/test_admin.py \
+	tests/refunds/test_refund_service.py tests/refunds/test_seller_ledger.py \
+	tests/refunds/test_pages.py tests/refunds/test_admin_review.py \
+	tests/credits/test_pages.py tests/credits/test_admin.py tests/core/test_money_exact.py
+
+test-sqlite: install
+	DATABASE_URL=sqlite://:memory: $(VENV)/bin/pytest -m "not postgres" $(SQLITE_TESTS)
 
 # Performance as ratios against baselines measured in the same run (D-11, tests/bench/README.md);
 # creates and drops its own database (bench_ + the name in DATABASE_URL); exits 1 past a threshold.

@@ -1,21 +1,20 @@
 """The money invariants of D-7, checked by `manage.py check_ledgers` and after every test."""
 
-from django.db.models import Count, DecimalField, F, OuterRef, Prefetch, Q, Subquery, Sum, Value
+from django.db.models import Count, F, OuterRef, Prefetch, Q, Subquery, Value
 from django.db.models.functions import Coalesce
 
 from core.money import ZERO
+from core.money_db import MONEY_FIELD, Cents, MoneySum
 from credits.models import CreditGrant, CreditTransaction
 from orders.gateway import PaymentGateway, get_gateway
 from orders.models import Order, Payment
 from refunds.models import Refund, RestaurantLedgerEntry
 
-_MONEY = DecimalField(max_digits=14, decimal_places=2)
-
 
 def _sum(queryset, group_by: str):
     """A correlated subquery: the sum of `amount` over `queryset` (0 when empty)."""
-    totals = queryset.order_by().values(group_by).annotate(total=Sum("amount")).values("total")
-    return Coalesce(Subquery(totals), Value(ZERO), output_field=_MONEY)
+    totals = queryset.order_by().values(group_by).annotate(total=MoneySum("amount")).values("total")
+    return Cents(Coalesce(Subquery(totals), Value(ZERO), output_field=MONEY_FIELD))
 
 
 def _refunded(order_ref, destinations):
@@ -32,7 +31,7 @@ def refund_violations() -> list[str]:
         refunded=_refunded(OuterRef("pk"), ["card", "account_credit"]),
         refunded_card=_refunded(OuterRef("pk"), ["card"]),
     ).filter(
-        Q(refunded__gt=F("amount_charged") + F("account_credit_applied"))
+        Q(refunded__gt=Cents(F("amount_charged") + F("account_credit_applied")))
         | Q(refunded_card__gt=F("amount_charged"))
     )
     for order in orders:

@@ -2,10 +2,10 @@
 
 import datetime as dt
 
-from django.db.models import F, QuerySet, Sum
+from django.db.models import F, QuerySet
 
 from core.errors import InvalidInput
-from core.money import ZERO
+from core.money_db import MoneySum
 from credits.models import CreditGrant, DiscountCode
 from credits.policy import CreditFacts, DiscountCodeFacts
 
@@ -21,12 +21,12 @@ def credit_balance(buyer, *, now: dt.datetime) -> dict:
     """Usable credit by kind: unexpired promotional credit and account credit."""
     grants = CreditGrant.objects.filter(buyer=buyer, remaining__gt=0)
     promo = grants.filter(kind=CreditGrant.Kind.PROMO, expires_at__gt=now).aggregate(
-        total=Sum("remaining")
+        total=MoneySum("remaining")
     )["total"]
-    account = grants.filter(kind=CreditGrant.Kind.ACCOUNT).aggregate(total=Sum("remaining"))[
+    account = grants.filter(kind=CreditGrant.Kind.ACCOUNT).aggregate(total=MoneySum("remaining"))[
         "total"
     ]
-    return {"promo": promo or ZERO, "account": account or ZERO}
+    return {"promo": promo, "account": account}
 
 
 def discount_codes_used_by(buyer) -> QuerySet[DiscountCode]:

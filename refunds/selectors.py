@@ -17,12 +17,12 @@ from django.db.models import (
     Prefetch,
     Q,
     QuerySet,
-    Sum,
     Value,
 )
 from django.db.models.functions import TruncWeek
 
 from core.money import ZERO
+from core.money_db import MoneySum
 from core.roles import SUPERVISOR
 from orders.models import Order, OrderEvent, Payment, Restaurant, is_support
 from refunds import policy
@@ -72,7 +72,7 @@ def restaurant_ledger_periods(restaurant_ids, *, tz: zoneinfo.ZoneInfo) -> list[
         RestaurantLedgerEntry.objects.filter(restaurant_id__in=restaurant_ids)
         .annotate(week=TruncWeek("created_at", tzinfo=tz))
         .values("week")
-        .annotate(total=Sum("amount"), entries=Count("pk"))
+        .annotate(total=MoneySum("amount"), entries=Count("pk"))
         .order_by("-week")
     )
     return [
@@ -204,7 +204,7 @@ def refund_request_review_context(refund_request: RefundRequest) -> dict:
     history = others.aggregate(
         count=Count("pk"),
         refunded=Count("pk", filter=Q(status=Status.REFUNDED)),
-        refunded_total=Sum("decided_amount", filter=Q(status=Status.REFUNDED)),
+        refunded_total=MoneySum("decided_amount", filter=Q(status=Status.REFUNDED)),
     )
     refundable = paid_facts(order).refundable
     return {
@@ -320,14 +320,14 @@ COUNTED = [Refund.Status.PENDING, Refund.Status.SUCCEEDED]
 def paid_facts(order: Order) -> policy.PaidFacts:
     """What was paid for the order and what has gone back (pending refunds count)."""
     totals = Refund.objects.filter(order=order, status__in=COUNTED).aggregate(
-        card=Sum("amount", filter=Q(destination=Refund.Destination.CARD)),
-        money_back=Sum("amount", filter=Q(destination__in=MONEY_BACK)),
+        card=MoneySum("amount", filter=Q(destination=Refund.Destination.CARD)),
+        money_back=MoneySum("amount", filter=Q(destination__in=MONEY_BACK)),
     )
     return policy.PaidFacts(
         amount_charged=order.amount_charged,
         account_credit_applied=order.account_credit_applied,
-        refunded_to_card=totals["card"] or ZERO,
-        refunded_total=totals["money_back"] or ZERO,
+        refunded_to_card=totals["card"],
+        refunded_total=totals["money_back"],
     )
 
 

@@ -8,6 +8,7 @@ from decimal import Decimal
 
 import pytest
 import time_machine
+from django.db import connection
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
@@ -21,6 +22,13 @@ from orders.policy_seed import seed_version_1
 from orders.services.lifecycle import order_advance
 from orders.services.placement import LineRequest, order_checkout
 from tests.factories import MenuItemFactory, RestaurantFactory, UserFactory
+
+
+def pytest_runtest_setup(item):
+    """A test marked `postgres` fails rather than pass vacuously on another database: the
+    SQLite run (`make test-sqlite`) deselects them with `-m "not postgres"`."""
+    if item.get_closest_marker("postgres") and connection.vendor != "postgresql":
+        pytest.fail(f"{item.nodeid} needs PostgreSQL, not {connection.vendor}", pytrace=False)
 
 
 @pytest.fixture(autouse=True)

@@ -2,9 +2,8 @@
 
 from decimal import Decimal
 
-from django.db.models import Sum
-
 from core.money import ZERO
+from core.money_db import MoneySum
 from orders.models import Order
 from refunds.models import Refund, RestaurantLedgerEntry
 
@@ -41,13 +40,10 @@ def restaurant_record_sale(order: Order) -> None:
 def restaurant_deduct_refunds(order: Order, refunds: list[Refund]) -> None:
     """L-9: a refund the restaurant caused comes off what it was booked for the order (never
     more than its sale)."""
-    booked = (
-        RestaurantLedgerEntry.objects.filter(
-            order=order,
-            kind__in=[RestaurantLedgerEntry.Kind.SALE, RestaurantLedgerEntry.Kind.REFUND_DEDUCTION],
-        ).aggregate(total=Sum("amount"))["total"]
-        or ZERO
-    )
+    booked = RestaurantLedgerEntry.objects.filter(
+        order=order,
+        kind__in=[RestaurantLedgerEntry.Kind.SALE, RestaurantLedgerEntry.Kind.REFUND_DEDUCTION],
+    ).aggregate(total=MoneySum("amount"))["total"]
     for refund in refunds:
         deduction = min(refund.amount, booked)
         if deduction <= ZERO:

@@ -149,6 +149,7 @@ def test_refusals_create_nothing(now, settings, buyer, restaurant, menu, setup, 
     assert CreditGrant.objects.get(buyer=buyer).remaining == D("5.00")
 
 
+@pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_two_concurrent_checkouts_with_one_code_one_wins(buyer, other_buyer, restaurant):
     DiscountCodeFactory(code="RACE", amount_off=D("5.00"))

@@ -712,6 +712,7 @@ def test_a_second_approval_is_not_offered_before_a_decision(supervisor, claim):
 # -- money once -------------------------------------------------------------------------------
 
 
+@pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_two_agents_approving_at_once_make_one_refund(agent, other_agent, buyer, restaurant, menu):
     claim = missing_tiramisu(buyer, restaurant, menu)

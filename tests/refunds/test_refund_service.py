@@ -171,6 +171,7 @@ def test_a_failed_card_refund_is_recorded_and_moves_nothing(mixed_order):
     SimulatedGateway.forget(idempotency_key="outside")
 
 
+@pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_twenty_concurrent_calls_with_one_key_move_money_once(buyer, restaurant, menu):
     give_credit(buyer, "10.00")
@@ -187,6 +188,7 @@ def test_twenty_concurrent_calls_with_one_key_move_money_once(buyer, restaurant,
     assert CreditGrant.objects.filter(refund__isnull=False).count() == 1
 
 
+@pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_refunds_with_different_keys_never_exceed_what_was_paid(buyer, restaurant, menu):
     order = place_order(buyer, restaurant, {menu["Margherita"]: 2})  # 27.99 by card
