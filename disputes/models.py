@@ -14,6 +14,7 @@ class Intervention(models.Model):
     class Kind(models.TextChoices):
         UNANSWERED_CANCELLATION = "unanswered_cancellation", "Unanswered cancellation request"
         REVIEW_OVERDUE = "review_overdue", "Refund review overdue"
+        REFUND_FAILED = "refund_failed", "Refund failed"
 
     class Status(models.TextChoices):
         OPEN = "open"

@@ -100,6 +100,7 @@ POLICY_FIELDSETS = [
             "fields": [
                 ("refund_processing_min_days", "refund_processing_max_days"),
                 ("bank_processing_min_days", "bank_processing_max_days"),
+                "refund_max_attempts",
             ]
         },
     ),

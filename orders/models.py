@@ -86,6 +86,10 @@ class PolicyVersion(models.Model):
     refund_processing_max_days = models.PositiveIntegerField(default=3)
     bank_processing_min_days = models.PositiveIntegerField(default=5)
     bank_processing_max_days = models.PositiveIntegerField(default=10)
+    # D-7: tries of a card refund before support takes it over (a refund_failed intervention).
+    refund_max_attempts = models.PositiveIntegerField(
+        default=5, validators=[MinValueValidator(1), MaxValueValidator(20)]
+    )
     # L-8.1: a supervisor decides an escalation within 3-5 business days.
     escalation_min_days = models.PositiveIntegerField(default=3)
     escalation_max_days = models.PositiveIntegerField(default=5)

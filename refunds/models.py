@@ -329,6 +329,17 @@ class Refund(models.Model):
     )
     created_at = models.DateTimeField(default=timezone.now)
     succeeded_at = models.DateTimeField(null=True, blank=True)
+    # D-7: a card refund is committed pending, then the processor is called outside any
+    # transaction under `processor_key`: the same key after an unknown outcome, a new one
+    # (`<key>:attempt-<n>`) after a decline. `next_attempt_at` is when the retry sweep may try
+    # again; None once it succeeded or support took it over.
+    attempts = models.PositiveSmallIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    processor_key = models.CharField(max_length=200, blank=True)
+    # Support paid a card refund that kept failing as account credit instead (D-7).
+    replaced_by = models.OneToOneField(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="replaces"
+    )
     # L-4.2: processed within 1-3 business days, then 5-10 business days at the bank (card).
     expected_processed_by = models.DateField(null=True, blank=True)
     expected_in_bank_from = models.DateField(null=True, blank=True)
@@ -342,6 +353,13 @@ class Refund(models.Model):
                 condition=~Q(destination="card") | Q(payment__isnull=False),
                 name="refund_to_card_names_its_payment",
             ),
+        ]
+        indexes = [
+            models.Index(
+                fields=["next_attempt_at"],
+                condition=Q(next_attempt_at__isnull=False),
+                name="refund_next_attempt_due",
+            )
         ]
 
     def __str__(self):

@@ -670,3 +670,21 @@ def approve_amount(suggested: Decimal, refundable: Decimal) -> Decimal:
     """What approving a request pays (L-4.1 step 4, L-7.2): the policy's suggestion, never
     more than what can still be refunded on the order."""
     return min(suggested, refundable)
+
+
+# -- retrying a refund the processor did not make (D-7) ---------------------------------------
+
+REFUND_RETRY_FIRST = dt.timedelta(minutes=1)
+REFUND_RETRY_LONGEST = dt.timedelta(hours=1)
+
+
+def refund_retry_delay(attempts: int) -> dt.timedelta:
+    """How long after its `attempts`-th failed try a card refund is tried again: 1 minute,
+    doubling, at most an hour (D-7 exponential backoff)."""
+    return min(REFUND_RETRY_FIRST * 2 ** max(attempts - 1, 0), REFUND_RETRY_LONGEST)
+
+
+def refund_attempt_key(idempotency_key: str, attempt: int) -> str:
+    """The processor's key for a try: the refund's own key first, `<key>:attempt-<n>` for each
+    new attempt after a decline (an unknown outcome is retried with the same key, D-7)."""
+    return idempotency_key if attempt <= 1 else f"{idempotency_key}:attempt-{attempt}"

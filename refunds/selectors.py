@@ -377,3 +377,13 @@ def refund_eligibility(order: Order, claim: policy.Claim, *, now) -> policy.Elig
     return policy.claim_eligibility(
         claim, order_refund_facts(order), refund_terms(order.policy_version), now=now
     )
+
+
+def refund_ids_due(*, now: dt.datetime, limit: int) -> list[int]:
+    """Card refunds whose next try is due (D-7), the longest waiting first (partial index
+    `refund_next_attempt_due`)."""
+    return list(
+        Refund.objects.filter(next_attempt_at__lte=now)
+        .order_by("next_attempt_at", "pk")
+        .values_list("pk", flat=True)[:limit]
+    )

@@ -21,6 +21,7 @@ from orders.models import Order, PolicyVersion
 from orders.policy_seed import seed_version_1
 from orders.services.lifecycle import order_advance
 from orders.services.placement import LineRequest, order_checkout
+from refunds.tasks import retry_failed_refunds
 from tests.factories import MenuItemFactory, RestaurantFactory, UserFactory
 
 
@@ -120,6 +121,13 @@ def place_order(buyer, restaurant, items=None, **kwargs) -> Order:
     kwargs.setdefault("checkout_key", f"checkout:{uuid.uuid4()}")
     lines = [LineRequest(item.pk, quantity) for item, quantity in items.items()]
     return order_checkout(buyer=buyer, restaurant=restaurant, lines=lines, **kwargs)
+
+
+def refunds_processed() -> dict:
+    """What the worker does once the deciding transaction has committed (D-7): every card
+    refund that is due goes to the processor, as `refunds.tasks.process_refund` (through the
+    outbox) and the beat sweep run it. Returns the count per outcome."""
+    return retry_failed_refunds()
 
 
 def processor_charges() -> list[ProcessorRecord]:

@@ -183,6 +183,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "credits.tasks.expire_credits",
         "schedule": 300.0,
     },
+    "retry-failed-refunds": {
+        "task": "refunds.tasks.retry_failed_refunds",
+        "schedule": 60.0,
+    },
     "void-orphan-charges": {
         "task": "orders.tasks.void_orphan_charges",
         "schedule": 600.0,

@@ -18,8 +18,8 @@ from refunds.lock_objects import refund_request_for_update
 from refunds.models import Refund, RefundRequest
 from refunds.selectors import paid_facts
 from refunds.services.common import require_explanation, require_reviewable, require_support
-from refunds.services.execution import refund_execute, refund_message, refund_order
-from refunds.services.ledger import restaurant_deduct_refunds
+from refunds.services.completion import refund_message
+from refunds.services.execution import refund_execute, refund_order
 
 
 @transaction.atomic
@@ -342,8 +342,10 @@ def refund_request_second_approve(*, request_id: int, actor: User) -> RefundRequ
 
 
 def _pay(request: RefundRequest, *, actor, now) -> None:
-    """Move the decided money once (the request's key), deduct what the restaurant caused from
-    its payouts (L-9), mark the request refunded and tell the buyer when it arrives (L-4.2)."""
+    """Start the decided money once (the request's key, D-7). Credit is given at once and marks
+    the request refunded; a card refund is on its way, and the request is refunded, the buyer
+    told and the restaurant's deduction booked (L-9) when the processor has made it
+    (`refunds.services.completion.refund_succeeded`)."""
     role = "policy" if actor is None else "support"
     key = f"refund-request:{request.pk}"
     reason = f"Refund request #{request.pk}: {request.get_reason_display()}"
@@ -373,19 +375,21 @@ def _pay(request: RefundRequest, *, actor, now) -> None:
             clauses=request.decision_clauses,
             request=request,
         )
-        if request.reason in policy.RESTAURANT_CAUSED:
-            restaurant_deduct_refunds(request.order, refunds)
-    refund_request_step(
+    if request.status == RefundRequest.Status.REFUNDED:
+        return  # all of it was credit, given in this transaction
+    message = " ".join(refund_message(r) for r in refunds)
+    refund_request_event_record(
         request,
-        request.mark_refunded,
+        name="refund_started",
+        from_status=request.status,
         actor=actor,
         role=role,
         at=now,
-        message=" ".join(refund_message(r) for r in refunds),
+        message=message,
     )
     notify(
         user=request.buyer,
-        title=f"Refund request #{request.pk}: {request.decided_amount} back",
-        body=" ".join(refund_message(r) for r in refunds),
+        title=f"Refund request #{request.pk}: {request.decided_amount} on its way",
+        body=message,
         url=request.get_absolute_url(),
     )

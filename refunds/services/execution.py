@@ -1,5 +1,6 @@
-"""Refund execution: every money movement back to a buyer goes through `refund_order` or
-`refund_execute`, exactly once per idempotency key (D-7)."""
+"""Refund execution: every money movement back to a buyer starts in `refund_order` or
+`refund_execute`, exactly once per idempotency key (D-7). Credit is given in the deciding
+transaction; a card refund is committed pending and made by `refunds.services.processing`."""
 
 import datetime as dt
 from decimal import Decimal
@@ -11,15 +12,16 @@ from django.utils import timezone
 from core.business_days import add_business_days
 from core.errors import DomainError, InvalidInput
 from core.money import ZERO
+from core.outbox import outbox_enqueue
 from credits import services as credit_services
 from credits.models import CreditGrant
 from orders.events import order_event_record
-from orders.gateway import get_gateway
 from orders.lock_objects import order_for_update
 from orders.models import Order, OrderEvent, Payment
 from refunds import policy
 from refunds.models import Refund
 from refunds.selectors import MONEY_BACK, paid_facts
+from refunds.services.completion import refund_message, refund_succeeded
 
 
 @transaction.atomic
@@ -43,11 +45,11 @@ def refund_order(
     existing = list(Refund.objects.filter(idempotency_key__in=keys.values()))
     if existing:
         _check_same_request(existing, amount, idempotency_key)
-        return [_complete(refund, order) for refund in existing]
+        return existing
     paid = paid_facts(order)
     _check_refundable(amount, paid)
     return [
-        _create_and_move(
+        _create(
             order=order,
             amount=part.amount,
             destination=part.destination,
@@ -80,7 +82,7 @@ def refund_execute(
     existing = Refund.objects.filter(idempotency_key=idempotency_key).first()
     if existing:
         _check_same_request([existing], amount, idempotency_key)
-        return _complete(existing, order)
+        return existing
     if destination not in Refund.Destination.values:
         raise InvalidInput("invalid_destination", f"Unknown refund destination {destination!r}.")
     if destination in MONEY_BACK:
@@ -94,7 +96,7 @@ def refund_execute(
             )
     elif amount <= ZERO:
         raise InvalidInput("invalid_amount", "A refund amount must be positive.")
-    return _create_and_move(
+    return _create(
         order=order,
         amount=amount,
         destination=destination,
@@ -126,31 +128,43 @@ def _check_same_request(existing: list[Refund], amount: Decimal, key: str) -> No
         )
 
 
-def _create_and_move(
+def _create(
     *, order, amount, destination, idempotency_key, actor, role, reason, clauses, request=None
 ) -> Refund:
+    """Create the refund row. Credit moves at once, inside this transaction (it is lojix's own
+    ledger); a card refund is committed `pending` and the processor is called after commit, with
+    no transaction or lock held, by `refunds.tasks.process_refund` (D-7)."""
     now = timezone.now()
     dates = _expected_dates(order, destination, now)
+    is_card = destination == Refund.Destination.CARD
     refund = Refund.objects.create(
         order=order,
         request=request,
         amount=amount,
         destination=destination,
         idempotency_key=idempotency_key,
-        payment=_refundable_payment(order) if destination == Refund.Destination.CARD else None,
+        payment=_refundable_payment(order) if is_card else None,
         reason=reason,
         clauses=list(clauses),
         created_by=actor,
         created_at=now,
+        processor_key=idempotency_key if is_card else "",
+        next_attempt_at=now if is_card else None,
         expected_processed_by=dates.processed_by,
         expected_in_bank_from=dates.in_bank_from,
         expected_in_bank_by=dates.in_bank_by,
     )
-    _move_money(refund, order, now)
+    if not is_card:
+        _grant_credit(refund, order, now)
+        refund.status, refund.succeeded_at = Refund.Status.SUCCEEDED, now
+        refund.save(update_fields=["status", "succeeded_at"])
+        refund_succeeded(refund, actor=actor, role=role, now=now)
+        return refund
+    outbox_enqueue(task="refunds.tasks.process_refund", kwargs={"refund_id": refund.pk}, now=now)
     order_event_record(
         order=order,
         kind=OrderEvent.Kind.REFUND,
-        name=f"refund_{refund.status}",
+        name="refund_pending",
         actor=actor,
         role=role,
         message=refund_message(refund),
@@ -160,33 +174,6 @@ def _create_and_move(
         at=now,
     )
     return refund
-
-
-def _complete(refund: Refund, order: Order) -> Refund:
-    """A repeated call: a failed card refund is tried again; anything else is returned as is."""
-    if refund.status == Refund.Status.FAILED:
-        _move_money(refund, order, timezone.now(), attempt="retry")
-    return refund
-
-
-def _move_money(refund: Refund, order: Order, now: dt.datetime, attempt: str = "") -> None:
-    """The single money movement of a refund; its status records the outcome."""
-    if refund.destination == Refund.Destination.CARD:
-        result = get_gateway().refund(
-            charge_reference=refund.payment.gateway_reference,
-            amount=refund.amount,
-            currency=settings.LOJIX_CURRENCY,
-            idempotency_key=f"{refund.idempotency_key}{':' + attempt if attempt else ''}",
-        )
-        refund.gateway_reference = result.reference
-        refund.failure_message = result.message
-        succeeded = result.succeeded
-    else:
-        _grant_credit(refund, order, now)
-        succeeded = True
-    refund.status = Refund.Status.SUCCEEDED if succeeded else Refund.Status.FAILED
-    refund.succeeded_at = now if succeeded else None
-    refund.save(update_fields=["status", "succeeded_at", "gateway_reference", "failure_message"])
 
 
 def _grant_credit(refund: Refund, order: Order, now: dt.datetime) -> None:
@@ -228,16 +215,3 @@ def _expected_dates(order: Order, destination: str, now: dt.datetime) -> policy.
             day, n, country=settings.LOJIX_HOLIDAY_COUNTRY
         ),
     )
-
-
-def refund_message(refund: Refund) -> str:
-    currency = settings.LOJIX_CURRENCY
-    if refund.status == Refund.Status.FAILED:
-        return f"Refund of {refund.amount} {currency} to the card failed: {refund.failure_message}"
-    if refund.destination == Refund.Destination.CARD:
-        return (
-            f"Refund of {refund.amount} {currency} to your card; expected at your bank between "
-            f"{refund.expected_in_bank_from:%d %b} and {refund.expected_in_bank_by:%d %b %Y}."
-        )
-    kind = refund.get_destination_display().lower()
-    return f"{refund.amount} {currency} added to your wallet as {kind}."

@@ -14,13 +14,15 @@ from orders.models import Order, Payment
 from refunds.models import Refund
 from refunds.services.execution import refund_execute, refund_order
 from tests.concurrency import run_concurrently
-from tests.conftest import give_credit, place_order, processor_refunds
+from tests.conftest import give_credit, place_order, processor_refunds, refunds_processed
 
 pytestmark = pytest.mark.django_db
 
 
 def refund(order, amount, key="k1", method="original", **kwargs):
-    return refund_order(
+    """Start a refund, then let the worker make its card part (D-7); the refunds as they are
+    then."""
+    refunds = refund_order(
         order_id=order.pk,
         amount=D(amount),
         method=method,
@@ -30,6 +32,8 @@ def refund(order, amount, key="k1", method="original", **kwargs):
         reason="Test refund",
         **kwargs,
     )
+    refunds_processed()
+    return [Refund.objects.get(pk=r.pk) for r in refunds]
 
 
 @pytest.fixture
@@ -166,8 +170,10 @@ def test_a_failed_card_refund_is_recorded_and_moves_nothing(mixed_order):
         role="policy",
         reason="Test",
     )
+    assert refunds_processed() == {"retrying": 1}
+    failed.refresh_from_db()
     assert (failed.status, failed.failure_message) == ("failed", "Refund exceeds the charge.")
-    assert mixed_order.events.filter(name="refund_failed").count() == 1
+    assert (failed.attempts, failed.processor_key) == (1, "will-fail:attempt-2")
     SimulatedGateway.forget(idempotency_key="outside")
 
 
@@ -259,7 +265,7 @@ RECONCILIATION = {
     ),
     "another charge reference": (
         lambda p, r: Payment.objects.filter(pk=p.pk).update(gateway_reference="sim_ch_other"),
-        r"\(order:\d+:charge\): the processor charged 23.99 as sim_ch_\w+",
+        r"\(checkout:[\w-]+\): the processor charged 23.99 as sim_ch_\w+",
         lambda p, r: Payment.objects.filter(pk=p.pk).update(gateway_reference=p.gateway_reference),
     ),
     "processor lacks the refund": (
@@ -304,7 +310,7 @@ def test_check_ledgers_fails_when_the_processor_voided_a_paid_charge(mixed_order
     get_gateway().void(charge_reference=payment.gateway_reference, idempotency_key="void")
 
     with pytest.raises(
-        CommandError, match=r"\(order:\d+:charge\): the processor has charge voided"
+        CommandError, match=r"\(checkout:[\w-]+\): the processor has charge voided"
     ):
         call_command("check_ledgers")
     # Put it right: a payment made through another processor is not asked about here.
