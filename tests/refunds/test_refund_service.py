@@ -309,9 +309,7 @@ def test_check_ledgers_fails_when_the_processor_voided_a_paid_charge(mixed_order
     payment = mixed_order.payments.get()
     get_gateway().void(charge_reference=payment.gateway_reference, idempotency_key="void")
 
-    with pytest.raises(
-        CommandError, match=r"\(checkout:[\w-]+\): the processor has charge voided"
-    ):
+    with pytest.raises(CommandError, match=r"\(checkout:[\w-]+\): the processor has charge voided"):
         call_command("check_ledgers")
     # Put it right: a payment made through another processor is not asked about here.
     Payment.objects.filter(pk=payment.pk).update(gateway="retired")
