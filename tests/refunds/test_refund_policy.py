@@ -1104,6 +1104,10 @@ def test_every_outcome_is_coherent_and_cites_its_clauses(order, data):
         assert reason in SAFETY_REASONS | {R.DUPLICATE_CHARGE}
     if result.opens_allergen_incident:
         assert reason == R.ALLERGIC_REACTION
+    if any(not 1 <= q <= line.claimable for line, (_, q) in zip(chosen, items, strict=True)):
+        # Lines are checked first, for every reason: a bad line stores nothing (400).
+        assert (result.route, result.code) == (Route.INVALID, "invalid_quantity")
+        return
     if reason in NO_REFUND_REASONS:
         assert result.route == Route.REFUSED
     if order.refundable == ZERO:
