@@ -95,6 +95,7 @@ class BuyerCancellationFacts:
     fee_min_percent: Decimal  # the pinned version's bounds (L-2.1 "typically 10-20%")
     fee_max_percent: Decimal
     amount_paid: Decimal
+    refundable: Decimal  # what is still refundable: paid less what went back already (L-7.2)
     previously_denied: bool = False  # the restaurant already said no to a request
 
 
@@ -132,19 +133,27 @@ def cancellation_fee(amount_paid: Decimal, facts: BuyerCancellationFacts) -> Dec
     return percent_of(amount_paid, cancellation_fee_percent(facts))
 
 
+def cancellation_request_refund(refundable: Decimal, fee: Decimal) -> Decimal:
+    """What an approved cancellation request gives back (L-2.1): what is still refundable less
+    the fee, never below zero (earlier refunds already came off, L-7.2)."""
+    return max(refundable - fee, ZERO)
+
+
 def decide_buyer_cancellation(facts: BuyerCancellationFacts, *, now: dt.datetime):
-    """What happens if the buyer cancels now (D-6 table): free before acceptance; a request to
-    the restaurant, with a fee, inside the restaurant's window; refused after it or once
+    """What happens if the buyer cancels now (D-6 table): free before acceptance, with what is
+    still refundable back; a request to the restaurant inside its window, the fee a percent of
+    what was paid and coming off what is still refundable; refused after the window or once
     preparation has begun."""
     paid = facts.amount_paid
     if facts.status == "placed":
         return CancellationDecision(
             CancelOutcome.CANCEL_NOW,
             fee=ZERO,
-            refund=paid,
+            refund=facts.refundable,
             clauses=("L-2.1", "K-B3"),
             code="free_cancellation",
-            detail=f"Free to cancel until the restaurant accepts: full refund of {paid}.",
+            detail="Free to cancel until the restaurant accepts: full refund of "
+            f"{facts.refundable}.",
         )
     if facts.status == "accepted":
         window_ends_at = facts.accepted_at + dt.timedelta(minutes=facts.window_minutes)
@@ -163,14 +172,14 @@ def decide_buyer_cancellation(facts: BuyerCancellationFacts, *, now: dt.datetime
                 window_ends_at=window_ends_at,
             )
         fee = cancellation_fee(paid, facts)
+        refund = cancellation_request_refund(facts.refundable, fee)
         return CancellationDecision(
             CancelOutcome.REQUEST,
             fee=fee,
-            refund=paid - fee,
+            refund=refund,
             clauses=("K-B1", "L-2.1"),
             code="cancellation_request",
-            detail=f"The restaurant must approve; cancelling costs {fee}, "
-            f"you get {paid - fee} back.",
+            detail=f"The restaurant must approve; cancelling costs {fee}, you get {refund} back.",
             window_ends_at=window_ends_at,
             fee_percent=cancellation_fee_percent(facts),
         )
@@ -261,11 +270,12 @@ class RestaurantCancellationDecision:
 
 
 def decide_restaurant_cancellation(
-    *, status: str, reason: str, explanation: str, amount_paid: Decimal, goodwill: Decimal
+    *, status: str, reason: str, explanation: str, refundable: Decimal, goodwill: Decimal
 ) -> RestaurantCancellationDecision:
     """A restaurant may cancel until the order leaves it, for a reason of L-2.2 and with an
-    explanation the buyer reads at once (K-S2); the buyer gets everything paid back (K-S3,
-    L-2.2) and a goodwill promotional credit (L-2.2 "may also provide")."""
+    explanation the buyer reads at once (K-S2); the buyer gets back everything still refundable
+    (what was paid less earlier refunds; K-S3, L-2.2, L-7.2) and a goodwill promotional credit
+    (L-2.2 "may also provide")."""
     clauses = ("L-2.2", "K-S1", "K-S2", "K-S3")
 
     def refused(code, detail):
@@ -284,11 +294,11 @@ def decide_restaurant_cancellation(
         return refused(code, detail)
     return RestaurantCancellationDecision(
         True,
-        refund=amount_paid,
+        refund=refundable,
         goodwill_credit=goodwill,
         clauses=clauses,
         code="restaurant_cancellation",
-        detail=f"The buyer gets {amount_paid} back in full and a goodwill credit of {goodwill}.",
+        detail=f"The buyer gets {refundable} back in full and a goodwill credit of {goodwill}.",
     )
 
 

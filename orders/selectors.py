@@ -10,6 +10,7 @@ from disputes.models import Intervention
 from orders import policy
 from orders.models import SELLER_ACTIONS, Order, OrderEvent, PolicyVersion, Restaurant
 from orders.policy import support_decides_cancellation_at
+from refunds.selectors import paid_facts
 
 
 def order_list_for_buyer(buyer) -> QuerySet[Order]:
@@ -81,7 +82,8 @@ def order_list_recently_finished_for_partner(user, *, since) -> QuerySet[Order]:
 
 def order_cancellation_requests_for_partner(user) -> QuerySet[Order]:
     """Buyers' cancellation requests waiting at the user's restaurants, the most urgent first,
-    each annotated with `handed_to_support` (K-OV: support decides unless answered)."""
+    each annotated with `handed_to_support` (K-OV: support decides unless answered), with their
+    refunds (what is still refundable, for the buyer's refund on approval)."""
     handed = Intervention.objects.filter(
         order=OuterRef("pk"),
         kind=Intervention.Kind.UNANSWERED_CANCELLATION,
@@ -91,6 +93,7 @@ def order_cancellation_requests_for_partner(user) -> QuerySet[Order]:
         order_list_for_partner(user)
         .filter(status=Order.Status.CANCELLATION_REQUESTED)
         .select_related("policy_version")
+        .prefetch_related("refunds")
         .annotate(handed_to_support=Exists(handed))
         .order_by("cancellation_requested_at", "pk")
     )
@@ -103,9 +106,11 @@ def order_cancellation_request_count_for_partner(user) -> int:
 
 
 def order_cancellation_request_refund(order: Order) -> Decimal:
-    """What the buyer gets back if the restaurant approves: what was paid less the quoted fee
-    (L-2.1), as `orders.services.order_cancellation_approve` refunds it."""
-    return order.amount_paid - (order.cancellation_fee or Decimal("0"))
+    """What the buyer gets back if the restaurant approves: what is still refundable less the
+    quoted fee (L-2.1, L-7.2), as `orders.services.order_cancellation_approve` refunds it."""
+    return policy.cancellation_request_refund(
+        paid_facts(order).refundable, order.cancellation_fee or Decimal("0")
+    )
 
 
 def order_cancellation_support_decides_at(order: Order) -> dt.datetime:
@@ -139,6 +144,7 @@ def buyer_cancellation_decision(order: Order, *, now: dt.datetime) -> policy.Can
             fee_min_percent=version.cancellation_fee_min_percent,
             fee_max_percent=version.cancellation_fee_max_percent,
             amount_paid=order.amount_paid,
+            refundable=paid_facts(order).refundable,
             previously_denied=order.cancellation_denied_at is not None,
         ),
         now=now,

@@ -279,9 +279,12 @@ def cancellation_requests(request):
 @login_required
 @require_POST
 def cancellation_approve(request, order_id: int):
-    """Approve a buyer's request: the buyer gets what was paid less the quoted fee, which the
-    restaurant keeps."""
-    _require_partner_order(request.user, order_id)
+    """Approve a buyer's request: the buyer gets what is still refundable less the quoted fee,
+    which the restaurant keeps."""
+    waiting = order_list_for_partner(request.user).filter(pk=order_id).first()
+    if waiting is None:
+        raise Http404("No such order in your restaurants.")
+    refund = order_cancellation_request_refund(waiting)  # before the approval refunds it
     try:
         order = order_cancellation_approve(order_id=order_id, actor=request.user)
     except DomainError as error:
@@ -290,7 +293,7 @@ def cancellation_approve(request, order_id: int):
     messages.success(
         request,
         f"Order #{order.pk}: cancellation approved. You keep {order.cancellation_fee or ZERO} "
-        f"{currency}; the buyer gets {order_cancellation_request_refund(order)} {currency} back.",
+        f"{currency}; the buyer gets {refund} {currency} back.",
     )
     return redirect("seller:cancellation-requests")
 

@@ -192,6 +192,13 @@ class RefundRequest(ConcurrentTransitionMixin, models.Model):
         self.refunded_at = at
 
 
+# Decided with a resolution (money, credit or a replacement): the lines it named are used up.
+DECIDED_STATUSES = [
+    RefundRequest.Status.APPROVED,
+    RefundRequest.Status.PARTIALLY_APPROVED,
+    RefundRequest.Status.REFUNDED,
+]
+
 # Undecided: the buyer may still write, add photos, and cannot open another request.
 OPEN_STATUSES = [
     RefundRequest.Status.SUBMITTED,
@@ -202,16 +209,21 @@ OPEN_STATUSES = [
 
 
 class RefundRequestItem(models.Model):
-    """A line named in a partial claim, with how many were affected."""
+    """A line named in a claim, with how many were affected and, once the request is decided,
+    the part of the decided refund that went to this line (D-7, L-7.2)."""
 
     request = models.ForeignKey(RefundRequest, on_delete=models.CASCADE, related_name="items")
     order_item = models.ForeignKey("orders.OrderItem", on_delete=models.PROTECT, related_name="+")
     quantity = models.PositiveIntegerField(validators=[MinValueValidator(1)])
+    refunded_amount = models.DecimalField(default=Decimal("0.00"), **MONEY)
 
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["request", "order_item"], name="refund_item_once"),
             models.CheckConstraint(condition=Q(quantity__gte=1), name="refund_item_quantity"),
+            models.CheckConstraint(
+                condition=Q(refunded_amount__gte=0), name="refund_item_refunded_not_negative"
+            ),
         ]
 
     def __str__(self):

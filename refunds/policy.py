@@ -3,9 +3,9 @@
 import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import ROUND_DOWN, Decimal
 
-from core.money import ZERO, percent_of, percent_text, to_cents
+from core.money import CENT, ZERO, percent_of, percent_text, to_cents
 
 
 @dataclass(frozen=True)
@@ -220,10 +220,19 @@ class Route:
 
 @dataclass(frozen=True)
 class ClaimLine:
+    """An order line as a claim sees it, with what earlier decided claims took of it."""
+
     order_item_id: int
     unit_price: Decimal
     quantity: int
     is_promotional: bool
+    refunded_quantity: int = 0  # units named by claims already decided (approved or paid)
+    refunded_amount: Decimal = ZERO  # money those claims gave back for this line
+
+    @property
+    def claimable(self) -> int:
+        """Units no decided claim has named yet: what a new claim may still name."""
+        return max(self.quantity - self.refunded_quantity, 0)
 
 
 @dataclass(frozen=True)
@@ -309,17 +318,104 @@ def lateness(order: OrderRefundFacts, now: dt.datetime) -> dt.timedelta:
     return max(ready - order.estimated_ready_at, dt.timedelta(0))
 
 
-def partial_amount(order: OrderRefundFacts, items: tuple[tuple[int, int], ...]) -> Decimal:
-    """Each named line's share of what was paid (D-7): line total x amount paid / (subtotal +
-    delivery fee), rounded half-up per line; never more than can still be refunded."""
-    lines = {line.order_item_id: line for line in order.lines}
+def line_share(order: OrderRefundFacts, unit_price: Decimal, quantity: int) -> Decimal:
+    """`quantity` units' share of what was paid (D-7): unit price x quantity x amount paid /
+    (subtotal + delivery fee), rounded to the cent half-up; 0 when nothing was priced."""
     base = order.subtotal + order.delivery_fee
     if base <= ZERO:
         return ZERO
-    total = sum(
-        (to_cents(lines[i].unit_price * q * order.amount_paid / base) for i, q in items), ZERO
+    return to_cents(unit_price * quantity * order.amount_paid / base)
+
+
+def line_remaining_share(order: OrderRefundFacts, line: ClaimLine) -> Decimal:
+    """What the whole line's paid share (D-7) can still give back after earlier claims."""
+    return max(line_share(order, line.unit_price, line.quantity) - line.refunded_amount, ZERO)
+
+
+def claim_line_caps(
+    order: OrderRefundFacts, items: tuple[tuple[int, int], ...]
+) -> tuple[tuple[int, Decimal], ...]:
+    """For each named (line id, quantity): the most that may go back for it, the named units'
+    paid share (D-7) less what earlier claims already gave back for the line (L-7.2)."""
+    lines = {line.order_item_id: line for line in order.lines}
+    return tuple(
+        (
+            item_id,
+            min(
+                line_share(order, lines[item_id].unit_price, quantity),
+                line_remaining_share(order, lines[item_id]),
+            ),
+        )
+        for item_id, quantity in items
+        if item_id in lines
     )
+
+
+def partial_amount(order: OrderRefundFacts, items: tuple[tuple[int, int], ...]) -> Decimal:
+    """Each named line's share of what was paid (D-7): line total x amount paid / (subtotal +
+    delivery fee), rounded half-up per line, less what earlier claims gave back for the same
+    line; never more than can still be refunded (L-7.2)."""
+    total = sum((cap for _, cap in claim_line_caps(order, items)), ZERO)
     return min(total, order.refundable)
+
+
+def allocate_to_lines(
+    amount: Decimal, caps: tuple[tuple[int, Decimal], ...]
+) -> tuple[tuple[int, Decimal], ...]:
+    """Spread a decided refund `amount` over the claim's lines in proportion to their caps
+    (from `claim_line_caps`), in cents, each at most its cap. What is above the caps' sum (a full
+    refund, the delivery fee) belongs to no line and is left out."""
+    total = sum((cap for _, cap in caps), ZERO)
+    if amount >= total:
+        return caps
+    if amount <= ZERO:
+        return tuple((item_id, ZERO) for item_id, _ in caps)
+    shares = [
+        [item_id, (amount * cap / total).quantize(CENT, rounding=ROUND_DOWN), cap]
+        for item_id, cap in caps
+    ]
+    left = amount - sum((share for _, share, _ in shares), ZERO)
+    for share in shares:
+        extra = min(left, share[2] - share[1])
+        share[1] += extra
+        left -= extra
+    return tuple((item_id, share) for item_id, share, _ in shares)
+
+
+def claim_items_refusal(claim: Claim, order: OrderRefundFacts) -> Eligibility | None:
+    """Every line a claim names, for every reason, is a line of this order, named with 1 to
+    what is still claimable of it (units no decided claim has named yet, L-3.2, L-7.2).
+    Returns the refusal (route INVALID: nothing is stored), or None when the lines are fine."""
+    lines = {line.order_item_id: line for line in order.lines}
+    clauses = (REASON_CLAUSE.get(claim.reason, "L-3.2"),)
+    claimed: dict[int, int] = {}
+    for item_id, quantity in claim.items:
+        if item_id not in lines:
+            return _refused(
+                "unknown_item", "That item is not part of this order.", clauses, Route.INVALID
+            )
+        if quantity < 1:
+            return _refused(
+                "invalid_quantity", "Name at least 1 of each item.", clauses, Route.INVALID
+            )
+        claimed[item_id] = claimed.get(item_id, 0) + quantity
+    for item_id, quantity in claimed.items():
+        line = lines[item_id]
+        if line.claimable == 0:
+            return _refused(
+                "item_already_refunded",
+                "That item has already been refunded by an earlier request.",
+                (*clauses, "L-7.2"),
+                Route.INVALID,
+            )
+        if quantity > line.claimable:
+            return _refused(
+                "invalid_quantity",
+                f"Choose between 1 and {line.claimable} of that item.",
+                clauses,
+                Route.INVALID,
+            )
+    return None
 
 
 def claim_eligibility(
@@ -329,6 +425,9 @@ def claim_eligibility(
     reason = claim.reason
     if reason not in Reason.LABELS:
         return _refused("invalid_reason", "Choose one of the listed reasons.", (), Route.INVALID)
+    items_refusal = claim_items_refusal(claim, order)
+    if items_refusal:
+        return items_refusal
     if order.refundable <= ZERO:
         if reason == Reason.ALLERGIC_REACTION:
             return _refused(
@@ -562,23 +661,9 @@ def _full_late(order, code, detail) -> Eligibility:
 
 
 def _partial(claim: Claim, order: OrderRefundFacts) -> Eligibility:
+    """The claim's lines were checked by `claim_items_refusal`: merged, in the order."""
     lines = {line.order_item_id: line for line in order.lines}
-    claimed: dict[int, int] = {}
-    for item_id, quantity in claim.items:
-        claimed[item_id] = claimed.get(item_id, 0) + quantity
-    for item_id, quantity in claimed.items():
-        if item_id not in lines:
-            return _refused(
-                "unknown_item", "That item is not part of this order.", ("L-3.2",), Route.INVALID
-            )
-        if not 1 <= quantity <= lines[item_id].quantity:
-            return _refused(
-                "invalid_quantity",
-                f"Choose between 1 and {lines[item_id].quantity} of that item.",
-                ("L-3.2",),
-                Route.INVALID,
-            )
-    items = tuple(claimed.items())
+    items = merged_items(claim.items)
     if claim.reason not in QUALITY_REASONS:
         items = tuple((i, q) for i, q in items if not lines[i].is_promotional)
     amount = partial_amount(order, items)
@@ -688,3 +773,11 @@ def refund_attempt_key(idempotency_key: str, attempt: int) -> str:
     """The processor's key for a try: the refund's own key first, `<key>:attempt-<n>` for each
     new attempt after a decline (an unknown outcome is retried with the same key, D-7)."""
     return idempotency_key if attempt <= 1 else f"{idempotency_key}:attempt-{attempt}"
+
+
+def merged_items(items) -> tuple[tuple[int, int], ...]:
+    """(line id, quantity) pairs with each line once, quantities added, in first-named order."""
+    merged: dict[int, int] = {}
+    for item_id, quantity in items:
+        merged[item_id] = merged.get(item_id, 0) + quantity
+    return tuple(merged.items())

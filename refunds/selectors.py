@@ -17,16 +17,18 @@ from django.db.models import (
     Prefetch,
     Q,
     QuerySet,
+    Sum,
     Value,
 )
 from django.db.models.functions import TruncWeek
 
-from core.money import ZERO
+from core.money import ZERO, to_cents
 from core.money_db import MoneySum
 from core.roles import SUPERVISOR
 from orders.models import Order, OrderEvent, Payment, Restaurant, is_support
 from refunds import policy
 from refunds.models import (
+    DECIDED_STATUSES,
     OPEN_STATUSES,
     Refund,
     RefundEvidence,
@@ -314,15 +316,23 @@ def refund_evidence_for_viewer(user, evidence_id: int):
 MONEY_BACK = [Refund.Destination.CARD, Refund.Destination.ACCOUNT_CREDIT]
 
 
-COUNTED = [Refund.Status.PENDING, Refund.Status.SUCCEEDED]
-
-
 def paid_facts(order: Order) -> policy.PaidFacts:
-    """What was paid for the order and what has gone back (pending refunds count)."""
-    totals = Refund.objects.filter(order=order, status__in=COUNTED).aggregate(
-        card=MoneySum("amount", filter=Q(destination=Refund.Destination.CARD)),
-        money_back=MoneySum("amount", filter=Q(destination__in=MONEY_BACK)),
-    )
+    """What was paid for the order and what has gone back. Every refund counts until support
+    replaced it (pending and failed ones may still move money, D-7). Uses the order's prefetched
+    `refunds` when a page loaded them (no query), else one query."""
+    if "refunds" in getattr(order, "_prefetched_objects_cache", {}):
+        counted = [r for r in order.refunds.all() if r.replaced_by_id is None]
+        totals = {
+            "card": to_cents(sum((r.amount for r in counted if r.destination == "card"), ZERO)),
+            "money_back": to_cents(
+                sum((r.amount for r in counted if r.destination in MONEY_BACK), ZERO)
+            ),
+        }
+    else:
+        totals = Refund.objects.filter(order=order, replaced_by__isnull=True).aggregate(
+            card=MoneySum("amount", filter=Q(destination=Refund.Destination.CARD)),
+            money_back=MoneySum("amount", filter=Q(destination__in=MONEY_BACK)),
+        )
     return policy.PaidFacts(
         amount_charged=order.amount_charged,
         account_credit_applied=order.account_credit_applied,
@@ -345,9 +355,23 @@ def refund_terms(version) -> policy.RefundTerms:
     )
 
 
+def order_line_refunds(order: Order) -> dict[int, tuple[int, Decimal]]:
+    """What decided claims took of each order line, by order item id: (units named, money given
+    back for the line), in one query. Lines no decided claim named are absent."""
+    rows = (
+        RefundRequestItem.objects.filter(request__order=order, request__status__in=DECIDED_STATUSES)
+        .values("order_item_id")
+        .annotate(quantity=Sum("quantity"), amount=MoneySum("refunded_amount"))
+        .order_by()
+    )
+    return {row["order_item_id"]: (row["quantity"], row["amount"]) for row in rows}
+
+
 def order_refund_facts(order: Order) -> policy.OrderRefundFacts:
-    """The order as the refund policy sees it (one query for its lines, one for its money)."""
+    """The order as the refund policy sees it (a query for its lines, one for what decided
+    claims took of them, one for its money, one for its charges)."""
     paid = paid_facts(order)
+    taken = order_line_refunds(order)
     return policy.OrderRefundFacts(
         status=order.status,
         fulfillment=order.fulfillment,
@@ -365,7 +389,13 @@ def order_refund_facts(order: Order) -> policy.OrderRefundFacts:
         refundable=paid.refundable,
         successful_charges=order.payments.filter(status=Payment.Status.SUCCEEDED).count(),
         lines=tuple(
-            policy.ClaimLine(item.pk, item.unit_price, item.quantity, item.is_promotional)
+            policy.ClaimLine(
+                item.pk,
+                item.unit_price,
+                item.quantity,
+                item.is_promotional,
+                *taken.get(item.pk, (0, ZERO)),
+            )
             for item in order.items.all()
         ),
     )

@@ -20,7 +20,12 @@ from orders import policy
 from orders.events import actor_role, by_whom, order_event_record, stepping_in
 from orders.lock_objects import order_for_update
 from orders.models import Order, OrderEvent, is_restaurant_member, is_support
-from orders.selectors import buyer_cancellation_decision, cancellation_summary
+from orders.selectors import (
+    buyer_cancellation_decision,
+    cancellation_summary,
+    order_cancellation_request_refund,
+)
+from refunds.selectors import paid_facts
 from refunds.services.execution import refund_order
 from refunds.services.ledger import restaurant_ledger_record
 
@@ -97,7 +102,7 @@ def _request_cancellation(order, decision, *, actor, now) -> None:
 @transaction.atomic
 def order_cancellation_approve(*, order_id: int, actor) -> Order:
     """The restaurant (or support, K-OV) approves a buyer's cancellation request: the buyer gets
-    what was paid back less the quoted fee, which the restaurant keeps (L-2.1)."""
+    what is still refundable less the quoted fee, which the restaurant keeps (L-2.1, L-7.2)."""
     order = _order_with_request_for_update(order_id, actor, order_transition="approve")
     now = timezone.now()
     fee = order.cancellation_fee or ZERO
@@ -105,7 +110,7 @@ def order_cancellation_approve(*, order_id: int, actor) -> Order:
     _cancel_and_refund(
         order,
         transition=order.approve,
-        refund=order.amount_paid - fee,
+        refund=order_cancellation_request_refund(order),
         actor=actor,
         role=role,
         message=f"Cancellation approved{by_whom(role)}; a fee of {fee} applies.",
@@ -201,7 +206,7 @@ def order_cancel_by_restaurant(*, order_id: int, actor, reason: str, explanation
         status=order.status,
         reason=reason,
         explanation=explanation,
-        amount_paid=order.amount_paid,
+        refundable=paid_facts(order).refundable,
         goodwill=version.restaurant_cancel_goodwill,
     )
     if not decision.allowed:

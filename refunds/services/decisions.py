@@ -15,8 +15,8 @@ from orders.services.placement import order_place_replacement
 from refunds import policy
 from refunds.events import refund_request_event_record, refund_request_step
 from refunds.lock_objects import refund_request_for_update
-from refunds.models import Refund, RefundRequest
-from refunds.selectors import paid_facts
+from refunds.models import Refund, RefundRequest, RefundRequestItem
+from refunds.selectors import order_refund_facts, paid_facts
 from refunds.services.common import require_explanation, require_reviewable, require_support
 from refunds.services.completion import refund_message
 from refunds.services.execution import refund_execute, refund_order
@@ -293,6 +293,8 @@ def decide(
         needs_second_approval=needs_second,
     )
     _close_overdue_case(request, actor=actor, now=now)
+    if resolution == RefundRequest.Resolution.REFUND and amount is not None:
+        _record_line_refunds(request, amount)
     if needs_second:
         _awaiting_supervisor(request, version.supervisor_approval_above, now=now)
     elif amount is not None:
@@ -305,6 +307,22 @@ def decide(
             "review this decision (L-8.1).",
             url=request.get_absolute_url(),
         )
+
+
+def _record_line_refunds(request: RefundRequest, amount: Decimal) -> None:
+    """Book the decided money against the lines the claim named, each at most the named units'
+    paid share less what earlier claims gave back for the line (D-7, L-7.2), so a later claim
+    on the same line is suggested only what is left. Call while holding the request's lock."""
+    items = list(request.items.all())
+    if not items:
+        return
+    caps = policy.claim_line_caps(
+        order_refund_facts(request.order), tuple((i.order_item_id, i.quantity) for i in items)
+    )
+    shares = dict(policy.allocate_to_lines(amount, caps))
+    for item in items:
+        item.refunded_amount = shares.get(item.order_item_id, ZERO)
+    RefundRequestItem.objects.bulk_update(items, ["refunded_amount"])
 
 
 @transaction.atomic

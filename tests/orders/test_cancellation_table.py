@@ -48,7 +48,7 @@ def facts(
         fee_min_percent=D(bounds[0]),
         fee_max_percent=D(bounds[1]),
         amount_paid=D(paid),
-        **extra,
+        **{"refundable": D(paid), **extra},
     )
 
 
@@ -329,7 +329,7 @@ def test_restaurant_cancellation_table(status, reason, explanation):
         status=str(status),
         reason=reason,
         explanation=EXPLANATIONS[explanation],
-        amount_paid=PAID,
+        refundable=PAID,
         goodwill=GOODWILL,
     )
     code = expected_restaurant(status, reason, explanation)
@@ -346,7 +346,7 @@ def test_restaurant_cancellation_tells_the_buyer_the_money():
         status="accepted",
         reason=RestaurantCancelReason.TECHNICAL_ISSUE,
         explanation="Our card terminal is down.",
-        amount_paid=D("0.00"),
+        refundable=D("0.00"),
         goodwill=D("0.00"),
     )
     assert (decision.allowed, decision.refund, decision.goodwill_credit) == (True, ZERO, ZERO)
@@ -359,7 +359,7 @@ def test_restaurant_cancellation_refunds_everything_paid(paid, goodwill, status)
         status=status,
         reason=RestaurantCancelReason.ITEM_UNAVAILABLE,
         explanation="The last sea bass went to table 4.",
-        amount_paid=paid,
+        refundable=paid,
         goodwill=goodwill,
     )
     assert (decision.allowed, decision.refund, decision.goodwill_credit) == (True, paid, goodwill)

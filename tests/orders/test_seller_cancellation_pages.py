@@ -544,8 +544,9 @@ def test_requests_page_query_count_is_constant(
         )
 
     # session, user, "is a partner", the requests (with restaurant, buyer, version and whether
-    # support has them), their items, and the header's "is a partner" check in base.html
-    with django_assert_num_queries(6):
+    # support has them), their items, their refunds (what is still refundable), and the
+    # header's "is a partner" check in base.html
+    with django_assert_num_queries(7):
         response = luigi.get(REQUESTS)
 
     assert len(response.context["requests"]) == count

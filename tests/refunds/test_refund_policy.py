@@ -29,6 +29,7 @@ from refunds.policy import (
     Reason,
     RefundTerms,
     Route,
+    allocate_to_lines,
     claim_eligibility,
     lateness,
     partial_amount,
@@ -1104,6 +1105,10 @@ def test_every_outcome_is_coherent_and_cites_its_clauses(order, data):
         assert reason in SAFETY_REASONS | {R.DUPLICATE_CHARGE}
     if result.opens_allergen_incident:
         assert reason == R.ALLERGIC_REACTION
+    if any(not 1 <= q <= line.claimable for line, (_, q) in zip(chosen, items, strict=True)):
+        # Lines are checked first, for every reason: a bad line stores nothing (400).
+        assert (result.route, result.code) == (Route.INVALID, "invalid_quantity")
+        return
     if reason in NO_REFUND_REASONS:
         assert result.route == Route.REFUSED
     if order.refundable == ZERO:
@@ -1144,3 +1149,139 @@ def test_an_allergic_reaction_opens_the_investigation_with_nothing_left_to_refun
     result = decide(R.ALLERGIC_REACTION, delivery(refundable=ZERO))
     assert result.amount == ZERO
     assert result.opens_allergen_incident is True
+
+
+# -- 10. claims that add up: lines already refunded (issue 7) -----------------------------------
+
+
+def taken(margherita=(0, ZERO), garlic=(0, ZERO)) -> tuple[ClaimLine, ...]:
+    """LINES with what decided claims already took: (units named, money given back)."""
+    return (
+        dataclasses.replace(
+            LINES[0], refunded_quantity=margherita[0], refunded_amount=margherita[1]
+        ),
+        dataclasses.replace(LINES[1], refunded_quantity=garlic[0], refunded_amount=garlic[1]),
+    )
+
+
+@pytest.mark.parametrize(
+    ("reason", "lines", "items", "code", "amount"),
+    [
+        pytest.param(
+            R.MISSING_ITEMS,
+            taken(),
+            ((MARGHERITA, 1),),
+            "partial_refund",
+            D("12.50"),
+            id="nothing_taken_yet",
+        ),
+        pytest.param(
+            R.MISSING_ITEMS,
+            taken((1, D("12.50"))),
+            ((MARGHERITA, 1),),
+            "partial_refund",
+            D("12.50"),
+            id="second_pizza_after_first",
+        ),
+        pytest.param(
+            R.MISSING_ITEMS,
+            taken((1, D("20.00"))),
+            ((MARGHERITA, 1),),
+            "partial_refund",
+            D("5.00"),
+            id="line_share_less_what_went_back",
+        ),
+        pytest.param(
+            R.MISSING_ITEMS,
+            taken((2, D("25.00"))),
+            ((MARGHERITA, 1),),
+            "item_already_refunded",
+            ZERO,
+            id="line_used_up",
+        ),
+        pytest.param(
+            R.MISSING_ITEMS,
+            taken((1, D("5.00"))),
+            ((MARGHERITA, 2),),
+            "invalid_quantity",
+            ZERO,
+            id="more_than_left",
+        ),
+        pytest.param(
+            R.NOT_DELIVERED,
+            taken(),
+            ((MARGHERITA, 99),),
+            "invalid_quantity",
+            ZERO,
+            id="full_reason_99",
+        ),
+        pytest.param(
+            R.NOT_DELIVERED,
+            taken(),
+            ((404, 1),),
+            "unknown_item",
+            ZERO,
+            id="full_reason_other_orders_line",
+        ),
+        pytest.param(
+            R.CHANGE_OF_MIND,
+            taken(),
+            ((MARGHERITA, 0),),
+            "invalid_quantity",
+            ZERO,
+            id="refused_reason_bad_line_still_400",
+        ),
+        pytest.param(
+            R.WRONG_ORDER,
+            taken((1, D("12.50"))),
+            (),
+            "full_refund",
+            D("21.49"),
+            id="full_claim_after_partial_is_what_is_left",
+        ),
+    ],
+)
+def test_claims_count_what_each_line_already_had_back(reason, lines, items, code, amount):
+    refundable = D("21.49") if reason == R.WRONG_ORDER else D("33.99")
+    result = decide(claim(reason, items=items), delivery(lines=lines, refundable=refundable))
+    assert (result.code, result.amount) == (code, amount)
+    if amount == ZERO:
+        assert result.route == Route.INVALID
+
+
+@pytest.mark.parametrize(
+    ("amount", "caps", "expected"),
+    [
+        pytest.param(
+            D("30.00"),
+            ((1, D("12.50")), (2, D("6.00"))),
+            ((1, D("12.50")), (2, D("6.00"))),
+            id="full_refund_beyond_the_lines",
+        ),
+        pytest.param(
+            D("9.25"),
+            ((1, D("12.50")), (2, D("6.00"))),
+            ((1, D("6.25")), (2, D("3.00"))),
+            id="half",
+        ),
+        pytest.param(
+            D("0.01"), ((1, D("0.01")), (2, D("0.01"))), ((1, D("0.01")), (2, ZERO)), id="one_cent"
+        ),
+        pytest.param(
+            D("10.00"),
+            ((1, D("3.33")), (2, D("3.33")), (3, D("3.34"))),
+            ((1, D("3.33")), (2, D("3.33")), (3, D("3.34"))),
+            id="exactly_the_caps",
+        ),
+        pytest.param(
+            D("1.00"),
+            ((1, D("1.00")), (2, D("1.00")), (3, D("1.00"))),
+            ((1, D("0.34")), (2, D("0.33")), (3, D("0.33"))),
+            id="thirds",
+        ),
+    ],
+)
+def test_a_decided_refund_is_spread_over_its_lines_within_their_shares(amount, caps, expected):
+    result = allocate_to_lines(amount, caps)
+    assert result == expected
+    assert sum((share for _, share in result), ZERO) == min(amount, sum(c for _, c in caps))
