@@ -53,6 +53,7 @@ from refunds.selectors import (
     refund_request_review_context,
 )
 from refunds.services import decisions, requests
+from refunds.services.processing import refund_pay_as_account_credit, refund_retry_by_support
 
 
 @admin.register(Refund)
@@ -108,8 +109,35 @@ class RefundAdmin(ReadOnlyModelAdmin):
         ),
     )
 
+    actions = ["retry_refunds", "pay_refunds_as_account_credit"]
+
     def get_search_results(self, request, queryset, search_term):
         return super().get_search_results(request, queryset, search_term_without_hash(search_term))
+
+    def has_decide_permission(self, request) -> bool:
+        return request.user.has_perm("refunds.change_refundrequest")  # support decides
+
+    @admin.action(description="Try the selected failed card refunds again", permissions=["decide"])
+    def retry_refunds(self, request, queryset):
+        """K-OV, D-7: support gives a refund that kept failing one more try."""
+        self._each(request, queryset, refund_retry_by_support, "will be tried again")
+
+    @admin.action(
+        description="Pay the selected failed card refunds as account credit",
+        permissions=["decide"],
+    )
+    def pay_refunds_as_account_credit(self, request, queryset):
+        """K-OV, D-7: support pays a refund that kept failing as account credit instead."""
+        self._each(request, queryset, refund_pay_as_account_credit, "paid as account credit")
+
+    def _each(self, request, queryset, service, done: str) -> None:
+        for refund_id in queryset.values_list("pk", flat=True):
+            try:
+                service(refund_id=refund_id, actor=request.user)
+            except DomainError as error:
+                self.message_user(request, f"Refund #{refund_id}: {error.detail}", messages.ERROR)
+            else:
+                self.message_user(request, f"Refund #{refund_id} {done}.", messages.SUCCESS)
 
 
 @admin.register(RestaurantLedgerEntry)

@@ -316,12 +316,14 @@ def refund_evidence_for_viewer(user, evidence_id: int):
 MONEY_BACK = [Refund.Destination.CARD, Refund.Destination.ACCOUNT_CREDIT]
 
 
-def paid_facts(order: Order) -> policy.PaidFacts:
+def paid_facts(order: Order, *, excluding: Refund | None = None) -> policy.PaidFacts:
     """What was paid for the order and what has gone back. Every refund counts until support
-    replaced it (pending and failed ones may still move money, D-7). Uses the order's prefetched
-    `refunds` when a page loaded them (no query), else one query."""
+    replaced it (pending and failed ones may still move money, D-7); `excluding` leaves out the
+    refund being replaced. Uses the order's prefetched `refunds` when a page loaded them (no
+    query), else one query."""
+    excluded = excluding.pk if excluding is not None else None
     if "refunds" in getattr(order, "_prefetched_objects_cache", {}):
-        counted = [r for r in order.refunds.all() if r.replaced_by_id is None]
+        counted = [r for r in order.refunds.all() if r.replaced_by_id is None and r.pk != excluded]
         totals = {
             "card": to_cents(sum((r.amount for r in counted if r.destination == "card"), ZERO)),
             "money_back": to_cents(
@@ -329,9 +331,13 @@ def paid_facts(order: Order) -> policy.PaidFacts:
             ),
         }
     else:
-        totals = Refund.objects.filter(order=order, replaced_by__isnull=True).aggregate(
-            card=MoneySum("amount", filter=Q(destination=Refund.Destination.CARD)),
-            money_back=MoneySum("amount", filter=Q(destination__in=MONEY_BACK)),
+        totals = (
+            Refund.objects.filter(order=order, replaced_by__isnull=True)
+            .exclude(pk=excluded)
+            .aggregate(
+                card=MoneySum("amount", filter=Q(destination=Refund.Destination.CARD)),
+                money_back=MoneySum("amount", filter=Q(destination__in=MONEY_BACK)),
+            )
         )
     return policy.PaidFacts(
         amount_charged=order.amount_charged,

@@ -233,8 +233,13 @@ def order_cancel_by_restaurant(*, order_id: int, actor, reason: str, explanation
         user=order.buyer,
         title=f"{order.restaurant.name} cancelled order #{order.pk}",
         body=f"{order.restaurant.name} cancelled your order: {explanation}\n"
-        f"Reason: {label}. You get {decision.refund} {settings.LOJIX_CURRENCY} back in full"
-        + (f" and {goodwill} {settings.LOJIX_CURRENCY} promotional credit." if goodwill else "."),
+        f"Reason: {label}. A full refund of {decision.refund} {settings.LOJIX_CURRENCY} is on "
+        "its way to you"
+        + (
+            f", and {goodwill} {settings.LOJIX_CURRENCY} promotional credit is in your wallet."
+            if goodwill
+            else "; the order page shows when it is sent."
+        ),
         order=order,
     )
     return order
@@ -311,7 +316,7 @@ def _cancel_and_refund(
         notify(
             user=order.buyer,
             title=f"Order #{order.pk} cancelled",
-            body=f"{message} {refund} {settings.LOJIX_CURRENCY} comes back to you; the order "
-            "page shows when it reaches you.",
+            body=f"{message} {refund} {settings.LOJIX_CURRENCY} is on its way back to you; the "
+            "order page shows when it is sent.",
             order=order,
         )

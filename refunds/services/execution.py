@@ -76,8 +76,13 @@ def refund_execute(
     reason: str,
     clauses=(),
     request=None,
+    replacing: Refund | None = None,
 ) -> Refund:
-    """One money movement to one destination, exactly once per idempotency key."""
+    """One money movement to one destination, exactly once per idempotency key. `replacing` is
+    a card refund support pays this way instead (it no longer counts against what is paid).
+
+    Takes the order's row lock. Raises `invalid_destination`, `invalid_amount` (400),
+    `refund_exceeds_paid`, `refund_exceeds_card` (409, L-7.2), `idempotency_key_reused` (400)."""
     order = order_for_update(order_id)
     existing = Refund.objects.filter(idempotency_key=idempotency_key).first()
     if existing:
@@ -86,7 +91,7 @@ def refund_execute(
     if destination not in Refund.Destination.values:
         raise InvalidInput("invalid_destination", f"Unknown refund destination {destination!r}.")
     if destination in MONEY_BACK:
-        paid = paid_facts(order)
+        paid = paid_facts(order, excluding=replacing)
         _check_refundable(amount, paid)
         if destination == Refund.Destination.CARD and amount > paid.card_refundable:
             raise DomainError(

@@ -183,6 +183,7 @@ def _replace_with_account_credit(refund_id: int, actor: User) -> Refund:
         reason=f"{refund.reason} (paid as account credit: the card refund kept failing)",
         clauses=[*refund.clauses, "K-OV"],
         request=refund.request,
+        replacing=refund,
     )
     refund.replaced_by = credit
     refund.save(update_fields=["replaced_by"])

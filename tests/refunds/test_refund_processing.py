@@ -7,6 +7,7 @@ from decimal import Decimal as D
 import pytest
 import time_machine
 from django.test import override_settings
+from django.urls import reverse
 from django.utils import timezone
 
 from core.errors import DomainError
@@ -208,3 +209,48 @@ def test_two_workers_at_once_move_the_money_once(buyer, restaurant, menu):
     refund.refresh_from_db()
     assert refund.status == "succeeded"
     assert refund.amount == D(order.amount_paid)
+
+
+# -- admin: support's two ways out of a given-up refund (K-OV) ---------------------------------
+
+
+@pytest.fixture
+def given_up(order, settings):
+    refund = start_refund(order)
+    Refund.objects.filter(pk=refund.pk).update(attempts=4)
+    settings.LOJIX_SIMULATED_GATEWAY_FAULTS = {"refund": "decline"}
+    assert refunds_processed() == {"given_up": 1}
+    settings.LOJIX_SIMULATED_GATEWAY_FAULTS = {}
+    return refund
+
+
+@pytest.mark.parametrize(
+    ("action", "status", "replaced"),
+    [("retry_refunds", "succeeded", False), ("pay_refunds_as_account_credit", "failed", True)],
+)
+def test_an_agent_resolves_a_given_up_refund_from_admin(
+    client, agent, given_up, action, status, replaced
+):
+    client.force_login(agent)
+    response = client.post(
+        reverse("admin:refunds_refund_changelist"),
+        {"action": action, "_selected_action": [given_up.pk]},
+        follow=True,
+    )
+    refunds_processed()
+
+    assert response.status_code == 200
+    given_up.refresh_from_db()
+    assert (given_up.status, given_up.replaced_by_id is not None) == (status, replaced)
+    assert Intervention.objects.get(kind="refund_failed").status == "resolved"
+
+
+def test_a_buyer_cannot_reach_the_refund_actions(client, buyer, given_up):
+    client.force_login(buyer)
+    response = client.post(
+        reverse("admin:refunds_refund_changelist"),
+        {"action": "retry_refunds", "_selected_action": [given_up.pk]},
+    )
+    assert response.status_code == 302  # to the admin login
+    given_up.refresh_from_db()
+    assert (given_up.status, given_up.next_attempt_at) == ("failed", None)
