@@ -375,8 +375,14 @@ def _paid_or_waiting(refund_request: RefundRequest) -> str:
             for refund in refund_request.refunds.all()
         )
         return f"{amount} refunded ({parts}); the buyer was told when it arrives."
-    threshold = money(refund_request.order.policy_version.supervisor_approval_above)
-    return f"{amount} approved; above {threshold} a supervisor approves too before money moves."
+    if refund_request.needs_second_approval and not refund_request.second_approved_by_id:
+        threshold = money(refund_request.order.policy_version.supervisor_approval_above)
+        return f"{amount} approved; above {threshold} a supervisor approves too before money moves."
+    parts = ", ".join(
+        f"{money(refund.amount)} to {refund.get_destination_display().lower()}"
+        for refund in refund_request.refunds.all()
+    )
+    return f"{amount} on its way ({parts}); the buyer is told when the processor has sent it."
 
 
 @dataclass(frozen=True)

@@ -47,7 +47,7 @@ from refunds.models import (
 )
 from refunds.services.execution import refund_order
 from refunds.services.requests import refund_request_request_info, refund_request_submit
-from tests.conftest import advance, give_credit, place_order
+from tests.conftest import advance, give_credit, place_order, refunds_processed
 from tests.factories import DiscountCodeFactory, MenuItemFactory, RestaurantFactory, UserFactory
 
 APPS = ("orders", "credits", "refunds")
@@ -110,6 +110,8 @@ def one_of_each(buyer, restaurant, menu, partner, agent):
         role=OrderEvent.Role.POLICY,
         reason="Test refund",
     )
+    refunds_processed()
+    refund.refresh_from_db()
     grant = give_credit(buyer, "4.00")
     picked_up = place_order(buyer, restaurant, fulfillment=Order.Fulfillment.PICKUP)
     advance(picked_up, "accept", "start_preparation", "mark_ready", "hand_over")  # a sale (L-9)
@@ -247,6 +249,7 @@ def test_the_order_page_shows_items_payments_refunds_and_the_timeline(agent, one
         "place",
         "charge",
         "accept",
+        "refund_pending",
         "refund_succeeded",
     ]
     assert "Order placed at Trattoria Roma." in page

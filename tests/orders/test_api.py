@@ -21,6 +21,7 @@ from tests.conftest import (
     place_order,
     processor_charges,
     processor_refunds,
+    refunds_processed,
     token_client,
 )
 from tests.factories import DiscountCodeFactory, MenuItemFactory, RestaurantFactory, UserFactory
@@ -228,6 +229,7 @@ def test_detail_shows_times_refunds_and_the_timeline(api_as, buyer, restaurant, 
         reason="Sorry for the wait",
         clauses=["L-6.1"],
     )
+    refunds_processed()
 
     response = api_as(buyer).get(order_url(order.pk))
 

@@ -22,6 +22,7 @@ from tests.conftest import (
     give_credit,
     place_order,
     processor_refunds,
+    refunds_processed,
     token_client,
 )
 from tests.factories import MenuItemFactory, RestaurantFactory
@@ -180,7 +181,7 @@ def test_buyer_cancels_a_placed_order_for_free(api_as, buyer, partner, paid_orde
     body = response.json()
     assert (body["id"], body["status"]) == (paid_order.pk, "cancelled")
     assert [(r["destination"], r["amount"], r["status"]) for r in body["refunds"]] == [
-        ("card", "19.99", "succeeded"),
+        ("card", "19.99", "pending"),  # on its way: the processor is called after commit
         ("account_credit", "5.00", "succeeded"),
     ]
     assert (body["cancellation"]["allowed"], body["cancellation"]["code"]) == (
@@ -418,6 +419,7 @@ def test_a_repeated_idempotency_key_replays_the_cancellation(api_as, buyer, paid
     assert again.content == first.content
     assert again["Idempotent-Replayed"] == "true"
     assert "Idempotent-Replayed" not in first
+    refunds_processed()
     assert _cancel_refund_counts(paid_order) == (2, 1, 1)
     assert IdempotencyRecord.objects.get(key="c-1").response_status == 200
 
@@ -458,6 +460,7 @@ def test_partner_approves_and_the_buyer_gets_paid_less_the_fee(api_as, buyer, pa
     # 21.24 = 24.99 - 3.75, by origin: card 19.99 x 21.24 / 24.99, the rest as account credit
     assert refunds_of(requested) == [("card", D("16.99")), ("account_credit", D("4.25"))]
     assert sum(amount for _, amount in refunds_of(requested)) == D("21.24")
+    refunds_processed()
     assert len(processor_refunds()) == 1
     [fee] = RestaurantLedgerEntry.objects.all()
     assert (fee.kind, fee.amount, fee.order_id, fee.restaurant_id) == (
@@ -613,15 +616,20 @@ def test_restaurant_cancels_once_with_full_refund_goodwill_and_the_explanation(
     )  # fmt: skip
     # the full 24.99 back, once
     assert refunds_of(order) == [("card", D("19.99")), ("account_credit", D("5.00"))]
+    refunds_processed()
     assert len(processor_refunds()) == 1
     [goodwill] = CreditGrant.objects.filter(source="restaurant_cancel_goodwill")
     assert (goodwill.buyer, goodwill.kind, goodwill.amount, goodwill.order) == (
         buyer, "promo", D("5.00"), order,
     )  # fmt: skip
-    [note] = Notification.objects.filter(user=buyer)
+    [note, sent] = Notification.objects.filter(user=buyer).order_by("pk")
     assert MOZZARELLA in note.body
     assert note.title == f"Trattoria Roma cancelled order #{order.pk}"
-    assert [m.to for m in mail.outbox] == [[buyer.email]]
+    assert (sent.title, "sent to your card" in sent.body) == (
+        f"Order #{order.pk}: refund sent",
+        True,
+    )
+    assert [m.to for m in mail.outbox] == [[buyer.email], [buyer.email]]  # cancelled; sent
     assert MOZZARELLA in mail.outbox[0].body
     event = OrderEvent.objects.get(order=order, name="cancel_by_restaurant")
     assert (event.actor, event.actor_role) == (partner, "restaurant")
@@ -697,6 +705,7 @@ def test_restaurant_cancels_a_cancelled_order_once(api_as, buyer, partner, paid_
 
     assert (again.status_code, again.json()["code"]) == (409, "not_cancellable")
     assert CreditGrant.objects.filter(source="restaurant_cancel_goodwill").count() == 1
+    refunds_processed()
     assert _cancel_refund_counts(paid_order)[:2] == (2, 1)
 
 

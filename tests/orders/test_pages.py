@@ -13,7 +13,7 @@ from django.urls import reverse
 from credits.models import CreditGrant, CreditTransaction, DiscountCode
 from orders.models import Order, Payment, PolicyVersion
 from refunds.services.execution import refund_order
-from tests.conftest import advance, give_credit, place_order, processor_charges
+from tests.conftest import advance, give_credit, place_order, processor_charges, refunds_processed
 from tests.factories import DiscountCodeFactory, MenuItemFactory, RestaurantFactory
 
 pytestmark = pytest.mark.django_db
@@ -542,6 +542,7 @@ def test_order_detail_shows_refunds(ada, buyer, restaurant, menu):
         role="policy",
         reason="Never arrived",
     )
+    refunds_processed()
 
     page = text(ada.get(order.get_absolute_url()))
 

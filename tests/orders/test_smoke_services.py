@@ -3,7 +3,7 @@ from decimal import Decimal
 import pytest
 
 from refunds.services.execution import refund_order
-from tests.conftest import advance, place_order
+from tests.conftest import advance, place_order, refunds_processed
 
 
 @pytest.mark.django_db
@@ -21,4 +21,5 @@ def test_place_and_deliver_and_refund(buyer, restaurant, menu):
         role="policy",
         reason="test",
     )
-    assert [r.status for r in refunds] == ["succeeded"]
+    assert [r.status for r in refunds] == ["pending"]
+    assert refunds_processed() == {"succeeded": 1}

@@ -31,7 +31,14 @@ from refunds.services.evidence import refund_request_add_evidence
 from refunds.services.execution import refund_order
 from refunds.services.requests import refund_request_reply, refund_request_submit
 from tests.concurrency import run_concurrently
-from tests.conftest import NOW, advance, place_order, processor_charges, processor_refunds
+from tests.conftest import (
+    NOW,
+    advance,
+    place_order,
+    processor_charges,
+    processor_refunds,
+    refunds_processed,
+)
 from tests.factories import MenuItemFactory, RestaurantFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -296,6 +303,7 @@ def test_the_request_page_shows_what_the_agent_needs_to_decide(
 ):
     earlier = missing_tiramisu(buyer, restaurant, menu)
     refund_request_approve(request_id=earlier.pk, actor=agent)
+    refunds_processed()
     request = missing_tiramisu(buyer, restaurant, menu, photos=[photo()])
     client_for(agent).post(decide_url(request, "request_info"), {"question": "Which bag?"})
     refund_request_reply(request_id=request.pk, actor=buyer, body="The brown one.")
@@ -388,10 +396,11 @@ def test_an_agent_approves_a_missing_item_and_the_money_moves_once(agent, buyer,
     assert messages_of(response) == [
         (
             "success",
-            f"Refund request #{claim.pk}: approved: {money('6.00')} refunded ({money('6.00')} "
-            "to card); the buyer was told when it arrives.",
+            f"Refund request #{claim.pk}: approved: {money('6.00')} on its way "
+            f"({money('6.00')} to card); the buyer is told when the processor has sent it.",
         )
     ]
+    assert refunds_processed() == {"succeeded": 1}
     claim.refresh_from_db()
     assert (claim.status, claim.decided_amount, claim.decided_by, claim.decided_method) == (
         RefundRequest.Status.REFUNDED,
@@ -406,9 +415,10 @@ def test_an_agent_approves_a_missing_item_and_the_money_moves_once(agent, buyer,
         D("6.00"),
         "succeeded",
     )
-    assert [(e.name, e.actor, e.to_status) for e in claim.events.all()][-2:] == [
+    assert [(e.name, e.actor, e.to_status) for e in claim.events.all()][-3:] == [
         ("approve", agent, "approved"),
-        ("mark_refunded", agent, "refunded"),
+        ("refund_started", agent, "approved"),
+        ("mark_refunded", None, "refunded"),  # when the processor made it (D-7)
     ]
     page = client.get(change_url(claim))
     assert decision_buttons(page) == []
@@ -469,6 +479,7 @@ def test_a_partial_approval_within_the_bound_pays_that_amount(agent, claim):
     )
 
     assert [level for level, _ in messages_of(response)] == ["success"]
+    refunds_processed()
     claim.refresh_from_db()
     assert (claim.status, claim.decided_amount, claim.explanation) == (
         RefundRequest.Status.REFUNDED,
@@ -660,10 +671,11 @@ def test_above_the_threshold_a_supervisor_approves_before_money_moves(
     assert messages_of(confirmed) == [
         (
             "success",
-            f"Refund request #{large_claim.pk}: second approval given: {money('60.00')} refunded "
-            f"({money('60.00')} to card); the buyer was told when it arrives.",
+            f"Refund request #{large_claim.pk}: second approval given: {money('60.00')} on its "
+            f"way ({money('60.00')} to card); the buyer is told when the processor has sent it.",
         )
     ]
+    refunds_processed()
     large_claim.refresh_from_db()
     assert (large_claim.status, large_claim.decided_by, large_claim.second_approved_by) == (
         "refunded",

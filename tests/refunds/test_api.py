@@ -34,7 +34,7 @@ from refunds.services.requests import (
     refund_request_submit,
 )
 from tests.concurrency import run_concurrently
-from tests.conftest import advance, give_credit, place_order, processor_refunds
+from tests.conftest import advance, give_credit, place_order, processor_refunds, refunds_processed
 from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -816,8 +816,10 @@ def test_four_eyes_through_the_api(api_as, buyer, agent, supervisor, restaurant,
     other_boss = UserFactory(username="boss2", is_staff=True, groups=["supervisor"])
     paid = api_as(other_boss).post(support_url(request.pk, "second-approval"), {}, format="json")
     assert paid.status_code == 200
-    assert paid.json()["status"] == "refunded"
+    assert paid.json()["status"] == "approved"  # refunded once the processor has made it (D-7)
     assert [(r["destination"], r["amount"]) for r in paid.json()["refunds"]] == [("card", "65.49")]
+    refunds_processed()
+    assert RefundRequest.objects.get(pk=request.pk).status == "refunded"
 
 
 def test_approving_when_the_order_was_already_fully_refunded_is_a_409(
@@ -922,6 +924,7 @@ def test_a_replayed_approval_returns_the_same_body_and_refunds_once(api_as, agen
     assert again["Idempotent-Replayed"] == "true"
     assert (new_key.status_code, new_key.json()["code"]) == (409, "not_under_review")
     assert Refund.objects.filter(request=reviewing).count() == 1
+    refunds_processed()
     assert len(processor_refunds()) == 1
 
 

@@ -31,7 +31,7 @@ from refunds.services.requests import (
     refund_request_request_info,
     refund_request_submit,
 )
-from tests.conftest import advance, give_credit, place_order
+from tests.conftest import advance, give_credit, place_order, refunds_processed
 from tests.factories import MenuItemFactory, RestaurantFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -519,6 +519,7 @@ def test_after_an_agent_approves_the_page_shows_the_amount_where_it_goes_and_the
 ):
     request = missing_tiramisu(delivered, buyer)
     refund_request_approve(request_id=request.pk, actor=agent)
+    refunds_processed()
 
     response = ada.get(request.get_absolute_url())
 

@@ -27,7 +27,7 @@ from refunds.services.requests import (
 )
 from refunds.services.sla import refund_request_review_sla
 from tests.concurrency import run_concurrently
-from tests.conftest import advance, place_order, processor_refunds
+from tests.conftest import advance, place_order, processor_refunds, refunds_processed
 
 pytestmark = pytest.mark.django_db
 
@@ -76,6 +76,9 @@ def test_a_not_covered_reason_is_refused_at_once_by_the_policy(delivered, buyer)
 def test_a_health_concern_is_refunded_in_full_at_once(delivered, buyer):
     request = submit(delivered, buyer, "health_concern", description="Felt ill")
 
+    assert request.status == RefundRequest.Status.APPROVED  # started at once, no review
+    assert refunds_processed() == {"succeeded": 1}
+    request.refresh_from_db()
     assert request.status == RefundRequest.Status.REFUNDED
     assert [(r.destination, r.amount, r.request_id) for r in Refund.objects.all()] == [
         ("card", D("33.99"), request.pk)
@@ -84,6 +87,8 @@ def test_a_health_concern_is_refunded_in_full_at_once(delivered, buyer):
 
 def test_an_allergic_reaction_also_opens_an_investigation(delivered, buyer, restaurant):
     request = submit(delivered, buyer, "allergic_reaction", description="Nuts in the tiramisu")
+    assert not RestaurantLedgerEntry.objects.filter(kind="refund_deduction").exists()
+    refunds_processed()  # the L-9 deduction is booked when the money moved (D-7)
 
     incident = Incident.objects.get()
     assert (incident.kind, incident.restaurant, incident.refund_request) == (
@@ -134,6 +139,7 @@ def test_an_agent_approves_and_the_money_moves_once(delivered, buyer, agent, res
     request = submit(delivered, buyer, "missing_items", items=[(line(delivered, "Tiramisu"), 1)])
 
     refund_request_approve(request_id=request.pk, actor=agent)
+    refunds_processed()
 
     request.refresh_from_db()
     assert (request.status, request.decided_amount, request.decided_by) == (
@@ -200,6 +206,7 @@ def test_four_eyes_above_the_threshold(now, buyer, agent, supervisor, restaurant
     with pytest.raises(DomainError):
         refund_request_second_approve(request_id=request.pk, actor=agent)
     refund_request_second_approve(request_id=request.pk, actor=supervisor)
+    refunds_processed()
     request.refresh_from_db()
     assert (request.status, request.second_approved_by) == ("refunded", supervisor)
     assert Refund.objects.get().amount == D("65.49")
