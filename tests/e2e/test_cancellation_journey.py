@@ -60,12 +60,16 @@ def test_buyer_asks_to_cancel_partner_approves_buyer_sees_the_refund(
     timeline = diner.locator(".timeline")
     expect(timeline).to_contain_text("Cancellation approved; a fee of 4.20 applies.")
     expect(timeline).to_contain_text(
-        re.compile(r"Refund of 23\.79 USD to your card; expected at your bank between \d\d \w{3}")
+        re.compile(
+            r"Refund of 23\.79 USD sent to your card; expected at your bank between \d\d \w{3}"
+        )
     )
     expect(diner.locator("#cancellation")).to_contain_text("Cancelled on")
-    notifications = diner.get_by_role("link", name="Notifications (1)")
+    notifications = diner.get_by_role("link", name="Notifications (2)")  # cancelled; refund sent
     notifications.click()
-    expect(diner.locator(".notification.unread")).to_contain_text(f"Order #{order.pk} cancelled")
+    unread = diner.locator(".notification.unread")
+    expect(unread.filter(has_text=f"Order #{order.pk} cancelled")).to_have_count(1)
+    expect(unread.filter(has_text=f"Order #{order.pk}: refund sent")).to_have_count(1)
 
     order.refresh_from_db()
     assert order.status == Order.Status.CANCELLED
