@@ -53,6 +53,7 @@ class RefundRequest(ConcurrentTransitionMixin, models.Model):
         REFUND = "refund", "Refund"
         PROMO_CREDIT = "promo_credit", "Promotional credit"
         REPLACEMENT = "replacement", "Replacement order"
+        CHARGE_CANCELLED = "charge_cancelled", "Second charge cancelled"
 
     order = models.ForeignKey(
         "orders.Order", on_delete=models.PROTECT, related_name="refund_requests"

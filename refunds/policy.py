@@ -251,7 +251,6 @@ class OrderRefundFacts:
     discount_amount: Decimal
     amount_paid: Decimal
     refundable: Decimal  # what can still go back (amount paid less money refunds so far)
-    successful_charges: int
     lines: tuple[ClaimLine, ...]
 
 
@@ -289,6 +288,7 @@ class Eligibility:
     promo_credit: Decimal = ZERO  # a credit the agent may offer instead (L-6.1, L-4.3)
     account_credit_alternative: bool = False  # L-6.1 30-60 min: "partial refund or credit"
     opens_allergen_incident: bool = False  # L-10
+    checks_processor_for_duplicate: bool = False  # L-3.1: look for the second charge
 
 
 def _refused(code, detail, clauses, route=Route.REFUSED, **kwargs) -> Eligibility:
@@ -570,22 +570,44 @@ def _discount_refusal(claim: Claim, order: OrderRefundFacts) -> Eligibility | No
 
 
 def _duplicate_charge(order: OrderRefundFacts) -> Eligibility:
-    if order.successful_charges > 1:
+    """L-3.1 "duplicate charge occurred due to technical error": the order stands and its own
+    payment is not refunded; the second charge is looked for in the card processor's records
+    (`duplicate_charge_found` decides once it is known). Its outcome is "partial": what comes
+    back is the extra charge, never the order's own payment."""
+    return Eligibility(
+        "partial",
+        Route.REVIEW,
+        ZERO,
+        ("L-3.1",),
+        "duplicate_charge_check",
+        "We look for the second charge in the card processor's records: one found is cancelled "
+        "in full, and your order's own payment stands (L-3.1).",
+        checks_processor_for_duplicate=True,
+    )
+
+
+def duplicate_charge_found(extra_charged: Decimal) -> Eligibility:
+    """L-3.1 once the processor's records are read: the extra charges of the buyer's checkout
+    that no order recorded (`extra_charged`, in the deployment currency) are cancelled in full,
+    at once; none found leaves the claim with support, who checks the buyer's bank statement."""
+    if extra_charged > ZERO:
         return Eligibility(
-            "full",
+            "partial",
             Route.AUTOMATIC,
-            order.refundable,
+            extra_charged,
             ("L-3.1",),
-            "duplicate_charge_refund",
-            "The payment records show a duplicate charge: it is refunded in full (L-3.1).",
+            "duplicate_charge_cancelled",
+            f"A second charge of {extra_charged} was found and cancelled in full; your order's "
+            "own payment stands (L-3.1).",
         )
     return Eligibility(
-        "full",
+        "partial",
         Route.REVIEW,
-        order.refundable,
+        ZERO,
         ("L-3.1",),
-        "duplicate_charge_review",
-        "Our records show one charge; support will check with your bank statement (L-3.1).",
+        "duplicate_charge_not_found",
+        "The card processor shows one charge for this order; support checks it against your "
+        "bank statement (L-3.1).",
     )
 
 

@@ -393,7 +393,6 @@ def order_refund_facts(order: Order) -> policy.OrderRefundFacts:
         discount_amount=order.discount_amount,
         amount_paid=order.amount_paid,
         refundable=paid.refundable,
-        successful_charges=order.payments.filter(status=Payment.Status.SUCCEEDED).count(),
         lines=tuple(
             policy.ClaimLine(
                 item.pk,

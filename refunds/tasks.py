@@ -4,6 +4,7 @@ from celery import shared_task
 from django.utils import timezone
 
 from refunds.selectors import refund_ids_due, refund_request_ids_for_sla
+from refunds.services.duplicates import duplicate_charge_settle
 from refunds.services.processing import refund_process
 from refunds.services.sla import refund_request_review_sla
 
@@ -38,3 +39,10 @@ def retry_failed_refunds(batch_size: int = BATCH_SIZE) -> dict:
         outcome = refund_process(refund_id=refund_id)
         outcomes[outcome] = outcomes.get(outcome, 0) + 1
     return outcomes
+
+
+@shared_task
+def settle_duplicate_charge(request_id: int) -> str:
+    """Look for the second charge a duplicate-charge claim is about and cancel it (L-3.1);
+    requested through the outbox when the claim commits. Safe to run twice."""
+    return duplicate_charge_settle(request_id=request_id)

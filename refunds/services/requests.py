@@ -8,6 +8,7 @@ from django.utils import timezone
 
 from core.errors import DomainError, InvalidInput
 from core.money import ZERO
+from core.outbox import outbox_enqueue
 from core.services import notify, notify_restaurant
 from disputes.services import incident_open_allergen
 from orders.lock_objects import order_for_update
@@ -122,6 +123,12 @@ def _route(request: RefundRequest, eligibility: policy.Eligibility, *, now) -> N
             clauses=("L-4.1",),
             message=f"Support reviews this request by {when(request.review_due_at)}.",
         )
+        if eligibility.checks_processor_for_duplicate:
+            outbox_enqueue(
+                task="refunds.tasks.settle_duplicate_charge",
+                kwargs={"request_id": request.pk},
+                now=now,
+            )
         notify(
             user=request.buyer,
             title=f"Refund request #{request.pk} received",

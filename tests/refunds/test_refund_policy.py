@@ -31,6 +31,7 @@ from refunds.policy import (
     Route,
     allocate_to_lines,
     claim_eligibility,
+    duplicate_charge_found,
     lateness,
     partial_amount,
     quality_window_closes_at,
@@ -87,7 +88,6 @@ def delivery(**overrides) -> OrderRefundFacts:
         discount_amount=ZERO,
         amount_paid=D("33.99"),
         refundable=D("33.99"),
-        successful_charges=1,
         lines=LINES,
     )
     facts.update(overrides)
@@ -250,14 +250,8 @@ REASON_TABLE = [
     pytest.param(
         R.DUPLICATE_CHARGE,
         ON_TIME,
-        ("full", Route.REVIEW, "33.99", ("L-3.1",), "duplicate_charge_review"),
-        id="duplicate_charge-one_charge-review",
-    ),
-    pytest.param(
-        R.DUPLICATE_CHARGE,
-        {"successful_charges": 2},
-        ("full", Route.AUTOMATIC, "33.99", ("L-3.1",), "duplicate_charge_refund"),
-        id="duplicate_charge-two_charges-automatic",
+        ("partial", Route.REVIEW, "0.00", ("L-3.1",), "duplicate_charge_check"),
+        id="duplicate_charge-check-the-processor",
     ),
     pytest.param(
         R.SIGNIFICANT_DELAY,
@@ -728,13 +722,12 @@ def test_quality_and_safety_reasons_still_refund_a_discounted_order(reason, amou
 
 
 def test_a_duplicate_charge_is_not_blocked_by_a_discount():
-    result = decide(R.DUPLICATE_CHARGE, delivery(**DISCOUNTED, successful_charges=2))
-    assert (result.route, result.amount, result.code) == (
-        Route.AUTOMATIC,
-        D("28.99"),
-        "duplicate_charge_refund",
+    result = decide(R.DUPLICATE_CHARGE, delivery(**DISCOUNTED))
+    assert (result.route, result.code, result.checks_processor_for_duplicate) == (
+        Route.REVIEW,
+        "duplicate_charge_check",
+        True,
     )
-    assert decide(R.DUPLICATE_CHARGE, delivery(**DISCOUNTED)).code == "duplicate_charge_review"
 
 
 @pytest.mark.parametrize("reason", [R.MISSING_ITEMS, R.INCORRECT_ITEMS])
@@ -903,22 +896,20 @@ def test_a_safety_refund_returns_what_is_left():
 
 
 @pytest.mark.parametrize(
-    ("charges", "route", "code"),
+    ("extra", "route", "amount", "code"),
     [
-        (0, Route.REVIEW, "duplicate_charge_review"),
-        (1, Route.REVIEW, "duplicate_charge_review"),
-        (2, Route.AUTOMATIC, "duplicate_charge_refund"),
-        (3, Route.AUTOMATIC, "duplicate_charge_refund"),
+        ("0.00", Route.REVIEW, "0.00", "duplicate_charge_not_found"),
+        ("0.01", Route.AUTOMATIC, "0.01", "duplicate_charge_cancelled"),
+        ("33.99", Route.AUTOMATIC, "33.99", "duplicate_charge_cancelled"),
+        ("67.98", Route.AUTOMATIC, "67.98", "duplicate_charge_cancelled"),
     ],
 )
-def test_a_duplicate_charge_is_automatic_only_when_the_payment_records_show_it(
-    charges, route, code
-):
-    result = decide(R.DUPLICATE_CHARGE, delivery(successful_charges=charges))
+def test_a_duplicate_charge_found_at_the_processor_is_cancelled_in_full(extra, route, amount, code):
+    result = duplicate_charge_found(D(extra))
     assert (result.outcome, result.route, result.amount, result.clauses, result.code) == (
-        "full",
+        "partial",
         route,
-        D("33.99"),
+        D(amount),
         ("L-3.1",),
         code,
     )
@@ -926,15 +917,13 @@ def test_a_duplicate_charge_is_automatic_only_when_the_payment_records_show_it(
 
 @pytest.mark.parametrize("status", ["placed", "accepted", "preparing", "ready", "out_for_delivery"])
 def test_a_duplicate_charge_needs_no_received_order(status):
-    result = decide(
-        R.DUPLICATE_CHARGE, delivery(status=status, delivered_at=None, successful_charges=2)
-    )
-    assert (result.route, result.code) == (Route.AUTOMATIC, "duplicate_charge_refund")
+    result = decide(R.DUPLICATE_CHARGE, delivery(status=status, delivered_at=None))
+    assert (result.route, result.code) == (Route.REVIEW, "duplicate_charge_check")
 
 
 @pytest.mark.parametrize("reason", sorted(set(ALL_REASONS) - {R.ALLERGIC_REACTION}))
 def test_nothing_to_refund_once_everything_went_back(reason):
-    result = decide(reason, delivery(refundable=ZERO, successful_charges=2))
+    result = decide(reason, delivery(refundable=ZERO))
     assert (result.outcome, result.route, result.amount, result.code, result.clauses) == (
         "none",
         Route.REFUSED,
@@ -947,9 +936,7 @@ def test_nothing_to_refund_once_everything_went_back(reason):
 @pytest.mark.parametrize("reason", sorted(set(ALL_REASONS) - NO_REFUND_REASONS))
 def test_a_cancelled_order_is_refunded_by_its_cancellation(reason):
     # a fee was kept (refundable > 0), yet a request cannot reopen the cancellation
-    order = delivery(
-        status="cancelled", delivered_at=None, refundable=D("5.10"), successful_charges=2
-    )
+    order = delivery(status="cancelled", delivered_at=None, refundable=D("5.10"))
     refused(decide(reason, order), "order_cancelled", ("L-2.1", "L-2.2"))
 
 
@@ -1068,7 +1055,6 @@ def any_order(draw):
         delay_cause=draw(st.sampled_from(["none", "weather", "traffic", "restaurant"])),
         discount_amount=discount,
         refundable=draw(st.sampled_from([base.refundable, ZERO])),
-        successful_charges=draw(st.integers(0, 2)),
         lines=lines,
     )
 
