@@ -7,12 +7,13 @@ from django.db import transaction
 from django.db.models import F
 
 from core.errors import InvalidInput
+from core.roles import User
 from credits.models import CreditGrant, CreditTransaction, DiscountCode
 
 
 def credit_grant_create(
     *,
-    buyer,
+    buyer: User,
     kind: str,
     amount: Decimal,
     source: str,
@@ -20,9 +21,13 @@ def credit_grant_create(
     expires_at: dt.datetime | None = None,
     order=None,
     refund=None,
-    granted_by=None,
+    granted_by: User | None = None,
 ) -> CreditGrant:
-    """Give a buyer credit, with its `grant` ledger entry."""
+    """Give a buyer credit (`amount` in the deployment's currency), with its `grant` ledger
+    entry: promotional credit expires at `expires_at` (L-7.1), account credit never does (D-5);
+    `granted_by` is the person who decided it (None for the policy). Takes no lock (a new grant
+    has no competitor); call inside the transaction that causes it. Raises no domain error; the
+    database refuses (IntegrityError) a negative amount."""
     grant = CreditGrant.objects.create(
         buyer=buyer,
         kind=kind,
@@ -42,9 +47,12 @@ def credit_grant_create(
 
 
 def credit_spend(*, grant_id: int, amount: Decimal, order) -> None:
-    """Spend part of a grant on an order.
+    """Spend `amount` of a grant on an order at checkout (L-7.1, D-7), with its `spend` ledger
+    entry.
 
-    The caller holds the grant's row lock (`selectors.credit_facts(..., for_update=True)`).
+    The caller holds the grant's row lock (`selectors.credit_facts(..., for_update=True)`) and
+    has checked the amount against `remaining`. Raises no domain error; the database refuses
+    (IntegrityError) a spend that would take `remaining` below zero.
     """
     CreditGrant.objects.filter(pk=grant_id).update(remaining=F("remaining") - amount)
     CreditTransaction.objects.create(
@@ -60,7 +68,8 @@ def credit_spend(*, grant_id: int, amount: Decimal, order) -> None:
 def credit_expire_due(*, now: dt.datetime, limit: int, grant_ids=None) -> int:
     """Expire what is left of promotional grants past `expires_at` (L-7.1), up to `limit` of
     them (or just `grant_ids`), in one transaction. Grants another run has locked are skipped,
-    so two runs at once expire each grant once. Returns how many expired."""
+    so two runs at once expire each grant once: locks the grants it expires (`SKIP LOCKED`).
+    Returns how many expired. Raises no domain error."""
     due = CreditGrant.objects.filter(
         kind=CreditGrant.Kind.PROMO, expires_at__lte=now, remaining__gt=0
     )
@@ -83,13 +92,16 @@ def credit_expire_due(*, now: dt.datetime, limit: int, grant_ids=None) -> int:
 
 
 def credit_expire(*, grant_id: int, now: dt.datetime) -> bool:
-    """Expire one promotional grant if it is due (L-7.1); running it twice expires nothing more."""
+    """Expire one promotional grant if it is due (L-7.1); running it twice expires nothing more.
+    Locks the grant (skipped if another run holds it). Returns whether it expired it now. Raises
+    no domain error."""
     return credit_expire_due(now=now, limit=1, grant_ids=[grant_id]) == 1
 
 
 def discount_code_redeem(*, discount: DiscountCode, order, now: dt.datetime) -> None:
     """Mark a single-use code used by this order; it stays used whatever happens to the order
-    (L-7.2). The conditional update is the last guard against a concurrent redemption."""
+    (L-7.2). Takes no row lock: the conditional update is the last guard against a concurrent
+    redemption. Raises InvalidInput `code_used` (400, L-7.2) when another order took it."""
     if discount.is_multi_use:
         return
     updated = DiscountCode.objects.filter(pk=discount.pk, redeemed_on_order__isnull=True).update(
@@ -105,7 +117,8 @@ def credit_restore_for_order(*, order, now: dt.datetime) -> Decimal:
     """Give back the promotional credit a cancelled order spent, to the grants it came from and
     with their expiry (the order never happened; L-7.1 forbids only paying it out as money).
     Grants already expired stay expired. Returns the amount restored; running it twice
-    restores nothing more."""
+    restores nothing more. Call while holding the order's row lock; locks each grant it
+    restores. Raises no domain error."""
     spends = CreditTransaction.objects.filter(
         order=order, kind=CreditTransaction.Kind.SPEND, grant__kind=CreditGrant.Kind.PROMO
     ).select_related("grant")

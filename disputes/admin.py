@@ -21,10 +21,10 @@ from core.admin import ReadOnlyModelAdmin, SearchWithoutHashMixin
 from disputes.models import Incident, Intervention
 from orders.admin import (
     cancellation_request_context,
-    cancellation_request_refund,
     decide_cancellation_request,
     money,
 )
+from orders.selectors import order_cancellation_request_refund
 
 ORDER_SUMMARY = (
     "order_link",
@@ -142,7 +142,7 @@ class InterventionAdmin(SearchWithoutHashMixin, admin.ModelAdmin):
     def refund_if_approved(self, case: Intervention) -> str:
         if case.order.cancellation_fee is None:
             return "-"
-        return money(cancellation_request_refund(case.order))
+        return money(order_cancellation_request_refund(case.order))
 
     @admin.display(description="Requested at", ordering="order__cancellation_requested_at")
     def requested_at(self, case: Intervention):
@@ -198,7 +198,7 @@ class InterventionAdmin(SearchWithoutHashMixin, admin.ModelAdmin):
         if case.kind != Intervention.Kind.UNANSWERED_CANCELLATION:
             self.message_user(request, f"{case}: nothing to decide here.", messages.ERROR)
         else:
-            decide_cancellation_request(self, request, order_id=case.order_id, decision=decision)
+            decide_cancellation_request(self, request, order=case.order, decision=decision)
         return redirect(f"admin:{self.opts.app_label}_{self.opts.model_name}_change", case.pk)
 
 

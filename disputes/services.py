@@ -4,6 +4,7 @@ import datetime as dt
 
 from django.db import IntegrityError, transaction
 
+from core.roles import User
 from core.services import notify, notify_restaurant
 from disputes.models import Incident, Intervention
 from orders.events import order_event_record
@@ -14,7 +15,10 @@ from orders.models import Order, OrderEvent
 def intervention_open(
     *, order, kind: str, summary: str, now: dt.datetime, refund_request=None
 ) -> Intervention | None:
-    """Hand a case to support, once: an open case of the same kind for the order is kept."""
+    """Hand a case to support (K-OV), once: an open case of the same kind for the order is kept
+    and None returned (the database's unique open case decides, in a savepoint, so two sweeps
+    at once open one). Takes no row lock; call inside the caller's transaction, holding the
+    lock of what the case is about. Raises no domain error."""
     try:
         with transaction.atomic():
             return Intervention.objects.create(
@@ -29,19 +33,22 @@ def intervention_open(
 
 
 def intervention_resolve_for_order(
-    *, order, kind: str, actor, action: str, now: dt.datetime
+    *, order, kind: str, actor: User | None, action: str, now: dt.datetime
 ) -> None:
-    """Close the open case of this kind on the order, saying who did what (if there is one)."""
+    """Close the open case of this kind on the order, saying who did what (if there is one):
+    the thing it was about was resolved, by whatever path (K-OV). `actor` None for the system.
+    Call while holding the order's row lock. Raises no domain error."""
     Intervention.objects.filter(order=order, kind=kind, status=Intervention.Status.OPEN).update(
         status=Intervention.Status.RESOLVED, resolved_by=actor, resolved_at=now, action_taken=action
     )
 
 
 def intervention_resolve_for_refund_request(
-    *, refund_request, actor, action: str, now: dt.datetime
+    *, refund_request, actor: User | None, action: str, now: dt.datetime
 ) -> None:
-    """Close the request's open review-overdue case (K-OV), whoever decided it and however:
-    called in the transaction that decides the request, which holds its row lock."""
+    """Close the request's open review-overdue case (K-OV, L-4.1), whoever decided it and
+    however (`actor` None for the policy): called in the transaction that decides the request,
+    which holds its row lock. Raises no domain error."""
     Intervention.objects.filter(
         refund_request=refund_request,
         kind=Intervention.Kind.REVIEW_OVERDUE,
@@ -53,8 +60,11 @@ def intervention_resolve_for_refund_request(
 
 @transaction.atomic
 def intervention_hand_over_cancellation_request(*, order_id: int, now: dt.datetime) -> bool:
-    """Give an unanswered cancellation request to support (K-OV) and tell the restaurant and the
-    buyer. Re-checked under the order's lock: an answer that just came in wins."""
+    """Give a cancellation request unanswered for `cancellation_response_minutes` to support
+    (K-OV, L-2.1) and tell the restaurant and the buyer, once. Takes the order's row lock and
+    re-checks under it: an answer that just came in wins. Returns whether it handed it over.
+
+    Errors: `not_found` (404) for an order that does not exist."""
     order = order_for_update(order_id)
     if order.status != Order.Status.CANCELLATION_REQUESTED:
         return False
@@ -93,7 +103,9 @@ def intervention_hand_over_cancellation_request(*, order_id: int, now: dt.dateti
 
 
 def incident_open_allergen(*, request, now: dt.datetime) -> Incident:
-    """An allergic reaction opens an allergen investigation against the restaurant (L-10)."""
+    """An allergic reaction opens an allergen investigation against the restaurant (L-10).
+    Call inside the transaction that submits the request, holding the order's row lock. Raises
+    no domain error."""
     order = request.order
     return Incident.objects.create(
         kind=Incident.Kind.ALLERGEN,

@@ -31,7 +31,7 @@ from orders.models import (
     Restaurant,
 )
 from orders.policy import MAX_EXPLANATION_LENGTH, RestaurantCancelReason
-from orders.selectors import order_next_actions
+from orders.selectors import order_cancellation_request_refund, order_next_actions
 from orders.services.cancellation import (
     order_cancel_by_restaurant,
     order_cancellation_approve,
@@ -454,7 +454,7 @@ class OrderAdmin(admin.ModelAdmin):
         order = self._order_to_change(request, object_id)
         if not isinstance(order, Order):
             return order
-        decide_cancellation_request(self, request, order_id=order.pk, decision=decision)
+        decide_cancellation_request(self, request, order=order, decision=decision)
         return redirect("admin:orders_order_change", order.pk)
 
     def cancel_for_restaurant_view(self, request, object_id):
@@ -529,18 +529,12 @@ def form_errors(form: forms.Form) -> str:
     return " ".join(error for errors in form.errors.values() for error in errors)
 
 
-def cancellation_request_refund(order: Order) -> Decimal:
-    """What the buyer gets back if the request is approved: what was paid less the quoted fee,
-    as `order_cancellation_approve` refunds it (L-2.1). For display before the agent decides."""
-    return order.amount_paid - (order.cancellation_fee or Decimal("0"))
-
-
 def cancellation_request_context(order: Order) -> dict:
     """The consequences of each answer, and where to post it, for the decision buttons."""
     return {
         "amount_paid": money(order.amount_paid),
         "fee": money(order.cancellation_fee or Decimal("0")),
-        "refund": money(cancellation_request_refund(order)),
+        "refund": money(order_cancellation_request_refund(order)),
         "requested_at": order.cancellation_requested_at,
         "approve_url": reverse(
             "admin:orders_order_cancellation_request", args=[order.pk, "approve"]
@@ -550,17 +544,18 @@ def cancellation_request_context(order: Order) -> dict:
     }
 
 
-def decide_cancellation_request(model_admin, request, *, order_id: int, decision: str) -> bool:
+def decide_cancellation_request(model_admin, request, *, order: Order, decision: str) -> bool:
     """Approve or deny an order's cancellation request through its service, as the signed-in
     agent; tell them the result or why it was refused (the restaurant may have answered first).
     Deny takes the buyer-facing `reason` from the POST. Returns whether it was done."""
+    order_id = order.pk
     try:
         if decision == "approve":
+            refund = order_cancellation_request_refund(order)  # before the approval refunds it
             order = order_cancellation_approve(order_id=order_id, actor=request.user)
             done = (
-                f"{order}: cancellation approved; the buyer gets "
-                f"{money(cancellation_request_refund(order))} back and the restaurant keeps the "
-                f"{money(order.cancellation_fee or Decimal('0'))} fee."
+                f"{order}: cancellation approved; the buyer gets {money(refund)} back and the "
+                f"restaurant keeps the {money(order.cancellation_fee or Decimal('0'))} fee."
             )
         elif decision == "deny":
             form = DenyCancellationForm(request.POST)

@@ -343,6 +343,7 @@ class CancellationPanel:
     refund_parts: list[RefundPart] = field(default_factory=list)
     support_decides_at: dt.datetime | None = None
     requested_fee: Decimal | None = None  # the quoted fee of a request waiting for an answer
+    requested_refund: Decimal | None = None  # what that request gives back if approved
     cancelled_event: OrderEvent | None = None
 
     @property
@@ -376,12 +377,6 @@ class CancellationPanel:
     def time_left_text(self) -> str:
         minutes, seconds = divmod(self.seconds_left, 60)
         return f"{minutes} min {seconds:02d} s"
-
-    @property
-    def requested_refund(self) -> Decimal | None:
-        if self.requested_fee is None:
-            return None
-        return self.order.amount_paid - self.requested_fee
 
     @property
     def refund_where(self) -> str:
@@ -422,6 +417,7 @@ def cancellation_panel(order: Order, *, now: dt.datetime) -> CancellationPanel:
         extra["fee_percent"] = decision.fee_percent
     if order.status == Order.Status.CANCELLATION_REQUESTED:
         extra["requested_fee"] = order.cancellation_fee or ZERO
+        extra["requested_refund"] = selectors.order_cancellation_request_refund(order)
         extra["support_decides_at"] = selectors.order_cancellation_support_decides_at(order)
     if order.status == Order.Status.CANCELLED:
         events = [e for e in order.events.all() if e.to_status == Order.Status.CANCELLED]

@@ -33,11 +33,16 @@ CANCELLATION_REFUND_KEY = "order:{}:cancellation"
 
 
 @transaction.atomic
-def order_cancel_by_buyer(*, order_id: int, actor, quote: Decimal | None = None):
-    """The buyer cancels (L-2.1): at once and free before acceptance, or as a request to the
-    restaurant at the fee quoted. `quote` is the fee the buyer was shown: if the outcome or the
-    fee changed since, nothing happens and the new outcome is returned in the error (409).
-    Returns (order, decision)."""
+def order_cancel_by_buyer(*, order_id: int, actor: User, quote: Decimal | None = None):
+    """The buyer cancels (L-2.1, K-B1..3): at once and free before acceptance, with what is
+    still refundable started back by origin (D-7), or as a request to the restaurant at the fee
+    quoted. `quote` is the fee the buyer was shown, in the order's currency: if the outcome or
+    the fee changed since, nothing happens and the new outcome is returned in the error.
+    Takes the order's row lock. Returns (order, decision).
+
+    Errors: `not_found` (404, also for another buyer's order); `quote_changed` (409, with the
+    new `cancellation`); the policy's refusals `window_passed`, `request_denied`,
+    `already_requested`, `preparation_started`, `order_closed` (409)."""
     order = order_for_update(order_id, buyer=actor)
     now = timezone.now()
     decision = buyer_cancellation_decision(order, now=now)
@@ -100,9 +105,14 @@ def _request_cancellation(order, decision, *, actor, now) -> None:
 
 
 @transaction.atomic
-def order_cancellation_approve(*, order_id: int, actor) -> Order:
+def order_cancellation_approve(*, order_id: int, actor: User) -> Order:
     """The restaurant (or support, K-OV) approves a buyer's cancellation request: the buyer gets
-    what is still refundable less the quoted fee, which the restaurant keeps (L-2.1, L-7.2)."""
+    what is still refundable less the quoted fee (`orders.policy.cancellation_request_refund`),
+    which the restaurant keeps and is booked to its ledger (L-2.1, L-7.2, L-9). Takes the order's
+    row lock; resolves the request's K-OV case.
+
+    Errors: `not_found` (404) for someone not of the restaurant nor support;
+    `no_cancellation_request` (409) when no request waits."""
     order = _order_with_request_for_update(order_id, actor, order_transition="approve")
     now = timezone.now()
     fee = order.cancellation_fee or ZERO
@@ -195,9 +205,16 @@ def _close_cancellation_case(order, *, actor, action, now) -> None:
 
 
 @transaction.atomic
-def order_cancel_by_restaurant(*, order_id: int, actor, reason: str, explanation: str) -> Order:
-    """The restaurant cancels (L-2.2, K-S1..3): the buyer is told at once with the explanation,
-    refunded in full, and given a goodwill promotional credit."""
+def order_cancel_by_restaurant(
+    *, order_id: int, actor: User, reason: str, explanation: str
+) -> Order:
+    """The restaurant (or support, K-OV) cancels (L-2.2, K-S1..3): the buyer is told at once
+    with the explanation, refunded what is still refundable in full, and given the version's
+    goodwill promotional credit (L-7.1). Takes the order's row lock.
+
+    Errors: `not_found` (404) for someone not of the restaurant nor support; `not_cancellable`
+    (409) once the order has left the restaurant; `invalid_reason`, `explanation_required`,
+    `explanation_too_long` (400)."""
     order = order_for_update(order_id)
     if not (is_restaurant_member(order.restaurant_id, actor) or is_support(actor)):
         raise DomainError("not_found", f"There is no order {order_id}.", kind="not_found")

@@ -6,6 +6,7 @@ from django_fsm import has_transition_perm
 
 from core.errors import DomainError, InvalidInput
 from core.fsm import apply_transition
+from core.roles import User
 from orders.events import actor_role, order_event_record, stepping_in
 from orders.lock_objects import order_for_update
 from orders.models import SELLER_ACTIONS, Order, OrderEvent
@@ -13,12 +14,15 @@ from refunds.services.ledger import restaurant_record_sale
 
 
 @transaction.atomic
-def order_advance(*, order_id: int, action: str, actor) -> Order:
+def order_advance(*, order_id: int, action: str, actor: User) -> Order:
     """Move an order one step along its lifecycle (D-5): its restaurant's partners do, and
-    support may step in for them (K-OV).
+    support may step in for them (K-OV). Acceptance pins the restaurant's cancellation window
+    and fee to the order (K-B1, L-2.1); a completed order books the restaurant's sale (L-9).
+    Takes the order's row lock.
 
-    Refuses, changing nothing, an action the state machine does not allow from the order's
-    state, or one the actor may not take.
+    Errors, changing nothing: `unknown_action` (400) for an action not in SELLER_ACTIONS;
+    `not_found` (404) for an order that does not exist; `transition_not_allowed` (409) for an
+    action the state machine does not allow from the order's state or the actor may not take.
     """
     if action not in SELLER_ACTIONS:
         raise InvalidInput("unknown_action", f"Unknown order action {action!r}.")

@@ -6,6 +6,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from core.errors import DomainError, InvalidInput
+from core.roles import User
 from orders import policy
 from orders.lock_objects import restaurant_for_update
 from orders.models import Restaurant, is_restaurant_member
@@ -14,10 +15,15 @@ from orders.selectors import restaurant_terms_bounds
 
 @transaction.atomic
 def restaurant_update_terms(
-    *, restaurant_id: int, actor, window_minutes: int, fee_percent: Decimal
+    *, restaurant_id: int, actor: User, window_minutes: int, fee_percent: Decimal
 ) -> Restaurant:
-    """A partner sets the restaurant's cancellation window and fee, inside the bounds of the
-    policy version in force. Orders already asked to cancel keep the fee they were quoted."""
+    """A partner sets the restaurant's cancellation window (minutes, K-B1) and fee (percent of
+    what was paid, L-2.1), inside the bounds of the policy version in force. Orders already
+    accepted keep the terms pinned at acceptance, and those asked to cancel the fee they were
+    quoted. Takes the restaurant's row lock.
+
+    Errors: `not_found` (404) for a restaurant that does not exist or the actor is not a member
+    of; `terms_out_of_bounds` (400, with `errors` by field)."""
     restaurant = restaurant_for_update(restaurant_id)
     if restaurant is None or not is_restaurant_member(restaurant_id, actor):
         raise DomainError("not_found", f"There is no restaurant {restaurant_id}.", kind="not_found")

@@ -5,20 +5,24 @@ import datetime as dt
 from django.utils import timezone
 
 from core.errors import DomainError, InvalidInput
+from core.roles import User
 from orders.models import is_support
 from orders.policy import explanation_error
 from refunds import policy
 from refunds.models import RefundMessage
 
 
-def require_support(actor) -> None:
+def require_support(actor: User) -> None:
+    """Only support staff (agents and supervisors, D-4) decide refund requests (L-4.1): refuses
+    anyone else with `forbidden` (400). Takes no lock; call after locking the request."""
     if not is_support(actor):
         raise DomainError("forbidden", "Only support staff decide refund requests.", kind="invalid")
 
 
 def require_reviewable(request) -> None:
     """Support decides a request under review or waiting on the restaurant (L-4.1, K-OV);
-    anything else is refused with `not_under_review` (409)."""
+    anything else is refused with `not_under_review` (409). Call while holding the request's row
+    lock, so the status cannot change before the decision."""
     if not policy.is_reviewable(request.status):
         raise DomainError(
             "not_under_review",
@@ -28,24 +32,31 @@ def require_reviewable(request) -> None:
 
 def require_explanation(explanation: str) -> None:
     """The buyer reads why (L-4.1 step 4): refuses a missing or overlong explanation with
-    InvalidInput `explanation_required` / `explanation_too_long` (400)."""
+    InvalidInput `explanation_required` / `explanation_too_long` (400). Takes no lock."""
     code, detail = explanation_error(explanation)
     if code:
         raise InvalidInput(code, detail)
 
 
 def require_text(text: str, name: str) -> None:
+    """A message, question or note on a request (L-4.1) is written and at most 4000 characters:
+    refuses with InvalidInput `<name>_required` / `<name>_too_long` (400). Takes no lock."""
     if not text.strip():
         raise InvalidInput(f"{name}_required", f"Write a {name}.")
     if len(text) > 4000:
         raise InvalidInput(f"{name}_too_long", f"Keep the {name} under 4000 characters.")
 
 
-def message_add(request, *, author, role, body, now) -> RefundMessage:
+def message_add(request, *, author: User, role, body, now) -> RefundMessage:
+    """Add a message to the request's conversation (L-4.1: questions, answers, the restaurant's
+    verification), written by `author` at `now`. Call while holding the request's row lock.
+    Raises no domain error."""
     return RefundMessage.objects.create(
         request=request, author=author, role=role, body=body.strip(), created_at=now
     )
 
 
 def when(moment: dt.datetime) -> str:
+    """A moment as the timeline writes it in the deployment's time zone ("Fri 20 Nov, 13:00"),
+    for the dates L-4.1 and L-4.2 promise. Pure: no lock, no error."""
     return f"{timezone.localtime(moment):%a %d %b, %H:%M}"

@@ -23,9 +23,16 @@ from refunds.services.execution import refund_execute, refund_order
 
 
 @transaction.atomic
-def refund_request_approve(*, request_id: int, actor, method: str | None = None) -> RefundRequest:
-    """Support approves what the policy suggests (L-4.1 step 4), paid by origin or as the
-    buyer chose; above the four-eyes threshold a supervisor must approve too (D-6)."""
+def refund_request_approve(
+    *, request_id: int, actor: User, method: str | None = None
+) -> RefundRequest:
+    """Support approves what the policy suggests (L-4.1 step 4), at most what is still
+    refundable (L-7.2), paid by origin or as the buyer chose (D-7); above the four-eyes
+    threshold a supervisor must approve too (D-6). Takes the request's row lock (the refund then
+    locks the order, D-7).
+
+    Errors: `not_found` (404); `forbidden` (400) for someone not of support; `not_under_review`
+    (409); `nothing_to_refund` (409, L-7.2)."""
     request = refund_request_for_update(request_id)
     require_support(actor)
     require_reviewable(request)
@@ -51,9 +58,14 @@ def refund_request_approve(*, request_id: int, actor, method: str | None = None)
 
 @transaction.atomic
 def refund_request_partially_approve(
-    *, request_id: int, actor, amount: Decimal, explanation: str, method: str | None = None
+    *, request_id: int, actor: User, amount: Decimal, explanation: str, method: str | None = None
 ) -> RefundRequest:
-    """Support approves part (L-3.2): an amount up to what can still be refunded, explained."""
+    """Support approves part (L-3.2, L-4.1): `amount` (in the order's currency) up to what can
+    still be refunded (L-7.2), explained to the buyer; above the four-eyes threshold a supervisor
+    must approve too (D-6). Takes the request's row lock.
+
+    Errors: `not_found` (404); `forbidden` (400) for someone not of support; `not_under_review`
+    (409); `invalid_amount`, `explanation_required`, `explanation_too_long` (400)."""
     request = refund_request_for_update(request_id)
     require_support(actor)
     require_reviewable(request)
@@ -77,8 +89,12 @@ def refund_request_partially_approve(
 
 
 @transaction.atomic
-def refund_request_deny(*, request_id: int, actor, explanation: str) -> RefundRequest:
-    """Support denies with an explanation the buyer reads (L-4.1 step 4)."""
+def refund_request_deny(*, request_id: int, actor: User, explanation: str) -> RefundRequest:
+    """Support denies with an explanation the buyer reads (L-4.1 step 4); the buyer may
+    escalate (L-8.1). Takes the request's row lock.
+
+    Errors: `not_found` (404); `forbidden` (400) for someone not of support; `not_under_review`
+    (409); `explanation_required` / `explanation_too_long` (400)."""
     request = refund_request_for_update(request_id)
     require_support(actor)
     require_reviewable(request)
@@ -97,10 +113,15 @@ def refund_request_deny(*, request_id: int, actor, explanation: str) -> RefundRe
 
 @transaction.atomic
 def refund_request_offer_credit(
-    *, request_id: int, actor, amount: Decimal, explanation: str
+    *, request_id: int, actor: User, amount: Decimal, explanation: str
 ) -> RefundRequest:
-    """Support resolves a minor issue with promotional credit instead of money (L-4.3), up to
-    the order's total."""
+    """Support resolves a minor issue with promotional credit instead of money (L-4.3): `amount`
+    up to the order's total, expiring after the version's `promo_credit_expiry_days` (L-7.1).
+    Above `supervisor_approval_above` it is granted only at a supervisor's second approval
+    (four eyes, D-6). Takes the request's row lock.
+
+    Errors: `not_found` (404); `forbidden` (400) for someone not of support; `not_under_review`
+    (409); `invalid_amount`, `explanation_required`, `explanation_too_long` (400)."""
     request = refund_request_for_update(request_id)
     require_support(actor)
     require_reviewable(request)
@@ -131,8 +152,9 @@ def refund_request_offer_replacement(
     request's row lock. A replacement worth more than `supervisor_approval_above` waits for a
     supervisor and is placed only at the second approval (four eyes, D-6).
 
-    Errors: `forbidden` (400), `not_under_review` (409), `explanation_required` /
-    `explanation_too_long` (400)."""
+    Errors: `not_found` (404), `forbidden` (400), `not_under_review` (409),
+    `explanation_required` / `explanation_too_long` (400); placing it now (at or under the
+    threshold) may be refused with `restaurant_closed` / `fulfillment_not_offered` (400)."""
     request = refund_request_for_update(request_id)
     require_support(actor)
     require_reviewable(request)
@@ -255,7 +277,7 @@ def decide(
     request,
     transition,
     *,
-    actor,
+    actor: User | None,
     amount,
     explanation,
     clauses,
@@ -263,8 +285,11 @@ def decide(
     method=None,
     resolution=RefundRequest.Resolution.REFUND,
 ) -> None:
-    """Record a decision and, unless a supervisor must approve it too (four eyes, D-6), pay
-    it; close the request's review-overdue case (K-OV). The caller holds the request's lock."""
+    """Record a decision (L-4.1 step 4; `actor` None for the policy's automatic ones) and,
+    unless a supervisor must approve it too (four eyes, D-6), pay it once (D-7) or tell the
+    buyer of the denial (L-8.1); close the request's review-overdue case (K-OV). Call while
+    holding the request's row lock. Raises nothing of its own; the refund's `refund_exceeds_paid`
+    (409) if the amount is over what is still refundable."""
     version = request.order.policy_version
     needs_second = policy.needs_second_approval(
         resolution=resolution,
@@ -331,7 +356,9 @@ def refund_request_second_approve(*, request_id: int, actor: User) -> RefundRequ
     threshold (D-6): then the money moves, the promotional credit is granted, or the replacement
     order is placed. Takes the request's row lock.
 
-    Errors: `supervisor_required`, `no_second_approval_due`, `four_eyes` (409)."""
+    Errors: `not_found` (404); `supervisor_required`, `no_second_approval_due`, `four_eyes`
+    (409); a replacement placed now may be refused with `restaurant_closed` /
+    `fulfillment_not_offered` (400)."""
     request = refund_request_for_update(request_id)
     if not actor.groups.filter(name="supervisor").exists() and not actor.is_superuser:
         raise DomainError("supervisor_required", "Only a supervisor can give the second approval.")

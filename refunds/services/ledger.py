@@ -11,8 +11,10 @@ from refunds.models import Refund, RestaurantLedgerEntry
 def restaurant_ledger_record(
     *, restaurant_id: int, kind: str, amount: Decimal, order, description: str, refund=None
 ):
-    """Add an entry to a restaurant's ledger (L-9): signed, what the platform owes is
-    positive."""
+    """Add an entry to a restaurant's ledger (L-9): `amount` signed, in the deployment's
+    currency, what the platform owes is positive. Call inside the caller's transaction, while
+    holding the order's row lock. Raises no domain error; the database refuses (IntegrityError)
+    a sale or a kept cancellation fee that is not positive."""
     return RestaurantLedgerEntry.objects.create(
         restaurant_id=restaurant_id,
         kind=kind,
@@ -24,8 +26,9 @@ def restaurant_ledger_record(
 
 
 def restaurant_record_sale(order: Order) -> None:
-    """Book a fulfilled order to its restaurant: the food value, less the restaurant's discount
-    (credit and the delivery fee are the platform's). A free replacement books nothing."""
+    """Book a fulfilled order to its restaurant (L-9): the food value, less the restaurant's
+    discount (credit and the delivery fee are the platform's). A free replacement books nothing.
+    Call while holding the order's row lock (`order_advance` does). Raises no domain error."""
     if order.subtotal - order.discount_amount <= ZERO:
         return
     restaurant_ledger_record(
@@ -39,7 +42,9 @@ def restaurant_record_sale(order: Order) -> None:
 
 def restaurant_deduct_refunds(order: Order, refunds: list[Refund]) -> None:
     """L-9: a refund the restaurant caused comes off what it was booked for the order (never
-    more than its sale)."""
+    more than its sale), one deduction per refund. Call while holding the order's row lock, when
+    the refund has succeeded (`refunds.services.completion.refund_succeeded`). Raises no domain
+    error."""
     booked = RestaurantLedgerEntry.objects.filter(
         order=order,
         kind__in=[RestaurantLedgerEntry.Kind.SALE, RestaurantLedgerEntry.Kind.REFUND_DEDUCTION],

@@ -9,6 +9,7 @@ from django.utils import timezone
 from core.errors import DomainError, InvalidInput
 from core.money import ZERO
 from core.outbox import outbox_enqueue
+from core.roles import User
 from core.services import notify, notify_restaurant
 from disputes.services import incident_open_allergen
 from orders.lock_objects import order_for_update
@@ -33,7 +34,7 @@ from refunds.services.evidence import store_photos, validated_photos
 def refund_request_submit(
     *,
     order_id: int,
-    actor,
+    actor: User,
     reason: str,
     items=(),
     description: str = "",
@@ -43,7 +44,15 @@ def refund_request_submit(
 ) -> RefundRequest:
     """A buyer asks for a refund (L-4.1). The policy decides at once what it can (L-3.3 and
     L-5.1 refusals, L-10 and duplicate-charge refunds); the rest goes to support with a 48-hour
-    SLA. Bad input, or a quality claim without its evidence (L-5.2), changes nothing."""
+    SLA. `items` are (order item id, quantity) pairs for a partial claim (L-3.2). Takes the
+    order's row lock. Bad input, or a quality claim without its evidence (L-5.2), changes
+    nothing.
+
+    Errors: `not_found` (404, also for another buyer's order); `request_open` (409) while the
+    order has an undecided request; 400: `invalid_method`, `invalid_discovered_at`, the claim's
+    `invalid_reason`, `unknown_item`, `invalid_quantity`, `item_already_refunded` (L-7.2),
+    `items_required` (L-3.2), `evidence_required` (L-5.2), and the photos' `too_many_photos`,
+    `file_too_large`, `image_too_large`, `unsupported_image`, `not_an_image`."""
     order = order_for_update(order_id)
     if order.buyer_id != actor.pk:
         raise DomainError("not_found", f"You have no order {order_id}.", kind="not_found")
@@ -148,9 +157,12 @@ def _store_items(request, items) -> None:
 
 
 @transaction.atomic
-def refund_request_request_info(*, request_id: int, actor, question: str) -> RefundRequest:
+def refund_request_request_info(*, request_id: int, actor: User, question: str) -> RefundRequest:
     """Support asks the buyer for more (L-4.1 step 3); the review clock pauses until the buyer
-    answers."""
+    answers. Takes the request's row lock.
+
+    Errors: `not_found` (404); `forbidden` (400) for someone not of support; `not_under_review`
+    (409); `question_required` / `question_too_long` (400)."""
     request = _support_asks(
         request_id,
         actor,
@@ -188,9 +200,13 @@ def _support_asks(request_id, actor, question, *, transition: str, timeline: str
 
 
 @transaction.atomic
-def refund_request_reply(*, request_id: int, actor, body: str, photos=()) -> RefundRequest:
-    """The buyer writes on the request, with photos if they like; an answer to a question
-    restarts the review clock where it stopped."""
+def refund_request_reply(*, request_id: int, actor: User, body: str, photos=()) -> RefundRequest:
+    """The buyer writes on the request, with photos if they like (L-5.2); an answer to a
+    question restarts the review clock where it stopped (L-4.1). Takes the request's row lock.
+
+    Errors: `not_found` (404, also for another buyer's request); `request_closed` (409) once
+    decided; `message_required` / `message_too_long` (400); the photos' `too_many_photos`,
+    `file_too_large`, `image_too_large`, `unsupported_image`, `not_an_image` (400)."""
     request = refund_request_for_update(request_id, buyer=actor)
     if request.status not in OPEN_STATUSES:
         raise DomainError("request_closed", "This request has been decided; you can escalate it.")
@@ -213,8 +229,12 @@ def refund_request_reply(*, request_id: int, actor, body: str, photos=()) -> Ref
 
 
 @transaction.atomic
-def refund_request_ask_restaurant(*, request_id: int, actor, question: str) -> RefundRequest:
-    """Support asks the restaurant to verify the claim (L-4.1 "may contact restaurant")."""
+def refund_request_ask_restaurant(*, request_id: int, actor: User, question: str) -> RefundRequest:
+    """Support asks the restaurant to verify the claim (L-4.1 "may contact restaurant"); the
+    restaurant's partners are told. Takes the request's row lock.
+
+    Errors: `not_found` (404); `forbidden` (400) for someone not of support; `not_under_review`
+    (409); `question_required` / `question_too_long` (400)."""
     request = _support_asks(
         request_id,
         actor,
@@ -232,8 +252,13 @@ def refund_request_ask_restaurant(*, request_id: int, actor, question: str) -> R
 
 
 @transaction.atomic
-def refund_request_restaurant_verify(*, request_id: int, actor, note: str) -> RefundRequest:
-    """The restaurant answers support's verification request with a note (L-9)."""
+def refund_request_restaurant_verify(*, request_id: int, actor: User, note: str) -> RefundRequest:
+    """The restaurant answers support's verification request with a note (L-4.1, L-9); the
+    request goes back to support. Takes the request's row lock.
+
+    Errors: `not_found` (404) for someone not of the order's restaurant;
+    `no_verification_due` (409) when support is not waiting for it; `note_required` /
+    `note_too_long` (400)."""
     request = refund_request_for_update(request_id)
     if not is_restaurant_member(request.order.restaurant_id, actor):
         raise DomainError(

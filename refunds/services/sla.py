@@ -16,8 +16,12 @@ from refunds.selectors import supervisor_list
 
 @transaction.atomic
 def refund_request_review_sla(*, request_id: int, now: dt.datetime) -> str:
-    """L-4.1 / K-OV: flag a request due soon (24 h before its due time) and hand an overdue one
-    to supervisors, once each. Returns what it did ("", "due_soon" or "escalated")."""
+    """L-4.1 / K-OV: flag a request due soon (`review_due_soon_hours` into its review) and hand
+    an overdue one to supervisors (a `review_overdue` case, a notification to each active
+    supervisor), once each. Takes the request's row lock and re-checks under it, so two sweeps
+    do it once. Returns what it did ("", "due_soon" or "escalated").
+
+    Errors: `not_found` (404) for a request that does not exist."""
     request = refund_request_for_update(request_id)
     version = request.order.policy_version
     clock = policy.review_clock(

@@ -516,6 +516,33 @@ def test_a_cancellation_request_offers_approve_and_deny(request, user_fixture, r
 
 
 @pytest.mark.django_db
+def test_after_an_earlier_refund_the_request_shows_and_gives_what_is_left_less_the_fee(
+    agent, buyer, restaurant, menu
+):
+    order = advance(place_order(buyer, restaurant, {menu["Margherita"]: 2}), "accept")  # 27.99
+    refund_order(order_id=order.pk, amount=Decimal("5.00"), method="original",
+                 idempotency_key="earlier", actor=None, role="policy", reason="Test")  # fmt: skip
+    order_cancel_by_buyer(order_id=order.pk, actor=buyer, quote=Decimal("4.20"))
+    client = _client_for(agent)
+
+    page = client.get(_url(Order, "change", order.pk)).content.decode()
+    response = client.post(_url(Order, "cancellation_request", order.pk, "approve"))
+
+    assert f"the buyer gets {_money('18.79')} back" in page  # 27.99 - 5.00 - 4.20 (L-2.1, L-7.2)
+    assert _messages(response) == [
+        (
+            "success",
+            f"Order #{order.pk}: cancellation approved; the buyer gets {_money('18.79')} "
+            f"back and the restaurant keeps the {_money('4.20')} fee.",
+        )
+    ]
+    assert sorted(r.amount for r in Refund.objects.filter(order=order)) == [
+        Decimal("5.00"),
+        Decimal("18.79"),
+    ]
+
+
+@pytest.mark.django_db
 def test_an_agent_approves_a_request_from_the_order_page(agent, buyer, requested):
     response = _client_for(agent).post(_url(Order, "cancellation_request", requested.pk, "approve"))
 

@@ -21,6 +21,7 @@ from orders.services.cancellation import (
 )
 from orders.services.terms import restaurant_update_terms
 from refunds.models import Refund
+from refunds.services.execution import refund_order
 from tests.conftest import NOW, advance, give_credit, place_order, refunds_processed
 from tests.factories import MenuItemFactory, RestaurantFactory
 
@@ -182,6 +183,17 @@ def test_once_preparation_started_the_panel_says_cancelling_is_no_longer_possibl
     advance(order, "accept", "start_preparation")
 
     assert panel(ada.get(order.get_absolute_url())) == f"Cancellation {PREPARATION_STARTED}"
+
+
+def test_a_waiting_request_counts_an_earlier_refund_in_what_comes_back(clock, ada, buyer, order):
+    advance(order, "accept")
+    refund_order(order_id=order.pk, amount=D("5.00"), method="original",
+                 idempotency_key="earlier", actor=None, role="policy", reason="Test")  # fmt: skip
+    order_cancel_by_buyer(order_id=order.pk, actor=buyer, quote=D("4.20"))
+
+    assert "If the restaurant agrees, you get 18.79 USD back (it keeps the 4.20 USD fee)." in (
+        panel(ada.get(order.get_absolute_url()))
+    )
 
 
 def test_a_request_waiting_for_the_restaurant_says_when_support_takes_over(
