@@ -7,12 +7,13 @@ from django.contrib.auth.decorators import login_required
 from django.contrib.auth.views import LoginView
 from django.core.exceptions import NON_FIELD_ERRORS
 from django.core.paginator import Paginator
-from django.shortcuts import get_object_or_404, redirect, render
+from django.http import Http404
+from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 
 from core.forms import SignUpForm, ThrottledAuthenticationForm
-from core.models import Notification
+from core.selectors import notification_list_for, notification_of
 from core.services import notifications_mark_read
 
 NOTIFICATIONS_PER_PAGE = 30
@@ -55,7 +56,7 @@ def notifications(request):
     read" does, and so does following one notification's link (POST `open`)."""
     if request.method == "POST":
         return _notifications_post(request)
-    paginator = Paginator(Notification.objects.filter(user=request.user), NOTIFICATIONS_PER_PAGE)
+    paginator = Paginator(notification_list_for(request.user), NOTIFICATIONS_PER_PAGE)
     page = paginator.get_page(request.GET.get("page"))
     return render(
         request,
@@ -67,9 +68,9 @@ def notifications(request):
 def _notifications_post(request):
     now = timezone.now()
     if "open" in request.POST:
-        notification = get_object_or_404(
-            Notification, pk=_int_or_none(request.POST["open"]), user=request.user
-        )
+        notification = notification_of(request.user, _int_or_none(request.POST["open"]))
+        if notification is None:
+            raise Http404("No such notification.")
         notifications_mark_read(user=request.user, notification_ids=[notification.pk], now=now)
         target = notification.url
         safe = url_has_allowed_host_and_scheme(

@@ -3,11 +3,10 @@ created, spent and expired by `credits.services`. Agents issue discount codes (L
 
 from django import forms
 from django.contrib import admin
-from django.db.models import Exists, OuterRef, Q
 
 from core.admin import ReadOnlyModelAdmin, ReadOnlyTabularInline, search_term_without_hash
 from credits.models import CreditGrant, CreditTransaction, DiscountCode
-from orders.models import Order
+from credits.selectors import discount_codes_with_use
 
 
 class CreditTransactionInline(ReadOnlyTabularInline):
@@ -158,12 +157,7 @@ class DiscountCodeAdmin(admin.ModelAdmin):
     )
 
     def get_queryset(self, request):
-        used = Exists(Order.objects.filter(discount_code=OuterRef("pk")))
-        return (
-            super()
-            .get_queryset(request)
-            .annotate(is_used=Q(redeemed_on_order__isnull=False) | used)
-        )
+        return discount_codes_with_use(super().get_queryset(request))
 
     def get_readonly_fields(self, request, obj=None):
         if obj is not None and obj.is_used:

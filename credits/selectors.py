@@ -2,12 +2,13 @@
 
 import datetime as dt
 
-from django.db.models import F, QuerySet
+from django.db.models import Exists, F, OuterRef, Q, QuerySet
 
 from core.errors import InvalidInput
 from core.money_db import MoneySum
 from credits.models import CreditGrant, DiscountCode
 from credits.policy import CreditFacts, DiscountCodeFacts
+from orders.models import Order
 
 
 def credit_grant_list_for_buyer(buyer) -> QuerySet[CreditGrant]:
@@ -65,3 +66,9 @@ def credit_facts(buyer, *, for_update: bool = False) -> list[CreditFacts]:
     grants = CreditGrant.objects.select_for_update() if for_update else CreditGrant.objects
     grants = grants.filter(buyer=buyer, remaining__gt=0).order_by("pk")
     return [CreditFacts(g.pk, g.kind, g.remaining, g.expires_at, g.created_at) for g in grants]
+
+
+def discount_codes_with_use(queryset: QuerySet[DiscountCode]) -> QuerySet[DiscountCode]:
+    """Codes annotated with `is_used`: redeemed, or named by an order (L-7.2)."""
+    used = Exists(Order.objects.filter(discount_code=OuterRef("pk")))
+    return queryset.annotate(is_used=Q(redeemed_on_order__isnull=False) | used)

@@ -6,13 +6,13 @@ from django.shortcuts import render
 from django.utils import timezone
 
 from credits import selectors
-from orders.models import Order
+from orders.selectors import order_list_for_buyer_oldest_first
 
 
 @login_required
 def wallet(request):
     now = timezone.now()
-    buyer_orders = Order.objects.filter(buyer=request.user).order_by("placed_at")
+    buyer_orders = order_list_for_buyer_oldest_first(request.user)
     codes = selectors.discount_codes_used_by(request.user).prefetch_related(
         Prefetch("orders", queryset=buyer_orders, to_attr="buyer_orders")
     )

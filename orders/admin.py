@@ -31,7 +31,11 @@ from orders.models import (
     Restaurant,
 )
 from orders.policy import MAX_EXPLANATION_LENGTH, RestaurantCancelReason
-from orders.selectors import order_cancellation_request_refund, order_next_actions
+from orders.selectors import (
+    order_cancellation_request_refund,
+    order_next_actions,
+    orders_placed_since_exist,
+)
 from orders.services.cancellation import (
     order_cancel_by_restaurant,
     order_cancellation_approve,
@@ -136,7 +140,7 @@ class PolicyVersionForm(forms.ModelForm):
         """K-UP: orders pin the version in force when placed, so a version cannot start before
         an order that was already pinned to another one."""
         effective_from = self.cleaned_data["effective_from"]
-        if effective_from and Order.objects.filter(placed_at__gte=effective_from).exists():
+        if effective_from and orders_placed_since_exist(effective_from):
             raise ValidationError(
                 "Orders placed since then are already pinned to the version in force at the "
                 "time; choose a later date (K-UP)."

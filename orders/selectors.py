@@ -8,7 +8,7 @@ from django.db.models.functions import Coalesce
 
 from disputes.models import Intervention
 from orders import policy
-from orders.models import SELLER_ACTIONS, Order, OrderEvent, PolicyVersion, Restaurant
+from orders.models import SELLER_ACTIONS, MenuItem, Order, OrderEvent, PolicyVersion, Restaurant
 from orders.policy import support_decides_cancellation_at
 from refunds.selectors import paid_facts
 
@@ -178,3 +178,50 @@ def restaurant_terms_bounds(now: dt.datetime) -> policy.TermsBounds:
         fee_min_percent=version.cancellation_fee_min_percent,
         fee_max_percent=version.cancellation_fee_max_percent,
     )
+
+
+# -- the catalogue, the cart and the policy page ----------------------------------------------
+
+
+def restaurant_find(restaurant_id: int | None) -> Restaurant | None:
+    """A restaurant by id, or None (a cart's restaurant that may have gone)."""
+    if restaurant_id is None:
+        return None
+    return Restaurant.objects.filter(pk=restaurant_id).first()
+
+
+def menu_item_find(menu_item_id: int | None) -> MenuItem | None:
+    """A menu item with its restaurant, or None for an unknown id."""
+    if menu_item_id is None:
+        return None
+    return MenuItem.objects.select_related("restaurant").filter(pk=menu_item_id).first()
+
+
+def menu_items_by_id(restaurant: Restaurant, item_ids) -> dict[int, MenuItem]:
+    """The restaurant's menu items among `item_ids`, by id (one query)."""
+    return MenuItem.objects.filter(restaurant=restaurant, pk__in=list(item_ids)).in_bulk()
+
+
+def order_is_buyers(buyer, order_id: int) -> bool:
+    """Whether the order is this buyer's (another buyer's is a 404 to them)."""
+    return Order.objects.filter(pk=order_id, buyer=buyer).exists()
+
+
+def order_list_for_buyer_oldest_first(buyer) -> QuerySet[Order]:
+    """The buyer's orders, oldest first (the wallet lists the orders each code was used on)."""
+    return Order.objects.filter(buyer=buyer).order_by("placed_at")
+
+
+def orders_placed_since_exist(moment: dt.datetime) -> bool:
+    """Whether any order was placed at or after `moment` (K-UP: a version cannot start before
+    orders already pinned to another one)."""
+    return Order.objects.filter(placed_at__gte=moment).exists()
+
+
+def policy_versions(now: dt.datetime) -> tuple[PolicyVersion | None, QuerySet[PolicyVersion]]:
+    """The version in force (None before the first) and every version, newest first (K-UP)."""
+    try:
+        current = PolicyVersion.objects.in_force(now)
+    except PolicyVersion.DoesNotExist:
+        current = None
+    return current, PolicyVersion.objects.order_by("-effective_from")

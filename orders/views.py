@@ -24,7 +24,7 @@ from core.money import ZERO, percent_text
 from credits.selectors import credit_balance
 from orders import selectors
 from orders.forms import AddToCartForm, CancelForm, CheckoutForm
-from orders.models import MenuItem, Order, OrderEvent, PolicyVersion, Restaurant
+from orders.models import MenuItem, Order, OrderEvent, Restaurant
 from orders.policy import CancellationDecision, CancelOutcome
 from orders.selectors import buyer_cancellation_decision
 from orders.services.cancellation import order_cancel_by_buyer
@@ -86,11 +86,7 @@ class SessionCart:
 def policy(request):
     """The policy in force with its "Last updated" date, and every version (K-UP)."""
     now = timezone.now()
-    try:
-        current = PolicyVersion.objects.in_force(now)
-    except PolicyVersion.DoesNotExist:
-        current = None
-    versions = PolicyVersion.objects.order_by("-effective_from")
+    current, versions = selectors.policy_versions(now)
     return render(
         request, "orders/policy.html", {"current": current, "versions": versions, "now": now}
     )
@@ -111,7 +107,7 @@ def restaurant_menu(request, slug: str):
     cart = SessionCart(request.session)
     other_cart_restaurant = None
     if cart.lines and cart.restaurant_id != restaurant.pk:
-        other_cart_restaurant = Restaurant.objects.filter(pk=cart.restaurant_id).first()
+        other_cart_restaurant = selectors.restaurant_find(cart.restaurant_id)
     context = {
         "restaurant": restaurant,
         "items": restaurant.menu.all(),
@@ -125,11 +121,7 @@ def restaurant_menu(request, slug: str):
 
 @require_POST
 def cart_add(request):
-    item = (
-        MenuItem.objects.select_related("restaurant")
-        .filter(pk=_int_or_none(request.POST.get("menu_item")))
-        .first()
-    )
+    item = selectors.menu_item_find(_int_or_none(request.POST.get("menu_item")))
     if item is None:
         messages.error(request, "That item is no longer on the menu.")
         return redirect("orders:restaurants")
@@ -142,7 +134,7 @@ def cart_add(request):
     cart = SessionCart(request.session)
     if cart.lines and cart.restaurant_id != item.restaurant_id:
         if not form.cleaned_data["replace"]:
-            other = Restaurant.objects.filter(pk=cart.restaurant_id).first()
+            other = selectors.restaurant_find(cart.restaurant_id)
             messages.error(
                 request,
                 f"Your cart holds items from {other or 'another restaurant'}; a cart holds one "
@@ -167,9 +159,7 @@ def cart(request):
     """The cart and checkout. "Preview" recomputes the totals; "Place order" calls the
     placement service, which alone decides; a refusal is shown here and nothing is created."""
     basket = SessionCart(request.session)
-    restaurant = (
-        Restaurant.objects.filter(pk=basket.restaurant_id).first() if basket.lines else None
-    )
+    restaurant = selectors.restaurant_find(basket.restaurant_id) if basket.lines else None
     items = _cart_items(basket, restaurant)
     if not items:
         basket.clear()
@@ -204,7 +194,7 @@ def _int_or_none(value) -> int | None:
 def _cart_items(basket: SessionCart, restaurant: Restaurant | None) -> list[MenuItem]:
     if restaurant is None:
         return []
-    found = MenuItem.objects.filter(restaurant=restaurant, pk__in=list(basket.lines)).in_bulk()
+    found = selectors.menu_items_by_id(restaurant, basket.lines)
     return [found[pk] for pk in basket.lines if pk in found]
 
 
@@ -460,7 +450,7 @@ def order_cancel(request, order_id: int):
 def _cancel(request, order_id: int):
     form = CancelForm(request.POST)
     if not form.is_valid():
-        if not Order.objects.filter(pk=order_id, buyer=request.user).exists():
+        if not selectors.order_is_buyers(request.user, order_id):
             raise Http404("No such order.")
         messages.error(request, "Open the cancellation again to see its current terms.")
         return redirect("orders:detail", order_id=order_id)
