@@ -57,7 +57,8 @@ def refund_succeeded(refund: Refund, *, actor, role: str, now: dt.datetime) -> N
         at=now,
     )
     request = refund.request
-    if request is not None and request.reason in policy.RESTAURANT_CAUSED:
+    caused_by_restaurant = request is not None and request.reason in policy.RESTAURANT_CAUSED
+    if caused_by_restaurant and refund.is_money_back:  # promotional credit is the platform's
         restaurant_deduct_refunds(refund.order, [refund])
     if request is not None:
         _request_refunded_if_paid(request, actor=actor, role=role, now=now)

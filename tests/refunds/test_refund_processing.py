@@ -13,15 +13,17 @@ from django.utils import timezone
 from core.errors import DomainError
 from core.models import Notification
 from disputes.models import Intervention
-from refunds.models import Refund
+from refunds.models import Refund, RestaurantLedgerEntry
+from refunds.services.decisions import refund_request_offer_credit
 from refunds.services.execution import refund_order
 from refunds.services.processing import (
     refund_pay_as_account_credit,
     refund_process,
     refund_retry_by_support,
 )
+from refunds.services.requests import refund_request_submit
 from tests.concurrency import run_concurrently
-from tests.conftest import place_order, processor_refunds, refunds_processed
+from tests.conftest import advance, place_order, processor_refunds, refunds_processed
 
 pytestmark = pytest.mark.django_db
 
@@ -254,3 +256,31 @@ def test_a_buyer_cannot_reach_the_refund_actions(client, buyer, given_up):
     assert response.status_code == 302  # to the admin login
     given_up.refresh_from_db()
     assert (given_up.status, given_up.next_attempt_at) == ("failed", None)
+
+
+def test_promotional_credit_is_not_deducted_from_the_restaurant(buyer, restaurant, menu, agent):
+    order = advance(
+        place_order(buyer, restaurant, {menu["Margherita"]: 1}),
+        "accept",
+        "start_preparation",
+        "mark_ready",
+        "dispatch",
+        "deliver",
+    )
+    tiramisu_missing = refund_request_submit(
+        order_id=order.pk,
+        actor=buyer,
+        reason="missing_items",
+        items=[(order.items.get().pk, 1)],
+        description="Not in the bag.",
+    )
+    refund_request_offer_credit(
+        request_id=tiramisu_missing.pk,
+        actor=agent,
+        amount=D("5.00"),
+        explanation="Have some credit on us instead.",
+    )
+
+    tiramisu_missing.refresh_from_db()
+    assert tiramisu_missing.status == "refunded"
+    assert not RestaurantLedgerEntry.objects.filter(kind="refund_deduction").exists()
