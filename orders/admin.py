@@ -65,8 +65,9 @@ POLICY_FIELDSETS = [
     (
         "K-OV Platform intervention",
         {
-            "description": "A cancellation request unanswered this long goes to support.",
-            "fields": ["cancellation_response_minutes"],
+            "description": "A cancellation request, or a verification request to the "
+            "restaurant, unanswered this long goes to support.",
+            "fields": ["cancellation_response_minutes", "verification_response_hours"],
         },
     ),
     (
