@@ -3,6 +3,7 @@
 from celery import shared_task
 from django.utils import timezone
 
+from core.services import task_run_recorded
 from disputes.selectors import (
     order_ids_with_unanswered_cancellation,
     refund_requests_with_unanswered_verification,
@@ -16,6 +17,7 @@ BATCH_SIZE = 200
 
 
 @shared_task
+@task_run_recorded
 def hand_unanswered_cancellation_requests_to_support(batch_size: int = BATCH_SIZE) -> int:
     """Hand cancellation requests the restaurant left unanswered to support (K-OV), a bounded
     batch at a time; safe to run twice at once (one open case per order, by constraint)."""
@@ -25,6 +27,7 @@ def hand_unanswered_cancellation_requests_to_support(batch_size: int = BATCH_SIZ
 
 
 @shared_task
+@task_run_recorded
 def hand_unanswered_verifications_to_support(batch_size: int = BATCH_SIZE) -> int:
     """Give support back the refund requests whose restaurant left a verification request
     unanswered past the version's `verification_response_hours` (K-OV, L-4.1), a bounded batch
