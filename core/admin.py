@@ -3,7 +3,7 @@ shares (money and audit records are written by services only)."""
 
 from django.contrib import admin
 
-from core.models import IdempotencyRecord, Notification, OutboxMessage
+from core.models import IdempotencyRecord, Notification, OutboxMessage, TaskRun
 
 
 class ReadOnlyModelAdmin(admin.ModelAdmin):
@@ -138,3 +138,36 @@ class OutboxMessageAdmin(ReadOnlyModelAdmin):
     @admin.display(description="Sent", boolean=True, ordering="sent_at")
     def sent(self, message: OutboxMessage) -> bool:
         return message.sent_at is not None
+
+
+@admin.register(TaskRun)
+class TaskRunAdmin(ReadOnlyModelAdmin):
+    """The last run of each periodic task (D-8): when, how long, its outcome and counts, and
+    since when a failing one has been failing. django-celery-beat's "Periodic tasks" page
+    holds the schedule and `last_run_at`; this page says what each run did."""
+
+    list_display = (
+        "name",
+        "started_at",
+        "duration_ms",
+        "outcome",
+        "counts",
+        "last_success_at",
+        "error_summary",
+    )
+    list_filter = ("outcome",)
+    search_fields = ("name", "error")
+    fields = (
+        "name",
+        "started_at",
+        "finished_at",
+        "duration_ms",
+        "outcome",
+        "counts",
+        "last_success_at",
+        "error",
+    )
+
+    @admin.display(description="Error")
+    def error_summary(self, run: TaskRun) -> str:
+        return run.error[:120]

@@ -95,3 +95,36 @@ class OutboxMessage(models.Model):
     def __str__(self):
         state = "sent" if self.sent_at else "unsent"
         return f"{self.task} #{self.pk} ({state})"
+
+
+class TaskRun(models.Model):
+    """The last run of each periodic task (D-8, issue 8 item 7): when it started, how long it
+    took, its outcome and the counts it returned, so an operator sees in admin whether every
+    timed rule is running and what it did. One row per task name, overwritten by each run
+    (`core.services.task_run_record`), so the table stays as small as the beat schedule;
+    `last_success_at` survives failures, telling how long a failing rule has been failing.
+
+    Why not django-celery-results: it stores every task's result (the outbox's emails and
+    refund requests too, millions of rows needing their own purge), records the return value
+    but not the duration, and cannot say "failing since" without scanning that history."""
+
+    class Outcome(models.TextChoices):
+        SUCCEEDED = "succeeded"
+        FAILED = "failed"
+
+    name = models.CharField(max_length=200, unique=True, help_text="Dotted Celery task name.")
+    started_at = models.DateTimeField()
+    finished_at = models.DateTimeField()
+    duration_ms = models.PositiveIntegerField()
+    outcome = models.CharField(max_length=10, choices=Outcome.choices)
+    counts = models.JSONField(
+        default=dict, blank=True, help_text="What the run returned: rows acted on, skipped..."
+    )
+    error = models.TextField(blank=True)
+    last_success_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self):
+        return f"{self.name}: {self.outcome} at {self.started_at:%Y-%m-%d %H:%M:%S}"

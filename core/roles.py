@@ -37,9 +37,10 @@ _AGENT_VIEW = {
     ],
     "credits": ["creditgrant", "credittransaction", "discountcode"],
     "disputes": ["intervention"],
-    # What each user was told and the outbox backlog (task names and ids only); not
+    # What each user was told, the outbox backlog (task names and ids only) and each periodic
+    # task's last run; not
     # idempotency records, whose stored API responses are only for superusers debugging a client.
-    "core": ["notification", "outboxmessage"],
+    "core": ["notification", "outboxmessage", "taskrun"],
 }
 # ...except the order (whose admin form edits only the delivery address; its lifecycle and
 # cancellation buttons call services), discount codes, which agents issue as a resolution

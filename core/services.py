@@ -1,6 +1,15 @@
-"""Notifications: every user's in-app list, with an email sent after commit."""
+"""Notifications: every user's in-app list, with an email sent after commit; the record of
+each periodic task's last run."""
 
-from core.models import Notification
+import datetime as dt
+import functools
+import logging
+import time
+
+from django.db import DatabaseError
+from django.utils import timezone
+
+from core.models import Notification, TaskRun
 from core.outbox import outbox_enqueue
 from core.roles import User
 
@@ -43,3 +52,89 @@ def notifications_mark_read(*, user: User, notification_ids=None, now) -> int:
 
 def _order_url(order) -> str:
     return order.get_absolute_url() if order is not None else ""
+
+
+logger = logging.getLogger("lojix.tasks")
+
+
+def task_run_record(
+    *,
+    name: str,
+    started_at: dt.datetime,
+    duration_ms: int,
+    outcome: str,
+    counts: dict,
+    error: str = "",
+) -> None:
+    """Record a periodic task's latest run (D-8): one row per task name, overwritten in one
+    upsert (INSERT ... ON CONFLICT), so two runs finishing at once leave one row and no error;
+    `last_success_at` moves only on success. Takes no lock; runs in its own autocommit
+    statement, outside the task's transactions. Raises no domain error."""
+    finished_at = started_at + dt.timedelta(milliseconds=duration_ms)
+    succeeded = outcome == TaskRun.Outcome.SUCCEEDED
+    row = TaskRun(
+        name=name,
+        started_at=started_at,
+        finished_at=finished_at,
+        duration_ms=duration_ms,
+        outcome=outcome,
+        counts=counts,
+        error=error,
+        last_success_at=finished_at if succeeded else None,
+    )
+    update_fields = ["started_at", "finished_at", "duration_ms", "outcome", "counts", "error"]
+    TaskRun.objects.bulk_create(
+        [row],
+        update_conflicts=True,
+        unique_fields=["name"],
+        update_fields=[*update_fields, "last_success_at"] if succeeded else update_fields,
+    )
+
+
+def task_run_recorded(func):
+    """Decorate a periodic task's function (under `@shared_task`) so that each run is timed,
+    logged as structured fields (`task`, `outcome`, `duration_ms` and the counts it returns)
+    and recorded by `task_run_record` under the task's dotted name. A returned int counts as
+    `{"acted_on": n}`, a dict of numbers as itself. A failing run is recorded as failed and its
+    exception re-raised; a failure to record is logged and never fails the task."""
+    name = f"{func.__module__}.{func.__name__}"
+
+    @functools.wraps(func)
+    def run(*args, **kwargs):
+        started_at, started = timezone.now(), time.monotonic()
+        try:
+            result = func(*args, **kwargs)
+        except Exception as error:
+            _finish(name, started_at, started, TaskRun.Outcome.FAILED, {}, repr(error))
+            raise
+        _finish(name, started_at, started, TaskRun.Outcome.SUCCEEDED, _counts(result), "")
+        return result
+
+    return run
+
+
+def _finish(name, started_at, started, outcome, counts, error) -> None:
+    duration_ms = round((time.monotonic() - started) * 1000)
+    fields = {"task": name, "outcome": outcome, "duration_ms": duration_ms, **counts}
+    logger.info("task_run", extra=fields | ({"error": error} if error else {}))
+    try:
+        task_run_record(
+            name=name,
+            started_at=started_at,
+            duration_ms=duration_ms,
+            outcome=outcome,
+            counts=counts,
+            error=error,
+        )
+    except DatabaseError:
+        logger.exception("task_run_not_recorded", extra={"task": name})
+
+
+def _counts(result) -> dict:
+    if isinstance(result, bool) or result is None:
+        return {}
+    if isinstance(result, int):
+        return {"acted_on": result}
+    if isinstance(result, dict):
+        return {str(k): v for k, v in result.items() if isinstance(v, int | float | str)}
+    return {}

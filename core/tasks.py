@@ -8,17 +8,20 @@ from django.utils import timezone
 from core.idempotency import PURGE_BATCH_SIZE, idempotency_records_purge
 from core.models import Notification
 from core.outbox import RELAY_BATCH_SIZE, outbox_relay_due
+from core.services import task_run_recorded
 
 OUTBOX_RELAY_MAX_BATCHES = 10
 
 
 @shared_task
+@task_run_recorded
 def purge_idempotency_records(batch_size: int = PURGE_BATCH_SIZE) -> int:
     """Delete `Idempotency-Key` records past their 24 hours (D-10). Returns how many."""
     return idempotency_records_purge(now=timezone.now(), batch_size=batch_size)
 
 
 @shared_task
+@task_run_recorded
 def outbox_relay(
     batch_size: int = RELAY_BATCH_SIZE, max_batches: int = OUTBOX_RELAY_MAX_BATCHES
 ) -> dict:

@@ -3,16 +3,39 @@
 from celery import shared_task
 from django.utils import timezone
 
-from disputes.selectors import order_ids_with_unanswered_cancellation
-from disputes.services import intervention_hand_over_cancellation_request
+from core.services import task_run_recorded
+from disputes.selectors import (
+    order_ids_with_unanswered_cancellation,
+    refund_requests_with_unanswered_verification,
+)
+from disputes.services import (
+    intervention_hand_over_cancellation_request,
+    intervention_hand_over_unanswered_verification,
+)
 
 BATCH_SIZE = 200
 
 
 @shared_task
+@task_run_recorded
 def hand_unanswered_cancellation_requests_to_support(batch_size: int = BATCH_SIZE) -> int:
     """Hand cancellation requests the restaurant left unanswered to support (K-OV), a bounded
     batch at a time; safe to run twice at once (one open case per order, by constraint)."""
     now = timezone.now()
     ids = order_ids_with_unanswered_cancellation(now=now, limit=batch_size)
     return sum(intervention_hand_over_cancellation_request(order_id=i, now=now) for i in ids)
+
+
+@shared_task
+@task_run_recorded
+def hand_unanswered_verifications_to_support(batch_size: int = BATCH_SIZE) -> int:
+    """Give support back the refund requests whose restaurant left a verification request
+    unanswered past the version's `verification_response_hours` (K-OV, L-4.1), a bounded batch
+    at a time; safe to run twice at once (SKIP LOCKED on the order, one open case per order and
+    kind by constraint). Returns how many it handed over."""
+    now = timezone.now()
+    due = refund_requests_with_unanswered_verification(now=now, limit=batch_size)
+    return sum(
+        intervention_hand_over_unanswered_verification(request_id=r, order_id=o, now=now)
+        for r, o in due
+    )

@@ -41,6 +41,7 @@ from orders.services.cancellation import (
     order_cancellation_approve,
     order_cancellation_deny,
 )
+from orders.services.delays import order_set_delay_cause
 from orders.services.lifecycle import order_advance
 from refunds.models import Refund
 
@@ -64,8 +65,9 @@ POLICY_FIELDSETS = [
     (
         "K-OV Platform intervention",
         {
-            "description": "A cancellation request unanswered this long goes to support.",
-            "fields": ["cancellation_response_minutes"],
+            "description": "A cancellation request, or a verification request to the "
+            "restaurant, unanswered this long goes to support.",
+            "fields": ["cancellation_response_minutes", "verification_response_hours"],
         },
     ),
     (
@@ -358,6 +360,7 @@ class OrderAdmin(admin.ModelAdmin):
         ("Cancellation (L-2.1, L-2.2)", {"fields": CANCELLATION_FIELDS}),
     )
     inlines = [OrderItemInline, PaymentInline, RefundInline, OrderEventInline]
+    actions = [f"set_delay_cause_{cause}" for cause in Order.DelayCause.values]
 
     def get_readonly_fields(self, request, obj=None):
         everything = ORDER_FIELDS + MONEY_FIELDS + TIME_FIELDS + CANCELLATION_FIELDS
@@ -499,6 +502,34 @@ class OrderAdmin(admin.ModelAdmin):
         if not self.has_change_permission(request, order):
             raise PermissionDenied
         return order
+
+
+def _set_delay_cause_action(cause: str, label: str):
+    """An order list action recording one delay cause (L-3.3) on each selected order through
+    `order_set_delay_cause`; each refusal is reported and changes nothing."""
+
+    def action(model_admin, request, queryset):
+        done = 0
+        for order_id in queryset.values_list("pk", flat=True):
+            try:
+                order_set_delay_cause(order_id=order_id, actor=request.user, delay_cause=cause)
+            except DomainError as error:
+                model_admin.message_user(
+                    request, f"Order #{order_id}: {error.detail}", messages.ERROR
+                )
+            else:
+                done += 1
+        if done:
+            model_admin.message_user(
+                request, f"Delay cause {label.lower()} set on {done} order(s).", messages.SUCCESS
+            )
+
+    action.__name__ = f"set_delay_cause_{cause}"
+    return admin.action(description=f"Set delay cause: {label.lower()} (L-3.3)")(action)
+
+
+for _cause, _label in Order.DelayCause.choices:
+    setattr(OrderAdmin, f"set_delay_cause_{_cause}", _set_delay_cause_action(_cause, _label))
 
 
 # -- cancellation decisions, shared with the interventions admin (K-OV) ---------------------

@@ -55,6 +55,11 @@ class PolicyVersion(models.Model):
     cancellation_window_max_minutes = models.PositiveIntegerField(default=30)
     # K-OV: a cancellation request unanswered this long goes to support.
     cancellation_response_minutes = models.PositiveIntegerField(default=10)
+    # K-OV: a verification request support sent the restaurant, unanswered this long, goes
+    # back to support as an `unanswered_verification` case.
+    verification_response_hours = models.PositiveIntegerField(
+        default=24, validators=[MinValueValidator(1), MaxValueValidator(168)]
+    )
     # L-2.2: goodwill promotional credit after a restaurant cancels.
     restaurant_cancel_goodwill = _money_field(default=Decimal("5.00"))
     # L-7.1: promotional credit expires after 30-90 days and needs a qualifying order.

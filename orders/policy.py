@@ -327,3 +327,34 @@ def restaurant_terms_errors(
             f"{percent_text(bounds.fee_max_percent)} % (L-2.1)."
         )
     return errors
+
+
+# -- the delay cause (L-3.3) -----------------------------------------------------------------
+
+DELAY_CAUSES = ("none", "weather", "traffic", "restaurant", "courier", "platform")
+# A delivery still on its way: a cause set later could only change the outcome of a finished
+# order's late refund after the fact.
+DELAY_CAUSE_SETTABLE = {
+    "placed",
+    "accepted",
+    "cancellation_requested",
+    "preparing",
+    "ready",
+    "out_for_delivery",
+}
+
+
+def delay_cause_error(*, fulfillment: str, status: str, delay_cause: str) -> tuple[str, str, str]:
+    """Whether a delay cause may be recorded on an order (L-3.3): a known cause, on an open
+    delivery order. Returns (code, kind, detail) of the refusal, or empty strings when it may."""
+    if delay_cause not in DELAY_CAUSES:
+        return ("invalid_delay_cause", "invalid", f"Unknown delay cause {delay_cause!r}.")
+    if fulfillment != "delivery":
+        return ("not_a_delivery", "conflict", "Only a delivery order can be delayed (L-3.3).")
+    if status not in DELAY_CAUSE_SETTABLE:
+        return (
+            "order_not_open",
+            "conflict",
+            "The delay cause can only be set while the delivery is on its way (L-3.3).",
+        )
+    return ("", "", "")

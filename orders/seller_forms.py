@@ -3,6 +3,7 @@ the services' decision (orders.services), shown on these forms when they refuse.
 
 from django import forms
 
+from orders.models import Order
 from orders.policy import (
     MAX_EXPLANATION_LENGTH,
     MIN_EXPLANATION_LENGTH,
@@ -33,6 +34,12 @@ class RestaurantCancelForm(forms.Form):
     def add_domain_error(self, error) -> None:
         """Show a service's refusal on the field it is about (or on the form)."""
         self.add_error(CANCEL_ERROR_FIELDS.get(error.code), error.detail)
+
+
+class DelayCauseForm(forms.Form):
+    """The partner says why a delivery is late (L-3.3); the buyer sees it on the order."""
+
+    delay_cause = forms.ChoiceField(label="Delay cause", choices=Order.DelayCause.choices)
 
 
 class CancellationDenyForm(forms.Form):

@@ -22,7 +22,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from core.errors import DomainError
 from core.money import ZERO, percent_text
 from orders.models import SELLER_ACTIONS, Order
-from orders.policy import RESTAURANT_CANCELLABLE, RestaurantCancelReason
+from orders.policy import DELAY_CAUSE_SETTABLE, RESTAURANT_CANCELLABLE, RestaurantCancelReason
 from orders.selectors import (
     order_cancellation_request_count_for_partner,
     order_cancellation_request_refund,
@@ -34,12 +34,18 @@ from orders.selectors import (
     order_queue_for_partner,
     restaurant_terms_bounds,
 )
-from orders.seller_forms import CancellationDenyForm, RestaurantCancelForm, RestaurantTermsForm
+from orders.seller_forms import (
+    CancellationDenyForm,
+    DelayCauseForm,
+    RestaurantCancelForm,
+    RestaurantTermsForm,
+)
 from orders.services.cancellation import (
     order_cancel_by_restaurant,
     order_cancellation_approve,
     order_cancellation_deny,
 )
+from orders.services.delays import order_set_delay_cause
 from orders.services.lifecycle import order_advance
 from orders.services.terms import restaurant_update_terms
 from refunds.forms import VerificationForm
@@ -176,10 +182,41 @@ def order_detail(request, order_id: int):
         {
             "order": _with_next_action(order),
             "is_open": order.status not in Order.FINISHED_STATUSES,
+            "delay_form": _delay_form(order),
             "entries": restaurant_ledger_entries_for_order(order),
             **_portal(None, order_cancellation_request_count_for_partner(request.user)),
         },
     )
+
+
+def _delay_form(order: Order) -> DelayCauseForm | None:
+    """The delay-cause form, on an open delivery order only (L-3.3)."""
+    if order.fulfillment != Order.Fulfillment.DELIVERY or order.status not in DELAY_CAUSE_SETTABLE:
+        return None
+    return DelayCauseForm(initial={"delay_cause": order.delay_cause})
+
+
+@login_required
+@require_POST
+def set_delay_cause(request, order_id: int):
+    """The partner records why one of its deliveries is late (L-3.3); another restaurant's
+    order is a 404. A refusal is shown on the order page."""
+    _require_partner_order(request.user, order_id)
+    form = DelayCauseForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, f"Order #{order_id}: choose a delay cause from the list.")
+        return redirect("seller:order", order_id)
+    try:
+        order = order_set_delay_cause(
+            order_id=order_id, actor=request.user, delay_cause=form.cleaned_data["delay_cause"]
+        )
+    except DomainError as error:
+        messages.error(request, f"Order #{order_id}: {error.detail}")
+    else:
+        messages.success(
+            request, f"Order #{order.pk}: delay cause {order.get_delay_cause_display().lower()}."
+        )
+    return redirect("seller:order", order_id)
 
 
 # -- cancelling an order (journey 2, L-2.2, K-S1..3) ------------------------------------------

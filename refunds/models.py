@@ -76,6 +76,8 @@ class RefundRequest(ConcurrentTransitionMixin, models.Model):
     info_requested_at = models.DateTimeField(null=True, blank=True)
     due_soon_flagged_at = models.DateTimeField(null=True, blank=True)
     escalated_at = models.DateTimeField(null=True, blank=True)
+    # K-OV: when support last asked the restaurant to verify (the restaurant's clock).
+    restaurant_asked_at = models.DateTimeField(null=True, blank=True)
     # What the policy suggested when the request arrived (D-6), shown to the agent.
     suggested_outcome = models.CharField(max_length=10)
     suggested_amount = models.DecimalField(**MONEY)
@@ -108,6 +110,14 @@ class RefundRequest(ConcurrentTransitionMixin, models.Model):
 
     class Meta:
         ordering = ["review_due_at", "pk"]
+        indexes = [
+            # K-OV: the sweep for unanswered verification requests reads only the few waiting.
+            models.Index(
+                fields=["restaurant_asked_at"],
+                condition=Q(status="awaiting_restaurant"),
+                name="refund_request_awaiting_rest",
+            ),
+        ]
         constraints = [
             # Four eyes are two people.
             models.CheckConstraint(
@@ -153,6 +163,7 @@ class RefundRequest(ConcurrentTransitionMixin, models.Model):
     )
     def ask_restaurant(self, *, at):
         """L-4.1 step 3: "May contact restaurant for verification"."""
+        self.restaurant_asked_at = at
 
     @transition(
         status,

@@ -3,6 +3,7 @@
 from celery import shared_task
 from django.utils import timezone
 
+from core.services import task_run_recorded
 from refunds.selectors import refund_ids_due, refund_request_ids_for_sla
 from refunds.services.duplicates import duplicate_charge_settle
 from refunds.services.processing import refund_process
@@ -12,6 +13,7 @@ BATCH_SIZE = 200
 
 
 @shared_task
+@task_run_recorded
 def review_sla_sweep(batch_size: int = BATCH_SIZE) -> dict:
     """Flag refund requests due soon and hand overdue ones to supervisors (L-4.1, K-OV), a
     bounded batch at a time; each request is locked and re-checked, so two runs do it once."""
@@ -31,6 +33,7 @@ def process_refund(refund_id: int) -> str:
 
 
 @shared_task
+@task_run_recorded
 def retry_failed_refunds(batch_size: int = BATCH_SIZE) -> dict:
     """Try again the card refunds that are due: failed ones after their backoff, and pending
     ones whose first try never ran or whose worker died (D-7). Counts by outcome."""

@@ -187,6 +187,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "disputes.tasks.hand_unanswered_cancellation_requests_to_support",
         "schedule": 60.0,
     },
+    "hand-unanswered-verifications-to-support": {
+        "task": "disputes.tasks.hand_unanswered_verifications_to_support",
+        "schedule": 300.0,
+    },
     "expire-credits": {
         "task": "credits.tasks.expire_credits",
         "schedule": 300.0,

@@ -329,6 +329,15 @@ class SellerOrderCancelSerializer(serializers.Serializer):
     )
 
 
+class SellerOrderDelaySerializer(serializers.Serializer):
+    """The body of `POST /api/seller/orders/{id}/delay/`: why the delivery is late (L-3.3)."""
+
+    delay_cause = serializers.ChoiceField(choices=Order.DelayCause.choices)
+
+
+DELAY_FIELD_CODES = {("delay_cause", "invalid_choice"): "invalid_delay_cause"}
+
+
 class SellerCancellationDenySerializer(serializers.Serializer):
     # Blank reaches the service, which refuses it with `reason_required`.
     reason = serializers.CharField(

@@ -14,6 +14,11 @@ urlpatterns = [
         name="api-seller-order-cancel",
     ),
     path(
+        "seller/orders/<int:pk>/delay/",
+        views.SellerOrderDelayApi.as_view(),
+        name="api-seller-order-delay",
+    ),
+    path(
         "seller/cancellation-requests/",
         views.SellerCancellationRequestListApi.as_view(),
         name="api-seller-cancellation-requests",

@@ -20,6 +20,7 @@ from core.idempotency import HEADER as IDEMPOTENCY_HEADER
 from core.idempotency import idempotency_key_generation, idempotent, request_fingerprint
 from orders.api.serializers import (
     CANCEL_FIELD_CODES,
+    DELAY_FIELD_CODES,
     FIELD_CODES,
     CancellationRefusalSerializer,
     OrderCancelSerializer,
@@ -29,6 +30,7 @@ from orders.api.serializers import (
     SellerCancellationDenySerializer,
     SellerCancellationRequestSerializer,
     SellerOrderCancelSerializer,
+    SellerOrderDelaySerializer,
     SellerOrderSerializer,
 )
 from orders.models import Order
@@ -44,6 +46,7 @@ from orders.services.cancellation import (
     order_cancellation_approve,
     order_cancellation_deny,
 )
+from orders.services.delays import order_set_delay_cause
 from orders.services.lifecycle import order_advance
 from orders.services.placement import LineRequest, order_checkout_charge, order_place
 
@@ -220,6 +223,29 @@ class SellerOrderCancelApi(APIView):
         if not serializer.is_valid():
             raise invalid_input_from(serializer.errors, CANCEL_FIELD_CODES)
         order_cancel_by_restaurant(order_id=pk, actor=request.user, **serializer.validated_data)
+        return Response(_seller_order(request.user, pk))
+
+
+class SellerOrderDelayApi(APIView):
+    """`POST /api/seller/orders/{id}/delay/`: the restaurant says why a delivery is late
+    (`delay_cause`, L-3.3); the buyer sees it on the order. A cause not in the list is a 400
+    `invalid_delay_cause`; a pickup or dine-in order a 409 `not_a_delivery`; an order that has
+    ended a 409 `order_not_open`."""
+
+    permission_classes = [IsAuthenticated, IsRestaurantPartner]
+
+    @extend_schema(
+        request=SellerOrderDelaySerializer,
+        responses={200: SellerOrderSerializer, **SELLER_ERRORS},
+        summary="Set why a delivery is late",
+    )
+    @idempotent
+    def post(self, request, pk: int):
+        _check_partner_order(request.user, pk)
+        serializer = SellerOrderDelaySerializer(data=request.data)
+        if not serializer.is_valid():
+            raise invalid_input_from(serializer.errors, DELAY_FIELD_CODES)
+        order_set_delay_cause(order_id=pk, actor=request.user, **serializer.validated_data)
         return Response(_seller_order(request.user, pk))
 
 

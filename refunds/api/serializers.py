@@ -7,13 +7,14 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from orders.api.serializers import MAX_ID, MONEY, RefundSerializer
+from orders.api.serializers import MAX_ID, MONEY, RefundSerializer, RestaurantRefSerializer
 from refunds.models import (
     RefundEvidence,
     RefundMessage,
     RefundRequest,
     RefundRequestEvent,
     RefundRequestItem,
+    RestaurantLedgerEntry,
 )
 from refunds.policy import Reason
 
@@ -342,3 +343,49 @@ class SellerRefundRequestSerializer(serializers.ModelSerializer):
             "messages",
         ]
         read_only_fields = fields
+
+
+# -- the seller's ledger (D-10, L-9) ---------------------------------------------------------
+
+
+class LedgerEntrySerializer(serializers.ModelSerializer):
+    """One line of a restaurant's ledger: a sale, a cancellation fee kept, a refund deducted
+    (L-9) or a payout; money as a string with two decimals (negative: taken off the payout).
+    Expects `refunds.selectors.restaurant_ledger_entries`."""
+
+    restaurant = RestaurantRefSerializer(read_only=True)
+    amount = serializers.DecimalField(**MONEY)
+
+    class Meta:
+        model = RestaurantLedgerEntry
+        fields = [
+            "id",
+            "created_at",
+            "restaurant",
+            "kind",
+            "amount",
+            "order",
+            "refund",
+            "description",
+        ]
+        read_only_fields = fields
+
+
+class LedgerPeriodSerializer(serializers.Serializer):
+    """One weekly payout period (Monday to Sunday in the site's time zone) and its total."""
+
+    starts_on = serializers.DateField(read_only=True)
+    ends_on = serializers.DateField(read_only=True)
+    total = serializers.DecimalField(**MONEY)
+    entries = serializers.IntegerField(read_only=True)
+
+
+class SellerLedgerSerializer(serializers.Serializer):
+    """The body of `GET /api/seller/ledger/`: a page of entries, every period and the balance."""
+
+    count = serializers.IntegerField()
+    next = serializers.URLField(allow_null=True)
+    previous = serializers.URLField(allow_null=True)
+    results = LedgerEntrySerializer(many=True)
+    periods = LedgerPeriodSerializer(many=True)
+    balance = serializers.DecimalField(**MONEY)

@@ -32,6 +32,7 @@ urlpatterns = [
         views.RefundRequestReplyApi.as_view(),
         name="api-refund-request-reply",
     ),
+    path("seller/ledger/", views.SellerLedgerApi.as_view(), name="api-seller-ledger"),
     path(
         "seller/refund-requests/",
         views.SellerRefundRequestListApi.as_view(),

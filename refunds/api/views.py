@@ -7,7 +7,8 @@ other user gets a 403). Refusals are the services' own: 409 for the state or the
 bad input.
 """
 
-from drf_spectacular.utils import extend_schema
+from django.utils import timezone
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import generics, status
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.permissions import BasePermission, IsAuthenticated
@@ -15,7 +16,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from core.api import ApiErrorSerializer, invalid_input_from
-from core.errors import DomainError
+from core.errors import DomainError, InvalidInput
 from core.idempotency import idempotent
 from orders.api.views import IsRestaurantPartner
 from orders.models import is_support
@@ -24,6 +25,8 @@ from refunds.api.serializers import (
     ApproveSerializer,
     DenySerializer,
     EvidenceUploadSerializer,
+    LedgerEntrySerializer,
+    LedgerPeriodSerializer,
     OfferCreditSerializer,
     PartialApproveSerializer,
     QuestionSerializer,
@@ -31,14 +34,18 @@ from refunds.api.serializers import (
     RefundRequestDetailSerializer,
     RefundRequestListSerializer,
     ReplySerializer,
+    SellerLedgerSerializer,
     SellerRefundRequestSerializer,
     VerifySerializer,
 )
-from refunds.models import RefundRequest
+from refunds.models import RefundRequest, RestaurantLedgerEntry
 from refunds.selectors import (
     refund_request_detail_queryset,
     refund_request_list_for_buyer,
     refund_request_list_for_partner,
+    restaurant_ledger_balance,
+    restaurant_ledger_entries,
+    restaurant_ledger_periods,
 )
 from refunds.services.decisions import (
     refund_request_approve,
@@ -218,6 +225,50 @@ class SellerRefundRequestVerifyApi(APIView):
         refund_request_restaurant_verify(request_id=pk, actor=request.user, note=data["note"])
         refund_request = refund_request_list_for_partner(request.user).get(pk=pk)
         return Response(SellerRefundRequestSerializer(refund_request).data)
+
+
+class SellerLedgerApi(generics.ListAPIView):
+    """`GET /api/seller/ledger/` (D-10, L-9): the ledger of the partner's restaurants (or of one,
+    `?restaurant=<id>`), newest first and paginated, with the total of every weekly payout
+    period and the balance; money as strings with two decimals. Another restaurant's id is a
+    404 `not_found`, one that is not a number a 400 `wrong_type`."""
+
+    permission_classes = [IsAuthenticated, IsRestaurantPartner]
+    serializer_class = LedgerEntrySerializer
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):
+            return RestaurantLedgerEntry.objects.none()
+        return restaurant_ledger_entries(self._restaurant_ids())
+
+    @extend_schema(
+        parameters=[OpenApiParameter("restaurant", int, required=False)],
+        responses={200: SellerLedgerSerializer, **ROLE_ERRORS},
+        summary="The restaurants' ledger with its weekly payout periods",
+    )
+    def get(self, request, *args, **kwargs):
+        ids = self._restaurant_ids()
+        page = self.paginate_queryset(restaurant_ledger_entries(ids))
+        periods = restaurant_ledger_periods(ids, tz=timezone.get_current_timezone())
+        response = self.get_paginated_response(self.get_serializer(page, many=True).data)
+        response.data["periods"] = LedgerPeriodSerializer(periods, many=True).data
+        response.data["balance"] = (
+            LedgerPeriodSerializer()
+            .fields["total"]
+            .to_representation(restaurant_ledger_balance(periods))
+        )
+        return response
+
+    def _restaurant_ids(self) -> list[int]:
+        mine = list(self.request.user.restaurants.values_list("pk", flat=True))
+        raw = self.request.query_params.get("restaurant")
+        if raw is None:
+            return mine
+        if not raw.isdigit():
+            raise InvalidInput("wrong_type", "restaurant: A valid integer is required.")
+        if int(raw) not in mine:
+            raise DomainError("not_found", f"You have no restaurant {raw}.", kind="not_found")
+        return [int(raw)]
 
 
 # -- support ---------------------------------------------------------------------------------

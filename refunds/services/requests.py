@@ -11,7 +11,10 @@ from core.money import ZERO
 from core.outbox import outbox_enqueue
 from core.roles import User
 from core.services import notify, notify_restaurant
-from disputes.services import incident_open_allergen
+from disputes.services import (
+    incident_open_allergen,
+    intervention_resolve_unanswered_verification,
+)
 from orders.lock_objects import order_for_update
 from orders.models import is_restaurant_member
 from refunds import policy
@@ -254,7 +257,8 @@ def refund_request_ask_restaurant(*, request_id: int, actor: User, question: str
 @transaction.atomic
 def refund_request_restaurant_verify(*, request_id: int, actor: User, note: str) -> RefundRequest:
     """The restaurant answers support's verification request with a note (L-4.1, L-9); the
-    request goes back to support. Takes the request's row lock.
+    request goes back to support, and an unanswered-verification case on it closes (K-OV).
+    Takes the request's row lock.
 
     Errors: `not_found` (404) for someone not of the order's restaurant;
     `no_verification_due` (409) when support is not waiting for it; `note_required` /
@@ -277,5 +281,8 @@ def refund_request_restaurant_verify(*, request_id: int, actor: User, note: str)
         at=now,
         message="The restaurant answered; support decides.",
         clauses=("L-4.1", "L-9"),
+    )
+    intervention_resolve_unanswered_verification(
+        refund_request=request, actor=actor, action="The restaurant answered", now=now
     )
     return request
