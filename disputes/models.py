@@ -15,6 +15,7 @@ class Intervention(models.Model):
         UNANSWERED_CANCELLATION = "unanswered_cancellation", "Unanswered cancellation request"
         REVIEW_OVERDUE = "review_overdue", "Refund review overdue"
         REFUND_FAILED = "refund_failed", "Refund failed"
+        MISSING_ORDER = "missing_order", "Missing order"
 
     class Status(models.TextChoices):
         OPEN = "open"

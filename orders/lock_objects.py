@@ -24,3 +24,15 @@ def order_for_update(order_id: int, *, buyer=None) -> Order:
 def restaurant_for_update(restaurant_id: int) -> Restaurant | None:
     """Lock a restaurant row (its terms); None if there is none. Call inside a transaction."""
     return Restaurant.objects.select_for_update().filter(pk=restaurant_id).first()
+
+
+def order_for_update_skip_locked(order_id: int) -> Order | None:
+    """Lock an order row for a sweep, skipping it (None) while another transaction holds it, so
+    two sweeps at once never wait on each other nor act on one order twice. Call inside a
+    transaction; re-check the order's state under the lock."""
+    return (
+        Order.objects.select_for_update(of=("self",), skip_locked=True)
+        .select_related("restaurant", "policy_version")
+        .filter(pk=order_id)
+        .first()
+    )

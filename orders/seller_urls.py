@@ -11,6 +11,7 @@ urlpatterns = [
     path("queue/fragment/", seller_views.queue_fragment, name="queue-fragment"),
     path("orders/<int:order_id>/", seller_views.order_detail, name="order"),
     path("orders/<int:order_id>/cancel/", seller_views.cancel, name="cancel"),
+    path("orders/<int:order_id>/locate/", seller_views.locate, name="locate"),
     path("orders/<int:order_id>/<slug:action>/", seller_views.advance, name="advance"),
     path(
         "cancellation-requests/",
