@@ -236,21 +236,26 @@ def policy_versions(now: dt.datetime) -> tuple[PolicyVersion | None, QuerySet[Po
     return current, PolicyVersion.objects.order_by("-effective_from")
 
 
-def order_ids_missing_due(*, now: dt.datetime, limit: int) -> list[int]:
+def order_missing_due(*, now: dt.datetime) -> QuerySet[Order]:
     """Missing orders not located within their pinned version's `locate_minutes` (L-6.2), the
-    longest missing first, at most `limit` ids (partial index `order_missing_reported_idx`)."""
+    longest missing first; read through the partial index `order_missing_reported_idx`, so the
+    cost follows the missing orders, not the table."""
     give_up_at = ExpressionWrapper(
         F("reported_missing_at")
         + F("policy_version__locate_minutes") * Value(dt.timedelta(minutes=1)),
         output_field=DateTimeField(),
     )
-    return list(
+    return (
         Order.objects.filter(status=Order.Status.MISSING)
         .alias(give_up_at=give_up_at)
         .filter(give_up_at__lte=now)
         .order_by("reported_missing_at", "pk")
-        .values_list("pk", flat=True)[:limit]
     )
+
+
+def order_ids_missing_due(*, now: dt.datetime, limit: int) -> list[int]:
+    """The ids of at most `limit` missing orders due for giving up (`order_missing_due`)."""
+    return list(order_missing_due(now=now).values_list("pk", flat=True)[:limit])
 
 
 def missing_report_facts(order: Order) -> policy.MissingReportFacts:

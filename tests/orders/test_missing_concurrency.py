@@ -10,10 +10,12 @@ import pytest
 import time_machine
 from celery.contrib.testing.worker import start_worker
 from django.core import mail
+from django.db import connection, transaction
 
 from config.celery import app
 from disputes.models import Intervention
 from orders.models import Order, OrderEvent
+from orders.selectors import order_missing_due
 from orders.services.missing import order_missing_locate, order_report_missing
 from orders.tasks import give_up_missing_orders
 from refunds.models import Refund
@@ -119,3 +121,13 @@ def test_through_a_worker_a_missing_order_is_given_up_refunded_once_and_a_locate
     assert Refund.objects.count() == 1
     assert len(processor_refunds()) == 1
     assert [m.to for m in mail.outbox if "refunded in full" in m.subject] == [[buyer.email]]
+
+
+def test_the_sweep_reads_through_the_partial_index(buyer, restaurant):
+    missing_orders(buyer, restaurant, 1)
+    with transaction.atomic(), connection.cursor() as cursor:
+        # On a handful of rows PostgreSQL prefers a scan; what matters is that the index serves.
+        cursor.execute("SET LOCAL enable_seqscan = off")
+        plan = order_missing_due(now=NOW + dt.timedelta(hours=2)).explain()
+
+    assert "order_missing_reported_idx" in plan
