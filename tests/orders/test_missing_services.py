@@ -22,6 +22,7 @@ from orders.services.missing import (
 )
 from orders.tasks import give_up_missing_orders
 from refunds.models import Refund, RestaurantLedgerEntry
+from refunds.services.execution import refund_execute
 from tests.conftest import NOW, advance, place_order, refunds_processed
 
 pytestmark = pytest.mark.django_db
@@ -396,3 +397,27 @@ def test_the_sweep_is_on_beat():
         "task": "orders.tasks.give_up_missing_orders",
         "schedule": 60.0,
     }
+
+
+def test_an_order_the_refund_service_refuses_stays_missing_and_the_batch_goes_on(
+    buyer, restaurant, menu
+):
+    stuck, other = (reported(out_for_delivery(buyer, restaurant, menu), buyer) for _ in range(2))
+    # A card refund already holds the key the give-up would use, for another amount.
+    refund_execute(
+        order_id=stuck.pk,
+        amount=D("1.00"),
+        destination="card",
+        idempotency_key=f"missing:{stuck.pk}:card",
+        actor=None,
+        role="system",
+        reason="Earlier goodwill.",
+    )
+
+    with time_machine.travel(REPORTED_AT + dt.timedelta(hours=1), tick=False):
+        assert give_up_missing_orders() == {"looked_at": 2, "given_up": 1, "skipped": 1}
+
+    assert Order.objects.get(pk=stuck.pk).status == Order.Status.MISSING
+    assert missing_cases(stuck) == [("open", None, "")]
+    assert Order.objects.get(pk=other.pk).status == Order.Status.UNDELIVERABLE
+    refunds_processed()
