@@ -89,7 +89,7 @@ def restaurant_ledger_violations() -> list[str]:
     problems = [
         f"{e}: order #{e.order_id} is {e.order.status}, sold at {e.amount}"
         for e in sales
-        if e.order.status not in Order.COMPLETED_STATUSES
+        if not (e.order.status in Order.COMPLETED_STATUSES or _sold_before_reported_missing(e))
         or e.amount != e.order.subtotal - e.order.discount_amount
     ]
     fees = RestaurantLedgerEntry.objects.filter(kind="cancellation_fee").select_related("order")
@@ -99,6 +99,18 @@ def restaurant_ledger_violations() -> list[str]:
         if e.order.status != Order.Status.CANCELLED or e.amount != e.order.cancellation_fee
     ]
     return problems
+
+
+def _sold_before_reported_missing(sale: RestaurantLedgerEntry) -> bool:
+    """L-6.2, L-9: a sale booked at the delivery mark stands when the buyer then reports the
+    order missing, whatever the case ends in (the loss after the handover is not the
+    restaurant's)."""
+    reported_at = sale.order.reported_missing_at
+    return (
+        sale.order.status in (Order.Status.MISSING, Order.Status.UNDELIVERABLE)
+        and reported_at is not None
+        and sale.created_at <= reported_at
+    )
 
 
 def processor_violations() -> list[str]:

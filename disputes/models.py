@@ -16,6 +16,7 @@ class Intervention(models.Model):
         REVIEW_OVERDUE = "review_overdue", "Refund review overdue"
         REFUND_FAILED = "refund_failed", "Refund failed"
         UNANSWERED_VERIFICATION = "unanswered_verification", "Unanswered verification request"
+        MISSING_ORDER = "missing_order", "Missing order"
 
     class Status(models.TextChoices):
         OPEN = "open"

@@ -29,6 +29,7 @@ from orders.models import (
     Payment,
     PolicyVersion,
     Restaurant,
+    is_support,
 )
 from orders.policy import MAX_EXPLANATION_LENGTH, RestaurantCancelReason
 from orders.selectors import (
@@ -43,6 +44,7 @@ from orders.services.cancellation import (
 )
 from orders.services.delays import order_set_delay_cause
 from orders.services.lifecycle import order_advance
+from orders.services.missing import order_missing_locate, order_missing_replace
 from refunds.models import Refund
 
 # -- policy versions -----------------------------------------------------------------------
@@ -236,6 +238,12 @@ TRANSITION_LABELS = {
 }
 
 
+MISSING_OUTCOMES = {
+    "locate": "Located and delivered",
+    "replace": "Send a replacement instead of the refund",
+}
+
+
 def transition_label(action: str) -> str:
     return TRANSITION_LABELS.get(action, action.replace("_", " ").capitalize())
 
@@ -399,7 +407,12 @@ class OrderAdmin(admin.ModelAdmin):
             self.admin_site.admin_view(self.cancel_for_restaurant_view),
             name="{}_{}_cancel_for_restaurant".format(*info),
         )
-        return [advance, decide, cancel, *super().get_urls()]
+        missing = path(
+            "<path:object_id>/missing/<str:outcome>/",
+            self.admin_site.admin_view(self.missing_view),
+            name="{}_{}_missing".format(*info),
+        )
+        return [advance, decide, cancel, missing, *super().get_urls()]
 
     def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
         context["transition_buttons"] = self.transition_buttons(request, obj) if obj else []
@@ -436,7 +449,41 @@ class OrderAdmin(admin.ModelAdmin):
             }
             for action in order_next_actions(order)
             if has_transition_perm(getattr(order, action), request.user)
+        ] + self.missing_buttons(request, order)
+
+    def missing_buttons(self, request, order: Order) -> list[dict]:
+        """A missing order (L-6.2): support marks it located, or sends a replacement instead of
+        the refund the sweep would make."""
+        if order.status != Order.Status.MISSING or not is_support(request.user):
+            return []
+        return [
+            {
+                "action": outcome,
+                "label": label,
+                "url": reverse("admin:orders_order_missing", args=[order.pk, outcome]),
+            }
+            for outcome, label in MISSING_OUTCOMES.items()
         ]
+
+    def missing_view(self, request, object_id, outcome):
+        """POST: resolve a missing order through its service; a refusal becomes a message."""
+        order = self._order_to_change(request, object_id)
+        if not isinstance(order, Order):
+            return order
+        try:
+            if outcome == "locate":
+                order_missing_locate(order_id=order.pk, actor=request.user)
+                done = "located and delivered; the case is closed"
+            elif outcome == "replace":
+                replacement = order_missing_replace(order_id=order.pk, actor=request.user)
+                done = f"replacement {replacement} placed free of charge; the case is closed"
+            else:
+                raise DomainError("unknown_action", f"Unknown outcome {outcome!r}.")
+        except DomainError as error:
+            self.message_user(request, f"{order}: {error.detail}", messages.ERROR)
+        else:
+            self.message_user(request, f"{order}: {done}.", messages.SUCCESS)
+        return redirect("admin:orders_order_change", order.pk)
 
     def advance_view(self, request, object_id, action):
         """POST: take one lifecycle step through the service; a refusal becomes a message."""

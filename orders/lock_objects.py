@@ -27,9 +27,9 @@ def restaurant_for_update(restaurant_id: int) -> Restaurant | None:
 
 
 def order_for_update_skip_locked(order_id: int) -> Order | None:
-    """Lock an order row unless another transaction holds it (SKIP LOCKED): None then, or if
-    there is no such order. For sweeps that leave a busy order to their next run. Call inside
-    a transaction; the order is always the first row locked."""
+    """Lock an order row for a sweep, skipping it (None) while another transaction holds it, so
+    two sweeps at once never wait on each other nor act on one order twice. Call inside a
+    transaction; re-check the order's state under the lock."""
     return (
         Order.objects.select_for_update(of=("self",), skip_locked=True)
         .select_related("restaurant", "policy_version")

@@ -378,7 +378,15 @@ class Order(ConcurrentTransitionMixin, models.Model):
 
     class Meta:
         ordering = ["-placed_at"]
-        indexes = [models.Index(fields=["buyer", "-placed_at"])]
+        indexes = [
+            models.Index(fields=["buyer", "-placed_at"]),
+            # L-6.2 sweep: missing orders are few; the index holds only them.
+            models.Index(
+                fields=["reported_missing_at"],
+                condition=Q(status="missing"),
+                name="order_missing_reported_idx",
+            ),
+        ]
         constraints = [
             # L-7.2: a used code stays used; one buyer never uses the same code twice.
             models.UniqueConstraint(
@@ -522,12 +530,16 @@ class Order(ConcurrentTransitionMixin, models.Model):
 
     @transition(
         status,
-        source=Status.OUT_FOR_DELIVERY,
+        source=[Status.OUT_FOR_DELIVERY, Status.DELIVERED],
         target=Status.MISSING,
         permission=_is_buyer_or_support,
     )
     def report_missing(self, *, at):
+        """The buyer says it never came (L-6.2). From `delivered` (inside the L-5.1 window, which
+        the policy checks) the delivery mark is withdrawn: the order is missing, not delivered,
+        until it is located (a new `delivered_at`) or given up; the timeline keeps the old mark."""
         self.reported_missing_at = at
+        self.delivered_at = None
 
     @transition(
         status, source=Status.MISSING, target=Status.DELIVERED, permission=_is_partner_or_support

@@ -358,3 +358,59 @@ def delay_cause_error(*, fulfillment: str, status: str, delay_cause: str) -> tup
             "The delay cause can only be set while the delivery is on its way (L-3.3).",
         )
     return ("", "", "")
+
+
+# -- non-delivery (L-6.2) ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MissingReportFacts:
+    """What the non-delivery rule looks at: the order's fulfilment and status (their codes),
+    when it was marked delivered, and the pinned version's L-5.1 delivery window."""
+
+    fulfillment: str
+    status: str
+    delivered_at: dt.datetime | None
+    delivery_window_minutes: int
+
+
+@dataclass(frozen=True)
+class MissingReportDecision:
+    allowed: bool
+    code: str
+    detail: str
+    clauses: tuple[str, ...]
+
+
+def decide_report_missing(facts: MissingReportFacts, *, now: dt.datetime) -> MissingReportDecision:
+    """L-6.2: a delivery order out for delivery may be reported as never having come; so may one
+    marked delivered, within the L-5.1 delivery window after that mark. Anything else is refused
+    with the clause that says why."""
+    if facts.fulfillment != "delivery":
+        return _missing_refused("not_a_delivery", "Only a delivery can go missing.", ("L-6.2",))
+    if facts.status == "out_for_delivery":
+        return MissingReportDecision(True, "", "", ("L-6.2",))
+    if facts.status == "delivered" and facts.delivered_at is not None:
+        closes_at = facts.delivered_at + dt.timedelta(minutes=facts.delivery_window_minutes)
+        if now < closes_at:
+            return MissingReportDecision(True, "", "", ("L-6.2", "L-5.1"))
+        return _missing_refused(
+            "report_window_passed",
+            f"A missing delivery must be reported within {facts.delivery_window_minutes} "
+            "minutes of its delivery.",
+            ("L-5.1", "L-6.2"),
+        )
+    return _missing_refused(
+        "not_out_for_delivery",
+        "An order can be reported missing once it is out for delivery.",
+        ("L-6.2",),
+    )
+
+
+def _missing_refused(code: str, detail: str, clauses: tuple[str, ...]) -> MissingReportDecision:
+    return MissingReportDecision(False, code, detail, clauses)
+
+
+def missing_give_up_at(reported_at: dt.datetime, locate_minutes: int) -> dt.datetime:
+    """L-6.2: a missing order not located this long after the report is undeliverable."""
+    return reported_at + dt.timedelta(minutes=locate_minutes)

@@ -3,7 +3,16 @@
 import datetime as dt
 from decimal import Decimal
 
-from django.db.models import Exists, OuterRef, Prefetch, QuerySet
+from django.db.models import (
+    DateTimeField,
+    Exists,
+    ExpressionWrapper,
+    F,
+    OuterRef,
+    Prefetch,
+    QuerySet,
+    Value,
+)
 from django.db.models.functions import Coalesce
 
 from disputes.models import Intervention
@@ -225,3 +234,47 @@ def policy_versions(now: dt.datetime) -> tuple[PolicyVersion | None, QuerySet[Po
     except PolicyVersion.DoesNotExist:
         current = None
     return current, PolicyVersion.objects.order_by("-effective_from")
+
+
+def order_missing_due(*, now: dt.datetime) -> QuerySet[Order]:
+    """Missing orders not located within their pinned version's `locate_minutes` (L-6.2), the
+    longest missing first; read through the partial index `order_missing_reported_idx`, so the
+    cost follows the missing orders, not the table."""
+    give_up_at = ExpressionWrapper(
+        F("reported_missing_at")
+        + F("policy_version__locate_minutes") * Value(dt.timedelta(minutes=1)),
+        output_field=DateTimeField(),
+    )
+    return (
+        Order.objects.filter(status=Order.Status.MISSING)
+        .alias(give_up_at=give_up_at)
+        .filter(give_up_at__lte=now)
+        .order_by("reported_missing_at", "pk")
+    )
+
+
+def order_ids_missing_due(*, now: dt.datetime, limit: int) -> list[int]:
+    """The ids of at most `limit` missing orders due for giving up (`order_missing_due`)."""
+    return list(order_missing_due(now=now).values_list("pk", flat=True)[:limit])
+
+
+def missing_report_facts(order: Order) -> policy.MissingReportFacts:
+    """The facts the non-delivery rule (L-6.2, L-5.1) decides on, read from the loaded order."""
+    return policy.MissingReportFacts(
+        fulfillment=order.fulfillment,
+        status=order.status,
+        delivered_at=order.delivered_at,
+        delivery_window_minutes=order.policy_version.quality_window_delivery_minutes,
+    )
+
+
+def missing_report_decision(order: Order, *, now: dt.datetime) -> policy.MissingReportDecision:
+    """Whether the buyer may report the order missing now (L-6.2, L-5.1), and why not."""
+    return policy.decide_report_missing(missing_report_facts(order), now=now)
+
+
+def order_missing_give_up_at(order: Order) -> dt.datetime | None:
+    """When a missing order is given up unless located (L-6.2); None if it is not missing."""
+    if order.status != Order.Status.MISSING or order.reported_missing_at is None:
+        return None
+    return policy.missing_give_up_at(order.reported_missing_at, order.policy_version.locate_minutes)

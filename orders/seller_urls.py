@@ -12,6 +12,7 @@ urlpatterns = [
     path("orders/<int:order_id>/", seller_views.order_detail, name="order"),
     path("orders/<int:order_id>/cancel/", seller_views.cancel, name="cancel"),
     path("orders/<int:order_id>/delay/", seller_views.set_delay_cause, name="delay"),
+    path("orders/<int:order_id>/locate/", seller_views.locate, name="locate"),
     path("orders/<int:order_id>/<slug:action>/", seller_views.advance, name="advance"),
     path(
         "cancellation-requests/",

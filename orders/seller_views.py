@@ -47,6 +47,7 @@ from orders.services.cancellation import (
 )
 from orders.services.delays import order_set_delay_cause
 from orders.services.lifecycle import order_advance
+from orders.services.missing import order_missing_locate
 from orders.services.terms import restaurant_update_terms
 from refunds.forms import VerificationForm
 from refunds.selectors import (
@@ -109,6 +110,21 @@ def advance(request, order_id: int, action: str):
         messages.error(request, f"Order #{order_id}: {error.detail}")
     else:
         messages.success(request, f"Order #{order.pk}: {SELLER_ACTIONS[action]}")
+    return redirect(_queue_url(request.user, request.POST.get("restaurant")))
+
+
+@login_required
+@require_POST
+def locate(request, order_id: int):
+    """A missing order was found and delivered (L-6.2): the case closes, no refund follows.
+    Another restaurant's order is a 404."""
+    _require_partner_order(request.user, order_id)
+    try:
+        order = order_missing_locate(order_id=order_id, actor=request.user)
+    except DomainError as error:
+        messages.error(request, f"Order #{order_id}: {error.detail}")
+    else:
+        messages.success(request, f"Order #{order.pk}: located and delivered.")
     return redirect(_queue_url(request.user, request.POST.get("restaurant")))
 
 

@@ -16,6 +16,7 @@ buyer_patterns = [
     path("orders/", views.order_list, name="list"),
     path("orders/<int:order_id>/", views.order_detail, name="detail"),
     path("orders/<int:order_id>/cancel/", views.order_cancel, name="cancel"),
+    path("orders/<int:order_id>/missing/", views.order_missing, name="missing"),
 ]
 
 urlpatterns = [

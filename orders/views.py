@@ -28,6 +28,7 @@ from orders.models import MenuItem, Order, OrderEvent, Restaurant
 from orders.policy import CancellationDecision, CancelOutcome
 from orders.selectors import buyer_cancellation_decision
 from orders.services.cancellation import order_cancel_by_buyer
+from orders.services.missing import order_report_missing
 from orders.services.placement import (
     MAX_QUANTITY_PER_LINE,
     LineRequest,
@@ -36,6 +37,7 @@ from orders.services.placement import (
 )
 from refunds.models import Refund
 from refunds.policy import PaidFacts, RefundPart, split_refund
+from refunds.selectors import paid_facts
 
 ORDERS_PER_PAGE = 20
 CHECKOUT_TOKEN_SECONDS = 3600
@@ -314,8 +316,45 @@ def _buyer_order_or_404(buyer, order_id: int) -> Order:
 @login_required
 def order_detail(request, order_id: int):
     order = _buyer_order_or_404(request.user, order_id)
-    panel = cancellation_panel(order, now=timezone.now())
-    return render(request, "orders/order_detail.html", {"order": order, "panel": panel})
+    now = timezone.now()
+    panel = cancellation_panel(order, now=now)
+    context = {"order": order, "panel": panel, "missing": missing_panel(order, now=now)}
+    return render(request, "orders/order_detail.html", context)
+
+
+# -- a delivery that never came (L-6.2) ----------------------------------------------------
+
+
+def missing_panel(order: Order, *, now: dt.datetime) -> dict:
+    """What the order page says about a missing delivery before the buyer reports it (whether
+    they may, how long the search lasts, what comes back if it fails) and while it is missing
+    (until when the restaurant searches)."""
+    return {
+        "decision": selectors.missing_report_decision(order, now=now),
+        "locate_minutes": order.policy_version.locate_minutes,
+        "refund": paid_facts(order).refundable,
+        "give_up_at": selectors.order_missing_give_up_at(order),
+    }
+
+
+@login_required
+@require_POST
+def order_missing(request, order_id: int):
+    """The buyer reports that the delivery never came; the service alone decides."""
+    try:
+        order = order_report_missing(order_id=order_id, actor=request.user)
+    except DomainError as error:
+        if error.kind == "not_found":
+            raise Http404("No such order.") from error
+        messages.error(request, refusal_text(error))
+        return redirect("orders:detail", order_id=order_id)
+    give_up_at = timezone.localtime(selectors.order_missing_give_up_at(order))
+    messages.success(
+        request,
+        f"Order #{order.pk} reported missing. The restaurant is looking for it; if it is not "
+        f"found by {give_up_at:%H:%M}, you are refunded in full.",
+    )
+    return redirect(order)
 
 
 # -- cancellation by the buyer (JOURNEYS buyer 2 and 3) -------------------------------------

@@ -199,6 +199,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "refunds.tasks.retry_failed_refunds",
         "schedule": 60.0,
     },
+    "give-up-missing-orders": {
+        "task": "orders.tasks.give_up_missing_orders",
+        "schedule": 60.0,
+    },
     "void-orphan-charges": {
         "task": "orders.tasks.void_orphan_charges",
         "schedule": 600.0,

@@ -7,7 +7,17 @@ urlpatterns = [
     path("orders/", views.OrderListCreateApi.as_view(), name="api-orders"),
     path("orders/<int:pk>/", views.OrderDetailApi.as_view(), name="api-order"),
     path("orders/<int:pk>/cancel/", views.OrderCancelApi.as_view(), name="api-order-cancel"),
+    path(
+        "orders/<int:pk>/report-missing/",
+        views.OrderReportMissingApi.as_view(),
+        name="api-order-report-missing",
+    ),
     path("seller/orders/", views.SellerOrderListApi.as_view(), name="api-seller-orders"),
+    path(
+        "seller/orders/<int:pk>/locate/",
+        views.SellerOrderLocateApi.as_view(),
+        name="api-seller-order-locate",
+    ),
     path(
         "seller/orders/<int:pk>/cancel/",
         views.SellerOrderCancelApi.as_view(),

@@ -48,6 +48,7 @@ from orders.services.cancellation import (
 )
 from orders.services.delays import order_set_delay_cause
 from orders.services.lifecycle import order_advance
+from orders.services.missing import order_missing_locate, order_report_missing
 from orders.services.placement import LineRequest, order_checkout_charge, order_place
 
 ERRORS = {code: ApiErrorSerializer for code in (400, 401, 404, 409, 422)}
@@ -160,6 +161,25 @@ class OrderCancelApi(APIView):
         return Response(_order_detail(request.user, pk))
 
 
+class OrderReportMissingApi(APIView):
+    """`POST /api/orders/{id}/report-missing/`: the delivery never came (L-6.2). Out for
+    delivery, or delivered within the L-5.1 window; the restaurant then searches, and an order
+    not located within the policy's `locate_minutes` is refunded in full. A refusal is a 409
+    (`not_a_delivery`, `not_out_for_delivery`, `report_window_passed`) with its clauses."""
+
+    @extend_schema(
+        request=None,
+        responses={200: OrderDetailSerializer, **ERRORS},
+        summary="Report a delivery that never came",
+    )
+    @idempotent
+    def post(self, request, pk: int):
+        if not order_list_for_buyer(request.user).filter(pk=pk).exists():
+            raise _no_buyer_order(pk)
+        order_report_missing(order_id=pk, actor=request.user)
+        return Response(_order_detail(request.user, pk))
+
+
 def _order_detail(user, order_id: int) -> dict:
     order = _buyer_order(user, order_id)
     return OrderDetailSerializer(order, context={"now": timezone.now()}).data
@@ -223,6 +243,25 @@ class SellerOrderCancelApi(APIView):
         if not serializer.is_valid():
             raise invalid_input_from(serializer.errors, CANCEL_FIELD_CODES)
         order_cancel_by_restaurant(order_id=pk, actor=request.user, **serializer.validated_data)
+        return Response(_seller_order(request.user, pk))
+
+
+class SellerOrderLocateApi(APIView):
+    """`POST /api/seller/orders/{id}/locate/`: a missing order was found and delivered (L-6.2);
+    the case closes and no refund follows. An order that is not missing is a 409
+    `not_missing`."""
+
+    permission_classes = [IsAuthenticated, IsRestaurantPartner]
+
+    @extend_schema(
+        request=None,
+        responses={200: SellerOrderSerializer, **SELLER_ERRORS},
+        summary="Mark a missing order located and delivered",
+    )
+    @idempotent
+    def post(self, request, pk: int):
+        _check_partner_order(request.user, pk)
+        order_missing_locate(order_id=pk, actor=request.user)
         return Response(_seller_order(request.user, pk))
 
 

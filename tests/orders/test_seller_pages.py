@@ -205,7 +205,7 @@ def test_cards_show_no_payment_details(luigi, buyer, restaurant, menu):
         assert secret not in html
 
 
-def test_cancellation_requested_and_missing_orders_show_their_status_and_no_button(
+def test_cancellation_requested_and_missing_orders_show_their_status_and_next_step(
     luigi, buyer, restaurant
 ):
     requested = force_transition(
@@ -224,7 +224,10 @@ def test_cancellation_requested_and_missing_orders_show_their_status_and_no_butt
     assert buttons(requested_card) == []
     assert "Missing" in missing_card
     assert "The buyer reported this order missing." in missing_card
-    assert buttons(missing_card) == []
+    # L-6.2 (issue 8): the restaurant says when it has found and delivered it.
+    assert buttons(missing_card) == [
+        (reverse("seller:locate", args=[missing.pk]), "Found and delivered")
+    ]
 
 
 def test_recently_finished_orders_are_listed_read_only(luigi, buyer, restaurant):

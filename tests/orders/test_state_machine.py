@@ -34,6 +34,8 @@ SPEC = {
     ("cancel_by_restaurant", S.PREPARING): (S.CANCELLED, set(F)),
     ("cancel_by_restaurant", S.READY): (S.CANCELLED, set(F)),
     ("report_missing", S.OUT_FOR_DELIVERY): (S.MISSING, set(F)),
+    # Issue 8: "it never came" after the delivery mark, within L-5.1 (the policy checks it).
+    ("report_missing", S.DELIVERED): (S.MISSING, set(F)),
     ("locate", S.MISSING): (S.DELIVERED, set(F)),
     ("give_up", S.MISSING): (S.UNDELIVERABLE, set(F)),
 }
