@@ -24,3 +24,14 @@ def order_for_update(order_id: int, *, buyer=None) -> Order:
 def restaurant_for_update(restaurant_id: int) -> Restaurant | None:
     """Lock a restaurant row (its terms); None if there is none. Call inside a transaction."""
     return Restaurant.objects.select_for_update().filter(pk=restaurant_id).first()
+
+
+def order_for_update_skip_locked(order_id: int) -> Order | None:
+    """Lock an order row unless another transaction holds it: None then (or if there is none),
+    so a sweep moves on to the next order instead of waiting (D-8). Call inside a transaction."""
+    return (
+        Order.objects.select_for_update(of=("self",), skip_locked=True)
+        .select_related("restaurant", "policy_version")
+        .filter(pk=order_id)
+        .first()
+    )

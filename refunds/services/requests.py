@@ -28,6 +28,7 @@ from refunds.services.common import (
 )
 from refunds.services.decisions import decide
 from refunds.services.evidence import store_photos, validated_photos
+from refunds.services.late import order_mark_auto_late_refunded
 
 
 @transaction.atomic
@@ -122,6 +123,8 @@ def _route(request: RefundRequest, eligibility: policy.Eligibility, *, now) -> N
             clauses=eligibility.clauses,
             now=now,
         )
+        if eligibility.code == policy.LATE_AUTO_REFUND:
+            order_mark_auto_late_refunded(request.order, now=now)
     else:
         refund_request_step(
             request,
