@@ -526,6 +526,23 @@ def _state_refusal(reason: str, order: OrderRefundFacts, now: dt.datetime) -> El
     )
 
 
+def problem_reporting_open(
+    *, status: str, fulfillment: str, estimated_delivery_at: dt.datetime | None, now: dt.datetime
+) -> bool:
+    """Whether the order page offers "Report a problem": once the food is ready or on its way
+    (or later), and for a delivery still with the restaurant once its estimate has passed, when
+    late and non-delivery claims open (L-6.1, L-6.2); never on a cancelled order."""
+    if status == "cancelled":
+        return False
+    if status not in ("placed", "accepted", "cancellation_requested", "preparing"):
+        return True
+    return (
+        fulfillment == "delivery"
+        and estimated_delivery_at is not None
+        and now > estimated_delivery_at
+    )
+
+
 def _delivery_estimate_passed(order: OrderRefundFacts, now: dt.datetime) -> bool:
     """A delivery still with the restaurant once its estimate has passed: late and non-delivery
     claims are open on it (L-6.1, L-6.2), as the late sweep refunds it over 2 hours."""

@@ -4,6 +4,7 @@ import logging
 import time
 
 from celery import shared_task
+from celery.exceptions import SoftTimeLimitExceeded
 from django.utils import timezone
 
 from core.errors import DomainError
@@ -69,20 +70,22 @@ def auto_refund_late_orders(
     started, now = time.monotonic(), timezone.now()
     counts: dict[str, int] = {}
     held: list[int] = []
-    looked_at, after = 0, None
-    while looked_at < max_rows:
-        batch = order_late_candidates(
-            now=now, limit=min(batch_size, max_rows - looked_at), after=after
-        )
-        for _, order_id in batch:
-            outcome = _late_one(order_id, now)
-            counts[outcome] = counts.get(outcome, 0) + 1
-            if outcome == HELD:
-                held.append(order_id)
-        looked_at += len(batch)
-        if len(batch) < batch_size:
-            break
-        after = batch[-1]
+    looked_at, after, stopped = 0, None, False
+    try:
+        while looked_at < max_rows:
+            batch = order_late_candidates(
+                now=now, limit=min(batch_size, max_rows - looked_at), after=after
+            )
+            for _, order_id in batch:
+                outcome = _late_one(order_id, now)
+                counts[outcome] = counts.get(outcome, 0) + 1
+                held += [order_id] if outcome == HELD else []
+                looked_at += 1
+            if len(batch) < batch_size:
+                break
+            after = batch[-1]
+    except SoftTimeLimitExceeded:
+        stopped = True  # the order in hand rolled back; the next tick goes on from the index
     acted = counts.get(REFUNDED, 0)
     result = {
         "looked_at": looked_at,
@@ -90,6 +93,7 @@ def auto_refund_late_orders(
         "skipped": looked_at - acted,
         "skipped_by_reason": {k: v for k, v in counts.items() if k != REFUNDED},
         "held_for_agents": held,
+        "stopped_at_time_limit": stopped,
         "duration_ms": round((time.monotonic() - started) * 1000, 1),
     }
     logger.info("auto_refund_late_orders", extra=result)

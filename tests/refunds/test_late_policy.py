@@ -13,6 +13,7 @@ from refunds.policy import (
     LateOrderFacts,
     RefundTerms,
     late_auto_refund_decision,
+    problem_reporting_open,
 )
 
 T0 = dt.datetime(2026, 11, 20, 19, 0, tzinfo=dt.UTC)
@@ -183,3 +184,30 @@ def test_the_swept_states_are_every_unfinished_delivery_state_but_cancelled_plus
         "missing",
         "delivered",
     } == LATE_SWEPT_STATUSES
+
+
+@pytest.mark.parametrize(
+    ("status", "fulfillment", "late", "expected"),
+    [
+        ("placed", "delivery", minutes(-1), False),
+        ("preparing", "delivery", minutes(0), False),
+        ("preparing", "delivery", minutes(1), True),
+        ("accepted", "delivery", minutes(150), True),
+        ("cancellation_requested", "delivery", minutes(5), True),
+        ("preparing", "pickup", minutes(150), False),
+        ("ready", "pickup", minutes(0), True),
+        ("out_for_delivery", "delivery", minutes(-30), True),
+        ("delivered", "delivery", minutes(-30), True),
+        ("cancelled", "delivery", minutes(150), False),
+    ],
+)
+def test_the_order_page_offers_report_a_problem(status, fulfillment, late, expected):
+    assert (
+        problem_reporting_open(
+            status=status,
+            fulfillment=fulfillment,
+            estimated_delivery_at=T0 if fulfillment == "delivery" else None,
+            now=T0 + late,
+        )
+        is expected
+    )

@@ -7,6 +7,7 @@ import logging
 from decimal import Decimal as D
 
 import pytest
+from celery.exceptions import SoftTimeLimitExceeded
 from django.db import IntegrityError, connection, transaction
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
@@ -15,6 +16,7 @@ from core.models import Notification, OutboxMessage
 from core.services import SEND_NOTIFICATION_EMAIL
 from disputes.models import Incident
 from orders.models import Order, OrderEvent, PolicyVersion
+from refunds import tasks
 from refunds.models import Refund, RefundRequest
 from refunds.selectors import order_late_candidates
 from refunds.services.decisions import refund_request_approve
@@ -331,3 +333,27 @@ def test_events_say_the_policy_refunded(now, out_for_delivery):
     names = list(out_for_delivery.events.values_list("name", "actor_role"))
     assert ("late_auto_refund", OrderEvent.Role.POLICY) in names
     assert ("refund_pending", OrderEvent.Role.POLICY) in names
+
+
+def test_a_sweep_stopped_by_its_time_limit_reports_it_and_the_next_tick_goes_on(
+    now, buyer, restaurant, menu, monkeypatch
+):
+    orders = [
+        advance(place_order(buyer, restaurant, {menu["Tiramisu"]: 1}), *OUT) for _ in range(3)
+    ]
+    now.move_to(max(o.estimated_delivery_at for o in orders) + dt.timedelta(minutes=121))
+    calls = []
+
+    def second_call_hits_the_limit(**kwargs):
+        calls.append(kwargs["order_id"])
+        if len(calls) == 2:
+            raise SoftTimeLimitExceeded()
+        return late_order_auto_refund(**kwargs)
+
+    monkeypatch.setattr(tasks, "late_order_auto_refund", second_call_hits_the_limit)
+    stopped = auto_refund_late_orders()
+    monkeypatch.undo()
+
+    assert (stopped["acted_on"], stopped["stopped_at_time_limit"]) == (1, True)
+    assert auto_refund_late_orders()["acted_on"] == 2
+    assert Refund.objects.count() == 3
