@@ -35,7 +35,7 @@ from orders.services.placement import (
     order_quote,
 )
 from refunds.models import Refund
-from refunds.policy import PaidFacts, RefundPart, split_refund
+from refunds.policy import PaidFacts, RefundPart, problem_reporting_open, split_refund
 
 ORDERS_PER_PAGE = 20
 CHECKOUT_TOKEN_SECONDS = 3600
@@ -314,8 +314,19 @@ def _buyer_order_or_404(buyer, order_id: int) -> Order:
 @login_required
 def order_detail(request, order_id: int):
     order = _buyer_order_or_404(request.user, order_id)
-    panel = cancellation_panel(order, now=timezone.now())
-    return render(request, "orders/order_detail.html", {"order": order, "panel": panel})
+    now = timezone.now()
+    panel = cancellation_panel(order, now=now)
+    report_problem_open = problem_reporting_open(
+        status=order.status,
+        fulfillment=order.fulfillment,
+        estimated_delivery_at=order.estimated_delivery_at,
+        now=now,
+    )
+    return render(
+        request,
+        "orders/order_detail.html",
+        {"order": order, "panel": panel, "report_problem_open": report_problem_open},
+    )
 
 
 # -- cancellation by the buyer (JOURNEYS buyer 2 and 3) -------------------------------------
