@@ -1119,7 +1119,13 @@ def test_every_outcome_is_coherent_and_cites_its_clauses(order, data):
         assert result.amount == order.refundable
     if result.outcome == "none" or result.route in (Route.REFUSED, Route.INVALID):
         assert (result.outcome, result.amount) == ("none", ZERO)
-    if result.route == Route.AUTOMATIC:
+    if result.route == Route.AUTOMATIC and result.code == "late_auto_refund":
+        # L-6.1: a delivery over 2 hours late is refunded in full at once, as the sweep would.
+        assert reason in (R.LATE_DELIVERY, R.SIGNIFICANT_DELAY)
+        assert order.fulfillment == "delivery"
+        assert lateness(order, now) > dt.timedelta(minutes=TERMS.late_auto_refund_minutes)
+        assert (result.outcome, result.amount) == ("full", order.refundable)
+    elif result.route == Route.AUTOMATIC:
         assert reason in SAFETY_REASONS | {R.DUPLICATE_CHARGE}
     if result.opens_allergen_incident:
         assert reason == R.ALLERGIC_REACTION
