@@ -244,13 +244,13 @@ def _is_buyer_or_support(order: "Order", user) -> bool:
     return _is_buyer(order, user) or is_support(user)
 
 
-# The rows the late sweep looks at (L-6.1, D-8): delivery orders not yet auto-refunded, with an
-# estimate, still on their way (any unfinished state but cancelled) or delivered after it. The
+# The rows the late sweep looks at (L-6.1, D-8): delivery orders the sweep is not done with, with
+# an estimate, still on their way (any unfinished state but cancelled) or delivered after it. The
 # partial index `order_late_sweep_due` and the sweep's query share this condition, so PostgreSQL
 # sees the query implies the index predicate.
 LATE_SWEEP_DUE = Q(
     fulfillment="delivery",
-    auto_late_refunded_at__isnull=True,
+    late_sweep_done_at__isnull=True,
     estimated_delivery_at__isnull=False,
 ) & (
     Q(
@@ -396,6 +396,9 @@ class Order(ConcurrentTransitionMixin, models.Model):
     accepted_cancellation_fee_percent = models.DecimalField(null=True, blank=True, **PERCENT)
     # L-6.1: when the one automatic late refund was made (by the sweep or a late claim).
     auto_late_refunded_at = models.DateTimeField(null=True, blank=True)
+    # D-8: when the late sweep was done with the order for good (refunded, or delivered and its
+    # decision can no longer change), so it leaves the sweep's partial index.
+    late_sweep_done_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-placed_at"]

@@ -765,6 +765,7 @@ class LateAutoDecision:
     minutes_late: int
     clauses: tuple[str, ...]
     detail: str
+    final: bool = False  # it can no longer change: the sweep is done with the order
 
 
 def late_auto_refund_decision(
@@ -781,15 +782,22 @@ def late_auto_refund_decision(
         or order.status not in LATE_SWEPT_STATUSES
         or order.estimated_delivery_at is None
     ):
-        return _late_decision(LateAction.SKIP, "not_swept", 0, "Not a delivery the sweep covers.")
+        return _late_decision(
+            order, LateAction.SKIP, "not_swept", 0, "Not a delivery the sweep covers."
+        )
     arrived = order.delivered_at or now
     minutes = max((arrived - order.estimated_delivery_at).total_seconds() / 60, 0)
     if order.auto_late_refunded:
-        return _late_decision(LateAction.SKIP, "already_refunded", minutes, "Already refunded.")
+        return _late_decision(
+            order, LateAction.SKIP, "already_refunded", minutes, "Already refunded."
+        )
     if minutes <= terms.late_auto_refund_minutes:
-        return _late_decision(LateAction.SKIP, "not_late_enough", minutes, "Not late enough.")
+        return _late_decision(
+            order, LateAction.SKIP, "not_late_enough", minutes, "Not late enough."
+        )
     if not late_automatic_allowed(minutes=minutes, delay_cause=order.delay_cause, terms=terms):
         return _late_decision(
+            order,
             LateAction.SKIP,
             "weather_blocks_automatic",
             minutes,
@@ -798,6 +806,7 @@ def late_auto_refund_decision(
         )
     if order.under_force_majeure:
         return _late_decision(
+            order,
             LateAction.HOLD,
             "force_majeure",
             minutes,
@@ -806,7 +815,12 @@ def late_auto_refund_decision(
         )
     if order.refundable <= ZERO:
         return _late_decision(
-            LateAction.SKIP, "nothing_to_refund", minutes, "Already refunded in full.", ("L-7.2",)
+            order,
+            LateAction.SKIP,
+            "nothing_to_refund",
+            minutes,
+            "Already refunded in full.",
+            ("L-7.2",),
         )
     return LateAutoDecision(
         LateAction.REFUND,
@@ -816,11 +830,17 @@ def late_auto_refund_decision(
         ("L-6.1", "L-3.1"),
         f"Your order is {int(minutes)} minutes late, over {terms.late_auto_refund_minutes} "
         "minutes: a full refund of what you paid, automatically (L-6.1, L-3.1).",
+        final=True,
     )
 
 
-def _late_decision(action, code, minutes, detail, clauses=("L-6.1",)) -> LateAutoDecision:
-    return LateAutoDecision(action, code, ZERO, int(minutes), tuple(clauses), detail)
+def _late_decision(order, action, code, minutes, detail, clauses=("L-6.1",)) -> LateAutoDecision:
+    """A skip is final once nothing can change it: the order was refunded (automatically or in
+    full), or it is delivered (its lateness is fixed) and not held for force majeure."""
+    final = code in ("already_refunded", "nothing_to_refund") or (
+        order.status == "delivered" and action == LateAction.SKIP
+    )
+    return LateAutoDecision(action, code, ZERO, int(minutes), tuple(clauses), detail, final)
 
 
 def _full_late(order, code, detail) -> Eligibility:

@@ -34,8 +34,9 @@ def late_order_auto_refund(*, order_id: int, now: dt.datetime) -> str:
     refundable back where it came from under the key `late-auto:<order id>` and tells the buyer
     why. Returns "refunded", "held" (force majeure, L-10: agents decide) or the decision's skip
     code ("not_late_enough", "already_refunded", "weather_blocks_automatic",
-    "nothing_to_refund", "not_swept"). Raises the refund service's DomainErrors (e.g.
-    `no_card_payment`), rolling this order back."""
+    "nothing_to_refund", "not_swept"); a final skip (a delivered order, or one refunded) marks
+    the order `late_sweep_done_at` so the sweep no longer reads it. Raises the refund service's
+    DomainErrors (e.g. `no_card_payment`), rolling this order back."""
     order = order_for_update_skip_locked(order_id)
     if order is None:
         return BUSY
@@ -45,6 +46,8 @@ def late_order_auto_refund(*, order_id: int, now: dt.datetime) -> str:
     if decision.action == policy.LateAction.HOLD:
         return HELD
     if decision.action == policy.LateAction.SKIP:
+        if decision.final:
+            _sweep_done(order, now=now)
         return decision.code
     _refund(order, decision, now=now)
     return REFUNDED
@@ -90,3 +93,11 @@ def order_mark_auto_late_refunded(order: Order, *, now: dt.datetime) -> None:
         auto_late_refunded_at=now
     )
     order.auto_late_refunded_at = order.auto_late_refunded_at or now
+    _sweep_done(order, now=now)
+
+
+def _sweep_done(order: Order, *, now: dt.datetime) -> None:
+    """The sweep is done with the order for good: it leaves the partial index (D-8)."""
+    Order.objects.filter(pk=order.pk, late_sweep_done_at__isnull=True).update(
+        late_sweep_done_at=now
+    )

@@ -211,3 +211,29 @@ def test_the_order_page_offers_report_a_problem(status, fulfillment, late, expec
         )
         is expected
     )
+
+
+@pytest.mark.parametrize(
+    ("facts", "late", "final"),
+    [
+        pytest.param(order(), minutes(121), True, id="refunded"),
+        pytest.param(order(), minutes(100), False, id="on-its-way-not-yet"),
+        pytest.param(
+            order(status="delivered", delivered_at=T0 + minutes(100)),
+            minutes(300),
+            True,
+            id="delivered-under-two-hours",
+        ),
+        pytest.param(order(refundable=D("0.00")), minutes(300), True, id="nothing-left"),
+        pytest.param(order(auto_late_refunded=True), minutes(300), True, id="claim-refunded-it"),
+        pytest.param(order(under_force_majeure=True), minutes(300), False, id="held"),
+        pytest.param(
+            order(status="delivered", delivered_at=T0 + minutes(200), under_force_majeure=True),
+            minutes(300),
+            False,
+            id="delivered-but-held",
+        ),
+    ],
+)
+def test_the_sweep_is_done_with_an_order_once_its_decision_cannot_change(facts, late, final):
+    assert late_auto_refund_decision(facts, TERMS, now=T0 + late).final is final

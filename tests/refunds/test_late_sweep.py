@@ -128,6 +128,9 @@ def test_delivered_late_but_under_two_hours_is_not_refunded_later(now, out_for_d
     assert (result["looked_at"], result["acted_on"]) == (1, 0)
     assert result["skipped_by_reason"] == {"not_late_enough": 1}
     assert not Refund.objects.exists()
+    order.refresh_from_db()
+    assert order.late_sweep_done_at is not None  # delivered: its lateness can no longer change
+    assert auto_refund_late_orders()["looked_at"] == 0
 
 
 def test_an_order_still_in_the_kitchen_long_past_its_estimate_is_refunded(
@@ -152,6 +155,7 @@ def test_a_weather_delay_over_two_hours_is_refunded_unless_the_version_blocks_it
     blocked = auto_refund_late_orders()
     assert blocked["skipped_by_reason"] == {"weather_blocks_automatic": 1}
     assert not Refund.objects.exists()
+    assert auto_refund_late_orders()["looked_at"] == 1  # still on its way: looked at again
 
     PolicyVersion.objects.filter(pk=order.policy_version_id).update(weather_blocks_automatic=False)
     assert auto_refund_late_orders()["acted_on"] == 1
@@ -188,6 +192,7 @@ def test_an_order_under_force_majeure_is_held_for_agents(now, out_for_delivery, 
     assert result["held_for_agents"] == [order.pk]
     assert result["skipped_by_reason"] == {"held": 1}
     assert not Refund.objects.exists()
+    assert auto_refund_late_orders()["held_for_agents"] == [order.pk]  # until agents decide
 
 
 def test_force_majeure_elsewhere_or_closed_does_not_hold_the_order(
@@ -229,6 +234,7 @@ def test_an_order_already_refunded_in_full_is_skipped(now, out_for_delivery, age
 
     assert (result["acted_on"], result["skipped_by_reason"]) == (0, {"nothing_to_refund": 1})
     assert Refund.objects.filter(order=order).count() == 1
+    assert auto_refund_late_orders()["looked_at"] == 0
 
 
 def test_the_marker_is_only_for_deliveries(now, buyer, restaurant, menu):
