@@ -8,7 +8,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Q
 from django.urls import reverse
 from django.utils import timezone
 from django_fsm import ConcurrentTransitionMixin, FSMField, transition
@@ -249,6 +249,30 @@ def _is_buyer_or_support(order: "Order", user) -> bool:
     return _is_buyer(order, user) or is_support(user)
 
 
+# The rows the late sweep looks at (L-6.1, D-8): delivery orders the sweep is not done with, with
+# an estimate, still on their way (any unfinished state but cancelled) or delivered after it. The
+# partial index `order_late_sweep_due` and the sweep's query share this condition, so PostgreSQL
+# sees the query implies the index predicate.
+LATE_SWEEP_DUE = Q(
+    fulfillment="delivery",
+    late_sweep_done_at__isnull=True,
+    estimated_delivery_at__isnull=False,
+) & (
+    Q(
+        status__in=[
+            "placed",
+            "accepted",
+            "cancellation_requested",
+            "preparing",
+            "ready",
+            "out_for_delivery",
+            "missing",
+        ]
+    )
+    | Q(status="delivered", delivered_at__gt=F("estimated_delivery_at"))
+)
+
+
 class Order(ConcurrentTransitionMixin, models.Model):
     """An order from placement to delivery, pickup or dine-in (D-5 state machine).
 
@@ -375,6 +399,11 @@ class Order(ConcurrentTransitionMixin, models.Model):
     # pinned so later changes to the restaurant's terms do not change this order's.
     accepted_cancellation_window_minutes = models.PositiveIntegerField(null=True, blank=True)
     accepted_cancellation_fee_percent = models.DecimalField(null=True, blank=True, **PERCENT)
+    # L-6.1: when the one automatic late refund was made (by the sweep or a late claim).
+    auto_late_refunded_at = models.DateTimeField(null=True, blank=True)
+    # D-8: when the late sweep was done with the order for good (refunded, or delivered and its
+    # decision can no longer change), so it leaves the sweep's partial index.
+    late_sweep_done_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-placed_at"]
@@ -386,8 +415,20 @@ class Order(ConcurrentTransitionMixin, models.Model):
                 condition=Q(status="missing"),
                 name="order_missing_reported_idx",
             ),
+            # The late sweep's claim query: few rows (delivery orders not yet auto-refunded and
+            # not on time), so it costs the late orders, not the table (D-8).
+            models.Index(
+                fields=["estimated_delivery_at", "id"],
+                condition=LATE_SWEEP_DUE,
+                name="order_late_sweep_due",
+            ),
         ]
         constraints = [
+            # L-6.1: one automatic late refund per order, and only for a delivery.
+            models.CheckConstraint(
+                condition=Q(auto_late_refunded_at__isnull=True) | Q(fulfillment="delivery"),
+                name="order_auto_late_refund_delivery_only",
+            ),
             # L-7.2: a used code stays used; one buyer never uses the same code twice.
             models.UniqueConstraint(
                 fields=["buyer", "discount_code"], name="order_one_use_of_a_code_per_buyer"

@@ -36,7 +36,7 @@ from orders.services.placement import (
     order_quote,
 )
 from refunds.models import Refund
-from refunds.policy import PaidFacts, RefundPart, split_refund
+from refunds.policy import PaidFacts, RefundPart, problem_reporting_open, split_refund
 from refunds.selectors import paid_facts
 
 ORDERS_PER_PAGE = 20
@@ -318,7 +318,18 @@ def order_detail(request, order_id: int):
     order = _buyer_order_or_404(request.user, order_id)
     now = timezone.now()
     panel = cancellation_panel(order, now=now)
-    context = {"order": order, "panel": panel, "missing": missing_panel(order, now=now)}
+    report_problem_open = problem_reporting_open(
+        status=order.status,
+        fulfillment=order.fulfillment,
+        estimated_delivery_at=order.estimated_delivery_at,
+        now=now,
+    )
+    context = {
+        "order": order,
+        "panel": panel,
+        "missing": missing_panel(order, now=now),
+        "report_problem_open": report_problem_open,
+    }
     return render(request, "orders/order_detail.html", context)
 
 

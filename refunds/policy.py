@@ -208,6 +208,21 @@ REASON_GROUPS = (
 REASON_CLAUSE = {reason: clause for _, clause, reasons in REASON_GROUPS for reason in reasons}
 
 _FULFILLED = frozenset({"delivered", "picked_up", "served", "closed"})
+# A delivery order the late sweep looks at (L-6.1): every state not finished except by
+# cancellation or non-delivery, and delivered (late).
+LATE_SWEPT_STATUSES = frozenset(
+    {
+        "placed",
+        "accepted",
+        "cancellation_requested",
+        "preparing",
+        "ready",
+        "out_for_delivery",
+        "missing",
+        "delivered",
+    }
+)
+LATE_AUTO_REFUND = "late_auto_refund"  # the eligibility code of the automatic L-6.1 refund
 _UNDELIVERED = frozenset({"out_for_delivery", "missing", "undeliverable"})
 
 
@@ -252,6 +267,7 @@ class OrderRefundFacts:
     amount_paid: Decimal
     refundable: Decimal  # what can still go back (amount paid less money refunds so far)
     lines: tuple[ClaimLine, ...]
+    under_force_majeure: bool = False  # an open force-majeure incident covers it (L-10)
 
 
 @dataclass(frozen=True)
@@ -443,7 +459,7 @@ def claim_eligibility(
         )
     if reason in NO_REFUND_REASONS:
         return _refused("not_covered", _NOT_COVERED[reason], ("L-3.3",))
-    refusal = _state_refusal(reason, order) or _window_refusal(reason, order, terms, now)
+    refusal = _state_refusal(reason, order, now) or _window_refusal(reason, order, terms, now)
     refusal = refusal or _evidence_refusal(claim) or _discount_refusal(claim, order)
     if refusal:
         return refusal
@@ -485,7 +501,7 @@ _NOT_COVERED = {
 }
 
 
-def _state_refusal(reason: str, order: OrderRefundFacts) -> Eligibility | None:
+def _state_refusal(reason: str, order: OrderRefundFacts, now: dt.datetime) -> Eligibility | None:
     if order.status in ("cancelled",):
         return _refused(
             "order_cancelled",
@@ -499,12 +515,42 @@ def _state_refusal(reason: str, order: OrderRefundFacts) -> Eligibility | None:
             order.fulfillment != "delivery" and order.status == "ready"
         ):
             return None
+        if _delivery_estimate_passed(order, now):
+            return None
     elif order.status in _FULFILLED:
         return None
     return _refused(
         "order_not_received",
         "This reason applies once you have received the order.",
         (REASON_CLAUSE[reason],),
+    )
+
+
+def problem_reporting_open(
+    *, status: str, fulfillment: str, estimated_delivery_at: dt.datetime | None, now: dt.datetime
+) -> bool:
+    """Whether the order page offers "Report a problem": once the food is ready or on its way
+    (or later), and for a delivery still with the restaurant once its estimate has passed, when
+    late and non-delivery claims open (L-6.1, L-6.2); never on a cancelled order."""
+    if status == "cancelled":
+        return False
+    if status not in ("placed", "accepted", "cancellation_requested", "preparing"):
+        return True
+    return (
+        fulfillment == "delivery"
+        and estimated_delivery_at is not None
+        and now > estimated_delivery_at
+    )
+
+
+def _delivery_estimate_passed(order: OrderRefundFacts, now: dt.datetime) -> bool:
+    """A delivery still with the restaurant once its estimate has passed: late and non-delivery
+    claims are open on it (L-6.1, L-6.2), as the late sweep refunds it over 2 hours."""
+    return (
+        order.fulfillment == "delivery"
+        and order.status in LATE_SWEPT_STATUSES
+        and order.estimated_delivery_at is not None
+        and now > order.estimated_delivery_at
     )
 
 
@@ -618,8 +664,8 @@ def _late(reason, order, terms, now) -> Eligibility:
     ready over 2 hours late are refunded in full on request (D-6)."""
     late = lateness(order, now)
     minutes = late.total_seconds() / 60
-    automatic_refund_due = order.fulfillment == "delivery" and (
-        minutes > terms.late_auto_refund_minutes and not terms.weather_blocks_automatic
+    automatic_refund_due = order.fulfillment == "delivery" and late_automatic_allowed(
+        minutes=minutes, delay_cause=order.delay_cause, terms=terms
     )
     if (
         order.fulfillment == "delivery"
@@ -645,6 +691,16 @@ def _late(reason, order, terms, now) -> Eligibility:
             "choose 'The delivery was late' instead.",
             ("L-3.1", "L-6.1"),
         )
+    if automatic_refund_due and not order.under_force_majeure:
+        return Eligibility(
+            "full",
+            Route.AUTOMATIC,
+            order.refundable,
+            ("L-6.1", "L-3.1"),
+            LATE_AUTO_REFUND,
+            f"{int(minutes)} minutes late: over {terms.late_auto_refund_minutes} minutes, a full "
+            "refund at once, without review (L-6.1, L-3.1).",
+        )
     if minutes > terms.late_full_minutes:
         return _full_late(order, "late_full", f"{int(minutes)} minutes late.")
     if minutes >= terms.late_partial_minutes:
@@ -669,6 +725,122 @@ def _late(reason, order, terms, now) -> Eligibility:
         "minutes, but support may offer a credit (L-6.1).",
         promo_credit=terms.late_small_credit,
     )
+
+
+def late_automatic_allowed(*, minutes: float, delay_cause: str, terms: RefundTerms) -> bool:
+    """L-6.1: a delivery over `late_auto_refund_minutes` late is refunded in full automatically,
+    whatever the cause, unless the version's `weather_blocks_automatic` excludes weather and
+    traffic delays (D-6 interpretation)."""
+    weather = delay_cause in ("weather", "traffic")
+    return minutes > terms.late_auto_refund_minutes and not (
+        weather and terms.weather_blocks_automatic
+    )
+
+
+@dataclass(frozen=True)
+class LateOrderFacts:
+    """A delivery order as the late sweep sees it (L-6.1, L-3.1, L-10)."""
+
+    fulfillment: str
+    status: str
+    estimated_delivery_at: dt.datetime | None
+    delivered_at: dt.datetime | None
+    delay_cause: str
+    refundable: Decimal  # amount paid less money refunds so far (L-7.2)
+    auto_late_refunded: bool  # the one automatic late refund was already made
+    under_force_majeure: bool  # an open force-majeure incident covers the order (L-10)
+
+
+class LateAction:
+    REFUND = "refund"  # a full refund of what is still refundable, now, no review
+    HOLD = "hold"  # force majeure: the automatic rule pauses, agents decide (L-10)
+    SKIP = "skip"  # nothing to do (not late enough, not a delivery, already refunded...)
+
+
+@dataclass(frozen=True)
+class LateAutoDecision:
+    action: str
+    code: str
+    amount: Decimal
+    minutes_late: int
+    clauses: tuple[str, ...]
+    detail: str
+    final: bool = False  # it can no longer change: the sweep is done with the order
+
+
+def late_auto_refund_decision(
+    order: LateOrderFacts, terms: RefundTerms, *, now: dt.datetime
+) -> LateAutoDecision:
+    """The late sweep's decision for one order (L-6.1, L-3.1): a delivery order whose lateness
+    (delivered_at, or now, minus estimated_delivery_at) is over `late_auto_refund_minutes` gets a
+    full refund of what is still refundable, automatically, once. Pickup and dine-in never (D-6);
+    a cancelled or undeliverable order is refunded by its own rule; weather and traffic delays are
+    skipped only when the version sets `weather_blocks_automatic`; force majeure holds the order
+    for agents (L-10). Amounts in the deployment currency, `minutes_late` whole minutes."""
+    if (
+        order.fulfillment != "delivery"
+        or order.status not in LATE_SWEPT_STATUSES
+        or order.estimated_delivery_at is None
+    ):
+        return _late_decision(
+            order, LateAction.SKIP, "not_swept", 0, "Not a delivery the sweep covers."
+        )
+    arrived = order.delivered_at or now
+    minutes = max((arrived - order.estimated_delivery_at).total_seconds() / 60, 0)
+    if order.auto_late_refunded:
+        return _late_decision(
+            order, LateAction.SKIP, "already_refunded", minutes, "Already refunded."
+        )
+    if minutes <= terms.late_auto_refund_minutes:
+        return _late_decision(
+            order, LateAction.SKIP, "not_late_enough", minutes, "Not late enough."
+        )
+    if not late_automatic_allowed(minutes=minutes, delay_cause=order.delay_cause, terms=terms):
+        return _late_decision(
+            order,
+            LateAction.SKIP,
+            "weather_blocks_automatic",
+            minutes,
+            "Delayed by weather or traffic; this policy version leaves it to a request.",
+            ("L-3.3", "L-6.1"),
+        )
+    if order.under_force_majeure:
+        return _late_decision(
+            order,
+            LateAction.HOLD,
+            "force_majeure",
+            minutes,
+            "Force majeure: the automatic refund pauses and support decides.",
+            ("L-10",),
+        )
+    if order.refundable <= ZERO:
+        return _late_decision(
+            order,
+            LateAction.SKIP,
+            "nothing_to_refund",
+            minutes,
+            "Already refunded in full.",
+            ("L-7.2",),
+        )
+    return LateAutoDecision(
+        LateAction.REFUND,
+        LATE_AUTO_REFUND,
+        order.refundable,
+        int(minutes),
+        ("L-6.1", "L-3.1"),
+        f"Your order is {int(minutes)} minutes late, over {terms.late_auto_refund_minutes} "
+        "minutes: a full refund of what you paid, automatically (L-6.1, L-3.1).",
+        final=True,
+    )
+
+
+def _late_decision(order, action, code, minutes, detail, clauses=("L-6.1",)) -> LateAutoDecision:
+    """A skip is final once nothing can change it: the order was refunded (automatically or in
+    full), or it is delivered (its lateness is fixed) and not held for force majeure."""
+    final = code in ("already_refunded", "nothing_to_refund") or (
+        order.status == "delivered" and action == LateAction.SKIP
+    )
+    return LateAutoDecision(action, code, ZERO, int(minutes), tuple(clauses), detail, final)
 
 
 def _full_late(order, code, detail) -> Eligibility:

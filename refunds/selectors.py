@@ -2,7 +2,7 @@
 
 import datetime as dt
 import zoneinfo
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 
 from django.contrib.auth import get_user_model
@@ -13,6 +13,7 @@ from django.db.models import (
     Exists,
     ExpressionWrapper,
     F,
+    Min,
     OuterRef,
     Prefetch,
     Q,
@@ -25,7 +26,16 @@ from django.db.models.functions import TruncWeek
 from core.money import ZERO, to_cents
 from core.money_db import MoneySum
 from core.roles import SUPERVISOR
-from orders.models import Order, OrderEvent, Payment, Restaurant, is_support
+from disputes.models import Incident
+from orders.models import (
+    LATE_SWEEP_DUE,
+    Order,
+    OrderEvent,
+    Payment,
+    PolicyVersion,
+    Restaurant,
+    is_support,
+)
 from refunds import policy
 from refunds.models import (
     DECIDED_STATUSES,
@@ -409,8 +419,61 @@ def order_refund_facts(order: Order) -> policy.OrderRefundFacts:
 def refund_eligibility(order: Order, claim: policy.Claim, *, now) -> policy.Eligibility:
     """What the policy says about a claim on this order now (for the form, the API and the
     service alike)."""
-    return policy.claim_eligibility(
-        claim, order_refund_facts(order), refund_terms(order.policy_version), now=now
+    facts = order_refund_facts(order)
+    if claim.reason in (policy.Reason.LATE_DELIVERY, policy.Reason.SIGNIFICANT_DELAY):
+        facts = replace(facts, under_force_majeure=order_under_force_majeure(order))
+    return policy.claim_eligibility(claim, facts, refund_terms(order.policy_version), now=now)
+
+
+def order_under_force_majeure(order: Order) -> bool:
+    """Whether an open force-majeure incident covers the order (L-10): its window holds the
+    order's placed_at, and it names no restaurant (all) or the order's. One query."""
+    return (
+        Incident.objects.filter(
+            kind=Incident.Kind.FORCE_MAJEURE,
+            status=Incident.Status.OPEN,
+            starts_at__lte=order.placed_at,
+        )
+        .filter(Q(ends_at__isnull=True) | Q(ends_at__gte=order.placed_at))
+        .filter(Q(restaurant__isnull=True) | Q(restaurant_id=order.restaurant_id))
+        .exists()
+    )
+
+
+def late_order_facts(order: Order) -> policy.LateOrderFacts:
+    """The order as the late sweep sees it (L-6.1, L-10): two queries (its refunds, and the
+    force-majeure incidents)."""
+    return policy.LateOrderFacts(
+        fulfillment=order.fulfillment,
+        status=order.status,
+        estimated_delivery_at=order.estimated_delivery_at,
+        delivered_at=order.delivered_at,
+        delay_cause=order.delay_cause,
+        refundable=paid_facts(order).refundable,
+        auto_late_refunded=order.auto_late_refunded_at is not None,
+        under_force_majeure=order_under_force_majeure(order),
+    )
+
+
+def order_late_candidates(
+    *, now: dt.datetime, limit: int, after: tuple[dt.datetime, int] | None = None
+) -> list[tuple[dt.datetime, int]]:
+    """Delivery orders that may be over their automatic-refund lateness (L-6.1), as
+    (estimated_delivery_at, id), oldest estimate first, after the keyset `after`. Reads the
+    partial index `order_late_sweep_due` only; the threshold is the smallest any policy version
+    sets, and each order is judged by its own version when locked."""
+    shortest = PolicyVersion.objects.aggregate(m=Min("late_auto_refund_minutes"))["m"] or 0
+    cutoff = now - dt.timedelta(minutes=shortest)
+    due = Order.objects.filter(LATE_SWEEP_DUE, estimated_delivery_at__lt=cutoff)
+    if after is not None:
+        due = due.filter(
+            Q(estimated_delivery_at__gt=after[0])
+            | Q(estimated_delivery_at=after[0], pk__gt=after[1])
+        )
+    return list(
+        due.order_by("estimated_delivery_at", "pk").values_list("estimated_delivery_at", "pk")[
+            :limit
+        ]
     )
 
 

@@ -195,6 +195,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "credits.tasks.expire_credits",
         "schedule": 300.0,
     },
+    "auto-refund-late-orders": {
+        "task": "refunds.tasks.auto_refund_late_orders",
+        "schedule": 60.0,
+    },
     "retry-failed-refunds": {
         "task": "refunds.tasks.retry_failed_refunds",
         "schedule": 60.0,

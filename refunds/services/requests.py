@@ -31,6 +31,7 @@ from refunds.services.common import (
 )
 from refunds.services.decisions import decide
 from refunds.services.evidence import store_photos, validated_photos
+from refunds.services.late import order_mark_auto_late_refunded
 
 
 @transaction.atomic
@@ -46,10 +47,10 @@ def refund_request_submit(
     photos=(),
 ) -> RefundRequest:
     """A buyer asks for a refund (L-4.1). The policy decides at once what it can (L-3.3 and
-    L-5.1 refusals, L-10 and duplicate-charge refunds); the rest goes to support with a 48-hour
-    SLA. `items` are (order item id, quantity) pairs for a partial claim (L-3.2). Takes the
-    order's row lock. Bad input, or a quality claim without its evidence (L-5.2), changes
-    nothing.
+    L-5.1 refusals, L-10 and duplicate-charge refunds, a delivery over 2 hours late, L-6.1);
+    the rest goes to support with a 48-hour SLA. `items` are (order item id, quantity) pairs
+    for a partial claim (L-3.2). Takes the order's row lock. Bad input, or a quality claim
+    without its evidence (L-5.2), changes nothing.
 
     Errors: `not_found` (404, also for another buyer's order); `request_open` (409) while the
     order has an undecided request; 400: `invalid_method`, `invalid_discovered_at`, the claim's
@@ -125,6 +126,8 @@ def _route(request: RefundRequest, eligibility: policy.Eligibility, *, now) -> N
             clauses=eligibility.clauses,
             now=now,
         )
+        if eligibility.code == policy.LATE_AUTO_REFUND:
+            order_mark_auto_late_refunded(request.order, now=now)
     else:
         refund_request_step(
             request,

@@ -144,6 +144,17 @@ def test_a_received_order_offers_report_a_problem_and_an_open_one_does_not(
     assert "Report a problem" not in text(ada.get(placed.get_absolute_url()))
 
 
+def test_a_delivery_still_in_the_kitchen_past_its_estimate_offers_report_a_problem(
+    ada, buyer, restaurant, now
+):
+    order = advance(place_order(buyer, restaurant), "accept", "start_preparation")
+    assert "Report a problem" not in text(ada.get(order.get_absolute_url()))
+
+    now.move_to(order.estimated_delivery_at + dt.timedelta(minutes=1))
+    page = _html(ada.get(order.get_absolute_url()))
+    assert f'href="{new_url(order)}">Report a problem</a>' in page
+
+
 # -- the form: reasons grouped, open or closed for this order -------------------------------
 
 

@@ -238,7 +238,7 @@ def test_restaurant_caused_reasons_are_its_quality_order_and_safety_failures():
 FULL_REVIEW = ("full", Route.REVIEW, "33.99", ("L-3.1",), "full_refund")
 PARTIAL_ONE_MARGHERITA = ("partial", Route.REVIEW, "12.50", ("L-3.2",), "partial_refund")
 SAFETY = ("full", Route.AUTOMATIC, "33.99", ("L-10",), "safety_full_refund")
-LATE_FULL = ("full", Route.REVIEW, "33.99", ("L-6.1", "L-3.1"), "late_full")
+LATE_AUTO = ("full", Route.AUTOMATIC, "33.99", ("L-6.1", "L-3.1"), "late_auto_refund")
 ON_TIME = {}
 LATE_121 = {"delivered_at": T0 + minutes(121)}
 
@@ -259,7 +259,9 @@ REASON_TABLE = [
         ("none", Route.REFUSED, "0.00", ("L-3.1", "L-6.1"), "not_late_enough"),
         id="significant_delay-on_time-refused",
     ),
-    pytest.param(R.SIGNIFICANT_DELAY, LATE_121, LATE_FULL, id="significant_delay-121min-full"),
+    pytest.param(
+        R.SIGNIFICANT_DELAY, LATE_121, LATE_AUTO, id="significant_delay-121min-full-automatic"
+    ),
     *[
         pytest.param(reason, ON_TIME, PARTIAL_ONE_MARGHERITA, id=f"{reason}-partial-review")
         for reason in sorted(PARTIAL_REASONS)
@@ -276,7 +278,7 @@ REASON_TABLE = [
         ("partial", Route.REVIEW, "17.00", ("L-6.1",), "late_partial"),
         id="late_delivery-45min-partial",
     ),
-    pytest.param(R.LATE_DELIVERY, LATE_121, LATE_FULL, id="late_delivery-121min-full"),
+    pytest.param(R.LATE_DELIVERY, LATE_121, LATE_AUTO, id="late_delivery-121min-full-automatic"),
     pytest.param(R.ALLERGIC_REACTION, ON_TIME, SAFETY, id="allergic_reaction-full-automatic"),
     pytest.param(R.HEALTH_CONCERN, ON_TIME, SAFETY, id="health_concern-full-automatic"),
     *[
@@ -541,9 +543,7 @@ def test_thirty_to_sixty_minutes_late_half_back_or_account_credit(late):
     assert "50 % back, or the same as account credit" in result.detail
 
 
-@pytest.mark.parametrize(
-    "late", [minutes(60, 1), minutes(90), minutes(120), minutes(120, 1)], ids=str
-)
+@pytest.mark.parametrize("late", [minutes(60, 1), minutes(90), minutes(120)], ids=str)
 def test_over_sixty_minutes_late_full_refund_on_request(late):
     result = judge_late(R.LATE_DELIVERY, late_by(late))
     assert (result.outcome, result.route, result.amount, result.clauses, result.code) == (
@@ -563,14 +563,34 @@ def test_significant_delay_is_only_over_two_hours(late):
 
 
 @pytest.mark.parametrize("late", [minutes(120, 1), minutes(180)], ids=str)
-def test_significant_delay_over_two_hours_is_a_full_refund(late):
-    result = judge_late(R.SIGNIFICANT_DELAY, late_by(late))
-    assert (result.outcome, result.amount, result.code, result.clauses) == (
+@pytest.mark.parametrize("reason", [R.SIGNIFICANT_DELAY, R.LATE_DELIVERY])
+def test_over_two_hours_late_a_claim_is_refunded_at_once_as_the_sweep_would(reason, late):
+    result = judge_late(reason, late_by(late))
+    assert (result.outcome, result.route, result.amount, result.code, result.clauses) == (
         "full",
+        Route.AUTOMATIC,
         D("33.99"),
-        "late_full",
+        "late_auto_refund",
         ("L-6.1", "L-3.1"),
     )
+    assert "without review" in result.detail
+
+
+@pytest.mark.parametrize("cause", ["weather", "traffic"])
+@pytest.mark.parametrize(
+    ("blocks", "expected"), [(False, "late_auto_refund"), (True, "weather_traffic_delay")]
+)
+def test_weather_over_two_hours_is_automatic_unless_the_version_blocks_it(cause, blocks, expected):
+    policy = terms(weather_blocks_automatic=blocks)
+    result = judge_late(
+        R.SIGNIFICANT_DELAY, late_by(minutes(121), delay_cause=cause), policy=policy
+    )
+    assert result.code == expected
+
+
+def test_under_force_majeure_a_late_claim_waits_for_an_agent():
+    result = judge_late(R.SIGNIFICANT_DELAY, late_by(minutes(121), under_force_majeure=True))
+    assert (result.route, result.code, result.amount) == (Route.REVIEW, "late_full", D("33.99"))
 
 
 @pytest.mark.parametrize("cause", ["weather", "traffic"])
@@ -628,7 +648,7 @@ def test_lateness_runs_on_now_while_not_delivered(status):
     for now_late, code in at.items():
         assert decide(R.LATE_DELIVERY, order, now=T0 + now_late).code == code
     assert decide(R.SIGNIFICANT_DELAY, order, now=T0 + minutes(120)).code == "not_late_enough"
-    assert decide(R.SIGNIFICANT_DELAY, order, now=T0 + minutes(120, 1)).code == "late_full"
+    assert decide(R.SIGNIFICANT_DELAY, order, now=T0 + minutes(120, 1)).code == "late_auto_refund"
 
 
 def test_lateness_of_a_delivered_order_ignores_now():
@@ -969,15 +989,27 @@ def test_reasons_about_the_food_need_a_received_order(reason, fulfillment, statu
 
 @pytest.mark.parametrize("reason", [R.NOT_DELIVERED, R.LATE_DELIVERY, R.SIGNIFICANT_DELAY])
 @pytest.mark.parametrize("status", ["placed", "accepted", "cancellation_requested", "preparing"])
-def test_delivery_reasons_need_the_order_on_its_way(reason, status):
-    result = decide(reason, unreceived("delivery", status))
+def test_delivery_reasons_need_the_order_on_its_way_or_its_estimate_passed(reason, status):
+    result = decide(reason, unreceived("delivery", status), now=T0)
     refused(result, "order_not_received", (REASON_CLAUSE[reason],))
+    after_estimate = decide(reason, unreceived("delivery", status), now=T0 + minutes(1))
+    assert after_estimate.code != "order_not_received"
 
 
-def test_a_delivery_order_waiting_for_its_courier_is_not_yet_late_or_undelivered():
-    for reason in (R.NOT_DELIVERED, R.LATE_DELIVERY, R.SIGNIFICANT_DELAY):
-        result = decide(reason, unreceived("delivery", "ready"), now=T0 + minutes(150))
-        assert result.code == "order_not_received"
+@pytest.mark.parametrize("status", ["placed", "accepted", "preparing", "ready"])
+def test_a_delivery_still_in_the_kitchen_long_past_its_estimate_is_open_to_claims(status):
+    order = unreceived("delivery", status)
+    assert decide(R.NOT_DELIVERED, order, now=T0 + minutes(150)).code == "full_refund"
+    for reason in (R.LATE_DELIVERY, R.SIGNIFICANT_DELAY):
+        result = decide(reason, order, now=T0 + minutes(150))
+        assert (result.route, result.code) == (Route.AUTOMATIC, "late_auto_refund")
+    assert decide(R.LATE_DELIVERY, order, now=T0 + minutes(45)).code == "late_partial"
+
+
+def test_a_delivery_without_an_estimate_is_not_yet_late():
+    order = unreceived("delivery", "placed")
+    order = dataclasses.replace(order, estimated_delivery_at=None)
+    assert decide(R.LATE_DELIVERY, order, now=T0 + minutes(150)).code == "order_not_received"
 
 
 @pytest.mark.parametrize("status", ["out_for_delivery", "missing", "undeliverable"])
@@ -991,7 +1023,7 @@ def test_not_delivered_and_late_apply_to_an_order_still_out(status):
         "full_refund",
     )
     assert decide(R.LATE_DELIVERY, order, now=T0 + minutes(45)).amount == D("17.00")
-    assert decide(R.SIGNIFICANT_DELAY, order, now=T0 + minutes(121)).code == "late_full"
+    assert decide(R.SIGNIFICANT_DELAY, order, now=T0 + minutes(121)).code == "late_auto_refund"
 
 
 @pytest.mark.parametrize("fulfillment", ["pickup", "dine_in"])
@@ -1087,7 +1119,13 @@ def test_every_outcome_is_coherent_and_cites_its_clauses(order, data):
         assert result.amount == order.refundable
     if result.outcome == "none" or result.route in (Route.REFUSED, Route.INVALID):
         assert (result.outcome, result.amount) == ("none", ZERO)
-    if result.route == Route.AUTOMATIC:
+    if result.route == Route.AUTOMATIC and result.code == "late_auto_refund":
+        # L-6.1: a delivery over 2 hours late is refunded in full at once, as the sweep would.
+        assert reason in (R.LATE_DELIVERY, R.SIGNIFICANT_DELAY)
+        assert order.fulfillment == "delivery"
+        assert lateness(order, now) > dt.timedelta(minutes=TERMS.late_auto_refund_minutes)
+        assert (result.outcome, result.amount) == ("full", order.refundable)
+    elif result.route == Route.AUTOMATIC:
         assert reason in SAFETY_REASONS | {R.DUPLICATE_CHARGE}
     if result.opens_allergen_incident:
         assert reason == R.ALLERGIC_REACTION
