@@ -3,15 +3,18 @@ state up through services. After every test that touched the database the ledger
 balance."""
 
 import datetime as dt
+import time
 import uuid
 from decimal import Decimal
 
 import pytest
 import time_machine
+from celery.contrib.testing.worker import start_worker
 from django.db import connection
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
+from config.celery import app as celery_app
 from core.ledgers import ledger_violations
 from core.roles import SUPERVISOR, SUPPORT_AGENT, sync_role_permissions
 from credits.models import CreditGrant
@@ -218,3 +221,22 @@ def api_as():
         return client
 
     return make
+
+
+@pytest.fixture
+def worker(monkeypatch):
+    """A real Celery worker in this process, consuming the test's Redis (eager mode off): tasks
+    travel through the broker as in production. Use with `django_db(transaction=True)`."""
+    monkeypatch.setitem(celery_app.conf, "task_always_eager", False)
+    with start_worker(celery_app, pool="solo", perform_ping_check=False, shutdown_timeout=10):
+        yield
+
+
+def wait_for(condition, seconds: float = 30) -> bool:
+    """Poll `condition` every 0.1 s until it holds (True) or `seconds` pass (False)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.1)
+    return False

@@ -8,11 +8,9 @@ import time
 
 import pytest
 import time_machine
-from celery.contrib.testing.worker import start_worker
 from django.core import mail
 from django.db import connection, transaction
 
-from config.celery import app
 from disputes.models import Intervention
 from orders.models import Order, OrderEvent
 from orders.selectors import order_missing_due
@@ -20,7 +18,7 @@ from orders.services.missing import order_missing_locate, order_report_missing
 from orders.tasks import give_up_missing_orders
 from refunds.models import Refund
 from tests.concurrency import run_concurrently
-from tests.conftest import NOW, advance, place_order, processor_refunds, refunds_processed
+from tests.conftest import NOW, advance, place_order, processor_refunds, refunds_processed, wait_for
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
@@ -82,22 +80,6 @@ def test_a_locate_racing_the_sweep_resolves_the_case_once(buyer, partner, restau
     assert OrderEvent.objects.filter(order=order, name__in=["locate", "give_up"]).count() == 1
     assert Intervention.objects.get(order=order).status == "resolved"
     refunds_processed()
-
-
-def wait_for(condition, seconds=30):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.1)
-    return False
-
-
-@pytest.fixture
-def worker(monkeypatch):
-    monkeypatch.setitem(app.conf, "task_always_eager", False)
-    with start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=10):
-        yield
 
 
 def test_through_a_worker_a_missing_order_is_given_up_refunded_once_and_a_located_one_not(

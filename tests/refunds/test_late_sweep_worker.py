@@ -7,31 +7,13 @@ import time
 
 import pytest
 import time_machine
-from celery.contrib.testing.worker import start_worker
 from django.core import mail
 
-from config.celery import app
 from refunds.models import Refund
 from refunds.tasks import auto_refund_late_orders
-from tests.conftest import NOW, advance, place_order, processor_refunds
+from tests.conftest import NOW, advance, place_order, processor_refunds, wait_for
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
-
-
-@pytest.fixture
-def worker(monkeypatch):
-    monkeypatch.setitem(app.conf, "task_always_eager", False)
-    with start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=10):
-        yield
-
-
-def wait_for(condition, seconds=20):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.1)
-    return False
 
 
 def test_the_worker_refunds_the_order_121_minutes_late_once_and_emails_the_buyer(

@@ -7,10 +7,8 @@ import time
 
 import pytest
 import time_machine
-from celery.contrib.testing.worker import start_worker
 from django.utils import timezone
 
-from config.celery import app
 from core.models import Notification
 from disputes.models import Intervention
 from orders.services.cancellation import order_cancel_by_buyer
@@ -18,25 +16,9 @@ from refunds.models import Refund, RefundRequest, RestaurantLedgerEntry
 from refunds.services.decisions import refund_request_approve
 from refunds.services.requests import refund_request_submit
 from refunds.tasks import retry_failed_refunds
-from tests.conftest import advance, place_order, processor_refunds
+from tests.conftest import advance, place_order, processor_refunds, wait_for
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
-
-
-@pytest.fixture
-def worker(monkeypatch):
-    monkeypatch.setitem(app.conf, "task_always_eager", False)
-    with start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=10):
-        yield
-
-
-def wait_for(condition, seconds=20):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.1)
-    return False
 
 
 def a_free_cancellation_and_an_approved_claim(buyer, restaurant, menu, agent):
