@@ -163,47 +163,39 @@ def refund_request_offer_replacement(
     items = _replacement_items(request)
     value = to_cents(sum((item.price * quantity for item, quantity in items), ZERO))
     version = request.order.policy_version
-    if policy.needs_second_approval(
+    waits = policy.needs_second_approval(
         resolution=RefundRequest.Resolution.REPLACEMENT,
         amount=value,
         threshold=version.supervisor_approval_above,
         by_person=True,
-    ):
-        refund_request_step(
-            request,
-            request.approve,
-            actor=actor,
-            role="support",
-            at=now,
-            clauses=("L-4.1", "L-6.2"),
-            message=f"A replacement order worth {value} instead of a refund. {explanation}",
-            resolution=RefundRequest.Resolution.REPLACEMENT,
-            decided_amount=value,
-            explanation=explanation,
-            decision_clauses=["L-4.1", "L-6.2"],
-            decided_by=actor,
-            needs_second_approval=True,
-        )
-        _awaiting_supervisor(request, version.supervisor_approval_above, now=now)
-    else:
-        replacement = order_place_replacement(
+    )
+    replacement = (
+        None
+        if waits
+        else order_place_replacement(
             original=request.order, items=items, actor=actor, note=explanation
         )
-        refund_request_step(
-            request,
-            request.approve,
-            actor=actor,
-            role="support",
-            at=now,
-            clauses=("L-4.1", "L-6.2"),
-            message=f"A replacement order #{replacement.pk} is on its way instead of a refund. "
-            f"{explanation}",
-            resolution=RefundRequest.Resolution.REPLACEMENT,
-            explanation=explanation,
-            decision_clauses=["L-4.1", "L-6.2"],
-            decided_by=actor,
-            replacement_order=replacement,
-        )
+    )
+    what = f"worth {value}" if waits else f"#{replacement.pk} is on its way"
+    refund_request_step(
+        request,
+        request.approve,
+        actor=actor,
+        role="support",
+        at=now,
+        clauses=("L-4.1", "L-6.2"),
+        message=f"A replacement order {what} instead of a refund. {explanation}",
+        resolution=RefundRequest.Resolution.REPLACEMENT,
+        decided_amount=value if waits else None,
+        explanation=explanation,
+        decision_clauses=["L-4.1", "L-6.2"],
+        decided_by=actor,
+        needs_second_approval=waits,
+        replacement_order=replacement,
+    )
+    if waits:
+        _awaiting_supervisor(request, version.supervisor_approval_above, now=now)
+    else:
         _tell_replacement(request, replacement)
     _close_overdue_case(request, actor=actor, now=now)
     return request
