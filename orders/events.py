@@ -5,6 +5,7 @@ from decimal import Decimal
 
 from django.utils import timezone
 
+from core.fsm import apply_transition
 from orders.models import Order, OrderEvent, is_restaurant_member
 
 
@@ -37,6 +38,40 @@ def order_event_record(
         clauses=list(clauses),
         amount=amount,
         created_at=at or timezone.now(),
+    )
+
+
+def order_step(
+    order: Order,
+    transition,
+    *,
+    actor,
+    role: str,
+    message: str,
+    clauses=(),
+    at: dt.datetime,
+    reason: str = "",
+    amount: Decimal | None = None,
+    **changes,
+) -> OrderEvent:
+    """Move an order along its state machine and put the step on its timeline (named after the
+    transition, from and to its statuses). The caller holds the order's row lock; `changes`
+    are saved with the new status."""
+    from_status = order.status
+    apply_transition(order, transition, at=at, **changes)
+    return order_event_record(
+        order=order,
+        kind=OrderEvent.Kind.TRANSITION,
+        name=transition.__name__,
+        from_status=from_status,
+        to_status=order.status,
+        actor=actor,
+        role=role,
+        message=message,
+        reason=reason,
+        clauses=clauses,
+        amount=amount,
+        at=at,
     )
 
 

@@ -9,7 +9,6 @@ from django.db import transaction
 from django.utils import timezone
 
 from core.errors import DomainError, InvalidInput
-from core.fsm import apply_transition
 from core.money import ZERO
 from core.roles import User
 from core.services import notify, notify_restaurant
@@ -17,7 +16,7 @@ from credits import services as credit_services
 from disputes.models import Intervention
 from disputes.services import intervention_resolve_for_order
 from orders import policy
-from orders.events import actor_role, by_whom, order_event_record, stepping_in
+from orders.events import actor_role, by_whom, order_event_record, order_step, stepping_in
 from orders.lock_objects import order_for_update
 from orders.models import Order, OrderEvent, is_restaurant_member, is_support
 from orders.selectors import (
@@ -78,14 +77,11 @@ def order_cancel_by_buyer(*, order_id: int, actor: User, quote: Decimal | None =
 
 
 def _request_cancellation(order, decision, *, actor, now) -> None:
-    apply_transition(order, order.request_cancellation, at=now, cancellation_fee=decision.fee)
     minutes = order.policy_version.cancellation_response_minutes
-    order_event_record(
-        order=order,
-        kind=OrderEvent.Kind.TRANSITION,
-        name="request_cancellation",
-        from_status=Order.Status.ACCEPTED,
-        to_status=order.status,
+    order_step(
+        order,
+        order.request_cancellation,
+        cancellation_fee=decision.fee,
         actor=actor,
         role=OrderEvent.Role.BUYER,
         message=f"You asked to cancel; if the restaurant agrees you get {decision.refund} back "
@@ -156,14 +152,12 @@ def order_cancellation_deny(*, order_id: int, actor: User, reason: str) -> Order
     order = _order_with_request_for_update(order_id, actor, order_transition="deny")
     now = timezone.now()
     role = actor_role(order, actor)
-    apply_transition(order, order.deny, at=now, cancellation_fee=None, cancellation_denied_at=now)
     message = f"Cancellation request denied{by_whom(role)}: {reason} The order goes on."
-    order_event_record(
-        order=order,
-        kind=OrderEvent.Kind.TRANSITION,
-        name="deny",
-        from_status=Order.Status.CANCELLATION_REQUESTED,
-        to_status=order.status,
+    order_step(
+        order,
+        order.deny,
+        cancellation_fee=None,
+        cancellation_denied_at=now,
         actor=actor,
         role=role,
         message=message,
@@ -303,19 +297,15 @@ def _cancel_and_refund(
 ) -> None:
     """Cancel, refund what is due by origin (D-7), give back promotional credit the order spent
     and tell the buyer. The refund's key is the order's, so it happens once."""
-    from_status = order.status
-    apply_transition(order, transition, at=now, **(changes or {}))
-    order_event_record(
-        order=order,
-        kind=OrderEvent.Kind.TRANSITION,
-        name=transition.__name__,
-        from_status=from_status,
-        to_status=order.status,
+    order_step(
+        order,
+        transition,
         actor=actor,
         role=role,
         message=message,
         clauses=clauses,
         at=now,
+        **(changes or {}),
     )
     if refund > ZERO:
         refund_order(

@@ -5,11 +5,10 @@ from django.utils import timezone
 from django_fsm import has_transition_perm
 
 from core.errors import DomainError, InvalidInput
-from core.fsm import apply_transition
 from core.roles import User
-from orders.events import actor_role, order_event_record, stepping_in
+from orders.events import actor_role, order_step, stepping_in
 from orders.lock_objects import order_for_update
-from orders.models import SELLER_ACTIONS, Order, OrderEvent
+from orders.models import SELLER_ACTIONS, Order
 from refunds.services.ledger import restaurant_record_sale
 
 
@@ -34,21 +33,17 @@ def order_advance(*, order_id: int, action: str, actor: User) -> Order:
             f"Cannot {action.replace('_', ' ')} an order that is {order.get_status_display()}.",
         )
     now = timezone.now()
-    from_status = order.status
-    apply_transition(order, transition_method, at=now, **_pinned_at_acceptance(order, action))
     role = actor_role(order, actor)
     stepped_in = " Support stepped in for the restaurant." if stepping_in(role) else ""
-    order_event_record(
-        order=order,
-        kind=OrderEvent.Kind.TRANSITION,
-        name=action,
-        from_status=from_status,
-        to_status=order.status,
+    order_step(
+        order,
+        transition_method,
         actor=actor,
         role=role,
         message=f"{SELLER_ACTIONS[action]}{stepped_in}",
         clauses=stepping_in(role),
         at=now,
+        **_pinned_at_acceptance(order, action),
     )
     if order.status in Order.COMPLETED_STATUSES:
         restaurant_record_sale(order)

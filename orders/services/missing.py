@@ -17,7 +17,7 @@ from core.services import notify, notify_restaurant
 from disputes.models import Intervention
 from disputes.services import intervention_open, intervention_resolve_for_order
 from orders import policy
-from orders.events import actor_role, by_whom, order_event_record, stepping_in
+from orders.events import actor_role, by_whom, order_event_record, order_step, stepping_in
 from orders.lock_objects import order_for_update, order_for_update_skip_locked
 from orders.models import Order, OrderEvent, is_support
 from orders.selectors import missing_report_facts, order_missing_give_up_at
@@ -101,14 +101,10 @@ def order_missing_locate(*, order_id: int, actor: User) -> Order:
     if not has_transition_perm(order.locate, actor):
         raise DomainError("transition_not_allowed", "Only the restaurant or support locate it.")
     now = timezone.now()
-    apply_transition(order, order.locate, at=now)
     role = actor_role(order, actor)
-    order_event_record(
-        order=order,
-        kind=OrderEvent.Kind.TRANSITION,
-        name="locate",
-        from_status=Order.Status.MISSING,
-        to_status=order.status,
+    order_step(
+        order,
+        order.locate,
         actor=actor,
         role=role,
         message=f"Located and delivered{by_whom(role)}.",
@@ -148,10 +144,9 @@ def order_missing_give_up(*, order_id: int, now: dt.datetime) -> bool:
     give_up_at = order_missing_give_up_at(order)
     if now < give_up_at:
         return False
-    apply_transition(order, order.give_up, at=now)
     minutes = order.policy_version.locate_minutes
     message = f"Not located within {minutes} minutes of the report: undeliverable."
-    _record_give_up(order, actor=None, role=OrderEvent.Role.POLICY, message=message, now=now)
+    _give_up(order, actor=None, role=OrderEvent.Role.POLICY, message=message, now=now)
     refunded = paid_facts(order).refundable
     if refunded > ZERO:
         refund_order(
@@ -203,9 +198,8 @@ def order_missing_replace(*, order_id: int, actor: User, note: str = "") -> Orde
     now = timezone.now()
     items = [(line.menu_item, line.quantity) for line in order.items.select_related("menu_item")]
     replacement = order_place_replacement(original=order, items=items, actor=actor, note=note)
-    apply_transition(order, order.give_up, at=now)
     message = f"Not located: support sent replacement order #{replacement.pk} instead."
-    _record_give_up(order, actor=actor, role=OrderEvent.Role.SUPPORT, message=message, now=now)
+    _give_up(order, actor=actor, role=OrderEvent.Role.SUPPORT, message=message, now=now)
     intervention_resolve_for_order(
         order=order,
         kind=Intervention.Kind.MISSING_ORDER,
@@ -223,18 +217,9 @@ def order_missing_replace(*, order_id: int, actor: User, note: str = "") -> Orde
     return replacement
 
 
-def _record_give_up(order: Order, *, actor, role: str, message: str, now: dt.datetime) -> None:
-    order_event_record(
-        order=order,
-        kind=OrderEvent.Kind.TRANSITION,
-        name="give_up",
-        from_status=Order.Status.MISSING,
-        to_status=order.status,
-        actor=actor,
-        role=role,
-        message=message,
-        clauses=("L-6.2",),
-        at=now,
+def _give_up(order: Order, *, actor, role: str, message: str, now: dt.datetime) -> None:
+    order_step(
+        order, order.give_up, actor=actor, role=role, message=message, clauses=("L-6.2",), at=now
     )
 
 
