@@ -2,7 +2,6 @@
 whose estimate was T0, judged at `now`."""
 
 import dataclasses
-import datetime as dt
 from decimal import Decimal as D
 
 import pytest
@@ -11,27 +10,10 @@ from refunds.policy import (
     LATE_SWEPT_STATUSES,
     LateAction,
     LateOrderFacts,
-    RefundTerms,
     late_auto_refund_decision,
     problem_reporting_open,
 )
-
-T0 = dt.datetime(2026, 11, 20, 19, 0, tzinfo=dt.UTC)
-TERMS = RefundTerms(
-    quality_window_pickup_minutes=30,
-    quality_window_delivery_minutes=60,
-    late_partial_minutes=30,
-    late_full_minutes=60,
-    late_auto_refund_minutes=120,
-    late_partial_percent=D("50"),
-    late_small_credit=D("2.00"),
-    weather_blocks_automatic=False,
-    ready_late_full_minutes=120,
-)
-
-
-def minutes(m, s=0):
-    return dt.timedelta(minutes=m, seconds=s)
+from tests.refunds.policy_terms import T0, TERMS, minutes
 
 
 def order(**overrides) -> LateOrderFacts:

@@ -36,30 +36,13 @@ from refunds.policy import (
     partial_amount,
     quality_window_closes_at,
 )
+from tests.refunds.policy_terms import T0, TERMS, minutes
 
 R = Reason
 ZERO = D("0.00")
-T0 = dt.datetime(2026, 11, 20, 19, 0, tzinfo=dt.UTC)  # estimated delivery (and delivery)
 NOW = T0 + dt.timedelta(minutes=10)
 MARGHERITA, GARLIC = 1, 2
 
-
-def minutes(m, s=0):
-    return dt.timedelta(minutes=m, seconds=s)
-
-
-# Policy version 1 (orders.models.PolicyVersion defaults).
-TERMS = RefundTerms(
-    quality_window_pickup_minutes=30,
-    quality_window_delivery_minutes=60,
-    late_partial_minutes=30,
-    late_full_minutes=60,
-    late_auto_refund_minutes=120,
-    late_partial_percent=D("50"),
-    late_small_credit=D("2.00"),
-    weather_blocks_automatic=False,
-    ready_late_full_minutes=120,
-)
 
 LINES = (
     ClaimLine(MARGHERITA, D("12.50"), 2, is_promotional=False),
