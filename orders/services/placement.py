@@ -1,5 +1,6 @@
 """Placing orders: priced by the policy (D-7), paid, and replacement orders (L-4.1, L-6.2)."""
 
+import dataclasses
 import datetime as dt
 from dataclasses import dataclass
 from decimal import Decimal
@@ -127,34 +128,39 @@ def order_checkout_charge(
         address=delivery_address,
         now=now,
     )
-    items = _validated_lines(restaurant, lines)
-    price = order_quote(
+    cart = Checkout(
         buyer=buyer,
         restaurant=restaurant,
-        items=items,
-        fulfillment=fulfillment,
-        discount_code=discount_code,
-        use_credit=use_credit,
-        now=now,
-    ).price
-    charge = ""
-    if price.amount_charged > ZERO:
-        charge = _charge_card(
-            amount=price.amount_charged,
-            idempotency_key=checkout_key,
-            description=f"lojix checkout at {restaurant.name}",
-        )
-    return Checkout(
-        buyer=buyer,
-        restaurant=restaurant,
-        items=items,
+        items=_validated_lines(restaurant, lines),
         fulfillment=fulfillment,
         delivery_address=delivery_address,
         discount_code=discount_code,
         use_credit=use_credit,
         checkout_key=checkout_key,
-        amount_charged=price.amount_charged,
-        charge=charge,
+        amount_charged=ZERO,
+        charge="",
+    )
+    amount = _checkout_quote(cart, now=now).price.amount_charged
+    charge = ""
+    if amount > ZERO:
+        charge = _charge_card(
+            amount=amount,
+            idempotency_key=checkout_key,
+            description=f"lojix checkout at {restaurant.name}",
+        )
+    return dataclasses.replace(cart, amount_charged=amount, charge=charge)
+
+
+def _checkout_quote(checkout: Checkout, *, now, for_update: bool = False) -> "Quote":
+    return order_quote(
+        buyer=checkout.buyer,
+        restaurant=checkout.restaurant,
+        items=checkout.items,
+        fulfillment=checkout.fulfillment,
+        discount_code=checkout.discount_code,
+        use_credit=checkout.use_credit,
+        now=now,
+        for_update=for_update,
     )
 
 
@@ -172,16 +178,7 @@ def order_place(*, checkout: Checkout) -> Order:
     if existing is not None:
         return existing
     now = timezone.now()
-    quote = order_quote(
-        buyer=checkout.buyer,
-        restaurant=checkout.restaurant,
-        items=checkout.items,
-        fulfillment=checkout.fulfillment,
-        discount_code=checkout.discount_code,
-        use_credit=checkout.use_credit,
-        now=now,
-        for_update=True,
-    )
+    quote = _checkout_quote(checkout, now=now, for_update=True)
     price, discount = quote.price, quote.discount
     if price.amount_charged != checkout.amount_charged:
         raise DomainError(
