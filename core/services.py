@@ -13,7 +13,17 @@ from core.models import Notification, TaskRun
 from core.outbox import outbox_enqueue
 from core.roles import User
 
-SEND_NOTIFICATION_EMAIL = "core.tasks.send_notification_email"
+SEND_NOTIFICATION_EMAILS = "core.tasks.send_notification_emails"
+# Notifications per email task: a batch (the late sweep, D-8) asks the broker for a handful of
+# tasks, not one per buyer, and a task stays well inside its time limit.
+EMAIL_TASK_CHUNK = 100
+
+
+def notification(*, user: User, title: str, body: str, order=None, url: str = "", email=True):
+    """A notification, not yet sent: `notify` sends one, `notify_many` a batch."""
+    return Notification(
+        user=user, title=title, body=body, order=order, url=url or _order_url(order), email=email
+    )
 
 
 def notify(*, user: User, title: str, body: str, order=None, url: str = "", email: bool = True):
@@ -25,12 +35,21 @@ def notify(*, user: User, title: str, body: str, order=None, url: str = "", emai
     Must be called inside `transaction.atomic()` when it emails: raises
     `OutboxNotInTransaction` otherwise. Raises no domain error.
     """
-    notification = Notification.objects.create(
-        user=user, title=title, body=body, order=order, url=url or _order_url(order), email=email
+    (sent,) = notify_many(
+        [notification(user=user, title=title, body=body, order=order, url=url, email=email)]
     )
-    if email and user.email:
-        outbox_enqueue(task=SEND_NOTIFICATION_EMAIL, kwargs={"notification_id": notification.pk})
-    return notification
+    return sent
+
+
+def notify_many(notifications: list[Notification]) -> list[Notification]:
+    """Send `notification`s as `notify` does, in one insert, with one email task per
+    `EMAIL_TASK_CHUNK` of them. Same transaction rule and errors as `notify`."""
+    Notification.objects.bulk_create(notifications)
+    emailed = [n.pk for n in notifications if n.email and n.user.email]
+    for start in range(0, len(emailed), EMAIL_TASK_CHUNK):
+        chunk = emailed[start : start + EMAIL_TASK_CHUNK]
+        outbox_enqueue(task=SEND_NOTIFICATION_EMAILS, kwargs={"notification_ids": chunk})
+    return notifications
 
 
 def notify_restaurant(restaurant, **kwargs) -> None:

@@ -40,26 +40,24 @@ def outbox_relay(
 
 
 @shared_task(autoretry_for=(OSError,), retry_backoff=True, max_retries=5)
-def send_notification_email(notification_id: int) -> bool:
-    """Email a notification once; a retry after a sent email sends nothing more.
-
-    Requested through the outbox, which delivers at least once: a second run finds
-    `emailed_at` set and sends nothing."""
-    notification = (
-        Notification.objects.select_related("user")
-        .filter(pk=notification_id, emailed_at__isnull=True)
-        .first()
+def send_notification_emails(notification_ids: list[int]) -> int:
+    """Email each notification once; returns how many were sent now. Requested through the
+    outbox, which delivers at least once: a notification with `emailed_at` set is skipped, so
+    a second run (or a retry after a mail-server error part way) sends nothing twice."""
+    due = Notification.objects.select_related("user").filter(
+        pk__in=notification_ids, emailed_at__isnull=True
     )
-    if notification is None:
-        return False
-    send_mail(
-        subject=f"lojix: {notification.title}",
-        message=_email_body(notification),
-        from_email=None,
-        recipient_list=[notification.user.email],
-    )
-    Notification.objects.filter(pk=notification_id).update(emailed_at=timezone.now())
-    return True
+    sent = 0
+    for notification in due.order_by("pk"):
+        send_mail(
+            subject=f"lojix: {notification.title}",
+            message=_email_body(notification),
+            from_email=None,
+            recipient_list=[notification.user.email],
+        )
+        Notification.objects.filter(pk=notification.pk).update(emailed_at=timezone.now())
+        sent += 1
+    return sent
 
 
 def _email_body(notification) -> str:

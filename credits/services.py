@@ -11,7 +11,7 @@ from core.roles import User
 from credits.models import CreditGrant, CreditTransaction, DiscountCode
 
 
-def credit_grant_create(
+def credit_grant(
     *,
     buyer: User,
     kind: str,
@@ -23,12 +23,10 @@ def credit_grant_create(
     refund=None,
     granted_by: User | None = None,
 ) -> CreditGrant:
-    """Give a buyer credit (`amount` in the deployment's currency), with its `grant` ledger
-    entry: promotional credit expires at `expires_at` (L-7.1), account credit never does (D-5);
-    `granted_by` is the person who decided it (None for the policy). Takes no lock (a new grant
-    has no competitor); call inside the transaction that causes it. Raises no domain error; the
-    database refuses (IntegrityError) a negative amount."""
-    grant = CreditGrant.objects.create(
+    """A grant of `amount` (deployment currency), not yet saved: promotional credit expires at
+    `expires_at` (L-7.1), account credit never does (D-5); `granted_by` is the person who
+    decided it (None for the policy)."""
+    return CreditGrant(
         buyer=buyer,
         kind=kind,
         amount=amount,
@@ -40,10 +38,31 @@ def credit_grant_create(
         refund=refund,
         granted_by=granted_by,
     )
-    CreditTransaction.objects.create(
-        grant=grant, buyer=buyer, kind=CreditTransaction.Kind.GRANT, amount=amount, order=order
-    )
+
+
+def credit_grant_create(**fields) -> CreditGrant:
+    """Give a buyer credit (the fields of `credit_grant`), with its `grant` ledger entry. Takes
+    no lock (a new grant has no competitor); call inside the transaction that causes it. Raises
+    no domain error; the database refuses (IntegrityError) a negative amount."""
+    (grant,) = credit_grants_create([credit_grant(**fields)])
     return grant
+
+
+def credit_grants_create(grants: list[CreditGrant]) -> list[CreditGrant]:
+    """Save `credit_grant`s with their `grant` ledger entries, two inserts for any number (a
+    batch of refunds, D-8). Same lock and errors as `credit_grant_create`."""
+    CreditGrant.objects.bulk_create(grants)
+    CreditTransaction.objects.bulk_create(
+        CreditTransaction(
+            grant=grant,
+            buyer_id=grant.buyer_id,
+            kind=CreditTransaction.Kind.GRANT,
+            amount=grant.amount,
+            order=grant.order,
+        )
+        for grant in grants
+    )
+    return grants
 
 
 def credit_spend(*, grant_id: int, amount: Decimal, order) -> None:

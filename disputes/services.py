@@ -41,7 +41,19 @@ def intervention_resolve_for_order(
     """Close the open case of this kind on the order, saying who did what (if there is one):
     the thing it was about was resolved, by whatever path (K-OV). `actor` None for the system.
     Call while holding the order's row lock. Raises no domain error."""
-    Intervention.objects.filter(order=order, kind=kind, status=Intervention.Status.OPEN).update(
+    interventions_resolve_for_orders(
+        order_ids=[order.pk], kind=kind, actor=actor, action=action, now=now
+    )
+
+
+def interventions_resolve_for_orders(
+    *, order_ids, kind: str, actor: User | None, action: str, now: dt.datetime
+) -> None:
+    """`intervention_resolve_for_order` for a batch of orders, in one update; the caller holds
+    their row locks."""
+    Intervention.objects.filter(
+        order_id__in=order_ids, kind=kind, status=Intervention.Status.OPEN
+    ).update(
         status=Intervention.Status.RESOLVED, resolved_by=actor, resolved_at=now, action_taken=action
     )
 

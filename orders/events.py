@@ -9,7 +9,7 @@ from core.fsm import apply_transition
 from orders.models import Order, OrderEvent, is_restaurant_member
 
 
-def order_event_record(
+def order_event(
     *,
     order: Order,
     kind: str,
@@ -24,8 +24,9 @@ def order_event_record(
     amount: Decimal | None = None,
     at: dt.datetime | None = None,
 ) -> OrderEvent:
-    """Add a line to the order's timeline: who did what, when, why, under which clauses."""
-    return OrderEvent.objects.create(
+    """A line for the order's timeline, not yet saved: `order_event_record` saves one, a batch
+    saves many with `OrderEvent.objects.bulk_create` (the late sweep, D-8)."""
+    return OrderEvent(
         order=order,
         kind=kind,
         name=name,
@@ -39,6 +40,14 @@ def order_event_record(
         amount=amount,
         created_at=at or timezone.now(),
     )
+
+
+def order_event_record(**fields) -> OrderEvent:
+    """Add a line to the order's timeline: who did what, when, why, under which clauses (the
+    fields of `order_event`)."""
+    event = order_event(**fields)
+    event.save(force_insert=True)
+    return event
 
 
 def order_step(

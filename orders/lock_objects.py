@@ -30,9 +30,16 @@ def order_for_update_skip_locked(order_id: int) -> Order | None:
     """Lock an order row for a sweep, skipping it (None) while another transaction holds it, so
     two sweeps at once never wait on each other nor act on one order twice. Call inside a
     transaction; re-check the order's state under the lock."""
-    return (
+    return next(iter(orders_for_update_skip_locked([order_id])), None)
+
+
+def orders_for_update_skip_locked(order_ids) -> list[Order]:
+    """`order_for_update_skip_locked` for a batch, in one statement (with the restaurant, the
+    buyer and the pinned policy version loaded): the orders another transaction holds are left
+    out. Call inside a transaction."""
+    return list(
         Order.objects.select_for_update(of=("self",), skip_locked=True)
-        .select_related("restaurant", "policy_version")
-        .filter(pk=order_id)
-        .first()
+        .select_related("restaurant", "policy_version", "buyer")
+        .filter(pk__in=order_ids)
+        .order_by("pk")
     )

@@ -344,11 +344,31 @@ def paid_facts(order: Order, *, excluding: Refund | None = None) -> policy.PaidF
         totals = (
             Refund.objects.filter(order=order, replaced_by__isnull=True)
             .exclude(pk=excluded)
-            .aggregate(
-                card=MoneySum("amount", filter=Q(destination=Refund.Destination.CARD)),
-                money_back=MoneySum("amount", filter=Q(destination__in=MONEY_BACK)),
-            )
+            .aggregate(**_REFUNDED_SUMS)
         )
+    return _paid(order, totals)
+
+
+def paid_facts_of(orders: list[Order]) -> dict[int, policy.PaidFacts]:
+    """`paid_facts` for a batch of orders, by order id, in one query (D-8)."""
+    totals = {
+        row["order_id"]: row
+        for row in Refund.objects.filter(order__in=orders, replaced_by__isnull=True)
+        .values("order_id")
+        .annotate(**_REFUNDED_SUMS)
+        .order_by()
+    }
+    nothing = {"card": ZERO, "money_back": ZERO}
+    return {order.pk: _paid(order, totals.get(order.pk, nothing)) for order in orders}
+
+
+_REFUNDED_SUMS = {
+    "card": MoneySum("amount", filter=Q(destination=Refund.Destination.CARD)),
+    "money_back": MoneySum("amount", filter=Q(destination__in=MONEY_BACK)),
+}
+
+
+def _paid(order: Order, totals) -> policy.PaidFacts:
     return policy.PaidFacts(
         amount_charged=order.amount_charged,
         account_credit_applied=order.account_credit_applied,
@@ -426,33 +446,64 @@ def refund_eligibility(order: Order, claim: policy.Claim, *, now) -> policy.Elig
 
 
 def order_under_force_majeure(order: Order) -> bool:
-    """Whether an open force-majeure incident covers the order (L-10): its window holds the
-    order's placed_at, and it names no restaurant (all) or the order's. One query."""
-    return (
+    """Whether an open force-majeure incident covers the order (L-10). One query."""
+    return order.pk in orders_under_force_majeure([order])
+
+
+def orders_under_force_majeure(orders: list[Order]) -> set[int]:
+    """The ids of the orders an open force-majeure incident covers (L-10): its window holds the
+    order's placed_at, and it names no restaurant (all) or the order's. One query (open
+    incidents are few)."""
+    if not orders:
+        return set()
+    incidents = list(
         Incident.objects.filter(
             kind=Incident.Kind.FORCE_MAJEURE,
             status=Incident.Status.OPEN,
-            starts_at__lte=order.placed_at,
+            starts_at__lte=max(order.placed_at for order in orders),
+        ).only("starts_at", "ends_at", "restaurant_id")
+    )
+    return {
+        order.pk
+        for order in orders
+        if any(
+            incident.starts_at <= order.placed_at
+            and (incident.ends_at is None or order.placed_at <= incident.ends_at)
+            and incident.restaurant_id in (None, order.restaurant_id)
+            for incident in incidents
         )
-        .filter(Q(ends_at__isnull=True) | Q(ends_at__gte=order.placed_at))
-        .filter(Q(restaurant__isnull=True) | Q(restaurant_id=order.restaurant_id))
-        .exists()
-    )
+    }
 
 
-def late_order_facts(order: Order) -> policy.LateOrderFacts:
-    """The order as the late sweep sees it (L-6.1, L-10): two queries (its refunds, and the
-    force-majeure incidents)."""
-    return policy.LateOrderFacts(
-        fulfillment=order.fulfillment,
-        status=order.status,
-        estimated_delivery_at=order.estimated_delivery_at,
-        delivered_at=order.delivered_at,
-        delay_cause=order.delay_cause,
-        refundable=paid_facts(order).refundable,
-        auto_late_refunded=order.auto_late_refunded_at is not None,
-        under_force_majeure=order_under_force_majeure(order),
-    )
+def late_orders_facts(orders: list[Order]) -> dict[int, policy.LateOrderFacts]:
+    """The orders as the late sweep sees them (L-6.1, L-10), by id: two queries for any number
+    (their refunds, and the force-majeure incidents)."""
+    paid = paid_facts_of(orders)
+    held = orders_under_force_majeure(orders)
+    return {
+        order.pk: policy.LateOrderFacts(
+            fulfillment=order.fulfillment,
+            status=order.status,
+            estimated_delivery_at=order.estimated_delivery_at,
+            delivered_at=order.delivered_at,
+            delay_cause=order.delay_cause,
+            refundable=paid[order.pk].refundable,
+            auto_late_refunded=order.auto_late_refunded_at is not None,
+            under_force_majeure=order.pk in held,
+        )
+        for order in orders
+    }
+
+
+def refundable_payments(orders: list[Order]) -> dict[int, Payment]:
+    """Each order's first succeeded charge, the one its card refunds go back to (D-7), by
+    order id, in one query; an order with none is absent."""
+    first: dict[int, Payment] = {}
+    for payment in Payment.objects.filter(
+        order__in=orders, status=Payment.Status.SUCCEEDED
+    ).order_by("created_at", "pk"):
+        first.setdefault(payment.order_id, payment)
+    return first
 
 
 def order_late_candidates(

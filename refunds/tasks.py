@@ -2,21 +2,24 @@
 
 import logging
 import time
+from collections import Counter
 
 from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
 from django.utils import timezone
 
-from core.errors import DomainError
 from core.services import task_run_recorded
 from refunds.selectors import order_late_candidates, refund_ids_due, refund_request_ids_for_sla
 from refunds.services.duplicates import duplicate_charge_settle
-from refunds.services.late import HELD, REFUNDED, late_order_auto_refund
+from refunds.services.late import HELD, REFUNDED, late_orders_auto_refund
 from refunds.services.processing import refund_process
 from refunds.services.sla import refund_request_review_sla
 
 BATCH_SIZE = 200
-LATE_SWEEP_MAX_ROWS = 5000  # per run; the next tick (a minute later) goes on
+# The late sweep locks and refunds this many orders in one transaction (a few statements each
+# batch, D-8), and looks at no more than LATE_SWEEP_MAX_ROWS a run; the next tick goes on.
+LATE_SWEEP_BATCH_SIZE = 500
+LATE_SWEEP_MAX_ROWS = 20_000
 
 logger = logging.getLogger(__name__)
 
@@ -35,10 +38,12 @@ def review_sla_sweep(batch_size: int = BATCH_SIZE) -> dict:
 
 
 @shared_task
-def process_refund(refund_id: int) -> str:
-    """Make one card refund's money movement (D-7); requested through the outbox after the
-    refund commits. Safe to run twice: the claim lease and the processor key make it once."""
-    return refund_process(refund_id=refund_id)
+def process_refunds(refund_ids: list[int]) -> dict:
+    """Make these card refunds' money movements (D-7), one after another; requested through
+    the outbox after the refunds commit. Safe to run twice, or to be delivered again after a
+    worker died part way: the claim lease and the processor key make each movement once.
+    Counts by outcome."""
+    return _outcome_counts(refund_process(refund_id=refund_id) for refund_id in refund_ids)
 
 
 @shared_task
@@ -46,11 +51,14 @@ def process_refund(refund_id: int) -> str:
 def retry_failed_refunds(batch_size: int = BATCH_SIZE) -> dict:
     """Try again the card refunds that are due: failed ones after their backoff, and pending
     ones whose first try never ran or whose worker died (D-7). Counts by outcome."""
-    outcomes: dict[str, int] = {}
-    for refund_id in refund_ids_due(now=timezone.now(), limit=batch_size):
-        outcome = refund_process(refund_id=refund_id)
-        outcomes[outcome] = outcomes.get(outcome, 0) + 1
-    return outcomes
+    return _outcome_counts(
+        refund_process(refund_id=refund_id)
+        for refund_id in refund_ids_due(now=timezone.now(), limit=batch_size)
+    )
+
+
+def _outcome_counts(outcomes) -> dict[str, int]:
+    return dict(Counter(outcomes))
 
 
 @shared_task
@@ -63,52 +71,40 @@ def settle_duplicate_charge(request_id: int) -> str:
 @shared_task(soft_time_limit=50, time_limit=55)
 @task_run_recorded
 def auto_refund_late_orders(
-    batch_size: int = BATCH_SIZE, max_rows: int = LATE_SWEEP_MAX_ROWS
+    batch_size: int = LATE_SWEEP_BATCH_SIZE, max_rows: int = LATE_SWEEP_MAX_ROWS
 ) -> dict:
     """Refund in full every delivery over its version's `late_auto_refund_minutes` late, with no
     review (L-6.1, L-3.1), on beat every minute. Reads candidates in bounded keyset batches from
-    the partial index `order_late_sweep_due`; each order is locked with SKIP LOCKED and decided
-    in its own transaction, so two sweeps at once, or a sweep and a claim, move money once.
-    Logs and returns rows looked at, acted on, skipped (by reason), held for agents, and the
-    duration in milliseconds."""
+    the partial index `order_late_sweep_due`; each batch is locked with SKIP LOCKED and decided
+    in one transaction, so two sweeps at once, or a sweep and a claim, move money once, and a
+    worker killed part way loses at most the batch in hand (rolled back; the next tick redoes
+    it). Logs and returns rows looked at, acted on, skipped (by reason), held for agents, and
+    the duration in milliseconds."""
     started, now = time.monotonic(), timezone.now()
-    counts: dict[str, int] = {}
-    held: list[int] = []
-    looked_at, after, stopped = 0, None, False
+    outcomes: dict[int, str] = {}
+    after, stopped = None, False
     try:
-        while looked_at < max_rows:
+        while len(outcomes) < max_rows:
             batch = order_late_candidates(
-                now=now, limit=min(batch_size, max_rows - looked_at), after=after
+                now=now, limit=min(batch_size, max_rows - len(outcomes)), after=after
             )
-            for _, order_id in batch:
-                outcome = _late_one(order_id, now)
-                counts[outcome] = counts.get(outcome, 0) + 1
-                held += [order_id] if outcome == HELD else []
-                looked_at += 1
+            if batch:
+                outcomes |= late_orders_auto_refund(order_ids=[pk for _, pk in batch], now=now)
             if len(batch) < batch_size:
                 break
             after = batch[-1]
     except SoftTimeLimitExceeded:
-        stopped = True  # the order in hand rolled back; the next tick goes on from the index
-    acted = counts.get(REFUNDED, 0)
+        stopped = True  # the batch in hand rolled back; the next tick goes on from the index
+    counts = Counter(outcomes.values())
+    acted = counts.pop(REFUNDED, 0)
     result = {
-        "looked_at": looked_at,
+        "looked_at": len(outcomes),
         "acted_on": acted,
-        "skipped": looked_at - acted,
-        "skipped_by_reason": {k: v for k, v in counts.items() if k != REFUNDED},
-        "held_for_agents": held,
+        "skipped": len(outcomes) - acted,
+        "skipped_by_reason": dict(counts),
+        "held_for_agents": [pk for pk, outcome in outcomes.items() if outcome == HELD],
         "stopped_at_time_limit": stopped,
         "duration_ms": round((time.monotonic() - started) * 1000, 1),
     }
     logger.info("auto_refund_late_orders", extra=result)
     return result
-
-
-def _late_one(order_id: int, now) -> str:
-    try:
-        return late_order_auto_refund(order_id=order_id, now=now)
-    except DomainError as error:
-        logger.warning(
-            "auto_refund_late_orders failed", extra={"order_id": order_id, "code": error.code}
-        )
-        return f"error:{error.code}"

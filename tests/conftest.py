@@ -128,7 +128,7 @@ def place_order(buyer, restaurant, items=None, **kwargs) -> Order:
 
 def refunds_processed() -> dict:
     """What the worker does once the deciding transaction has committed (D-7): every card
-    refund that is due goes to the processor, as `refunds.tasks.process_refund` (through the
+    refund that is due goes to the processor, as `refunds.tasks.process_refunds` (through the
     outbox) and the beat sweep run it. Returns the count per outcome."""
     return retry_failed_refunds()
 

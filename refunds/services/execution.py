@@ -3,6 +3,7 @@
 transaction; a card refund is committed pending and made by `refunds.services.processing`."""
 
 import datetime as dt
+import functools
 from decimal import Decimal
 
 from django.conf import settings
@@ -15,13 +16,17 @@ from core.money import ZERO
 from core.outbox import outbox_enqueue
 from credits import services as credit_services
 from credits.models import CreditGrant
-from orders.events import order_event_record
+from orders.events import order_event
 from orders.lock_objects import order_for_update
 from orders.models import Order, OrderEvent, Payment
 from refunds import policy
 from refunds.models import Refund
-from refunds.selectors import MONEY_BACK, paid_facts
-from refunds.services.completion import refund_message, refund_succeeded
+from refunds.selectors import MONEY_BACK, paid_facts, refundable_payments
+from refunds.services.completion import refund_message, refunds_succeeded
+
+# Card refunds per processing task: a batch (the late sweep) asks the broker for a handful of
+# tasks; each stays well inside its time limit even against a slow processor.
+PROCESS_TASK_CHUNK = 50
 
 
 @transaction.atomic
@@ -41,27 +46,32 @@ def refund_order(
     account credit (`method="account_credit"`, D-7). Repeating the call with the same key
     returns the same refunds and moves nothing more."""
     order = order_for_update(order_id)
-    keys = {d: f"{idempotency_key}:{d}" for d in MONEY_BACK}
+    keys = {d: refund_part_key(idempotency_key, d) for d in MONEY_BACK}
     existing = list(Refund.objects.filter(idempotency_key__in=keys.values()))
     if existing:
         _check_same_request(existing, amount, idempotency_key)
         return existing
     paid = paid_facts(order)
     _check_refundable(amount, paid)
-    return [
-        _create(
+    now = timezone.now()
+    rows = [
+        refund_row(
             order=order,
             amount=part.amount,
             destination=part.destination,
             idempotency_key=keys[part.destination],
+            payment=(
+                _refundable_payment(order) if part.destination == Refund.Destination.CARD else None
+            ),
             actor=actor,
-            role=role,
             reason=reason,
             clauses=clauses,
             request=request,
+            now=now,
         )
         for part in policy.split_refund(amount, paid, method=method)
     ]
+    return refunds_start(rows, actor=actor, role=role, now=now)
 
 
 @transaction.atomic
@@ -101,17 +111,21 @@ def refund_execute(
             )
     elif amount <= ZERO:
         raise InvalidInput("invalid_amount", "A refund amount must be positive.")
-    return _create(
+    now = timezone.now()
+    row = refund_row(
         order=order,
         amount=amount,
         destination=destination,
         idempotency_key=idempotency_key,
+        payment=_refundable_payment(order) if destination == Refund.Destination.CARD else None,
         actor=actor,
-        role=role,
         reason=reason,
         clauses=clauses,
         request=request,
+        now=now,
     )
+    (refund,) = refunds_start([row], actor=actor, role=role, now=now)
+    return refund
 
 
 def _check_refundable(amount: Decimal, paid: policy.PaidFacts) -> None:
@@ -133,57 +147,100 @@ def _check_same_request(existing: list[Refund], amount: Decimal, key: str) -> No
         )
 
 
-def _create(
-    *, order, amount, destination, idempotency_key, actor, role, reason, clauses, request=None
+def refund_part_key(idempotency_key: str, destination: str) -> str:
+    """The key of one destination's part of a refund split by origin (`refund_order`, D-7)."""
+    return f"{idempotency_key}:{destination}"
+
+
+def refund_row(
+    *,
+    order: Order,
+    amount: Decimal,
+    destination: str,
+    idempotency_key: str,
+    payment: Payment | None,
+    actor,
+    reason: str,
+    clauses=(),
+    request=None,
+    now: dt.datetime,
 ) -> Refund:
-    """Create the refund row. Credit moves at once, inside this transaction (it is lojix's own
-    ledger); a card refund is committed `pending` and the processor is called after commit, with
-    no transaction or lock held, by `refunds.tasks.process_refund` (D-7)."""
-    now = timezone.now()
-    dates = _expected_dates(order, destination, now)
+    """A refund of `amount` (deployment currency) to `destination`, not yet saved, with its
+    expected dates (L-4.2): a card refund `pending` against `payment`, due for the processor at
+    once; credit `succeeded` (it moves in the deciding transaction). Save with
+    `refunds_start`."""
+    dates = _expected_dates(order.policy_version, destination, timezone.localdate(now))
     is_card = destination == Refund.Destination.CARD
-    refund = Refund.objects.create(
+    return Refund(
         order=order,
         request=request,
         amount=amount,
         destination=destination,
         idempotency_key=idempotency_key,
-        payment=_refundable_payment(order) if is_card else None,
+        payment=payment,
         reason=reason,
         clauses=list(clauses),
         created_by=actor,
         created_at=now,
+        status=Refund.Status.PENDING if is_card else Refund.Status.SUCCEEDED,
+        succeeded_at=None if is_card else now,
         processor_key=idempotency_key if is_card else "",
         next_attempt_at=now if is_card else None,
         expected_processed_by=dates.processed_by,
         expected_in_bank_from=dates.in_bank_from,
         expected_in_bank_by=dates.in_bank_by,
     )
-    if not is_card:
-        _grant_credit(refund, order, now)
-        refund.status, refund.succeeded_at = Refund.Status.SUCCEEDED, now
-        refund.save(update_fields=["status", "succeeded_at"])
-        refund_succeeded(refund, actor=actor, role=role, now=now)
-        return refund
-    outbox_enqueue(task="refunds.tasks.process_refund", kwargs={"refund_id": refund.pk}, now=now)
-    order_event_record(
-        order=order,
-        kind=OrderEvent.Kind.REFUND,
-        name="refund_pending",
-        actor=actor,
-        role=role,
-        message=refund_message(refund),
-        reason=reason,
-        clauses=clauses,
-        amount=amount,
-        at=now,
-    )
-    return refund
 
 
-def _grant_credit(refund: Refund, order: Order, now: dt.datetime) -> None:
+def refunds_start(refunds: list[Refund], *, actor, role: str, now: dt.datetime) -> list[Refund]:
+    """Save `refund_row`s and start their money movements, a fixed number of statements for
+    any number of refunds: credit moves at once, inside this transaction (it is lojix's own
+    ledger: the grants, their ledger rows, the timeline, D-7); card refunds are committed
+    `pending` and the processor is called after commit, with no transaction or lock held, by
+    `refunds.tasks.process_refunds` requested through the outbox. Call inside the deciding
+    transaction, holding the orders' row locks; the caller has checked the amounts. Raises
+    IntegrityError for an idempotency key already used (the unique constraint)."""
+    Refund.objects.bulk_create(refunds)
+    credit = [r for r in refunds if r.destination != Refund.Destination.CARD]
+    card = [r for r in refunds if r.destination == Refund.Destination.CARD]
+    if credit:
+        credit_services.credit_grants_create([_credit_grant(r, now) for r in credit])
+        refunds_succeeded(credit, actor=actor, role=role, now=now)
+    if card:
+        refunds_process_requested([r.pk for r in card], now=now)
+        OrderEvent.objects.bulk_create(
+            order_event(
+                order=r.order,
+                kind=OrderEvent.Kind.REFUND,
+                name="refund_pending",
+                actor=actor,
+                role=role,
+                message=refund_message(r),
+                reason=r.reason,
+                clauses=r.clauses,
+                amount=r.amount,
+                at=now,
+            )
+            for r in card
+        )
+    return refunds
+
+
+def refunds_process_requested(refund_ids: list[int], *, now: dt.datetime) -> None:
+    """Ask a worker, through the outbox (after commit), to make these card refunds' money
+    movements: one `refunds.tasks.process_refunds` task per `PROCESS_TASK_CHUNK`."""
+    for start in range(0, len(refund_ids), PROCESS_TASK_CHUNK):
+        outbox_enqueue(
+            task="refunds.tasks.process_refunds",
+            kwargs={"refund_ids": refund_ids[start : start + PROCESS_TASK_CHUNK]},
+            now=now,
+        )
+
+
+def _credit_grant(refund: Refund, now: dt.datetime) -> CreditGrant:
     is_promo = refund.destination == Refund.Destination.PROMO_CREDIT
-    credit_services.credit_grant_create(
+    order = refund.order
+    return credit_services.credit_grant(
         buyer=order.buyer,
         kind=CreditGrant.Kind.PROMO if is_promo else CreditGrant.Kind.ACCOUNT,
         amount=refund.amount,
@@ -201,22 +258,37 @@ def _grant_credit(refund: Refund, order: Order, now: dt.datetime) -> None:
 
 
 def _refundable_payment(order: Order) -> Payment:
-    payment = order.payments.filter(status=Payment.Status.SUCCEEDED).order_by("created_at").first()
+    payment = refundable_payments([order]).get(order.pk)
     if payment is None:
-        raise DomainError("no_card_payment", "Nothing was charged to a card for this order.")
+        raise no_card_payment()
     return payment
 
 
-def _expected_dates(order: Order, destination: str, now: dt.datetime) -> policy.RefundDates:
-    version = order.policy_version
+def no_card_payment() -> DomainError:
+    return DomainError("no_card_payment", "Nothing was charged to a card for this order.")
+
+
+def _expected_dates(version, destination: str, on: dt.date) -> policy.RefundDates:
+    return _refund_dates(
+        destination,
+        on,
+        version.refund_processing_min_days,
+        version.refund_processing_max_days,
+        version.bank_processing_min_days,
+        version.bank_processing_max_days,
+        settings.LOJIX_HOLIDAY_COUNTRY,
+    )
+
+
+@functools.lru_cache(maxsize=256)
+def _refund_dates(destination, on, processing_min, processing_max, bank_min, bank_max, country):
+    """Cached: a batch of refunds made on one day shares a few sets of dates (D-8)."""
     return policy.refund_dates(
         destination=destination,
-        on=timezone.localdate(now),
-        processing_min_days=version.refund_processing_min_days,
-        processing_max_days=version.refund_processing_max_days,
-        bank_min_days=version.bank_processing_min_days,
-        bank_max_days=version.bank_processing_max_days,
-        add_business_days=lambda day, n: add_business_days(
-            day, n, country=settings.LOJIX_HOLIDAY_COUNTRY
-        ),
+        on=on,
+        processing_min_days=processing_min,
+        processing_max_days=processing_max,
+        bank_min_days=bank_min,
+        bank_max_days=bank_max,
+        add_business_days=lambda day, n: add_business_days(day, n, country=country),
     )

@@ -7,14 +7,15 @@ import datetime as dt
 
 from django.db import transaction
 
-from core.services import notify
-from orders.events import order_event_record
-from orders.lock_objects import order_for_update_skip_locked
+from core.services import notification, notify_many
+from orders.events import order_event
+from orders.lock_objects import orders_for_update_skip_locked
 from orders.models import Order, OrderEvent
 from refunds import policy
-from refunds.selectors import late_order_facts, refund_terms
+from refunds.models import Refund
+from refunds.selectors import late_orders_facts, paid_facts_of, refund_terms, refundable_payments
 from refunds.services.completion import refund_message
-from refunds.services.execution import refund_order
+from refunds.services.execution import no_card_payment, refund_part_key, refund_row, refunds_start
 
 BUSY = "busy"  # another transaction holds the order: the next tick looks again
 HELD = "held"  # force majeure: listed for agents (L-10)
@@ -22,65 +23,111 @@ REFUNDED = "refunded"
 
 
 def late_auto_refund_key(order_id: int) -> str:
-    """The refund service's idempotency key of an order's one automatic late refund (D-7)."""
+    """The refund service's idempotency key of an order's one automatic late refund (D-7); its
+    parts are `refund_part_key(key, destination)`, unique in the refunds table."""
     return f"late-auto:{order_id}"
 
 
-@transaction.atomic
 def late_order_auto_refund(*, order_id: int, now: dt.datetime) -> str:
-    """Refund one late delivery in full if the policy says so now (L-6.1, L-3.1): takes the
-    order's row lock with SKIP LOCKED (returns "busy" when another transaction holds it),
-    re-checks the order against its pinned version and, when due, refunds what is still
-    refundable back where it came from under the key `late-auto:<order id>` and tells the buyer
-    why. Returns "refunded", "held" (force majeure, L-10: agents decide) or the decision's skip
-    code ("not_late_enough", "already_refunded", "weather_blocks_automatic",
-    "nothing_to_refund", "not_swept"); a final skip (a delivered order, or one refunded) marks
-    the order `late_sweep_done_at` so the sweep no longer reads it. Raises the refund service's
-    DomainErrors (e.g. `no_card_payment`), rolling this order back."""
-    order = order_for_update_skip_locked(order_id)
-    if order is None:
-        return BUSY
-    decision = policy.late_auto_refund_decision(
-        late_order_facts(order), refund_terms(order.policy_version), now=now
-    )
-    if decision.action == policy.LateAction.HOLD:
-        return HELD
-    if decision.action == policy.LateAction.SKIP:
+    """`late_orders_auto_refund` for one order: its outcome."""
+    return late_orders_auto_refund(order_ids=[order_id], now=now)[order_id]
+
+
+@transaction.atomic
+def late_orders_auto_refund(*, order_ids: list[int], now: dt.datetime) -> dict[int, str]:
+    """Refund in full each of these late deliveries the policy says to now (L-6.1, L-3.1), in
+    one transaction and a fixed number of statements however many it refunds (D-8).
+
+    Locks the orders with SKIP LOCKED in one statement: one another transaction holds (a claim,
+    another sweep) is "busy" and left for the next tick. Each locked order is re-checked against
+    its pinned version; when due, what is still refundable goes back where it came from under
+    the key `late-auto:<order id>` (the card part `pending` for the processor, the account
+    credit part at once), the order is marked refunded and the buyer told why. Returns each
+    order's outcome: "refunded", "busy", "held" (force majeure, L-10: agents decide),
+    "error:no_card_payment" (a card part with no charge to refund: the order is left as it
+    was), or the decision's skip code ("not_late_enough", "already_refunded",
+    "weather_blocks_automatic", "nothing_to_refund", "not_swept"); a final skip marks the order
+    `late_sweep_done_at` so the sweep no longer reads it. Raises nothing for one order's
+    state."""
+    outcomes = dict.fromkeys(order_ids, BUSY)
+    orders = orders_for_update_skip_locked(order_ids)
+    facts = late_orders_facts(orders)
+    terms = {}
+    due, done = [], []
+    for order in orders:
+        version = order.policy_version
+        terms.setdefault(version.pk, refund_terms(version))
+        decision = policy.late_auto_refund_decision(facts[order.pk], terms[version.pk], now=now)
+        if decision.action == policy.LateAction.REFUND:
+            due.append((order, decision))
+            continue
+        outcomes[order.pk] = HELD if decision.action == policy.LateAction.HOLD else decision.code
         if decision.final:
-            _sweep_done(order, now=now)
-        return decision.code
-    _refund(order, decision, now=now)
-    return REFUNDED
+            done.append(order.pk)
+    refunded = _refund(due, now=now, outcomes=outcomes)
+    _sweep_done([*done, *refunded], now=now)
+    return outcomes
 
 
-def _refund(order: Order, decision: policy.LateAutoDecision, *, now: dt.datetime) -> None:
-    order_mark_auto_late_refunded(order, now=now)
-    order_event_record(
-        order=order,
-        kind=OrderEvent.Kind.REFUND,
-        name="late_auto_refund",
-        actor=None,
-        role=OrderEvent.Role.POLICY,
-        message=decision.detail,
-        clauses=decision.clauses,
-        amount=decision.amount,
-        at=now,
+def _refund(due, *, now: dt.datetime, outcomes: dict[int, str]) -> list[int]:
+    """Make the due orders' refunds together; returns the ids refunded."""
+    paid = paid_facts_of([order for order, _ in due])
+    payments = refundable_payments([order for order, _ in due])
+    rows, told = [], []
+    for order, decision in due:
+        parts = policy.split_refund(decision.amount, paid[order.pk], method="original")
+        to_card = any(part.destination == Refund.Destination.CARD for part in parts)
+        if to_card and order.pk not in payments:
+            outcomes[order.pk] = f"error:{no_card_payment().code}"
+            continue
+        order_rows = [_refund_row(order, decision, part, payments, now) for part in parts]
+        rows += order_rows
+        told.append((order, decision, order_rows))
+        outcomes[order.pk] = REFUNDED
+    refunded = [order.pk for order, _, _ in told]
+    Order.objects.filter(pk__in=refunded, auto_late_refunded_at__isnull=True).update(
+        auto_late_refunded_at=now
     )
-    refunds = refund_order(
-        order_id=order.pk,
-        amount=decision.amount,
-        method="original",
-        idempotency_key=late_auto_refund_key(order.pk),
+    OrderEvent.objects.bulk_create(
+        order_event(
+            order=order,
+            kind=OrderEvent.Kind.REFUND,
+            name="late_auto_refund",
+            actor=None,
+            role=OrderEvent.Role.POLICY,
+            message=decision.detail,
+            clauses=decision.clauses,
+            amount=decision.amount,
+            at=now,
+        )
+        for order, decision, _ in told
+    )
+    refunds_start(rows, actor=None, role=OrderEvent.Role.POLICY, now=now)
+    notify_many(
+        [
+            notification(
+                user=order.buyer,
+                title=f"Order #{order.pk}: refunded in full, {decision.minutes_late} minutes late",
+                body=" ".join([decision.detail, *(refund_message(r) for r in order_rows)]),
+                order=order,
+            )
+            for order, decision, order_rows in told
+        ]
+    )
+    return refunded
+
+
+def _refund_row(order, decision, part, payments, now):
+    return refund_row(
+        order=order,
+        amount=part.amount,
+        destination=part.destination,
+        idempotency_key=refund_part_key(late_auto_refund_key(order.pk), part.destination),
+        payment=payments.get(order.pk) if part.destination == Refund.Destination.CARD else None,
         actor=None,
-        role=OrderEvent.Role.POLICY,
         reason=f"Order #{order.pk}: {decision.minutes_late} minutes late",
         clauses=decision.clauses,
-    )
-    notify(
-        user=order.buyer,
-        title=f"Order #{order.pk}: refunded in full, {decision.minutes_late} minutes late",
-        body=" ".join([decision.detail, *(refund_message(r) for r in refunds)]),
-        order=order,
+        now=now,
     )
 
 
@@ -93,11 +140,11 @@ def order_mark_auto_late_refunded(order: Order, *, now: dt.datetime) -> None:
         auto_late_refunded_at=now
     )
     order.auto_late_refunded_at = order.auto_late_refunded_at or now
-    _sweep_done(order, now=now)
+    _sweep_done([order.pk], now=now)
 
 
-def _sweep_done(order: Order, *, now: dt.datetime) -> None:
-    """The sweep is done with the order for good: it leaves the partial index (D-8)."""
-    Order.objects.filter(pk=order.pk, late_sweep_done_at__isnull=True).update(
+def _sweep_done(order_ids: list[int], *, now: dt.datetime) -> None:
+    """The sweep is done with these orders for good: they leave the partial index (D-8)."""
+    Order.objects.filter(pk__in=order_ids, late_sweep_done_at__isnull=True).update(
         late_sweep_done_at=now
     )

@@ -18,7 +18,6 @@ from django.db import transaction
 from django.utils import timezone
 
 from core.errors import DomainError
-from core.outbox import outbox_enqueue
 from core.roles import User
 from orders.events import order_event_record
 from orders.gateway import GatewayOutcome, GatewayResult, get_gateway
@@ -28,7 +27,7 @@ from refunds import policy
 from refunds.lock_objects import refund_for_update, refund_request_for_update
 from refunds.models import Refund
 from refunds.services.completion import refund_given_up, refund_message, refund_succeeded
-from refunds.services.execution import refund_execute
+from refunds.services.execution import refund_execute, refunds_process_requested
 
 # How long a claimed refund is left to its worker before the retry sweep may take it again.
 CLAIM_LEASE = dt.timedelta(minutes=5)
@@ -132,7 +131,7 @@ def refund_retry_by_support(*, refund_id: int, actor: User) -> Refund:
     now = timezone.now()
     refund.next_attempt_at = now
     refund.save(update_fields=["next_attempt_at"])
-    outbox_enqueue(task="refunds.tasks.process_refund", kwargs={"refund_id": refund.pk}, now=now)
+    refunds_process_requested([refund.pk], now=now)
     _support_note(refund, actor, f"Support tries the refund of {refund.amount} again.", now)
     return refund
 

@@ -27,13 +27,13 @@ from core.outbox import (
     outbox_publish,
     outbox_relay_due,
 )
-from core.services import SEND_NOTIFICATION_EMAIL, notify
+from core.services import SEND_NOTIFICATION_EMAILS, notify
 from core.tasks import outbox_relay
 from orders.models import Order
 from tests.concurrency import run_concurrently
 from tests.conftest import place_order
 
-EMAIL = SEND_NOTIFICATION_EMAIL
+EMAIL = SEND_NOTIFICATION_EMAILS
 
 
 def tell(user, title: str) -> Notification:
@@ -63,7 +63,7 @@ def subjects() -> list[str]:
 @pytest.mark.django_db(transaction=True)
 def test_enqueue_outside_a_transaction_is_refused(buyer):
     with pytest.raises(OutboxNotInTransaction, match=r"inside transaction\.atomic\(\)"):
-        outbox_enqueue(task=EMAIL, kwargs={"notification_id": 1})
+        outbox_enqueue(task=EMAIL, kwargs={"notification_ids": [1]})
 
     assert not OutboxMessage.objects.exists()
 
@@ -92,8 +92,8 @@ def test_a_committed_transaction_publishes_each_row_once_and_marks_it_sent(buyer
 
     messages = list(OutboxMessage.objects.order_by("pk"))
     assert [(m.task, m.kwargs, m.attempts, m.last_error) for m in messages] == [
-        (EMAIL, {"notification_id": ada.pk}, 0, ""),
-        (EMAIL, {"notification_id": luigi.pk}, 0, ""),
+        (EMAIL, {"notification_ids": [ada.pk]}, 0, ""),
+        (EMAIL, {"notification_ids": [luigi.pk]}, 0, ""),
     ]
     assert all(m.sent_at is not None and m.sent_at >= before for m in messages)
     assert [(m.to, m.subject) for m in mail.outbox] == [
@@ -189,7 +189,7 @@ def test_backoff_doubles_from_ten_seconds_up_to_ten_minutes(attempts, seconds):
 def test_two_relays_at_once_publish_each_row_once(buyer):
     with transaction.atomic():
         OutboxMessage.objects.bulk_create(
-            OutboxMessage(task=EMAIL, kwargs={"notification_id": n.pk})
+            OutboxMessage(task=EMAIL, kwargs={"notification_ids": [n.pk]})
             for n in Notification.objects.bulk_create(
                 Notification(user=buyer, title=f"Message {i}", body="Body.") for i in range(30)
             )
@@ -358,10 +358,12 @@ def test_a_broker_outage_delays_the_emails_and_never_fails_the_cancel(
     emailed = [n for n in told if n.email]
     assert emailed, "a cancel tells the buyer"
     assert all(n.emailed_at is None for n in told)
-    waiting = [m for m in unsent() if m.task == "core.tasks.send_notification_email"]
-    assert sorted(m.kwargs["notification_id"] for m in waiting) == [n.pk for n in emailed]
+    waiting = [m for m in unsent() if m.task == "core.tasks.send_notification_emails"]
+    assert sorted(i for m in waiting for i in m.kwargs["notification_ids"]) == [
+        n.pk for n in emailed
+    ]
     # the card refund waits too: its processor call is a task request in the outbox (D-7)
-    assert [m.task for m in unsent() if m not in waiting] == ["refunds.tasks.process_refund"]
+    assert [m.task for m in unsent() if m not in waiting] == ["refunds.tasks.process_refunds"]
     assert all(m.attempts == 1 and "Connection refused" in m.last_error for m in waiting)
     assert mail.outbox == []
     assert any(

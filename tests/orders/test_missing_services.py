@@ -311,7 +311,7 @@ def test_the_sweep_gives_up_after_exactly_locate_minutes_and_refunds_in_full(
     ]
     told = Notification.objects.get(user=buyer, title=f"Order #{order.pk} refunded in full")
     assert str(order.amount_paid) in told.body
-    assert OutboxMessage.objects.filter(task="refunds.tasks.process_refund").count() == 1
+    assert OutboxMessage.objects.filter(task="refunds.tasks.process_refunds").count() == 1
 
     assert refunds_processed() == {"succeeded": 1}
     refund.refresh_from_db()

@@ -13,14 +13,14 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from core.models import Notification, OutboxMessage
-from core.services import SEND_NOTIFICATION_EMAIL
+from core.services import SEND_NOTIFICATION_EMAILS
 from disputes.models import Incident
 from orders.models import Order, OrderEvent, PolicyVersion
 from refunds import tasks
 from refunds.models import Refund, RefundRequest
 from refunds.selectors import order_late_candidates
 from refunds.services.decisions import refund_request_approve
-from refunds.services.late import late_order_auto_refund
+from refunds.services.late import late_order_auto_refund, late_orders_auto_refund
 from refunds.services.requests import refund_request_submit
 from refunds.tasks import auto_refund_late_orders
 from tests.conftest import advance, place_order, refunds_processed
@@ -75,7 +75,7 @@ def test_121_minutes_late_is_refunded_in_full_once_and_the_buyer_told_why(
         "automatically (L-6.1, L-3.1). Refund of 15.49"
     )
     assert OutboxMessage.objects.filter(
-        task=SEND_NOTIFICATION_EMAIL, kwargs={"notification_id": told.pk}
+        task=SEND_NOTIFICATION_EMAILS, kwargs={"notification_ids": [told.pk]}
     ).exists()
 
     assert refunds_processed() == {"succeeded": 1}
@@ -350,14 +350,14 @@ def test_a_sweep_stopped_by_its_time_limit_reports_it_and_the_next_tick_goes_on(
     now.move_to(max(o.estimated_delivery_at for o in orders) + dt.timedelta(minutes=121))
     calls = []
 
-    def second_call_hits_the_limit(**kwargs):
-        calls.append(kwargs["order_id"])
+    def second_batch_hits_the_limit(**kwargs):
+        calls.append(kwargs["order_ids"])
         if len(calls) == 2:
             raise SoftTimeLimitExceeded()
-        return late_order_auto_refund(**kwargs)
+        return late_orders_auto_refund(**kwargs)
 
-    monkeypatch.setattr(tasks, "late_order_auto_refund", second_call_hits_the_limit)
-    stopped = auto_refund_late_orders()
+    monkeypatch.setattr(tasks, "late_orders_auto_refund", second_batch_hits_the_limit)
+    stopped = auto_refund_late_orders(batch_size=1)
     monkeypatch.undo()
 
     assert (stopped["acted_on"], stopped["stopped_at_time_limit"]) == (1, True)
