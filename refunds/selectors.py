@@ -18,13 +18,14 @@ from django.db.models import (
     Prefetch,
     Q,
     QuerySet,
+    Subquery,
     Sum,
     Value,
 )
-from django.db.models.functions import TruncWeek
+from django.db.models.functions import Coalesce, TruncWeek
 
 from core.money import ZERO, to_cents
-from core.money_db import MoneySum
+from core.money_db import MONEY_FIELD, Cents, MoneySum
 from core.roles import SUPERVISOR
 from disputes.models import Incident
 from orders.models import (
@@ -425,18 +426,72 @@ def refund_eligibility(order: Order, claim: policy.Claim, *, now) -> policy.Elig
     return policy.claim_eligibility(claim, facts, refund_terms(order.policy_version), now=now)
 
 
-def order_under_force_majeure(order: Order) -> bool:
-    """Whether an open force-majeure incident covers the order (L-10): its window holds the
-    order's placed_at, and it names no restaurant (all) or the order's. One query."""
+def force_majeure_covering(placed_at, restaurant_id, *, incidents=None) -> QuerySet[Incident]:
+    """The open force-majeure incidents (of `incidents`, default all) that cover an order placed
+    at `placed_at` at restaurant `restaurant_id` (L-10): the window holds placed_at, and the
+    incident names no restaurant (all) or that one. Takes values, or `OuterRef`s in a subquery."""
+    incidents = Incident.objects.all() if incidents is None else incidents
     return (
-        Incident.objects.filter(
+        incidents.filter(
             kind=Incident.Kind.FORCE_MAJEURE,
             status=Incident.Status.OPEN,
-            starts_at__lte=order.placed_at,
+            starts_at__lte=placed_at,
         )
-        .filter(Q(ends_at__isnull=True) | Q(ends_at__gte=order.placed_at))
-        .filter(Q(restaurant__isnull=True) | Q(restaurant_id=order.restaurant_id))
-        .exists()
+        .filter(Q(ends_at__isnull=True) | Q(ends_at__gte=placed_at))
+        .filter(Q(restaurant__isnull=True) | Q(restaurant_id=restaurant_id))
+    )
+
+
+def order_under_force_majeure(order: Order) -> bool:
+    """Whether an open force-majeure incident covers the order (L-10). One query."""
+    return force_majeure_covering(order.placed_at, order.restaurant_id).exists()
+
+
+def order_list_held_for_agents(*, now: dt.datetime, incident: Incident | None = None) -> QuerySet:
+    """The late deliveries the automatic refund holds for agents now (L-6.1, L-10), as
+    `policy.late_auto_refund_decision` holds them, in SQL: still in the sweep's partial index
+    `order_late_sweep_due`, not refunded automatically, late (delivered_at, or `now`, minus the
+    estimate) past the pinned version's `late_auto_refund_minutes`, not a weather or traffic
+    delay the version leaves to a request, with money still to refund, and covered by an open
+    force-majeure incident (`incident`: that one). Oldest estimate first, with the restaurant
+    and the buyer, annotated `lateness` (a timedelta) and `refundable` (money). One query."""
+    incidents = None if incident is None else Incident.objects.filter(pk=incident.pk)
+    covered = force_majeure_covering(
+        OuterRef("placed_at"), OuterRef("restaurant_id"), incidents=incidents
+    )
+    refunded = (
+        Refund.objects.filter(
+            order=OuterRef("pk"), replaced_by__isnull=True, destination__in=MONEY_BACK
+        )
+        .order_by()
+        .values("order")
+        .annotate(total=Sum("amount"))
+        .values("total")
+    )
+    arrived = Coalesce("delivered_at", Value(now, output_field=DateTimeField()))
+    threshold = ExpressionWrapper(
+        F("policy_version__late_auto_refund_minutes") * Value(dt.timedelta(minutes=1)),
+        output_field=DurationField(),
+    )
+    weather = [Order.DelayCause.WEATHER, Order.DelayCause.TRAFFIC]
+    return (
+        Order.objects.filter(LATE_SWEEP_DUE, estimated_delivery_at__lt=now)
+        .filter(auto_late_refunded_at__isnull=True)
+        .exclude(delay_cause__in=weather, policy_version__weather_blocks_automatic=True)
+        .annotate(
+            lateness=ExpressionWrapper(
+                arrived - F("estimated_delivery_at"), output_field=DurationField()
+            ),
+            refundable=Cents(
+                F("amount_charged")
+                + F("account_credit_applied")
+                - Coalesce(Subquery(refunded), Value(ZERO), output_field=MONEY_FIELD)
+            ),
+        )
+        .filter(lateness__gt=threshold, refundable__gt=ZERO)
+        .filter(Exists(covered))
+        .select_related("restaurant", "buyer")
+        .order_by("estimated_delivery_at", "pk")
     )
 
 
