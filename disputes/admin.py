@@ -14,7 +14,7 @@ from django.http import HttpResponseNotAllowed
 from django.shortcuts import redirect
 from django.urls import path, reverse
 from django.utils import timezone
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 from django.utils.timesince import timesince
 
 from core.admin import ReadOnlyModelAdmin, SearchWithoutHashMixin
@@ -25,6 +25,7 @@ from orders.admin import (
     money,
 )
 from orders.selectors import order_cancellation_request_refund
+from refunds.selectors import order_list_held_for_agents
 
 ORDER_SUMMARY = (
     "order_link",
@@ -206,7 +207,8 @@ class InterventionAdmin(SearchWithoutHashMixin, admin.ModelAdmin):
 class IncidentAdmin(SearchWithoutHashMixin, ReadOnlyModelAdmin):
     """Outages, allergen investigations and force majeure (L-10), open ones first. Opened by the
     services (an allergic-reaction refund request opens an allergen investigation); supervisors
-    see them (core/roles.py)."""
+    see them (core/roles.py). A force-majeure incident lists the late deliveries it holds back
+    from the automatic refund for agents (L-10)."""
 
     list_display = (
         "id",
@@ -238,11 +240,46 @@ class IncidentAdmin(SearchWithoutHashMixin, ReadOnlyModelAdmin):
         "closed_at",
         "findings",
     )
-    readonly_fields = fields
+    readonly_fields = (*fields, "held_orders")
 
     def get_ordering(self, request):
         open_first = Case(When(status=Incident.Status.OPEN, then=Value(0)), default=Value(1))
         return [open_first.asc(), "-created_at"]
+
+    def get_fields(self, request, obj=None):
+        if obj is not None and obj.kind == Incident.Kind.FORCE_MAJEURE:
+            return (*self.fields, "held_orders")
+        return self.fields
+
+    @admin.display(description="Orders held for agents")
+    def held_orders(self, incident: Incident) -> str:
+        """The late deliveries this incident holds back from the automatic refund (L-6.1, L-10)
+        until an agent decides them, in three queries."""
+        rows = format_html_join(
+            "",
+            '<tr><td><a href="{}">{}</a></td><td>{}</td><td>{}</td><td>{}</td>'
+            "<td>{} minutes late</td><td>{}</td></tr>",
+            (
+                (
+                    reverse("admin:orders_order_change", args=[held.order.pk]),
+                    held.order,
+                    held.order.restaurant,
+                    held.order.buyer,
+                    held.order.get_status_display(),
+                    held.minutes_late,
+                    money(held.refundable),
+                )
+                for held in order_list_held_for_agents(now=timezone.now(), incident=incident)
+            ),
+        )
+        if not rows:
+            return "None: no late delivery is waiting for an agent."
+        return format_html(
+            '<table class="held-orders"><thead><tr><th>Order</th><th>Restaurant</th>'
+            "<th>Buyer</th><th>Status</th><th>Late</th><th>Still refundable</th></tr></thead>"
+            "<tbody>{}</tbody></table>",
+            rows,
+        )
 
     @admin.display(description="Order", ordering="order")
     def order_link(self, incident: Incident) -> str:

@@ -46,6 +46,7 @@ from orders.services.delays import order_set_delay_cause
 from orders.services.lifecycle import order_advance
 from orders.services.missing import order_missing_locate, order_missing_replace
 from refunds.models import Refund
+from refunds.selectors import order_list_held_for_agents
 
 # -- policy versions -----------------------------------------------------------------------
 
@@ -326,6 +327,23 @@ class OrderEventInline(ReadOnlyTabularInline):
         return super().get_queryset(request).select_related("actor")
 
 
+class HeldForAgentsFilter(admin.SimpleListFilter):
+    """The late deliveries an open force-majeure incident holds back from the automatic refund
+    for agents to decide (L-6.1, L-10)."""
+
+    title = "force majeure"
+    parameter_name = "held"
+
+    def lookups(self, request, model_admin):
+        return [("yes", "Held for agents")]
+
+    def queryset(self, request, queryset):
+        if self.value() != "yes":
+            return queryset
+        held = order_list_held_for_agents(now=timezone.now())
+        return queryset.filter(pk__in=[h.order.pk for h in held])
+
+
 @admin.register(Order)
 class OrderAdmin(admin.ModelAdmin):
     """Orders for support. Only the delivery address of a delivery order is editable; status
@@ -349,6 +367,7 @@ class OrderAdmin(admin.ModelAdmin):
         "placed_at",
         "delivered_at",
         "policy_version",
+        HeldForAgentsFilter,
     )
     search_fields = (
         "id__exact",

@@ -804,15 +804,7 @@ def late_auto_refund_decision(
             "Delayed by weather or traffic; this policy version leaves it to a request.",
             ("L-3.3", "L-6.1"),
         )
-    if order.under_force_majeure:
-        return _late_decision(
-            order,
-            LateAction.HOLD,
-            "force_majeure",
-            minutes,
-            "Force majeure: the automatic refund pauses and support decides.",
-            ("L-10",),
-        )
+    # An order refunded in full leaves nothing for agents to decide: not held (L-10).
     if order.refundable <= ZERO:
         return _late_decision(
             order,
@@ -821,6 +813,15 @@ def late_auto_refund_decision(
             minutes,
             "Already refunded in full.",
             ("L-7.2",),
+        )
+    if order.under_force_majeure:
+        return _late_decision(
+            order,
+            LateAction.HOLD,
+            "force_majeure",
+            minutes,
+            "Force majeure: the automatic refund pauses and support decides.",
+            ("L-10",),
         )
     return LateAutoDecision(
         LateAction.REFUND,

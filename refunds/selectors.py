@@ -445,34 +445,78 @@ def refund_eligibility(order: Order, claim: policy.Claim, *, now) -> policy.Elig
     return policy.claim_eligibility(claim, facts, refund_terms(order.policy_version), now=now)
 
 
+def force_majeure_covering(placed_at, restaurant_id, *, incidents=None) -> QuerySet[Incident]:
+    """The open force-majeure incidents (of `incidents`, default all) that cover an order placed
+    at `placed_at` at restaurant `restaurant_id` (L-10): the window holds placed_at, and the
+    incident names no restaurant (all) or that one. Takes values, or `OuterRef`s in a subquery."""
+    incidents = Incident.objects.all() if incidents is None else incidents
+    return (
+        incidents.filter(
+            kind=Incident.Kind.FORCE_MAJEURE,
+            status=Incident.Status.OPEN,
+            starts_at__lte=placed_at,
+        )
+        .filter(Q(ends_at__isnull=True) | Q(ends_at__gte=placed_at))
+        .filter(Q(restaurant__isnull=True) | Q(restaurant_id=restaurant_id))
+    )
+
+
 def order_under_force_majeure(order: Order) -> bool:
     """Whether an open force-majeure incident covers the order (L-10). One query."""
     return order.pk in orders_under_force_majeure([order])
 
 
 def orders_under_force_majeure(orders: list[Order]) -> set[int]:
-    """The ids of the orders an open force-majeure incident covers (L-10): its window holds the
-    order's placed_at, and it names no restaurant (all) or the order's. One query (open
-    incidents are few)."""
-    if not orders:
-        return set()
-    incidents = list(
-        Incident.objects.filter(
-            kind=Incident.Kind.FORCE_MAJEURE,
-            status=Incident.Status.OPEN,
-            starts_at__lte=max(order.placed_at for order in orders),
-        ).only("starts_at", "ends_at", "restaurant_id")
+    """The ids of the orders an open force-majeure incident covers (L-10), in one query."""
+    covered = force_majeure_covering(OuterRef("placed_at"), OuterRef("restaurant_id"))
+    ids = [order.pk for order in orders]
+    return set(
+        Order.objects.filter(pk__in=ids).filter(Exists(covered)).values_list("pk", flat=True)
     )
-    return {
-        order.pk
-        for order in orders
-        if any(
-            incident.starts_at <= order.placed_at
-            and (incident.ends_at is None or order.placed_at <= incident.ends_at)
-            and incident.restaurant_id in (None, order.restaurant_id)
-            for incident in incidents
+
+
+@dataclass(frozen=True)
+class HeldOrder:
+    """A late delivery the automatic refund holds for agents (L-10), as the policy decided it."""
+
+    order: Order
+    minutes_late: int
+    refundable: Decimal
+
+
+def order_list_held_for_agents(
+    *, now: dt.datetime, incident: Incident | None = None, limit: int = 200
+) -> list[HeldOrder]:
+    """The late deliveries the automatic refund holds for agents now (L-6.1, L-10): of the
+    sweep's candidates (its partial index `order_late_sweep_due`) covered by an open
+    force-majeure incident (`incident`: that one), those `policy.late_auto_refund_decision`
+    holds, oldest estimate first, at most `limit`, with the restaurant and the buyer. Three
+    queries (the candidates, their refunds, the incidents)."""
+    incidents = None if incident is None else Incident.objects.filter(pk=incident.pk)
+    covered = force_majeure_covering(
+        OuterRef("placed_at"), OuterRef("restaurant_id"), incidents=incidents
+    )
+    orders = list(
+        Order.objects.filter(LATE_SWEEP_DUE, estimated_delivery_at__lt=now)
+        .filter(Exists(covered))
+        .select_related("restaurant", "buyer", "policy_version")
+        .order_by("estimated_delivery_at", "pk")[:limit]
+    )
+    facts = late_orders_facts(orders)
+    decisions = (
+        (
+            order,
+            policy.late_auto_refund_decision(
+                facts[order.pk], refund_terms(order.policy_version), now=now
+            ),
         )
-    }
+        for order in orders
+    )
+    return [
+        HeldOrder(order, decision.minutes_late, facts[order.pk].refundable)
+        for order, decision in decisions
+        if decision.action == policy.LateAction.HOLD
+    ]
 
 
 def late_orders_facts(orders: list[Order]) -> dict[int, policy.LateOrderFacts]:

@@ -112,6 +112,12 @@ TABLE = [
         (LateAction.HOLD, "force_majeure", "0", ("L-10",)),
         id="force-majeure-held-for-agents",
     ),
+    pytest.param(
+        order(under_force_majeure=True, refundable=D("0.00")),
+        minutes(300),
+        (LateAction.SKIP, "nothing_to_refund", "0", ("L-7.2",)),
+        id="force-majeure-but-refunded-in-full-not-held",
+    ),
 ]
 
 
