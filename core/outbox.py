@@ -64,34 +64,58 @@ def outbox_enqueue(*, task: str, kwargs: dict, now: dt.datetime | None = None) -
     After commit the message is published by `outbox_relay_committed`, which never raises;
     whatever it could not publish is left to the `core.tasks.outbox_relay` beat task.
     """
-    if not transaction.get_connection().in_atomic_block:
-        raise OutboxNotInTransaction()
-    now = now or timezone.now()
-    message = OutboxMessage.objects.create(
-        task=task, kwargs=kwargs, created_at=now, available_at=now
-    )
-    # One callback per row: Django drops the callbacks of a rolled-back savepoint with it, and
-    # tests capture callbacks by position, so a shared per-transaction callback could be lost.
-    transaction.on_commit(lambda: outbox_relay_committed(message=message), robust=True)
+    (message,) = outbox_enqueue_many(task=task, kwargs_list=[kwargs], now=now)
     return message
 
 
-def outbox_relay_committed(*, message: OutboxMessage) -> RelayResult:
-    """Publish a message its transaction just committed, unless another relay claimed it first.
+def outbox_enqueue_many(
+    *, task: str, kwargs_list: list[dict], now: dt.datetime | None = None
+) -> list[OutboxMessage]:
+    """`outbox_enqueue` for several requests of one task (a batch, D-8): one insert, and one
+    relay after commit that claims and marks them together. Same transaction rule and
+    errors."""
+    if not transaction.get_connection().in_atomic_block:
+        raise OutboxNotInTransaction()
+    now = now or timezone.now()
+    messages = OutboxMessage.objects.bulk_create(
+        OutboxMessage(task=task, kwargs=kwargs, created_at=now, available_at=now)
+        for kwargs in kwargs_list
+    )
+    # One callback per call: Django drops the callbacks of a rolled-back savepoint with it, and
+    # tests capture callbacks by position, so a shared per-transaction callback could be lost.
+    transaction.on_commit(lambda: outbox_relay_committed(messages=messages), robust=True)
+    return messages
 
-    Never raises: a broker failure is logged as a warning and the row stays unsent, due at
-    once, for the beat relay. Runs in autocommit mode after the commit; takes no lock beyond
-    the single-row `UPDATE` that claims it (it matches only while `available_at` is still the
-    value written, which a beat relay's claim changes).
+
+def outbox_relay_committed(*, messages: list[OutboxMessage]) -> RelayResult:
+    """Publish messages their transaction just committed, except those another relay claimed
+    first.
+
+    Never raises: a broker failure is logged as a warning and the rows stay unsent, due at
+    once, for the beat relay. Runs after the commit, in one short transaction that claims the
+    rows (`SKIP LOCKED`, and only while `available_at` is still the value written, which a
+    beat relay's claim changes), then publishes with no lock held and marks them sent in one
+    statement.
     """
     try:
         now = timezone.now()
-        claimed = OutboxMessage.objects.filter(
-            pk=message.pk, sent_at__isnull=True, available_at=message.available_at
-        ).update(available_at=now + dt.timedelta(seconds=CLAIM_SECONDS))
+        with transaction.atomic():
+            claimed = set(
+                OutboxMessage.objects.select_for_update(skip_locked=True)
+                .filter(
+                    pk__in=[m.pk for m in messages],
+                    sent_at__isnull=True,
+                    available_at=messages[0].available_at,
+                )
+                .values_list("pk", flat=True)
+            )
+            OutboxMessage.objects.filter(pk__in=claimed).update(
+                available_at=now + dt.timedelta(seconds=CLAIM_SECONDS)
+            )
         if not claimed:
             return RelayResult()
-        result = _publish([message], now=now, retry_at=lambda _message: now)
+        mine = [m for m in messages if m.pk in claimed]
+        result = _publish(mine, now=now, retry_at=lambda _message: now)
     except Exception:
         logger.warning(
             "outbox: relay after commit failed; the beat relay will retry", exc_info=True

@@ -10,7 +10,7 @@ from django.db import DatabaseError
 from django.utils import timezone
 
 from core.models import Notification, TaskRun
-from core.outbox import outbox_enqueue
+from core.outbox import outbox_enqueue_many
 from core.roles import User
 
 SEND_NOTIFICATION_EMAILS = "core.tasks.send_notification_emails"
@@ -46,9 +46,14 @@ def notify_many(notifications: list[Notification]) -> list[Notification]:
     `EMAIL_TASK_CHUNK` of them. Same transaction rule and errors as `notify`."""
     Notification.objects.bulk_create(notifications)
     emailed = [n.pk for n in notifications if n.email and n.user.email]
-    for start in range(0, len(emailed), EMAIL_TASK_CHUNK):
-        chunk = emailed[start : start + EMAIL_TASK_CHUNK]
-        outbox_enqueue(task=SEND_NOTIFICATION_EMAILS, kwargs={"notification_ids": chunk})
+    if emailed:
+        outbox_enqueue_many(
+            task=SEND_NOTIFICATION_EMAILS,
+            kwargs_list=[
+                {"notification_ids": emailed[start : start + EMAIL_TASK_CHUNK]}
+                for start in range(0, len(emailed), EMAIL_TASK_CHUNK)
+            ],
+        )
     return notifications
 
 

@@ -35,7 +35,9 @@ def credit_grant(
         source=source,
         reason=reason,
         order=order,
-        refund=refund,
+        # By id: assigning the instance would cache the grant on the refund too, a reference
+        # cycle that keeps a whole batch of refunds alive until the next full collection.
+        refund_id=refund.pk if refund is not None else None,
         granted_by=granted_by,
     )
 

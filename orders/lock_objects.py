@@ -1,7 +1,7 @@
 """Row locks for orders, always taken first: order, then request, then refund (D-3)."""
 
 from core.errors import DomainError
-from orders.models import Order, Restaurant
+from orders.models import Order, PolicyVersion, Restaurant
 
 
 def order_for_update(order_id: int, *, buyer=None) -> Order:
@@ -30,16 +30,25 @@ def order_for_update_skip_locked(order_id: int) -> Order | None:
     """Lock an order row for a sweep, skipping it (None) while another transaction holds it, so
     two sweeps at once never wait on each other nor act on one order twice. Call inside a
     transaction; re-check the order's state under the lock."""
-    return next(iter(orders_for_update_skip_locked([order_id])), None)
+    return (
+        Order.objects.select_for_update(of=("self",), skip_locked=True)
+        .select_related("restaurant", "policy_version")
+        .filter(pk=order_id)
+        .first()
+    )
 
 
 def orders_for_update_skip_locked(order_ids) -> list[Order]:
-    """`order_for_update_skip_locked` for a batch, in one statement (with the restaurant, the
-    buyer and the pinned policy version loaded): the orders another transaction holds are left
-    out. Call inside a transaction."""
-    return list(
+    """`order_for_update_skip_locked` for a batch (D-8): the orders another transaction holds
+    are left out. Two statements however many: the rows (with the buyer), then their few policy
+    versions, shared between the orders that pin each. Call inside a transaction."""
+    orders = list(
         Order.objects.select_for_update(of=("self",), skip_locked=True)
-        .select_related("restaurant", "policy_version", "buyer")
+        .select_related("buyer")
         .filter(pk__in=order_ids)
         .order_by("pk")
     )
+    versions = PolicyVersion.objects.in_bulk({order.policy_version_id for order in orders})
+    for order in orders:
+        order.policy_version = versions[order.policy_version_id]
+    return orders

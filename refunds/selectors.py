@@ -491,7 +491,7 @@ def order_list_held_for_agents(
     sweep's candidates (its partial index `order_late_sweep_due`) covered by an open
     force-majeure incident (`incident`: that one), those `policy.late_auto_refund_decision`
     holds, oldest estimate first, at most `limit`, with the restaurant and the buyer. Three
-    queries (the candidates, their refunds, the incidents)."""
+    queries (the candidates, their refunds, the force-majeure incidents)."""
     incidents = None if incident is None else Incident.objects.filter(pk=incident.pk)
     covered = force_majeure_covering(
         OuterRef("placed_at"), OuterRef("restaurant_id"), incidents=incidents
@@ -502,7 +502,7 @@ def order_list_held_for_agents(
         .select_related("restaurant", "buyer", "policy_version")
         .order_by("estimated_delivery_at", "pk")[:limit]
     )
-    facts = late_orders_facts(orders)
+    facts = late_orders_facts(orders, paid_facts_of(orders))
     decisions = (
         (
             order,
@@ -519,10 +519,11 @@ def order_list_held_for_agents(
     ]
 
 
-def late_orders_facts(orders: list[Order]) -> dict[int, policy.LateOrderFacts]:
-    """The orders as the late sweep sees them (L-6.1, L-10), by id: two queries for any number
-    (their refunds, and the force-majeure incidents)."""
-    paid = paid_facts_of(orders)
+def late_orders_facts(
+    orders: list[Order], paid: dict[int, policy.PaidFacts]
+) -> dict[int, policy.LateOrderFacts]:
+    """The orders as the late sweep sees them (L-6.1, L-10), by id, from their `paid_facts_of`:
+    one query for any number (the force-majeure incidents)."""
     held = orders_under_force_majeure(orders)
     return {
         order.pk: policy.LateOrderFacts(
@@ -539,14 +540,16 @@ def late_orders_facts(orders: list[Order]) -> dict[int, policy.LateOrderFacts]:
     }
 
 
-def refundable_payments(orders: list[Order]) -> dict[int, Payment]:
-    """Each order's first succeeded charge, the one its card refunds go back to (D-7), by
-    order id, in one query; an order with none is absent."""
-    first: dict[int, Payment] = {}
-    for payment in Payment.objects.filter(
-        order__in=orders, status=Payment.Status.SUCCEEDED
-    ).order_by("created_at", "pk"):
-        first.setdefault(payment.order_id, payment)
+def refundable_payment_ids(orders: list[Order]) -> dict[int, int]:
+    """Each order's first succeeded charge, the one its card refunds go back to (D-7), as
+    {order id: payment id}, in one query; an order with none is absent."""
+    first: dict[int, int] = {}
+    for order_id, payment_id in (
+        Payment.objects.filter(order__in=orders, status=Payment.Status.SUCCEEDED)
+        .order_by("created_at", "pk")
+        .values_list("order_id", "pk")
+    ):
+        first.setdefault(order_id, payment_id)
     return first
 
 

@@ -20,6 +20,7 @@ BATCH_SIZE = 200
 # batch, D-8), and looks at no more than LATE_SWEEP_MAX_ROWS a run; the next tick goes on.
 LATE_SWEEP_BATCH_SIZE = 500
 LATE_SWEEP_MAX_ROWS = 20_000
+HELD_LISTED = 100  # held order ids a run reports; the counts cover them all
 
 logger = logging.getLogger(__name__)
 
@@ -81,28 +82,32 @@ def auto_refund_late_orders(
     it). Logs and returns rows looked at, acted on, skipped (by reason), held for agents, and
     the duration in milliseconds."""
     started, now = time.monotonic(), timezone.now()
-    outcomes: dict[int, str] = {}
-    after, stopped = None, False
+    counts: Counter[str] = Counter()
+    held: list[int] = []  # the first HELD_LISTED; admin lists them all (Incident, Order filter)
+    looked_at, after, stopped = 0, None, False
     try:
-        while len(outcomes) < max_rows:
+        while looked_at < max_rows:
             batch = order_late_candidates(
-                now=now, limit=min(batch_size, max_rows - len(outcomes)), after=after
+                now=now, limit=min(batch_size, max_rows - looked_at), after=after
             )
             if batch:
-                outcomes |= late_orders_auto_refund(order_ids=[pk for _, pk in batch], now=now)
+                outcomes = late_orders_auto_refund(order_ids=[pk for _, pk in batch], now=now)
+                counts.update(outcomes.values())
+                held += [pk for pk, outcome in outcomes.items() if outcome == HELD]
+                del held[HELD_LISTED:]
+                looked_at += len(batch)
             if len(batch) < batch_size:
                 break
             after = batch[-1]
     except SoftTimeLimitExceeded:
         stopped = True  # the batch in hand rolled back; the next tick goes on from the index
-    counts = Counter(outcomes.values())
     acted = counts.pop(REFUNDED, 0)
     result = {
-        "looked_at": len(outcomes),
+        "looked_at": looked_at,
         "acted_on": acted,
-        "skipped": len(outcomes) - acted,
+        "skipped": looked_at - acted,
         "skipped_by_reason": dict(counts),
-        "held_for_agents": [pk for pk, outcome in outcomes.items() if outcome == HELD],
+        "held_for_agents": held,
         "stopped_at_time_limit": stopped,
         "duration_ms": round((time.monotonic() - started) * 1000, 1),
     }

@@ -13,15 +13,15 @@ from django.utils import timezone
 from core.business_days import add_business_days
 from core.errors import DomainError, InvalidInput
 from core.money import ZERO
-from core.outbox import outbox_enqueue
+from core.outbox import outbox_enqueue_many
 from credits import services as credit_services
 from credits.models import CreditGrant
 from orders.events import order_event
 from orders.lock_objects import order_for_update
-from orders.models import Order, OrderEvent, Payment
+from orders.models import Order, OrderEvent
 from refunds import policy
 from refunds.models import Refund
-from refunds.selectors import MONEY_BACK, paid_facts, refundable_payments
+from refunds.selectors import MONEY_BACK, paid_facts, refundable_payment_ids
 from refunds.services.completion import refund_message, refunds_succeeded
 
 # Card refunds per processing task: a batch (the late sweep) asks the broker for a handful of
@@ -60,9 +60,7 @@ def refund_order(
             amount=part.amount,
             destination=part.destination,
             idempotency_key=keys[part.destination],
-            payment=(
-                _refundable_payment(order) if part.destination == Refund.Destination.CARD else None
-            ),
+            payment_id=_card_payment_id(order, part.destination),
             actor=actor,
             reason=reason,
             clauses=clauses,
@@ -117,7 +115,7 @@ def refund_execute(
         amount=amount,
         destination=destination,
         idempotency_key=idempotency_key,
-        payment=_refundable_payment(order) if destination == Refund.Destination.CARD else None,
+        payment_id=_card_payment_id(order, destination),
         actor=actor,
         reason=reason,
         clauses=clauses,
@@ -158,7 +156,7 @@ def refund_row(
     amount: Decimal,
     destination: str,
     idempotency_key: str,
-    payment: Payment | None,
+    payment_id: int | None,
     actor,
     reason: str,
     clauses=(),
@@ -166,8 +164,8 @@ def refund_row(
     now: dt.datetime,
 ) -> Refund:
     """A refund of `amount` (deployment currency) to `destination`, not yet saved, with its
-    expected dates (L-4.2): a card refund `pending` against `payment`, due for the processor at
-    once; credit `succeeded` (it moves in the deciding transaction). Save with
+    expected dates (L-4.2): a card refund `pending` against charge `payment_id`, due for the
+    processor at once; credit `succeeded` (it moves in the deciding transaction). Save with
     `refunds_start`."""
     dates = _expected_dates(order.policy_version, destination, timezone.localdate(now))
     is_card = destination == Refund.Destination.CARD
@@ -177,7 +175,7 @@ def refund_row(
         amount=amount,
         destination=destination,
         idempotency_key=idempotency_key,
-        payment=payment,
+        payment_id=payment_id,
         reason=reason,
         clauses=list(clauses),
         created_by=actor,
@@ -229,12 +227,14 @@ def refunds_start(refunds: list[Refund], *, actor, role: str, now: dt.datetime) 
 def refunds_process_requested(refund_ids: list[int], *, now: dt.datetime) -> None:
     """Ask a worker, through the outbox (after commit), to make these card refunds' money
     movements: one `refunds.tasks.process_refunds` task per `PROCESS_TASK_CHUNK`."""
-    for start in range(0, len(refund_ids), PROCESS_TASK_CHUNK):
-        outbox_enqueue(
-            task="refunds.tasks.process_refunds",
-            kwargs={"refund_ids": refund_ids[start : start + PROCESS_TASK_CHUNK]},
-            now=now,
-        )
+    outbox_enqueue_many(
+        task="refunds.tasks.process_refunds",
+        kwargs_list=[
+            {"refund_ids": refund_ids[start : start + PROCESS_TASK_CHUNK]}
+            for start in range(0, len(refund_ids), PROCESS_TASK_CHUNK)
+        ],
+        now=now,
+    )
 
 
 def _credit_grant(refund: Refund, now: dt.datetime) -> CreditGrant:
@@ -257,11 +257,14 @@ def _credit_grant(refund: Refund, now: dt.datetime) -> CreditGrant:
     )
 
 
-def _refundable_payment(order: Order) -> Payment:
-    payment = refundable_payments([order]).get(order.pk)
-    if payment is None:
+def _card_payment_id(order: Order, destination: str) -> int | None:
+    """The charge a card refund goes back to (none for credit); raises `no_card_payment`."""
+    if destination != Refund.Destination.CARD:
+        return None
+    payment_id = refundable_payment_ids([order]).get(order.pk)
+    if payment_id is None:
         raise no_card_payment()
-    return payment
+    return payment_id
 
 
 def no_card_payment() -> DomainError:

@@ -13,7 +13,7 @@ from orders.lock_objects import orders_for_update_skip_locked
 from orders.models import Order, OrderEvent
 from refunds import policy
 from refunds.models import Refund
-from refunds.selectors import late_orders_facts, paid_facts_of, refund_terms, refundable_payments
+from refunds.selectors import late_orders_facts, paid_facts_of, refund_terms, refundable_payment_ids
 from refunds.services.completion import refund_message
 from refunds.services.execution import no_card_payment, refund_part_key, refund_row, refunds_start
 
@@ -51,7 +51,8 @@ def late_orders_auto_refund(*, order_ids: list[int], now: dt.datetime) -> dict[i
     state."""
     outcomes = dict.fromkeys(order_ids, BUSY)
     orders = orders_for_update_skip_locked(order_ids)
-    facts = late_orders_facts(orders)
+    paid = paid_facts_of(orders)
+    facts = late_orders_facts(orders, paid)
     terms = {}
     due, done = [], []
     for order in orders:
@@ -64,15 +65,14 @@ def late_orders_auto_refund(*, order_ids: list[int], now: dt.datetime) -> dict[i
         outcomes[order.pk] = HELD if decision.action == policy.LateAction.HOLD else decision.code
         if decision.final:
             done.append(order.pk)
-    refunded = _refund(due, now=now, outcomes=outcomes)
-    _sweep_done([*done, *refunded], now=now)
+    _refund(due, paid, now=now, outcomes=outcomes)
+    _sweep_done(done, now=now)
     return outcomes
 
 
-def _refund(due, *, now: dt.datetime, outcomes: dict[int, str]) -> list[int]:
-    """Make the due orders' refunds together; returns the ids refunded."""
-    paid = paid_facts_of([order for order, _ in due])
-    payments = refundable_payments([order for order, _ in due])
+def _refund(due, paid, *, now: dt.datetime, outcomes: dict[int, str]) -> None:
+    """Make the due orders' refunds together."""
+    payments = refundable_payment_ids([order for order, _ in due])
     rows, told = [], []
     for order, decision in due:
         parts = policy.split_refund(decision.amount, paid[order.pk], method="original")
@@ -84,10 +84,7 @@ def _refund(due, *, now: dt.datetime, outcomes: dict[int, str]) -> list[int]:
         rows += order_rows
         told.append((order, decision, order_rows))
         outcomes[order.pk] = REFUNDED
-    refunded = [order.pk for order, _, _ in told]
-    Order.objects.filter(pk__in=refunded, auto_late_refunded_at__isnull=True).update(
-        auto_late_refunded_at=now
-    )
+    orders_mark_auto_late_refunded([order.pk for order, _, _ in told], now=now)
     OrderEvent.objects.bulk_create(
         order_event(
             order=order,
@@ -114,7 +111,6 @@ def _refund(due, *, now: dt.datetime, outcomes: dict[int, str]) -> list[int]:
             for order, decision, order_rows in told
         ]
     )
-    return refunded
 
 
 def _refund_row(order, decision, part, payments, now):
@@ -123,7 +119,7 @@ def _refund_row(order, decision, part, payments, now):
         amount=part.amount,
         destination=part.destination,
         idempotency_key=refund_part_key(late_auto_refund_key(order.pk), part.destination),
-        payment=payments.get(order.pk) if part.destination == Refund.Destination.CARD else None,
+        payment_id=payments.get(order.pk) if part.destination == Refund.Destination.CARD else None,
         actor=None,
         reason=f"Order #{order.pk}: {decision.minutes_late} minutes late",
         clauses=decision.clauses,
@@ -134,17 +130,23 @@ def _refund_row(order, decision, part, payments, now):
 def order_mark_auto_late_refunded(order: Order, *, now: dt.datetime) -> None:
     """Record that the order's one automatic late refund is made (L-6.1), by the sweep or by an
     automatic late claim, so neither makes another; the field is set once (a guarded update)
-    and only on a delivery (check constraint `order_auto_late_refund_delivery_only`). Call
-    while holding the order's row lock. Raises nothing."""
-    Order.objects.filter(pk=order.pk, auto_late_refunded_at__isnull=True).update(
-        auto_late_refunded_at=now
-    )
+    and only on a delivery (check constraint `order_auto_late_refund_delivery_only`); the sweep
+    is then done with the order. Call while holding the order's row lock. Raises nothing."""
+    orders_mark_auto_late_refunded([order.pk], now=now)
     order.auto_late_refunded_at = order.auto_late_refunded_at or now
-    _sweep_done([order.pk], now=now)
+
+
+def orders_mark_auto_late_refunded(order_ids: list[int], *, now: dt.datetime) -> None:
+    """`order_mark_auto_late_refunded` for a batch, in one statement."""
+    Order.objects.filter(pk__in=order_ids, auto_late_refunded_at__isnull=True).update(
+        auto_late_refunded_at=now, late_sweep_done_at=now
+    )
 
 
 def _sweep_done(order_ids: list[int], *, now: dt.datetime) -> None:
     """The sweep is done with these orders for good: they leave the partial index (D-8)."""
+    if not order_ids:
+        return
     Order.objects.filter(pk__in=order_ids, late_sweep_done_at__isnull=True).update(
         late_sweep_done_at=now
     )

@@ -17,8 +17,6 @@ import sys
 import time
 import tracemalloc
 import uuid
-from collections.abc import Callable
-from dataclasses import dataclass
 from decimal import Decimal
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.test")
@@ -41,6 +39,18 @@ from credits.tasks import expire_credits
 from orders.models import Order
 from orders.services.lifecycle import order_advance
 from orders.services.placement import LineRequest, order_checkout
+from tests.bench.figures import (
+    BENCHMARKS,
+    Figure,
+    all_equal,
+    benchmark,
+    check,
+    note,
+    ratio_at_least,
+    ratio_at_most,
+    timed,
+)
+from tests.bench.late_sweep import LATE_SWEEP_BENCHMARKS
 from tests.bench.urls import MINIMAL_PATH
 from tests.factories import DiscountCodeFactory, MenuItemFactory, RestaurantFactory, UserFactory
 
@@ -73,40 +83,6 @@ BASELINE_PER_REQUEST = 3  # minimal-view requests after each page request
 QUERY_COUNT_SCALES = (1, 10, 100)
 
 User = get_user_model()
-
-
-@dataclass(frozen=True)
-class Figure:
-    name: str
-    value: str
-    threshold: str
-    ok: bool
-
-
-def ratio_at_most(name: str, value: float, limit: float) -> Figure:
-    return Figure(name, f"{value:.2f}x", f"<= {limit:g}x", value <= limit)
-
-
-def ratio_at_least(name: str, value: float, limit: float) -> Figure:
-    return Figure(name, f"{value:.3f}x", f">= {limit:g}x", value >= limit)
-
-
-def all_equal(name: str, counts: list[int], scales) -> Figure:
-    label = "/".join(str(scale) for scale in scales)
-    return Figure(
-        name,
-        " / ".join(str(count) for count in counts),
-        f"equal at {label}",
-        len(set(counts)) == 1,
-    )
-
-
-BENCHMARKS: list[Callable[[], list[Figure]]] = []
-
-
-def benchmark(function: Callable[[], list[Figure]]) -> Callable[[], list[Figure]]:
-    BENCHMARKS.append(function)
-    return function
 
 
 # -- data, set up through services and factories -------------------------------------------
@@ -170,22 +146,6 @@ def _raw_expire() -> int:
             [now, now],
         )
         return cursor.rowcount
-
-
-def _timed(function) -> tuple[float, object]:
-    start = time.perf_counter()
-    result = function()
-    return time.perf_counter() - start, result
-
-
-def note(message: str) -> None:
-    """The absolute figures behind a ratio, on stderr: for reading, not for comparing."""
-    print(f"    {message}", file=sys.stderr)
-
-
-def _check(condition: bool, message: str) -> None:
-    if not condition:
-        raise RuntimeError(message)
 
 
 class Shop:
@@ -267,11 +227,11 @@ def sweep_vs_raw_sql() -> list[Figure]:
     figures = []
     for n in SWEEP_SIZES:
         _expired_grants(n)
-        sweep_seconds, swept = _timed(expire_credits)
-        _check(swept == n, f"the sweep expired {swept} of {n} grants")
+        sweep_seconds, swept = timed(expire_credits)
+        check(swept == n, f"the sweep expired {swept} of {n} grants")
         _expired_grants(n)
-        raw_seconds, updated = _timed(_raw_expire)
-        _check(updated == n, f"the raw SQL expired {updated} of {n} grants")
+        raw_seconds, updated = timed(_raw_expire)
+        check(updated == n, f"the raw SQL expired {updated} of {n} grants")
         note(f"N={n}: sweep {sweep_seconds:.3f} s, raw SQL {raw_seconds:.3f} s")
         figures.append(
             ratio_at_most(f"sweep / raw SQL, N={n}", sweep_seconds / raw_seconds, SWEEP_VS_RAW_MAX)
@@ -290,7 +250,7 @@ def sweep_memory() -> list[Figure]:
         swept = expire_credits()
         peaks.append(tracemalloc.get_traced_memory()[1])
         tracemalloc.stop()
-        _check(swept == n, f"the sweep expired {swept} of {n} grants")
+        check(swept == n, f"the sweep expired {swept} of {n} grants")
         note(f"N={n}: peak {peaks[-1] / 1024:.0f} KiB")
     small, large = SWEEP_SIZES[0], SWEEP_SIZES[-1]
     return [
@@ -308,7 +268,7 @@ def _requests_per_second(client: Client, url: str, baseline_url: str) -> tuple[f
     for target in (url, baseline_url):
         for _ in range(THROUGHPUT_WARMUP):
             response = client.get(target)
-            _check(response.status_code == 200, f"GET {target} answered {response.status_code}")
+            check(response.status_code == 200, f"GET {target} answered {response.status_code}")
     times = {url: [], baseline_url: []}
     for _ in range(THROUGHPUT_REQUESTS):
         for target in (url, *[baseline_url] * BASELINE_PER_REQUEST):
@@ -344,7 +304,7 @@ def throughput_vs_minimal_view() -> list[Figure]:
 def _query_count(client: Client, url: str) -> int:
     with CaptureQueriesContext(connection) as queries:
         response = client.get(url)
-    _check(response.status_code == 200, f"GET {url} answered {response.status_code}")
+    check(response.status_code == 200, f"GET {url} answered {response.status_code}")
     return len(queries)
 
 
@@ -384,8 +344,8 @@ def ledgers_still_balance() -> list[Figure]:
 
 def run() -> list[Figure]:
     figures = []
-    for function in BENCHMARKS:
-        seconds, produced = _timed(function)
+    for function in [*BENCHMARKS, *LATE_SWEEP_BENCHMARKS]:
+        seconds, produced = timed(function)
         print(f"  {function.__name__} ({seconds:.1f} s)", file=sys.stderr)
         figures += produced
     return figures
