@@ -8,7 +8,7 @@ from disputes.selectors import (
     order_ids_with_unanswered_cancellation,
     refund_requests_with_unanswered_verification,
 )
-from disputes.services import (
+from disputes.services.interventions import (
     intervention_hand_over_cancellation_request,
     intervention_hand_over_unanswered_verification,
 )

@@ -15,7 +15,7 @@ from core.money import ZERO
 from core.roles import User
 from core.services import notify, notify_restaurant
 from disputes.models import Intervention
-from disputes.services import intervention_open, intervention_resolve_for_order
+from disputes.services.interventions import intervention_open, intervention_resolve_for_order
 from orders import policy
 from orders.events import actor_role, by_whom, order_event_record, order_step, stepping_in
 from orders.lock_objects import order_for_update, order_for_update_skip_locked

@@ -12,7 +12,7 @@ from django.conf import settings
 
 from core.services import notification, notify, notify_many
 from disputes.models import Intervention
-from disputes.services import intervention_open, interventions_resolve_for_orders
+from disputes.services.interventions import intervention_open, interventions_resolve_for_orders
 from orders.events import order_event, order_event_record
 from orders.models import OrderEvent
 from refunds import policy

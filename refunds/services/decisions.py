@@ -10,7 +10,7 @@ from core.errors import DomainError, InvalidInput
 from core.money import ZERO, to_cents
 from core.roles import User
 from core.services import notify
-from disputes.services import intervention_resolve_for_refund_request
+from disputes.services.interventions import intervention_resolve_for_refund_request
 from orders.services.placement import order_place_replacement
 from refunds import policy
 from refunds.events import refund_request_event_record, refund_request_step

@@ -11,10 +11,8 @@ from core.money import ZERO
 from core.outbox import outbox_enqueue
 from core.roles import User
 from core.services import notify, notify_restaurant
-from disputes.services import (
-    incident_open_allergen,
-    intervention_resolve_unanswered_verification,
-)
+from disputes.services.incidents import incident_open_allergen
+from disputes.services.interventions import intervention_resolve_unanswered_verification
 from orders.lock_objects import order_for_update
 from orders.models import is_restaurant_member
 from refunds import policy

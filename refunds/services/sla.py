@@ -7,7 +7,7 @@ from django.urls import reverse
 
 from core.services import notify
 from disputes.models import Intervention
-from disputes.services import intervention_open
+from disputes.services.interventions import intervention_open
 from refunds import policy
 from refunds.events import refund_request_event_record
 from refunds.lock_objects import refund_request_for_update

@@ -11,7 +11,7 @@ from django.core import mail
 from core.models import Notification
 from disputes.models import Intervention
 from disputes.selectors import order_ids_with_unanswered_cancellation
-from disputes.services import intervention_hand_over_cancellation_request
+from disputes.services.interventions import intervention_hand_over_cancellation_request
 from disputes.tasks import hand_unanswered_cancellation_requests_to_support as hand_over
 from orders.models import Order, OrderEvent, PolicyVersion
 from orders.services.cancellation import (

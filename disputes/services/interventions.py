@@ -1,4 +1,5 @@
-"""The platform stepping in (K-OV): cases handed to support, and how they end."""
+"""Interventions (K-OV): the platform stepping in where a restaurant or a buyer did not follow
+the rules in time; a case opens, and closes when the thing it is about is resolved."""
 
 import datetime as dt
 
@@ -6,7 +7,7 @@ from django.db import IntegrityError, transaction
 
 from core.roles import User
 from core.services import notify, notify_restaurant
-from disputes.models import Incident, Intervention
+from disputes.models import Intervention
 from orders.events import order_event_record
 from orders.lock_objects import order_for_update, order_for_update_skip_locked
 from orders.models import Order, OrderEvent
@@ -186,19 +187,3 @@ def intervention_hand_over_cancellation_request(*, order_id: int, now: dt.dateti
         url="/seller/cancellation-requests/",
     )
     return True
-
-
-def incident_open_allergen(*, request, now: dt.datetime) -> Incident:
-    """An allergic reaction opens an allergen investigation against the restaurant (L-10).
-    Call inside the transaction that submits the request, holding the order's row lock. Raises
-    no domain error."""
-    order = request.order
-    return Incident.objects.create(
-        kind=Incident.Kind.ALLERGEN,
-        title=f"Allergic reaction after order #{order.pk} at {order.restaurant.name}",
-        description=request.description,
-        restaurant=order.restaurant,
-        order=order,
-        refund_request=request,
-        created_at=now,
-    )

@@ -1,0 +1,1 @@
+"""Dispute services, one module per capability (D-3)."""
