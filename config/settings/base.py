@@ -179,6 +179,10 @@ CELERY_TASK_TIME_LIMIT = 300
 CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_BEAT_SCHEDULE = {
+    "escalation-due-dates": {
+        "task": "disputes.tasks.escalation_due_dates",
+        "schedule": 900.0,
+    },
     "refund-review-sla": {
         "task": "refunds.tasks.review_sla_sweep",
         "schedule": 300.0,
