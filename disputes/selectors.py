@@ -9,7 +9,7 @@ from disputes import policy
 from disputes.models import Escalation, Intervention
 from orders.models import Order
 from orders.selectors import order_cancellation_support_decides_at
-from refunds.models import RefundRequest
+from refunds.models import Refund, RefundRequest
 
 
 def order_ids_with_unanswered_cancellation(*, now: dt.datetime, limit: int) -> list[int]:
@@ -186,3 +186,10 @@ def escalation_of_request(request: RefundRequest) -> Escalation | None:
 def escalations_of_order(order: Order) -> list[Escalation]:
     """The order's escalations of the restaurant's cancellation answers (K-DR)."""
     return list(Escalation.objects.filter(order=order, refund_request__isnull=True))
+
+
+def escalation_refunds(escalation: Escalation) -> QuerySet:
+    """The money an overturn moved (its key's parts, D-7), oldest first."""
+    return Refund.objects.filter(
+        idempotency_key__startswith=f"escalation:{escalation.pk}:"
+    ).order_by("created_at", "pk")

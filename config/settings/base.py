@@ -259,6 +259,10 @@ SPECTACULAR_SETTINGS = {
         "RefundRequestStatusEnum": "refunds.models.RefundRequest.Status",
         "RefundMethodEnum": "refunds.models.RefundRequest.Method",
         "RefundReasonEnum": "refunds.api.serializers.REASON_CHOICES",
+        "EscalationStatusEnum": "disputes.models.Escalation.Status",
+        "EscalationSubjectEnum": "disputes.models.Escalation.Subject",
+        "CancellationDisputeSubjectEnum": "disputes.api.escalations.ORDER_SUBJECTS",
+        "EscalationOutcomeEnum": "disputes.api.escalations.OUTCOMES",
     },
 }
 

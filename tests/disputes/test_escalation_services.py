@@ -246,7 +246,10 @@ def test_overturned_refunds_the_difference_once_to_the_card(escalation, supervis
 
 def test_overturn_without_an_amount_gives_everything_refundable(escalation, supervisor):
     escalation_decide(
-        escalation_id=escalation.pk, actor=supervisor, outcome="overturned", explanation="Sorry, the bag was short."
+        escalation_id=escalation.pk,
+        actor=supervisor,
+        outcome="overturned",
+        explanation="Sorry, the bag was short.",
     )
 
     assert [r.amount for r in Refund.objects.all()] == [D("33.99")]
@@ -443,7 +446,10 @@ def test_due_soon_at_three_business_days_overdue_tells_supervisors_once(
 
 def test_a_decided_escalation_is_never_overdue(escalation, clock, supervisor):
     escalation_decide(
-        escalation_id=escalation.pk, actor=supervisor, outcome="upheld", explanation="The decision stands."
+        escalation_id=escalation.pk,
+        actor=supervisor,
+        outcome="upheld",
+        explanation="The decision stands.",
     )
     clock.move_to(dt.datetime(2026, 12, 30, tzinfo=dt.UTC))
 
