@@ -372,7 +372,11 @@ class EscalationAdmin(SearchWithoutHashMixin, admin.ModelAdmin):
         return escalation_queue()
 
     def get_ordering(self, request):
-        return []  # escalation_queue's: undecided first, by due date
+        undecided_first = Case(
+            When(status__in=[Escalation.Status.OPEN, Escalation.Status.UNDER_REVIEW], then=0),
+            default=Value(1),
+        )
+        return [undecided_first.asc(), "due_at", "pk"]
 
     def has_add_permission(self, request):
         return False  # buyers open escalations

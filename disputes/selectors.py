@@ -84,7 +84,7 @@ def refund_request_decided_as(request: RefundRequest) -> str:
     if request.status in (Status.DENIED, Status.PARTIALLY_APPROVED, Status.APPROVED):
         return request.status
     if request.status == Status.REFUNDED:
-        partial = request.events.filter(name="partially_approve").exists()
+        partial = any(event.name == "partially_approve" for event in request.events.all())
         return Status.PARTIALLY_APPROVED if partial else Status.APPROVED
     return "undecided"
 
@@ -122,15 +122,6 @@ def escalation_facts_for_order(order: Order, subject: str) -> policy.EscalationF
         decided_as=order_cancellation_decided_as(order, subject),
         already_escalated=Escalation.objects.filter(order=order, subject=subject).exists(),
     )
-
-
-def order_escalation_subjects(order: Order) -> list[str]:
-    """The cancellation decisions on this order the buyer may still contest (K-DR)."""
-    return [
-        subject
-        for subject in (policy.CANCELLATION_DENIED, policy.CANCELLATION_FEE)
-        if policy.escalation_eligibility(escalation_facts_for_order(order, subject)).allowed
-    ]
 
 
 def escalation_detail_queryset() -> QuerySet[Escalation]:
@@ -174,18 +165,42 @@ def escalation_ids_due_for_sweep(*, now: dt.datetime, limit: int) -> list[int]:
     )
 
 
-def refund_request_can_escalate(request: RefundRequest) -> bool:
-    """Whether the request page offers "Ask a supervisor to review" (L-8.1)."""
-    return policy.escalation_eligibility(escalation_facts_for_request(request)).allowed
+def refund_request_escalation_panel(request: RefundRequest) -> tuple[Escalation | None, bool]:
+    """The request page's escalation (or None) and whether it offers "Ask a supervisor to
+    review" (L-8.1): no query for a request that cannot have one (undecided, approved), one
+    otherwise (its timeline comes from the page's prefetch)."""
+    Status = RefundRequest.Status
+    if request.status not in (Status.DENIED, Status.PARTIALLY_APPROVED, Status.REFUNDED):
+        return None, False
+    escalation = Escalation.objects.filter(refund_request=request).first()
+    facts = policy.EscalationFacts(
+        subject=policy.REFUND_DECISION,
+        decided_as=refund_request_decided_as(request),
+        awaits_second_approval=request.needs_second_approval
+        and request.second_approved_by_id is None,
+        already_escalated=escalation is not None,
+    )
+    return escalation, policy.escalation_eligibility(facts).allowed
 
 
-def escalation_of_request(request: RefundRequest) -> Escalation | None:
-    return Escalation.objects.filter(refund_request=request).select_related("order").first()
-
-
-def escalations_of_order(order: Order) -> list[Escalation]:
-    """The order's escalations of the restaurant's cancellation answers (K-DR)."""
-    return list(Escalation.objects.filter(order=order, refund_request__isnull=True))
+def order_escalation_panel(order: Order) -> tuple[list[Escalation], list[str]]:
+    """The order page's cancellation disputes (K-DR): the escalations of the restaurant's
+    answers, and the subjects the buyer may still contest. No query for an order whose
+    cancellation request was never denied nor approved with a fee; one otherwise."""
+    subjects = (policy.CANCELLATION_DENIED, policy.CANCELLATION_FEE)
+    decided = {subject: order_cancellation_decided_as(order, subject) for subject in subjects}
+    if all(answer == "none" for answer in decided.values()):
+        return [], []
+    escalations = list(Escalation.objects.filter(order=order, refund_request__isnull=True))
+    taken = {escalation.subject for escalation in escalations}
+    open_subjects = [
+        subject
+        for subject in subjects
+        if policy.escalation_eligibility(
+            policy.EscalationFacts(subject, decided[subject], already_escalated=subject in taken)
+        ).allowed
+    ]
+    return escalations, open_subjects
 
 
 def escalation_refunds(escalation: Escalation) -> QuerySet:

@@ -22,7 +22,7 @@ from django.views.decorators.http import require_POST
 from core.errors import DomainError
 from core.money import ZERO, percent_text
 from credits.selectors import credit_balance
-from disputes.selectors import escalations_of_order, order_escalation_subjects
+from disputes.selectors import order_escalation_panel
 from orders import selectors
 from orders.forms import AddToCartForm, CancelForm, CheckoutForm
 from orders.models import MenuItem, Order, OrderEvent, Restaurant
@@ -330,9 +330,8 @@ def order_detail(request, order_id: int):
         "panel": panel,
         "missing": missing_panel(order, now=now),
         "report_problem_open": report_problem_open,
-        "contest_subjects": order_escalation_subjects(order),
-        "order_escalations": escalations_of_order(order),
     }
+    context["order_escalations"], context["contest_subjects"] = order_escalation_panel(order)
     return render(request, "orders/order_detail.html", context)
 
 

@@ -362,7 +362,9 @@ def _tell_decision(escalation: Escalation, *, money: str, now) -> None:
         if escalation.status == Escalation.Status.UPHELD
         else f"overturned: the new total refund is {escalation.amount} {settings.LOJIX_CURRENCY}"
     )
-    message = f"Escalation #{escalation.pk} {verdict}. Final decision. {escalation.explanation}"
+    message = (
+        f"Escalation #{escalation.pk} {verdict}. Final decision. {escalation.explanation} {money}"
+    ).strip()
     if escalation.refund_request is not None:
         refund_request_event_record(
             escalation.refund_request,
