@@ -454,3 +454,24 @@ def test_a_decided_escalation_is_never_overdue(escalation, clock, supervisor):
     clock.move_to(dt.datetime(2026, 12, 30, tzinfo=dt.UTC))
 
     assert escalation_due_dates() == {"due_soon": 0, "overdue": 0}
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_two_escalations_of_one_request_at_once_open_one(buyer, restaurant, menu, agent):
+    request = denied_request(buyer, restaurant, menu, agent)
+
+    results = run_concurrently(
+        lambda: escalation_open(request_id=request.pk, actor=buyer, statement=STATEMENT), 2
+    )
+
+    assert sorted(type(r).__name__ for r in results) == ["DomainError", "Escalation"]
+    assert [r.code for r in results if isinstance(r, DomainError)] == ["already_escalated"]
+    assert Escalation.objects.count() == 1
+
+
+def test_the_due_dates_run_on_beat(settings):
+    assert settings.CELERY_BEAT_SCHEDULE["escalation-due-dates"] == {
+        "task": "disputes.tasks.escalation_due_dates",
+        "schedule": 900.0,
+    }
