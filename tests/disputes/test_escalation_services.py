@@ -391,8 +391,10 @@ def test_a_kept_fee_is_contested_and_given_back(clock, buyer, restaurant, partne
         explanation="The restaurant had not started.",
     )
 
+    refunds_processed()
     fee_back = Refund.objects.get(idempotency_key=f"escalation:{escalation.pk}:card")
-    assert fee_back.amount == fee
+    assert (fee_back.amount, fee_back.status) == (fee, "succeeded")
+    assert sum(r.amount for r in processor_refunds()) == order.amount_paid
 
 
 def test_only_a_denial_or_a_kept_fee_can_be_contested(clock, buyer, other_buyer, restaurant, menu):
