@@ -12,6 +12,7 @@ urlpatterns = [
     path("seller/", include("orders.seller_urls")),
     path("wallet/", include("credits.urls")),
     path("refunds/", include("refunds.urls")),
+    path("disputes/", include("disputes.urls")),
     path("notifications/", notifications, name="notifications"),
     path("", include("orders.urls")),
 ]

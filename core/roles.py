@@ -36,7 +36,7 @@ _AGENT_VIEW = {
         "refundrequestevent",
     ],
     "credits": ["creditgrant", "credittransaction", "discountcode"],
-    "disputes": ["intervention"],
+    "disputes": ["intervention", "escalation"],
     # What each user was told, the outbox backlog (task names and ids only) and each periodic
     # task's last run; not
     # idempotency records, whose stored API responses are only for superusers debugging a client.

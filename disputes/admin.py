@@ -6,6 +6,8 @@ Thin: an unanswered cancellation request is decided through `order_cancellation_
 here is a form field: cases are opened by the beat task and closed by those services.
 """
 
+from decimal import Decimal, InvalidOperation
+
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
@@ -18,14 +20,18 @@ from django.utils.html import format_html, format_html_join
 from django.utils.timesince import timesince
 
 from core.admin import ReadOnlyModelAdmin, SearchWithoutHashMixin
-from disputes.models import Incident, Intervention
+from core.errors import DomainError
+from core.roles import is_supervisor
+from disputes.models import Escalation, Incident, Intervention
+from disputes.selectors import escalation_queue
+from disputes.services.escalations import escalation_decide, escalation_take
 from orders.admin import (
     cancellation_request_context,
     decide_cancellation_request,
     money,
 )
 from orders.selectors import order_cancellation_request_refund
-from refunds.selectors import order_list_held_for_agents
+from refunds.selectors import order_list_held_for_agents, paid_facts
 
 ORDER_SUMMARY = (
     "order_link",
@@ -294,3 +300,223 @@ class IncidentAdmin(SearchWithoutHashMixin, ReadOnlyModelAdmin):
             return "-"
         url = reverse("admin:refunds_refundrequest_change", args=[incident.refund_request_id])
         return format_html('<a href="{}">Refund request #{}</a>', url, incident.refund_request_id)
+
+
+class EscalationDueFilter(admin.SimpleListFilter):
+    """L-8.1: undecided escalations due soon (3 business days in) or overdue (past 5)."""
+
+    title = "due"
+    parameter_name = "due"
+
+    def lookups(self, request, model_admin):
+        return [("soon", "Due soon"), ("overdue", "Overdue")]
+
+    def queryset(self, request, queryset):
+        now = timezone.now()
+        undecided = queryset.filter(status__in=[Escalation.Status.OPEN, "under_review"])
+        if self.value() == "soon":
+            return undecided.filter(due_soon_at__lte=now, due_at__gt=now)
+        if self.value() == "overdue":
+            return undecided.filter(due_at__lte=now)
+        return queryset
+
+
+ESCALATION_FIELDS = (
+    "subject",
+    "status",
+    "order_link",
+    "refund_request_link",
+    "buyer",
+    "opened_at",
+    "due_at",
+    "statement",
+    "photos",
+    "contested_decision",
+    "previous_amount_text",
+    "still_refundable",
+)
+ESCALATION_OUTCOME = ("reviewer", "decided_by", "decided_at", "explanation", "amount_text")
+
+
+@admin.register(Escalation)
+class EscalationAdmin(SearchWithoutHashMixin, admin.ModelAdmin):
+    """Supervisors' queue (L-8.1, K-DR): undecided escalations first, soonest due first, with
+    the contested decision, the buyer's statement and photos, and the decision buttons. Agents
+    see the queue (view permission) and cannot decide; the service refuses anyone but a
+    supervisor too."""
+
+    list_display = (
+        "id",
+        "status",
+        "subject",
+        "order_link",
+        "refund_request_link",
+        "buyer",
+        "opened_at",
+        "due_at",
+        "due_state",
+        "decided_by",
+        "amount_text",
+    )
+    list_display_links = ("id", "status")
+    list_filter = ("status", "subject", EscalationDueFilter)
+    search_fields = ("order__id__exact", "refund_request__id__exact", "buyer__username")
+    list_select_related = ("order", "refund_request", "buyer", "decided_by")
+    fieldsets = (
+        ("Escalation (L-8.1, K-DR)", {"fields": ESCALATION_FIELDS}),
+        ("Decision (final)", {"fields": ESCALATION_OUTCOME}),
+    )
+    readonly_fields = ESCALATION_FIELDS + ESCALATION_OUTCOME
+
+    def get_queryset(self, request):
+        return escalation_queue()
+
+    def get_ordering(self, request):
+        undecided_first = Case(
+            When(status__in=[Escalation.Status.OPEN, Escalation.Status.UNDER_REVIEW], then=0),
+            default=Value(1),
+        )
+        return [undecided_first.asc(), "due_at", "pk"]
+
+    def has_add_permission(self, request):
+        return False  # buyers open escalations
+
+    def has_change_permission(self, request, obj=None):
+        return False  # no field is edited; an escalation changes only by a decision
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def has_decide_permission(self, request, obj=None) -> bool:
+        return is_supervisor(request.user)
+
+    @admin.display(description="Order", ordering="order")
+    def order_link(self, escalation: Escalation) -> str:
+        url = reverse("admin:orders_order_change", args=[escalation.order_id])
+        return format_html('<a href="{}">Order #{}</a>', url, escalation.order_id)
+
+    @admin.display(description="Refund request")
+    def refund_request_link(self, escalation: Escalation) -> str:
+        if escalation.refund_request_id is None:
+            return "-"
+        url = reverse("admin:refunds_refundrequest_change", args=[escalation.refund_request_id])
+        return format_html('<a href="{}">Refund request #{}</a>', url, escalation.refund_request_id)
+
+    @admin.display(description="Due")
+    def due_state(self, escalation: Escalation) -> str:
+        if escalation.is_final:
+            return "Decided"
+        now = timezone.now()
+        if escalation.due_at <= now:
+            return "Overdue"
+        return "Due soon" if escalation.due_soon_at <= now else "On time"
+
+    @admin.display(description="Photos")
+    def photos(self, escalation: Escalation) -> str:
+        links = format_html_join(
+            " ",
+            '<a href="{0}"><img src="{0}?size=thumb" alt="Photo" width="100"></a>',
+            ((reverse("disputes:evidence", args=[p.pk]),) for p in escalation.evidence.all()),
+        )
+        return links or "-"
+
+    @admin.display(description="Contested decision")
+    def contested_decision(self, escalation: Escalation) -> str:
+        request = escalation.refund_request
+        if request is None:
+            order = escalation.order
+            if escalation.subject == Escalation.Subject.CANCELLATION_FEE:
+                return f"The restaurant kept a cancellation fee of {money(order.cancellation_fee)}."
+            return "The restaurant denied the buyer's cancellation request."
+        amount = money(request.decided_amount) if request.decided_amount else "nothing"
+        return (
+            f"{request.get_status_display()} by {request.decided_by_label}: {amount}. "
+            f"{request.explanation}"
+        )
+
+    @admin.display(description="Given back by that decision")
+    def previous_amount_text(self, escalation: Escalation) -> str:
+        return money(escalation.previous_amount)
+
+    @admin.display(description="Still refundable on the order")
+    def still_refundable(self, escalation: Escalation) -> str:
+        return money(paid_facts(escalation.order).refundable)
+
+    @admin.display(description="New total refund")
+    def amount_text(self, escalation: Escalation) -> str:
+        return money(escalation.amount) if escalation.amount is not None else "-"
+
+    # -- deciding ----------------------------------------------------------------------------
+
+    def get_urls(self):
+        info = self.opts.app_label, self.opts.model_name
+        decide = path(
+            "<path:object_id>/decide/<str:decision>/",
+            self.admin_site.admin_view(self.decide_view),
+            name="{}_{}_decide".format(*info),
+        )
+        return [decide, *super().get_urls()]
+
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        context["escalation_panel"] = self.decision_panel(request, obj) if obj else None
+        return super().render_change_form(request, context, add, change, form_url, obj)
+
+    def decision_panel(self, request, escalation: Escalation) -> dict | None:
+        """Take for review, uphold or overturn (with the new total): supervisors only."""
+        if escalation.is_final or not self.has_decide_permission(request, escalation):
+            return None
+        decide = f"admin:{self.opts.app_label}_{self.opts.model_name}_decide"
+        refundable = paid_facts(escalation.order).refundable
+        return {
+            "take_url": reverse(decide, args=[escalation.pk, "take"])
+            if escalation.status == Escalation.Status.OPEN
+            else None,
+            "uphold_url": reverse(decide, args=[escalation.pk, "upheld"]),
+            "overturn_url": reverse(decide, args=[escalation.pk, "overturned"]),
+            "default_amount": escalation.previous_amount + refundable,
+            "previous_amount": escalation.previous_amount,
+        }
+
+    def decide_view(self, request, object_id, decision):
+        """POST: take, uphold or overturn as the signed-in supervisor, through the services;
+        a refusal is a message and changes nothing."""
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        escalation = self.get_object(request, unquote(object_id))
+        if escalation is None:
+            return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
+        if not self.has_decide_permission(request, escalation):
+            raise PermissionDenied
+        try:
+            if decision == "take":
+                escalation_take(escalation_id=escalation.pk, actor=request.user)
+                done = "taken for review"
+            elif decision in ("upheld", "overturned"):
+                decided = escalation_decide(
+                    escalation_id=escalation.pk,
+                    actor=request.user,
+                    outcome=decision,
+                    explanation=request.POST.get("explanation", ""),
+                    amount=_amount(request.POST.get("amount", "")),
+                )
+                done = f"{decision}; the buyer is told (final)" + (
+                    f", new total {money(decided.amount)}" if decided.amount else ""
+                )
+            else:
+                raise DomainError("unknown_decision", f"Unknown decision {decision!r}.")
+        except DomainError as error:
+            self.message_user(request, f"{escalation}: {error.detail}", messages.ERROR)
+        else:
+            self.message_user(request, f"{escalation}: {done}.", messages.SUCCESS)
+        return redirect(f"admin:{self.opts.app_label}_{self.opts.model_name}_change", escalation.pk)
+
+
+def _amount(raw: str):
+    """The overturn's new total as typed; blank means the default (everything refundable)."""
+    raw = raw.strip()
+    if not raw:
+        return None
+    try:
+        return Decimal(raw)
+    except InvalidOperation as error:
+        raise DomainError("invalid_amount", f"{raw!r} is not an amount.", kind="invalid") from error

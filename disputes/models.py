@@ -4,7 +4,11 @@ issues (D-5)."""
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.urls import reverse
 from django.utils import timezone
+from django_fsm import ConcurrentTransitionMixin, FSMField, transition
+
+from orders.models import MONEY
 
 
 class Intervention(models.Model):
@@ -106,3 +110,133 @@ class Incident(models.Model):
 
     def __str__(self):
         return f"{self.get_kind_display()}: {self.title}"
+
+
+class Escalation(ConcurrentTransitionMixin, models.Model):
+    """A buyer asks a supervisor to review a decision again, once, with a statement and more
+    photos (L-8.1): a denied or partially approved refund request, or (K-DR) a restaurant's
+    denial of a cancellation request or the fee it kept, as an escalation on the order.
+
+    open -> under_review -> upheld | overturned (open -> upheld | overturned too); final.
+    `amount` is the new total refund of what was contested when overturned; the difference
+    with `previous_amount` moves once through the refund service (key `escalation:<id>`)."""
+
+    class Subject(models.TextChoices):
+        REFUND_DECISION = "refund_decision", "Refund decision"
+        CANCELLATION_DENIED = "cancellation_denied", "Denied cancellation request"
+        CANCELLATION_FEE = "cancellation_fee", "Cancellation fee"
+
+    class Status(models.TextChoices):
+        OPEN = "open"
+        UNDER_REVIEW = "under_review", "Under review"
+        UPHELD = "upheld"
+        OVERTURNED = "overturned"
+
+    subject = models.CharField(max_length=24, choices=Subject.choices)
+    order = models.ForeignKey("orders.Order", on_delete=models.PROTECT, related_name="escalations")
+    refund_request = models.OneToOneField(
+        "refunds.RefundRequest",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="escalation",
+    )
+    buyer = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="escalations"
+    )
+    statement = models.TextField()
+    status = FSMField(default=Status.OPEN, choices=Status.choices, protected=True, db_index=True)
+    opened_at = models.DateTimeField(default=timezone.now)
+    # L-8.1: decided within 3-5 business days (the pinned version's escalation_*_days).
+    due_soon_at = models.DateTimeField()
+    due_at = models.DateTimeField(db_index=True)
+    due_soon_flagged_at = models.DateTimeField(null=True, blank=True)
+    overdue_notified_at = models.DateTimeField(null=True, blank=True)
+    # What the contested decision gave back when the escalation opened (0 for a denial).
+    previous_amount = models.DecimalField(**MONEY)
+    reviewer = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    decided_at = models.DateTimeField(null=True, blank=True)
+    explanation = models.TextField(blank=True)
+    amount = models.DecimalField(null=True, blank=True, **MONEY)
+
+    class Meta:
+        ordering = ["due_at", "pk"]
+        constraints = [
+            # K-DR: one escalation per contested cancellation decision (the request's is the
+            # one-to-one above): final, no second.
+            models.UniqueConstraint(
+                fields=["order", "subject"],
+                condition=~Q(subject="refund_decision"),
+                name="escalation_once_per_order_subject",
+            ),
+            models.CheckConstraint(
+                condition=Q(subject="refund_decision", refund_request__isnull=False)
+                | (~Q(subject="refund_decision") & Q(refund_request__isnull=True)),
+                name="escalation_request_matches_subject",
+            ),
+            models.CheckConstraint(
+                condition=~Q(status="overturned") | Q(amount__gt=models.F("previous_amount")),
+                name="escalation_overturn_gives_more",
+            ),
+        ]
+
+    def __str__(self):
+        return f"Escalation #{self.pk} ({self.get_subject_display()}, order #{self.order_id})"
+
+    def get_absolute_url(self):
+        return reverse("disputes:escalation", args=[self.pk])
+
+    @property
+    def is_final(self) -> bool:
+        return self.status in (self.Status.UPHELD, self.Status.OVERTURNED)
+
+    @transition(status, source=Status.OPEN, target=Status.UNDER_REVIEW)
+    def take(self, *, at):
+        """A supervisor takes it for review."""
+
+    @transition(status, source=[Status.OPEN, Status.UNDER_REVIEW], target=Status.UPHELD)
+    def uphold(self, *, at):
+        self.decided_at = at
+
+    @transition(status, source=[Status.OPEN, Status.UNDER_REVIEW], target=Status.OVERTURNED)
+    def overturn(self, *, at):
+        self.decided_at = at
+
+
+def _escalation_photo_path(instance, filename):
+    return f"escalations/{instance.escalation.order_id}/{instance.escalation_id}/{filename}"
+
+
+def _escalation_thumbnail_path(instance, filename):
+    return f"escalations/{instance.escalation.order_id}/{instance.escalation_id}/thumbs/{filename}"
+
+
+class EscalationEvidence(models.Model):
+    """A photo with the escalation (L-8.1 "additional evidence"), made safe like a refund
+    request's (refunds.photos): re-encoded, stripped, capped, with a thumbnail."""
+
+    escalation = models.ForeignKey(Escalation, on_delete=models.CASCADE, related_name="evidence")
+    file = models.ImageField(
+        upload_to=_escalation_photo_path, width_field="width", height_field="height"
+    )
+    thumbnail = models.ImageField(upload_to=_escalation_thumbnail_path, blank=True)
+    content_type = models.CharField(max_length=40)
+    size = models.PositiveIntegerField()
+    width = models.PositiveIntegerField(default=0)
+    height = models.PositiveIntegerField(default=0)
+    uploaded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["created_at", "pk"]
+        verbose_name_plural = "escalation evidence"
+
+    def __str__(self):
+        return f"Photo {self.pk} for escalation #{self.escalation_id}"

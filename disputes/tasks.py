@@ -5,9 +5,11 @@ from django.utils import timezone
 
 from core.services import task_run_recorded
 from disputes.selectors import (
+    escalation_ids_due_for_sweep,
     order_ids_with_unanswered_cancellation,
     refund_requests_with_unanswered_verification,
 )
+from disputes.services.escalations import escalation_check_due
 from disputes.services.interventions import (
     intervention_hand_over_cancellation_request,
     intervention_hand_over_unanswered_verification,
@@ -39,3 +41,17 @@ def hand_unanswered_verifications_to_support(batch_size: int = BATCH_SIZE) -> in
         intervention_hand_over_unanswered_verification(request_id=r, order_id=o, now=now)
         for r, o in due
     )
+
+
+@shared_task
+@task_run_recorded
+def escalation_due_dates(batch_size: int = BATCH_SIZE) -> dict:
+    """L-8.1 / K-OV: flag escalations due soon (3 business days in) and tell supervisors of the
+    overdue ones (past 5), once each, a bounded batch at a time; safe to run twice at once
+    (SKIP LOCKED, re-checked under the lock). Returns the counts of each."""
+    now = timezone.now()
+    done = [
+        escalation_check_due(escalation_id=pk, now=now)
+        for pk in escalation_ids_due_for_sweep(now=now, limit=batch_size)
+    ]
+    return {"due_soon": done.count("due_soon"), "overdue": done.count("overdue")}

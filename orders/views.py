@@ -22,6 +22,7 @@ from django.views.decorators.http import require_POST
 from core.errors import DomainError
 from core.money import ZERO, percent_text
 from credits.selectors import credit_balance
+from disputes.selectors import order_escalation_panel
 from orders import selectors
 from orders.forms import AddToCartForm, CancelForm, CheckoutForm
 from orders.models import MenuItem, Order, OrderEvent, Restaurant
@@ -330,6 +331,7 @@ def order_detail(request, order_id: int):
         "missing": missing_panel(order, now=now),
         "report_problem_open": report_problem_open,
     }
+    context["order_escalations"], context["contest_subjects"] = order_escalation_panel(order)
     return render(request, "orders/order_detail.html", context)
 
 

@@ -18,6 +18,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from core.errors import DomainError
 from core.money import ZERO
+from disputes.selectors import refund_request_escalation_panel
 from orders import selectors as order_selectors
 from orders.models import Order
 from orders.views import refusal_text
@@ -272,6 +273,7 @@ def _buyer_request_or_404(buyer, request_id: int) -> RefundRequest:
 
 
 def _render_detail(request, refund_request, form, *, status=200):
+    escalation, can_escalate = refund_request_escalation_panel(refund_request)
     return render(
         request,
         "refunds/request_detail.html",
@@ -283,6 +285,11 @@ def _render_detail(request, refund_request, form, *, status=200):
             "refunds": [_refund_row(r) for r in refund_request.refunds.all()],
             "can_reply": refund_request.status in OPEN_STATUSES,
             "form": form,
+            "escalation": escalation,
+            "can_escalate": can_escalate,
+            "escalation_days": (
+                refund_request.order.policy_version.escalation_max_days if can_escalate else None
+            ),
         },
         status=status,
     )

@@ -179,6 +179,10 @@ CELERY_TASK_TIME_LIMIT = 300
 CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_BEAT_SCHEDULE = {
+    "escalation-due-dates": {
+        "task": "disputes.tasks.escalation_due_dates",
+        "schedule": 900.0,
+    },
     "refund-review-sla": {
         "task": "refunds.tasks.review_sla_sweep",
         "schedule": 300.0,
@@ -255,6 +259,10 @@ SPECTACULAR_SETTINGS = {
         "RefundRequestStatusEnum": "refunds.models.RefundRequest.Status",
         "RefundMethodEnum": "refunds.models.RefundRequest.Method",
         "RefundReasonEnum": "refunds.api.serializers.REASON_CHOICES",
+        "EscalationStatusEnum": "disputes.models.Escalation.Status",
+        "EscalationSubjectEnum": "disputes.models.Escalation.Subject",
+        "CancellationDisputeSubjectEnum": "disputes.api.escalations.ORDER_SUBJECTS",
+        "EscalationOutcomeEnum": "disputes.api.escalations.OUTCOMES",
     },
 }
 

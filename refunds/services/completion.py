@@ -122,10 +122,15 @@ def refund_given_up(refund: Refund, *, now: dt.datetime) -> None:
 
 
 def _request_refunded_if_paid(request: RefundRequest, *, actor, role: str, now) -> None:
-    live = list(request.refunds.filter(replaced_by__isnull=True))
-    if request.status == RefundRequest.Status.REFUNDED or any(
-        refund.status != Refund.Status.SUCCEEDED for refund in live
+    # A denied request whose decision a supervisor overturned (L-8.1) gets its money on the
+    # escalation, not through its own state machine: only an approved one becomes refunded.
+    if request.status not in (
+        RefundRequest.Status.APPROVED,
+        RefundRequest.Status.PARTIALLY_APPROVED,
     ):
+        return
+    live = list(request.refunds.filter(replaced_by__isnull=True))
+    if any(refund.status != Refund.Status.SUCCEEDED for refund in live):
         return
     messages = " ".join(refund_message(refund) for refund in live)
     refund_request_step(

@@ -1,0 +1,1 @@
+"""The disputes API (D-10), one module per capability."""

@@ -1,0 +1,30 @@
+"""Row locks for disputes, taken after the order's and the refund request's (D-3): order, then
+request, then escalation."""
+
+from core.errors import DomainError
+from disputes.models import Escalation
+
+
+def escalation_for_update(escalation_id: int) -> Escalation:
+    """Lock an escalation row (its order, request and buyer loaded). Call inside a transaction,
+    after locking its order and request. Raises DomainError `not_found` (404)."""
+    escalation = (
+        Escalation.objects.select_for_update(of=("self",))
+        .select_related("order", "order__policy_version", "refund_request", "buyer")
+        .filter(pk=escalation_id)
+        .first()
+    )
+    if escalation is None:
+        raise DomainError("not_found", f"There is no escalation {escalation_id}.", kind="not_found")
+    return escalation
+
+
+def escalation_for_update_skip_locked(escalation_id: int) -> Escalation | None:
+    """Lock an escalation for a sweep, or None while another transaction holds it (the next run
+    takes it). Call inside a transaction; re-check its state under the lock."""
+    return (
+        Escalation.objects.select_for_update(of=("self",), skip_locked=True)
+        .select_related("order", "order__policy_version", "buyer")
+        .filter(pk=escalation_id)
+        .first()
+    )
