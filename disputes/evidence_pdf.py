@@ -143,6 +143,12 @@ def _request_story(request: dict, photos: dict[int, bytes]) -> list:
             _BODY,
         ),
         _table(
+            ["At", "By", "What", "Clauses"],
+            [[e["at"], e["by"], e["event"], ", ".join(e["clauses"])] for e in request["timeline"]],
+            [35, 20, 100, 20],
+        ),
+        Spacer(1, 3 * mm),
+        _table(
             ["At", "From", "Message"],
             [[m["at"], m["from"], m["body"]] for m in request["messages"]],
             [35, 25, 115],

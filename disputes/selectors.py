@@ -126,6 +126,7 @@ def chargeback_evidence_bundle(chargeback_id: int) -> dict:
             Prefetch(
                 "order__refund_requests",
                 queryset=RefundRequest.objects.order_by("submitted_at").prefetch_related(
+                    "events",
                     Prefetch("messages", queryset=RefundMessage.objects.order_by("created_at")),
                     Prefetch("evidence", queryset=RefundEvidence.objects.order_by("created_at")),
                 ),
@@ -234,6 +235,15 @@ def _request_facts(request: RefundRequest) -> dict:
         "description": request.description,
         "decided_amount": _money(request.decided_amount),
         "explanation": request.explanation,
+        "timeline": [
+            {
+                "at": _iso(event.created_at),
+                "by": event.actor_role,
+                "event": event.message,
+                "clauses": event.clauses,
+            }
+            for event in request.events.all()
+        ],
         "messages": [
             {"at": _iso(m.created_at), "from": m.get_role_display(), "body": m.body}
             for m in request.messages.all()
