@@ -41,7 +41,8 @@ SQLITE_TESTS := \
 	tests/orders/test_seller_cancellation_pages.py tests/orders/test_admin.py \
 	tests/refunds/test_refund_service.py tests/refunds/test_seller_ledger.py \
 	tests/refunds/test_pages.py tests/refunds/test_admin_review.py \
-	tests/credits/test_pages.py tests/credits/test_admin.py tests/core/test_money_exact.py
+	tests/credits/test_pages.py tests/credits/test_admin.py tests/core/test_money_exact.py \
+	tests/disputes/test_chargebacks.py tests/disputes/test_suspension_pages.py
 
 test-sqlite: install
 	DATABASE_URL=sqlite://:memory: $(VENV)/bin/pytest -m "not postgres" $(SQLITE_TESTS)

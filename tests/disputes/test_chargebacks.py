@@ -2,10 +2,13 @@
 decided by a supervisor; a lost or accepted one moves its money back on the processor once."""
 
 import datetime as dt
+import re
+import sqlite3
 from decimal import Decimal as D
 
 import pytest
 from django.core.management import call_command
+from django.core.management.base import CommandError
 
 from core.errors import DomainError, InvalidInput
 from core.models import Notification
@@ -19,7 +22,8 @@ from disputes.services.chargebacks import (
     chargeback_win,
 )
 from disputes.tasks import settle_chargebacks
-from orders.gateway import get_gateway
+from orders import gateway as gateway_module
+from orders.gateway import SimulatedGateway, get_gateway
 from orders.models import OrderEvent
 from refunds.models import Refund, RefundRequest
 from refunds.selectors import paid_facts
@@ -317,3 +321,94 @@ def test_an_order_paid_only_with_credit_has_nothing_to_charge_back(now, buyer, r
 
     assert refused.value.code == "no_card_payment"
     assert OrderEvent.objects.filter(name="chargeback_received").count() == 0
+
+
+# -- check_ledgers and the processor count chargebacks (L-8.2, D-7) --------------------------
+
+
+def _lost(order, agent, supervisor, capture) -> Chargeback:
+    chargeback = open_chargeback(order, agent)
+    with capture(execute=True):
+        chargeback_lose(chargeback_id=chargeback.pk, actor=supervisor)
+    chargeback.refresh_from_db()
+    return chargeback
+
+
+@pytest.mark.parametrize(
+    "corruption", ["refund on top", "phantom chargeback", "unknown chargeback"]
+)
+def test_check_ledgers_fails_when_chargebacks_do_not_add_up(
+    corruption, delivered, agent, supervisor, django_capture_on_commit_callbacks
+):
+    chargeback = _lost(delivered, agent, supervisor, django_capture_on_commit_callbacks)
+    payment = delivered.payments.get()
+    if corruption == "refund on top":
+        # A card refund lojix thinks it made on top of the lost chargeback.
+        refund = Refund.objects.create(
+            order=delivered,
+            payment=payment,
+            amount=D("1.00"),
+            destination="card",
+            idempotency_key="forged",
+            status="succeeded",
+            reason="Forged",
+        )
+        expected = "charged back 15.49 but paid 15.49"
+    elif corruption == "phantom chargeback":
+        SimulatedGateway.forget(idempotency_key=chargeback.settlement_key)
+        expected = f"no processor chargeback {chargeback.settlement_reference} of 15.49"
+    else:
+        Chargeback.objects.filter(pk=chargeback.pk).update(settled_at=None)
+        expected = "by a chargeback lojix does not record as settled"
+
+    with pytest.raises(CommandError, match=re.escape(expected)):
+        call_command("check_ledgers")
+
+    # Put it right so the after-test ledger check can pass.
+    if corruption == "refund on top":
+        refund.delete()
+    elif corruption == "phantom chargeback":
+        Chargeback.objects.filter(pk=chargeback.pk).update(settled_at=None, status="won")
+    else:
+        Chargeback.objects.filter(pk=chargeback.pk).update(settled_at=chargeback.settled_at)
+
+
+def test_the_processor_never_lets_refunds_and_chargebacks_exceed_the_charge(
+    delivered, agent, supervisor, django_capture_on_commit_callbacks
+):
+    _lost(delivered, agent, supervisor, django_capture_on_commit_callbacks)
+    gateway = get_gateway()
+    charge = delivered.payments.get().gateway_reference
+
+    refund = gateway.refund(
+        charge_reference=charge, amount=D("0.01"), currency="USD", idempotency_key="more"
+    )
+    again = gateway.chargeback(
+        charge_reference=charge, amount=D("0.01"), currency="USD", idempotency_key="more-cb"
+    )
+
+    assert (refund.outcome, refund.message) == ("declined", "Refund exceeds the charge.")
+    assert (again.outcome, again.message) == ("declined", "Chargeback exceeds the charge.")
+
+
+def test_a_processor_store_made_before_chargebacks_is_upgraded_with_its_rows(tmp_path, settings):
+    path = tmp_path / "old.sqlite3"
+    old = sqlite3.connect(path)
+    old.executescript(
+        gateway_module._SCHEMA.replace(", 'chargeback'", "")
+        + "INSERT INTO operation VALUES ('sim_ch_1', 'k1', 'charge', '10.00', 'USD', "
+        "'succeeded', '', '', '', '2026-11-20T12:00:00.000000+00:00');"
+    )
+    old.close()
+    settings.LOJIX_SIMULATED_GATEWAY_PATH = path
+
+    result = get_gateway().chargeback(
+        charge_reference="sim_ch_1", amount=D("4.00"), currency="USD", idempotency_key="cb"
+    )
+
+    assert result.outcome == "succeeded"
+    assert get_gateway().find(idempotency_key="k1").amount == D("10.00")
+    assert [c.amount for c in get_gateway().chargebacks_of(charge_reference="sim_ch_1")] == [
+        D("4.00")
+    ]
+    SimulatedGateway.reset()
