@@ -182,6 +182,10 @@ def test_accepting_moves_the_money_and_a_processor_error_is_retried_on_beat(
     assert chargeback.settlement_error.startswith("Processor error")
 
     settings.LOJIX_SIMULATED_GATEWAY_FAULTS = {}
+    assert settings.CELERY_BEAT_SCHEDULE["settle-chargebacks"] == {
+        "task": "disputes.tasks.settle_chargebacks",
+        "schedule": 300.0,
+    }
     assert settle_chargebacks() == {"settled": 1}
     assert settle_chargebacks() == {}
 
