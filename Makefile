@@ -43,7 +43,8 @@ SQLITE_TESTS := \
 	tests/refunds/test_pages.py tests/refunds/test_admin_review.py \
 	tests/credits/test_pages.py tests/credits/test_admin.py tests/core/test_money_exact.py \
 	tests/disputes/test_escalation_services.py tests/disputes/test_escalation_pages.py \
-	tests/disputes/test_escalation_admin.py
+	tests/disputes/test_escalation_admin.py \
+	tests/disputes/test_chargebacks.py tests/disputes/test_suspension_pages.py
 
 test-sqlite: install
 	DATABASE_URL=sqlite://:memory: $(VENV)/bin/pytest -m "not postgres" $(SQLITE_TESTS)

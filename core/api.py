@@ -11,6 +11,7 @@ from core.errors import DomainError, InvalidInput
 STATUS_BY_KIND = {
     "conflict": status.HTTP_409_CONFLICT,
     "invalid": status.HTTP_400_BAD_REQUEST,
+    "forbidden": status.HTTP_403_FORBIDDEN,
     "not_found": status.HTTP_404_NOT_FOUND,
     "unavailable": status.HTTP_503_SERVICE_UNAVAILABLE,
 }

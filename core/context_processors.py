@@ -6,6 +6,7 @@ from django.db.models import Count, Exists, IntegerField, OuterRef, Subquery, Va
 from django.db.models.functions import Coalesce
 
 from core.models import Notification
+from disputes.models import Suspension
 from orders.models import Restaurant
 
 
@@ -19,8 +20,10 @@ def site_header(request):
 
 
 class SiteHeader:
-    """What the header shows a signed-in user: the unread notification count and whether to link
-    the seller portal. Read lazily, in one query, only when a page shows the header."""
+    """What the header shows a signed-in user: the unread notification count, whether to link
+    the seller portal, and whether the account is suspended (L-8.2: the pages then explain why
+    instead of showing the forms that start something new). Read lazily, in one query, only
+    when a page shows the header."""
 
     def __init__(self, request):
         self.user = getattr(request, "user", None)
@@ -28,7 +31,7 @@ class SiteHeader:
     @cached_property
     def _facts(self) -> dict:
         if self.user is None or not self.user.is_authenticated:
-            return {"unread": 0, "is_partner": False}
+            return {"unread": 0, "is_partner": False, "is_suspended": False}
         unread = (
             Notification.objects.filter(user=OuterRef("pk"), read_at__isnull=True)
             .order_by()
@@ -42,6 +45,9 @@ class SiteHeader:
             .values(
                 unread=Coalesce(Subquery(unread), Value(0), output_field=IntegerField()),
                 is_partner=Exists(Restaurant.objects.filter(members=OuterRef("pk"))),
+                is_suspended=Exists(
+                    Suspension.objects.filter(buyer=OuterRef("pk"), lifted_at__isnull=True)
+                ),
             )
             .get()
         )
@@ -53,3 +59,7 @@ class SiteHeader:
     @property
     def is_partner(self) -> bool:
         return self._facts["is_partner"]
+
+    @property
+    def is_suspended(self) -> bool:
+        return self._facts["is_suspended"]

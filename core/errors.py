@@ -5,8 +5,9 @@ from collections.abc import Sequence
 
 class DomainError(Exception):
     """A refused action. `kind` picks the HTTP status: `conflict` (state or policy) -> 409,
-    `invalid` (bad input) -> 400, `not_found` -> 404, `unavailable` (a dependency such as the
-    card processor did not answer; retrying is safe) -> 503."""
+    `invalid` (bad input) -> 400, `forbidden` (the actor may not do this at all: a suspended
+    account, a role that does not decide it) -> 403, `not_found` -> 404, `unavailable` (a
+    dependency such as the card processor did not answer; retrying is safe) -> 503."""
 
     def __init__(
         self,

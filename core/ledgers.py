@@ -6,6 +6,7 @@ from django.db.models.functions import Coalesce
 from core.money import ZERO
 from core.money_db import MONEY_FIELD, Cents, MoneySum
 from credits.models import CreditGrant, CreditTransaction
+from disputes.models import Chargeback
 from orders.gateway import PaymentGateway, get_gateway
 from orders.models import Order, Payment
 from refunds.models import Refund, RestaurantLedgerEntry
@@ -24,20 +25,34 @@ def _refunded(order_ref, destinations):
     return _sum(refunds, "order")
 
 
+def _charged_back(order_ref):
+    """What lost and accepted chargebacks took back of the order's card payment (L-8.2)."""
+    chargebacks = Chargeback.objects.filter(
+        order=order_ref, status__in=Chargeback.MONEY_MOVES_STATUSES
+    )
+    totals = (
+        chargebacks.order_by().values("order").annotate(total=MoneySum("amount_at_stake"))
+    ).values("total")
+    return Cents(Coalesce(Subquery(totals), Value(ZERO), output_field=MONEY_FIELD))
+
+
 def refund_violations() -> list[str]:
-    """Refunds of money never exceed what was paid, and each refund moved money once."""
+    """Refunds of money plus chargebacks never exceed what was paid (L-7.2, L-8.2), and each
+    refund moved money once."""
     problems = []
     orders = Order.objects.annotate(
         refunded=_refunded(OuterRef("pk"), ["card", "account_credit"]),
         refunded_card=_refunded(OuterRef("pk"), ["card"]),
+        charged_back=_charged_back(OuterRef("pk")),
     ).filter(
-        Q(refunded__gt=Cents(F("amount_charged") + F("account_credit_applied")))
-        | Q(refunded_card__gt=F("amount_charged"))
+        Q(refunded__gt=Cents(F("amount_charged") + F("account_credit_applied") - F("charged_back")))
+        | Q(refunded_card__gt=Cents(F("amount_charged") - F("charged_back")))
     )
     for order in orders:
         problems.append(
-            f"{order}: refunded {order.refunded} ({order.refunded_card} to card) but paid "
-            f"{order.amount_paid} ({order.amount_charged} by card)"
+            f"{order}: refunded {order.refunded} ({order.refunded_card} to card) and charged "
+            f"back {order.charged_back} but paid {order.amount_paid} ({order.amount_charged} "
+            "by card)"
         )
     succeeded = Refund.objects.filter(status=Refund.Status.SUCCEEDED)
     credit = succeeded.exclude(destination=Refund.Destination.CARD).annotate(
@@ -136,6 +151,43 @@ def processor_violations() -> list[str]:
     problems = []
     for payment in payments.iterator(chunk_size=2000):
         problems += _charge_problems(gateway, payment) + _refund_problems(gateway, payment)
+    return problems + chargeback_violations(gateway)
+
+
+def chargeback_violations(gateway: PaymentGateway) -> list[str]:
+    """Every settled chargeback (lost or accepted, money moved, L-8.2) is a succeeded processor
+    chargeback of its payment's charge with its reference and amount; the processor took back
+    nothing by chargeback that lojix does not record as settled; and a chargeback is settled
+    only once it was lost or accepted."""
+    problems = [
+        f"{c}: settled but {c.status}"
+        for c in Chargeback.objects.filter(settled_at__isnull=False).exclude(
+            status__in=Chargeback.MONEY_MOVES_STATUSES
+        )
+    ]
+    payments = Payment.objects.filter(gateway=gateway.name, chargebacks__isnull=False).distinct()
+    for payment in payments.prefetch_related("chargebacks"):
+        settled = {  # a chargeback the refunds already covered settles with nothing to move
+            c.settlement_reference: c
+            for c in payment.chargebacks.all()
+            if c.settled_at and c.amount_at_stake > ZERO
+        }
+        made = {
+            record.reference: record
+            for record in gateway.chargebacks_of(charge_reference=payment.gateway_reference)
+            if record.status == "succeeded"
+        }
+        problems += [
+            f"{c}: no processor chargeback {reference} of {c.amount_at_stake}"
+            for reference, c in settled.items()
+            if reference not in made or made[reference].amount != c.amount_at_stake
+        ]
+        problems += [
+            f"Payment {payment}: the processor took back {record.amount} ({record.reference}) "
+            "by a chargeback lojix does not record as settled"
+            for reference, record in made.items()
+            if reference not in settled
+        ]
     return problems
 
 

@@ -36,7 +36,7 @@ _AGENT_VIEW = {
         "refundrequestevent",
     ],
     "credits": ["creditgrant", "credittransaction", "discountcode"],
-    "disputes": ["intervention", "escalation"],
+    "disputes": ["intervention", "escalation", "chargeback", "suspension", "gatewayevent"],
     # What each user was told, the outbox backlog (task names and ids only) and each periodic
     # task's last run; not
     # idempotency records, whose stored API responses are only for superusers debugging a client.
@@ -51,14 +51,16 @@ _AGENT_VIEW = {
 _AGENT_EDIT = {
     "orders": {"order": ["change"]},
     "credits": {"discountcode": ["add", "change"]},
-    "disputes": {"intervention": ["change"]},
+    "disputes": {"intervention": ["change"], "chargeback": ["add", "change"]},
     "refunds": {"refundrequest": ["change"]},
 }
-# Supervisors also publish policy versions (D-4) and see the incidents (L-10); the second
-# approval of a large refund is theirs too, checked by the service (D-6).
+# Supervisors also publish policy versions (D-4), see the incidents (L-10) and suspend and
+# reinstate buyers (L-8.2); the second approval of a large refund and a chargeback's outcome
+# are theirs too, checked by the services (D-6, L-8.2). Agents enter chargebacks and send their
+# evidence ("change" opens the chargeback's buttons; the admin edits no field of it).
 _SUPERVISOR_EDIT = {
     "orders": {"policyversion": ["add", "change"]},
-    "disputes": {"incident": ["view"]},
+    "disputes": {"incident": ["view"], "suspension": ["add", "change"]},
 }
 
 

@@ -1,30 +1,57 @@
 """The K-OV queue in admin: cases a restaurant or a buyer left unanswered, open ones first, each
-with the one decision that resolves it; and the incidents (L-10), read-only, for supervisors.
+with the one decision that resolves it; the incidents (L-10), read-only, for supervisors; and the
+chargebacks, suspensions and processor events (L-8.2, D-4, D-10).
 
 Thin: an unanswered cancellation request is decided through `order_cancellation_approve` /
 `order_cancellation_deny` (shared with the order page), which also resolve the case. Nothing
 here is a form field: cases are opened by the beat task and closed by those services.
 """
 
+import json
 from decimal import Decimal, InvalidOperation
 
+from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
+from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied
+from django.core.serializers.json import DjangoJSONEncoder
 from django.db.models import Case, Value, When
-from django.http import HttpResponseNotAllowed
+from django.http import HttpResponse, HttpResponseNotAllowed
 from django.shortcuts import redirect
+from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.timesince import timesince
 
 from core.admin import ReadOnlyModelAdmin, SearchWithoutHashMixin
-from core.errors import DomainError
+from core.errors import DomainError, InvalidInput
 from core.roles import is_supervisor
-from disputes.models import Escalation, Incident, Intervention
-from disputes.selectors import escalation_queue
+from disputes.evidence_pdf import render_evidence_pdf
+from disputes.guards import buyer_active_suspension
+from disputes.models import (
+    Chargeback,
+    Escalation,
+    GatewayEvent,
+    Incident,
+    Intervention,
+    Suspension,
+)
+from disputes.selectors import (
+    chargeback_evidence_bundle,
+    chargeback_evidence_photos,
+    escalation_queue,
+)
+from disputes.services.chargebacks import (
+    chargeback_accept,
+    chargeback_lose,
+    chargeback_open,
+    chargeback_submit_evidence,
+    chargeback_win,
+)
 from disputes.services.escalations import escalation_decide, escalation_take
+from disputes.services.suspensions import buyer_reinstate, buyer_suspend
 from orders.admin import (
     cancellation_request_context,
     decide_cancellation_request,
@@ -520,3 +547,388 @@ def _amount(raw: str):
         return Decimal(raw)
     except InvalidOperation as error:
         raise DomainError("invalid_amount", f"{raw!r} is not an amount.", kind="invalid") from error
+
+
+# -- chargebacks and suspensions (L-8.2, D-4) ------------------------------------------------
+
+
+class ChargebackEntryForm(forms.Form):
+    """What an agent types from the bank's notice (L-8.2)."""
+
+    order = forms.IntegerField(min_value=1, help_text="The order number.")
+    amount = forms.DecimalField(max_digits=12, decimal_places=2, min_value=Decimal("0.01"))
+    bank_reference = forms.CharField(max_length=80)
+    reason_code = forms.CharField(max_length=40)
+    evidence_due_by = forms.DateTimeField(
+        required=False, help_text="The bank's date; empty: the order's policy version decides."
+    )
+
+
+class ChargebackActionForm(forms.Form):
+    note = forms.CharField(
+        required=False, max_length=4000, widget=forms.Textarea(attrs={"rows": 2})
+    )
+
+
+class SuspendForm(forms.Form):
+    reason = forms.CharField(max_length=2000, widget=forms.Textarea(attrs={"rows": 2}))
+    suspected_fraud = forms.BooleanField(required=False)
+
+
+# action name: (service, button label, who may see it: "support" or "supervisor")
+CHARGEBACK_ACTIONS = {
+    "submit_evidence": (chargeback_submit_evidence, "Send the evidence to the bank", "support"),
+    "won": (chargeback_win, "Won: the bank ruled for us", "supervisor"),
+    "lost": (chargeback_lose, "Lost: the money goes back", "supervisor"),
+    "accept": (chargeback_accept, "Accept: do not contest", "supervisor"),
+}
+
+
+def _domain_error_message(admin_instance, request, error: DomainError) -> None:
+    clauses = f" ({', '.join(error.clauses)})" if error.clauses else ""
+    admin_instance.message_user(request, f"{error.detail}{clauses}", messages.ERROR)
+
+
+@admin.register(Chargeback)
+class ChargebackAdmin(SearchWithoutHashMixin, admin.ModelAdmin):
+    """Chargebacks by evidence due date (L-8.2). Agents enter them (a form calling
+    `chargeback_open`) and send the evidence; supervisors record the outcome and suspend the
+    buyer; everyone of support downloads the evidence bundle. No field is edited here."""
+
+    list_display = (
+        "id",
+        "status",
+        "order_link",
+        "buyer",
+        "amount_text",
+        "at_stake_text",
+        "bank_reference",
+        "reason_code",
+        "evidence_due_by",
+        "source",
+        "settled_at",
+    )
+    list_display_links = ("id", "status")
+    list_filter = ("status", "source")
+    search_fields = ("bank_reference", "order__id__exact", "order__buyer__username")
+    list_select_related = ("order__buyer", "payment")
+    ordering = ("evidence_due_by", "pk")
+    fields = (
+        "status",
+        "order_link",
+        "buyer",
+        "amount_text",
+        "at_stake_text",
+        "bank_reference",
+        "reason_code",
+        "evidence_due_by",
+        "source",
+        "received_at",
+        "created_by",
+        "evidence_submitted_at",
+        "evidence_submitted_by",
+        "decided_at",
+        "decided_by",
+        "note",
+        "settled_at",
+        "settlement_reference",
+        "settlement_error",
+        "evidence_links",
+    )
+    readonly_fields = fields
+
+    def has_add_permission(self, request):
+        return request.user.has_perm("disputes.add_chargeback")
+
+    def has_change_permission(self, request, obj=None):
+        return False  # every change is an outcome button
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def has_act_permission(self, request) -> bool:
+        return request.user.has_perm("disputes.change_chargeback")
+
+    @admin.display(description="Order", ordering="order")
+    def order_link(self, chargeback: Chargeback) -> str:
+        url = reverse("admin:orders_order_change", args=[chargeback.order_id])
+        return format_html('<a href="{}">{}</a>', url, chargeback.order)
+
+    @admin.display(description="Buyer", ordering="order__buyer__username")
+    def buyer(self, chargeback: Chargeback):
+        return chargeback.order.buyer
+
+    @admin.display(description="Disputed", ordering="amount")
+    def amount_text(self, chargeback: Chargeback) -> str:
+        return money(chargeback.amount)
+
+    @admin.display(description="At stake (after refunds made)", ordering="amount_at_stake")
+    def at_stake_text(self, chargeback: Chargeback) -> str:
+        return money(chargeback.amount_at_stake)
+
+    @admin.display(description="Evidence bundle")
+    def evidence_links(self, chargeback: Chargeback) -> str:
+        pdf = reverse("admin:disputes_chargeback_evidence", args=[chargeback.pk, "pdf"])
+        data = reverse("admin:disputes_chargeback_evidence", args=[chargeback.pk, "json"])
+        return format_html('<a href="{}">PDF</a> · <a href="{}">JSON</a>', pdf, data)
+
+    def get_urls(self):
+        own = [
+            path(
+                "<int:object_id>/evidence.<str:fmt>",
+                self.admin_site.admin_view(self.evidence_view),
+                name="disputes_chargeback_evidence",
+            ),
+            path(
+                "<int:object_id>/act/<str:action>/",
+                self.admin_site.admin_view(self.act_view),
+                name="disputes_chargeback_act",
+            ),
+        ]
+        return own + super().get_urls()
+
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        if obj is not None:
+            context["chargeback_actions"] = self.action_buttons(request, obj)
+        return super().render_change_form(request, context, add, change, form_url, obj)
+
+    def action_buttons(self, request, chargeback: Chargeback) -> list[dict]:
+        """The outcomes open to this user now (each posts to `act_view`)."""
+        if not self.has_act_permission(request):
+            return []
+        supervisor = is_supervisor(request.user)
+        buttons = [
+            {
+                "name": name,
+                "label": label,
+                "url": reverse("admin:disputes_chargeback_act", args=[chargeback.pk, name]),
+                "form": ChargebackActionForm(),
+            }
+            for name, (_, label, who) in CHARGEBACK_ACTIONS.items()
+            if chargeback.status in Chargeback.OPEN_STATUSES and (supervisor or who == "support")
+        ]
+        if supervisor and buyer_active_suspension(chargeback.order.buyer) is None:
+            buttons.append(
+                {
+                    "name": "suspend",
+                    "label": "Suspend the buyer",
+                    "url": reverse(
+                        "admin:disputes_chargeback_act", args=[chargeback.pk, "suspend"]
+                    ),
+                    "form": SuspendForm(initial={"reason": f"Chargeback #{chargeback.pk}."}),
+                }
+            )
+        return buttons
+
+    def act_view(self, request, object_id: int, action: str):
+        """POST: an outcome (or the buyer's suspension) through its service as the signed-in
+        user; a refusal comes back as a message."""
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        if not self.has_act_permission(request):
+            raise PermissionDenied
+        chargeback = self.get_object(request, str(object_id))
+        if chargeback is None or (action not in CHARGEBACK_ACTIONS and action != "suspend"):
+            return self._get_obj_does_not_exist_redirect(request, self.opts, str(object_id))
+        try:
+            if action == "suspend":
+                form = SuspendForm(request.POST)
+                if not form.is_valid():
+                    raise InvalidInput("reason_required", "Give the reason the buyer will read.")
+                buyer_suspend(
+                    buyer_id=chargeback.order.buyer_id,
+                    actor=request.user,
+                    reason=form.cleaned_data["reason"],
+                    suspected_fraud=form.cleaned_data["suspected_fraud"],
+                    chargeback_id=chargeback.pk,
+                )
+                done = f"{chargeback.order.buyer} is suspended (L-8.2)."
+            else:
+                service = CHARGEBACK_ACTIONS[action][0]
+                chargeback = service(
+                    chargeback_id=chargeback.pk,
+                    actor=request.user,
+                    note=request.POST.get("note", ""),
+                )
+                done = f"{chargeback}: {chargeback.get_status_display().lower()}."
+        except DomainError as error:
+            _domain_error_message(self, request, error)
+        else:
+            self.message_user(request, done, messages.SUCCESS)
+        return redirect("admin:disputes_chargeback_change", object_id)
+
+    def evidence_view(self, request, object_id: int, fmt: str):
+        """The evidence bundle (L-8.2) as a PDF or JSON download, for support."""
+        if not self.has_view_permission(request) or fmt not in ("pdf", "json"):
+            raise PermissionDenied
+        if not Chargeback.objects.filter(pk=object_id).exists():
+            return self._get_obj_does_not_exist_redirect(request, self.opts, str(object_id))
+        bundle = chargeback_evidence_bundle(object_id)
+        if fmt == "pdf":
+            response = HttpResponse(
+                render_evidence_pdf(bundle, chargeback_evidence_photos(bundle)),
+                content_type="application/pdf",
+            )
+        else:
+            response = HttpResponse(
+                json.dumps(bundle, cls=DjangoJSONEncoder, indent=2),
+                content_type="application/json",
+            )
+        response["Content-Disposition"] = (
+            f'attachment; filename="chargeback-{object_id}-evidence.{fmt}"'
+        )
+        return response
+
+    def add_view(self, request, form_url="", extra_context=None):
+        """Enter a chargeback from the bank's notice through `chargeback_open` (L-8.2)."""
+        if not self.has_add_permission(request):
+            raise PermissionDenied
+        form = ChargebackEntryForm(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            try:
+                chargeback, _ = chargeback_open(actor=request.user, **_entry(form.cleaned_data))
+            except DomainError as error:
+                form.add_error(None, error.detail)
+            else:
+                self.message_user(
+                    request,
+                    f"{chargeback} entered: {money(chargeback.amount_at_stake)} at stake, evidence "
+                    f"due by {chargeback.evidence_due_by:%Y-%m-%d %H:%M}.",
+                    messages.SUCCESS,
+                )
+                return redirect("admin:disputes_chargeback_change", chargeback.pk)
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "title": "Enter a chargeback",
+            "form": form,
+            "submit_label": "Enter the chargeback",
+            "help": "What is already refunded to the card is left out of what is at stake "
+            "(L-7.2); a refund request on the order is refused from now on.",
+        }
+        return TemplateResponse(request, "admin/disputes/simple_form.html", context)
+
+
+def _entry(data: dict) -> dict:
+    return {
+        "order_id": data["order"],
+        "amount": data["amount"],
+        "bank_reference": data["bank_reference"],
+        "reason_code": data["reason_code"],
+        "evidence_due_by": data["evidence_due_by"],
+    }
+
+
+class SuspensionAddForm(forms.Form):
+    buyer = forms.CharField(max_length=150, help_text="The buyer's username.")
+    reason = forms.CharField(max_length=2000, widget=forms.Textarea(attrs={"rows": 3}))
+    suspected_fraud = forms.BooleanField(required=False)
+    chargeback = forms.IntegerField(required=False, min_value=1, help_text="Optional.")
+
+
+@admin.register(Suspension)
+class SuspensionAdmin(SearchWithoutHashMixin, admin.ModelAdmin):
+    """Suspended buyers (L-8.2, D-4), active ones first. Supervisors suspend (a form calling
+    `buyer_suspend`) and reinstate (the action, calling `buyer_reinstate`); agents read."""
+
+    list_display = (
+        "id",
+        "buyer",
+        "is_active",
+        "suspected_fraud",
+        "chargeback",
+        "created_by",
+        "created_at",
+        "lifted_by",
+        "lifted_at",
+    )
+    list_filter = ("suspected_fraud", ("lifted_at", admin.EmptyFieldListFilter))
+    search_fields = ("buyer__username", "buyer__email")
+    list_select_related = ("buyer", "created_by", "lifted_by", "chargeback")
+    fields = (
+        "buyer",
+        "reason",
+        "suspected_fraud",
+        "chargeback",
+        "created_by",
+        "created_at",
+        "lifted_by",
+        "lifted_at",
+        "lift_note",
+    )
+    readonly_fields = fields
+    actions = ["reinstate"]
+
+    @admin.display(description="Active", boolean=True)
+    def is_active(self, suspension: Suspension) -> bool:
+        return suspension.is_active
+
+    def get_ordering(self, request):
+        active_first = Case(When(lifted_at__isnull=True, then=Value(0)), default=Value(1))
+        return [active_first.asc(), "-created_at"]
+
+    def has_add_permission(self, request):
+        return request.user.has_perm("disputes.add_suspension")
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def has_reinstate_permission(self, request) -> bool:
+        return request.user.has_perm("disputes.change_suspension")
+
+    @admin.action(description="Reinstate the selected buyers", permissions=["reinstate"])
+    def reinstate(self, request, queryset):
+        for suspension in queryset.filter(lifted_at__isnull=True).select_related("buyer"):
+            try:
+                buyer_reinstate(buyer_id=suspension.buyer_id, actor=request.user)
+            except DomainError as error:
+                _domain_error_message(self, request, error)
+            else:
+                self.message_user(request, f"{suspension.buyer} is reinstated.", messages.SUCCESS)
+
+    def add_view(self, request, form_url="", extra_context=None):
+        """Suspend a buyer through `buyer_suspend` (L-8.2)."""
+        if not self.has_add_permission(request):
+            raise PermissionDenied
+        form = SuspensionAddForm(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            buyer = get_user_model().objects.filter(username=form.cleaned_data["buyer"]).first()
+            try:
+                if buyer is None:
+                    raise InvalidInput("not_found", "There is no such user.")
+                suspension = buyer_suspend(
+                    buyer_id=buyer.pk,
+                    actor=request.user,
+                    reason=form.cleaned_data["reason"],
+                    suspected_fraud=form.cleaned_data["suspected_fraud"],
+                    chargeback_id=form.cleaned_data["chargeback"],
+                )
+            except DomainError as error:
+                form.add_error(None, error.detail)
+            else:
+                self.message_user(request, f"{buyer} is suspended (L-8.2).", messages.SUCCESS)
+                return redirect("admin:disputes_suspension_change", suspension.pk)
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "title": "Suspend a buyer",
+            "form": form,
+            "submit_label": "Suspend",
+            "help": "The buyer keeps reading their orders, requests and credit but can place "
+            "no order, cancel, ask for a refund or escalate until reinstated (L-8.2).",
+        }
+        return TemplateResponse(request, "admin/disputes/simple_form.html", context)
+
+
+@admin.register(GatewayEvent)
+class GatewayEventAdmin(ReadOnlyModelAdmin):
+    """The processor's webhook events as received (D-10), newest first."""
+
+    list_display = ("event_id", "type", "received_at", "chargeback")
+    list_filter = ("type",)
+    search_fields = ("event_id",)
+    fields = ("event_id", "type", "received_at", "chargeback", "payload")
+    readonly_fields = fields

@@ -1,8 +1,8 @@
 """Row locks for disputes, taken after the order's and the refund request's (D-3): order, then
-request, then escalation."""
+request, then refund, then escalation or chargeback."""
 
 from core.errors import DomainError
-from disputes.models import Escalation
+from disputes.models import Chargeback, Escalation, Suspension
 
 
 def escalation_for_update(escalation_id: int) -> Escalation:
@@ -26,5 +26,28 @@ def escalation_for_update_skip_locked(escalation_id: int) -> Escalation | None:
         Escalation.objects.select_for_update(of=("self",), skip_locked=True)
         .select_related("order", "order__policy_version", "buyer")
         .filter(pk=escalation_id)
+        .first()
+    )
+
+
+def chargeback_for_update(chargeback_id: int) -> Chargeback:
+    """Lock a chargeback row (with its order and payment loaded). Call inside a transaction,
+    after locking its order. Raises DomainError `not_found` (404)."""
+    chargeback = (
+        Chargeback.objects.select_for_update(of=("self",))
+        .select_related("order", "payment")
+        .filter(pk=chargeback_id)
+        .first()
+    )
+    if chargeback is None:
+        raise DomainError("not_found", f"There is no chargeback {chargeback_id}.", kind="not_found")
+    return chargeback
+
+
+def suspension_active_for_update(buyer_id: int) -> Suspension | None:
+    """Lock the buyer's unlifted suspension, or None. Call inside a transaction."""
+    return (
+        Suspension.objects.select_for_update()
+        .filter(buyer_id=buyer_id, lifted_at__isnull=True)
         .first()
     )

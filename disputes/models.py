@@ -1,7 +1,10 @@
-"""The platform stepping in (K-OV). Escalations, chargebacks and incidents join with their
-issues (D-5)."""
+"""The platform stepping in (K-OV), chargebacks and suspensions (L-8.2, D-4), and incidents
+(L-10). Escalations join with their issue (D-5)."""
+
+from decimal import Decimal
 
 from django.conf import settings
+from django.core.validators import MinValueValidator
 from django.db import models
 from django.db.models import Q
 from django.urls import reverse
@@ -240,3 +243,160 @@ class EscalationEvidence(models.Model):
 
     def __str__(self):
         return f"Photo {self.pk} for escalation #{self.escalation_id}"
+
+
+class Chargeback(ConcurrentTransitionMixin, models.Model):
+    """A buyer's bank taking a card payment back (L-8.2): entered by an agent or received from
+    the processor's webhook, answered with the evidence bundle by `evidence_due_by`, and decided
+    by the bank (`won`, `lost`) or not contested (`accepted`). A lost or accepted chargeback
+    moves `amount_at_stake` back to the buyer through the processor (`settled_at` once it did).
+
+    `amount` is what the bank disputes; `amount_at_stake` is what can still be taken back once
+    the card refunds already made and other chargebacks are counted (a chargeback plus the
+    refunds never take back more than was paid, L-7.2). Transitions only set fields on self."""
+
+    class Status(models.TextChoices):
+        RECEIVED = "received"
+        EVIDENCE_SUBMITTED = "evidence_submitted", "Evidence submitted"
+        WON = "won"
+        LOST = "lost"
+        ACCEPTED = "accepted", "Accepted (not contested)"
+
+    class Source(models.TextChoices):
+        AGENT = "agent", "Entered by support"
+        PROCESSOR = "processor", "Processor webhook"
+
+    OPEN_STATUSES = (Status.RECEIVED, Status.EVIDENCE_SUBMITTED)
+    # The money goes back to the buyer (L-8.2): what a chargeback takes once it is over.
+    MONEY_MOVES_STATUSES = (Status.LOST, Status.ACCEPTED)
+
+    order = models.ForeignKey("orders.Order", on_delete=models.PROTECT, related_name="chargebacks")
+    payment = models.ForeignKey(
+        "orders.Payment", on_delete=models.PROTECT, related_name="chargebacks"
+    )
+    amount = models.DecimalField(validators=[MinValueValidator(Decimal("0.01"))], **MONEY)
+    amount_at_stake = models.DecimalField(**MONEY)
+    bank_reference = models.CharField(max_length=80)
+    reason_code = models.CharField(max_length=40)
+    evidence_due_by = models.DateTimeField()
+    status = FSMField(
+        default=Status.RECEIVED, choices=Status.choices, protected=True, db_index=True
+    )
+    source = models.CharField(max_length=10, choices=Source.choices)
+    received_at = models.DateTimeField(default=timezone.now)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    evidence_submitted_at = models.DateTimeField(null=True, blank=True)
+    evidence_submitted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    decided_at = models.DateTimeField(null=True, blank=True)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    note = models.TextField(blank=True)
+    # The processor's record of the money moved back (lost or accepted), made outside lojix's
+    # transactions under `settlement_key` and recorded here once it answered.
+    settlement_key = models.CharField(max_length=120, blank=True)
+    settlement_reference = models.CharField(max_length=80, blank=True)
+    settled_at = models.DateTimeField(null=True, blank=True)
+    settlement_error = models.CharField(max_length=240, blank=True)
+
+    class Meta:
+        ordering = ["evidence_due_by", "pk"]
+        constraints = [
+            # The processor and an agent entering the same dispute open it once.
+            models.UniqueConstraint(
+                fields=["order", "bank_reference"], name="chargeback_one_per_bank_reference"
+            ),
+            models.CheckConstraint(
+                condition=Q(amount_at_stake__gte=0) & Q(amount_at_stake__lte=models.F("amount")),
+                name="chargeback_at_stake_within_amount",
+            ),
+        ]
+
+    def __str__(self):
+        return f"Chargeback #{self.pk} on order #{self.order_id}"
+
+    def get_absolute_url(self):
+        return f"/admin/disputes/chargeback/{self.pk}/change/"
+
+    @transition(field=status, source=Status.RECEIVED, target=Status.EVIDENCE_SUBMITTED)
+    def submit_evidence(self, *, at):
+        self.evidence_submitted_at = at
+
+    @transition(field=status, source=OPEN_STATUSES, target=Status.WON)
+    def win(self, *, at):
+        self.decided_at = at
+
+    @transition(field=status, source=OPEN_STATUSES, target=Status.LOST)
+    def lose(self, *, at):
+        self.decided_at = at
+
+    @transition(field=status, source=Status.RECEIVED, target=Status.ACCEPTED)
+    def accept(self, *, at):
+        self.decided_at = at
+
+
+class Suspension(models.Model):
+    """A buyer's account suspended by a supervisor (L-8.2, D-4), after a chargeback or on its
+    own: they sign in and read everything, but start nothing new. Lifted when reinstated; a
+    buyer with an unlifted suspension is suspended."""
+
+    buyer = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="suspensions"
+    )
+    reason = models.TextField()
+    chargeback = models.ForeignKey(
+        Chargeback, null=True, blank=True, on_delete=models.PROTECT, related_name="suspensions"
+    )
+    suspected_fraud = models.BooleanField(default=False)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    lifted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    lifted_at = models.DateTimeField(null=True, blank=True)
+    lift_note = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            # Suspending a suspended buyer twice would need two reinstatements.
+            models.UniqueConstraint(
+                fields=["buyer"],
+                condition=Q(lifted_at__isnull=True),
+                name="suspension_one_active_per_buyer",
+            ),
+        ]
+
+    def __str__(self):
+        state = "lifted" if self.lifted_at else "active"
+        return f"Suspension of {self.buyer} ({state})"
+
+    @property
+    def is_active(self) -> bool:
+        return self.lifted_at is None
+
+
+class GatewayEvent(models.Model):
+    """An event the processor sent to the webhook (D-10), stored once by its id: a replayed
+    event id is refused by the unique constraint, so a chargeback opens once however often its
+    event arrives."""
+
+    event_id = models.CharField(max_length=120, unique=True)
+    type = models.CharField(max_length=60)
+    payload = models.JSONField()
+    received_at = models.DateTimeField(default=timezone.now)
+    chargeback = models.ForeignKey(
+        Chargeback, null=True, blank=True, on_delete=models.PROTECT, related_name="events"
+    )
+
+    class Meta:
+        ordering = ["-received_at"]
+
+    def __str__(self):
+        return f"{self.type} {self.event_id}"

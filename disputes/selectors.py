@@ -1,15 +1,17 @@
 """Read queries for the platform's oversight (K-OV)."""
 
 import datetime as dt
+from decimal import Decimal
 
-from django.db.models import Case, IntegerField, Q, QuerySet, Value, When
+from django.conf import settings
+from django.db.models import Case, IntegerField, Prefetch, Q, QuerySet, Value, When
 
 from core.money import ZERO
 from disputes import policy
-from disputes.models import Escalation, Intervention
-from orders.models import Order
+from disputes.models import Chargeback, Escalation, Intervention, Suspension
+from orders.models import Order, OrderEvent
 from orders.selectors import order_cancellation_support_decides_at
-from refunds.models import Refund, RefundRequest
+from refunds.models import Refund, RefundEvidence, RefundMessage, RefundRequest
 
 
 def order_ids_with_unanswered_cancellation(*, now: dt.datetime, limit: int) -> list[int]:
@@ -208,3 +210,205 @@ def escalation_refunds(escalation: Escalation) -> QuerySet:
     return Refund.objects.filter(
         idempotency_key__startswith=f"escalation:{escalation.pk}:"
     ).order_by("created_at", "pk")
+
+
+# -- chargebacks and suspensions (L-8.2, D-4) -----------------------------------------------
+
+
+def chargeback_ids_unsettled(*, limit: int) -> list[int]:
+    """Lost or accepted chargebacks whose money the processor has not confirmed moving, the
+    oldest decision first, at most `limit`."""
+    return list(
+        Chargeback.objects.filter(
+            status__in=Chargeback.MONEY_MOVES_STATUSES, settled_at__isnull=True
+        )
+        .exclude(settlement_key="")
+        .order_by("decided_at", "pk")
+        .values_list("pk", flat=True)[:limit]
+    )
+
+
+def chargeback_list() -> QuerySet[Chargeback]:
+    """Chargebacks for support, the soonest evidence due date first."""
+    return Chargeback.objects.select_related("order", "order__buyer", "payment").order_by(
+        "evidence_due_by", "pk"
+    )
+
+
+def suspension_list() -> QuerySet[Suspension]:
+    return Suspension.objects.select_related("buyer", "created_by", "lifted_by", "chargeback")
+
+
+def _iso(moment: dt.datetime | None) -> str | None:
+    return moment.astimezone(dt.UTC).isoformat(timespec="seconds") if moment else None
+
+
+def _money(amount: Decimal | None) -> str | None:
+    return None if amount is None else f"{amount:.2f}"
+
+
+def chargeback_evidence_bundle(chargeback_id: int) -> dict:
+    """The evidence lojix gives the buyer's bank (L-8.2), built from the records: the dispute,
+    the order with its lines, money and delivery times, the timeline, the card payments, the
+    refunds already made (and what is still at stake), the refund requests with their messages
+    and photos, and the policy version the buyer accepted at checkout. Plain JSON values
+    (money as strings with two decimals, moments in ISO 8601 UTC); a constant number of
+    queries. Raises Chargeback.DoesNotExist."""
+    chargeback = (
+        Chargeback.objects.select_related(
+            "order", "order__buyer", "order__restaurant", "order__policy_version", "payment"
+        )
+        .prefetch_related(
+            "order__items",
+            "order__payments",
+            Prefetch("order__events", queryset=OrderEvent.objects.select_related("actor")),
+            Prefetch("order__refunds", queryset=Refund.objects.order_by("created_at", "pk")),
+            Prefetch(
+                "order__refund_requests",
+                queryset=RefundRequest.objects.order_by("submitted_at").prefetch_related(
+                    "events",
+                    Prefetch("messages", queryset=RefundMessage.objects.order_by("created_at")),
+                    Prefetch("evidence", queryset=RefundEvidence.objects.order_by("created_at")),
+                ),
+            ),
+        )
+        .get(pk=chargeback_id)
+    )
+    order = chargeback.order
+    refunds = list(order.refunds.all())
+    refunded = sum(
+        (
+            r.amount
+            for r in refunds
+            if r.status == Refund.Status.SUCCEEDED and r.destination != "promo_credit"
+        ),
+        Decimal("0.00"),
+    )
+    return {
+        "currency": settings.LOJIX_CURRENCY,
+        "chargeback": {
+            "id": chargeback.pk,
+            "bank_reference": chargeback.bank_reference,
+            "reason_code": chargeback.reason_code,
+            "amount": _money(chargeback.amount),
+            "amount_at_stake": _money(chargeback.amount_at_stake),
+            "status": chargeback.status,
+            "received_at": _iso(chargeback.received_at),
+            "evidence_due_by": _iso(chargeback.evidence_due_by),
+        },
+        "order": _order_facts(order),
+        "timeline": [
+            {
+                "at": _iso(event.created_at),
+                "by": event.get_actor_role_display(),
+                "event": event.message or event.name,
+                "from": event.from_status,
+                "to": event.to_status,
+                "amount": _money(event.amount),
+                "clauses": event.clauses,
+            }
+            for event in order.events.all()
+        ],
+        "payments": [
+            {
+                "at": _iso(payment.created_at),
+                "amount": _money(payment.amount),
+                "status": payment.status,
+                "reference": payment.gateway_reference,
+            }
+            for payment in order.payments.all()
+        ],
+        "refunds": [
+            {
+                "at": _iso(refund.created_at),
+                "amount": _money(refund.amount),
+                "to": refund.destination,
+                "status": refund.status,
+                "reason": refund.reason,
+                "clauses": refund.clauses,
+                "reference": refund.gateway_reference,
+                "succeeded_at": _iso(refund.succeeded_at),
+            }
+            for refund in refunds
+        ],
+        "already_refunded": _money(refunded),
+        "requests": [_request_facts(request) for request in order.refund_requests.all()],
+        "policy_version": {
+            "label": order.policy_version.label,
+            "effective_from": _iso(order.policy_version.effective_from),
+            "accepted_at": _iso(order.placed_at),
+            "text": order.policy_version.text,
+        },
+    }
+
+
+def _order_facts(order: Order) -> dict:
+    return {
+        "id": order.pk,
+        "buyer": order.buyer.get_full_name() or order.buyer.username,
+        "buyer_email": order.buyer.email,
+        "restaurant": order.restaurant.name,
+        "fulfillment": order.fulfillment,
+        "status": order.status,
+        "delivery_address": order.delivery_address,
+        "items": [
+            {
+                "name": item.name,
+                "quantity": item.quantity,
+                "unit_price": _money(item.unit_price),
+                "total": _money(item.unit_price * item.quantity),
+            }
+            for item in order.items.all()
+        ],
+        "money": {field: _money(getattr(order, field)) for field in Order.MONEY_FIELDS}
+        | {"amount_paid": _money(order.amount_paid)},
+        "times": {field: _iso(getattr(order, field)) for field in Order.TIME_FIELDS},
+    }
+
+
+def _request_facts(request: RefundRequest) -> dict:
+    return {
+        "id": request.pk,
+        "reason": request.get_reason_display(),
+        "status": request.get_status_display(),
+        "submitted_at": _iso(request.submitted_at),
+        "description": request.description,
+        "decided_amount": _money(request.decided_amount),
+        "explanation": request.explanation,
+        "timeline": [
+            {
+                "at": _iso(event.created_at),
+                "by": event.actor_role,
+                "event": event.message,
+                "clauses": event.clauses,
+            }
+            for event in request.events.all()
+        ],
+        "messages": [
+            {"at": _iso(m.created_at), "from": m.get_role_display(), "body": m.body}
+            for m in request.messages.all()
+        ],
+        "photos": [
+            {
+                "id": photo.pk,
+                "at": _iso(photo.created_at),
+                "name": photo.file.name,
+                "content_type": photo.content_type,
+                "width": photo.width,
+                "height": photo.height,
+            }
+            for photo in request.evidence.all()
+        ],
+    }
+
+
+def chargeback_evidence_photos(bundle: dict) -> dict[int, bytes]:
+    """The bundle's evidence photos as image bytes by evidence id (the stored thumbnail, else
+    the photo), read from storage, for the PDF (L-5.2, L-8.2). One query."""
+    ids = [photo["id"] for request in bundle["requests"] for photo in request["photos"]]
+    found = {}
+    for evidence in RefundEvidence.objects.filter(pk__in=ids):
+        stored = evidence.thumbnail or evidence.file
+        with stored.open("rb") as handle:
+            found[evidence.pk] = handle.read()
+    return found

@@ -5,10 +5,12 @@ from django.utils import timezone
 
 from core.services import task_run_recorded
 from disputes.selectors import (
+    chargeback_ids_unsettled,
     escalation_ids_due_for_sweep,
     order_ids_with_unanswered_cancellation,
     refund_requests_with_unanswered_verification,
 )
+from disputes.services.chargebacks import chargeback_settle
 from disputes.services.escalations import escalation_check_due
 from disputes.services.interventions import (
     intervention_hand_over_cancellation_request,
@@ -55,3 +57,22 @@ def escalation_due_dates(batch_size: int = BATCH_SIZE) -> dict:
         for pk in escalation_ids_due_for_sweep(now=now, limit=batch_size)
     ]
     return {"due_soon": done.count("due_soon"), "overdue": done.count("overdue")}
+
+
+@shared_task
+def settle_chargeback(chargeback_id: int) -> str:
+    """Move a lost or accepted chargeback's money back through the processor (L-8.2, D-7):
+    requested through the outbox by the decision; safe to run twice (one processor key)."""
+    return chargeback_settle(chargeback_id=chargeback_id)
+
+
+@shared_task
+@task_run_recorded
+def settle_chargebacks(batch_size: int = BATCH_SIZE) -> dict:
+    """Retry the settlements the processor did not confirm (an error, a lost answer), a bounded
+    batch at a time (L-8.2, D-7). Returns the count per outcome."""
+    outcomes: dict[str, int] = {}
+    for chargeback_id in chargeback_ids_unsettled(limit=batch_size):
+        outcome = chargeback_settle(chargeback_id=chargeback_id)
+        outcomes[outcome] = outcomes.get(outcome, 0) + 1
+    return outcomes

@@ -15,10 +15,14 @@ processes of one machine, which is all the simulated processor is for (demos and
 a busy timeout let those processes share it, and `BEGIN IMMEDIATE` serialises the writes, so two
 concurrent refunds of one charge cannot both pass the over-refund check. Money is stored as
 Decimal strings (exact). `LOJIX_SIMULATED_GATEWAY_FAULTS`, read at every call, makes it act out
-a fault per operation: `{"charge"|"refund"|"void": "decline"|"error"|"timeout"}` (absent: succeed).
+a fault per operation: `{"charge"|"refund"|"void"|"chargeback": "decline"|"error"|"timeout"}`
+(absent: succeed). A chargeback (L-8.2) is the buyer's bank taking money of a charge back; it
+counts against the charge like a refund does.
 """
 
 import datetime as dt
+import hashlib
+import hmac
 import os
 import sqlite3
 import threading
@@ -64,7 +68,7 @@ class GatewayResult:
 class ProcessorRecord:
     """What the processor knows of one operation, for reconciliation."""
 
-    kind: str  # "charge" | "refund" | "void"
+    kind: str  # "charge" | "refund" | "void" | "chargeback"
     idempotency_key: str
     reference: str
     amount: Decimal
@@ -93,13 +97,19 @@ class PaymentGateway(Protocol):
 
     def refunds_of(self, *, charge_reference: str) -> list[ProcessorRecord]: ...
 
+    def chargeback(
+        self, *, charge_reference: str, amount: Decimal, currency: str, idempotency_key: str
+    ) -> GatewayResult: ...
+
+    def chargebacks_of(self, *, charge_reference: str) -> list[ProcessorRecord]: ...
+
 
 def get_gateway() -> PaymentGateway:
     """The configured gateway (`LOJIX_PAYMENT_GATEWAY`, a dotted class path), a new instance."""
     return import_string(settings.LOJIX_PAYMENT_GATEWAY)()
 
 
-CHARGE, REFUND, VOID = "charge", "refund", "void"
+CHARGE, REFUND, VOID, CHARGEBACK = "charge", "refund", "void", "chargeback"
 SUCCEEDED, DECLINED, VOIDED = "succeeded", "declined", "voided"
 FAULTS = ("decline", "error", "timeout")
 BUSY_TIMEOUT_MS = 30_000
@@ -109,7 +119,7 @@ _SCHEMA = """
 CREATE TABLE IF NOT EXISTS operation (
     reference TEXT PRIMARY KEY,
     idempotency_key TEXT NOT NULL UNIQUE,
-    kind TEXT NOT NULL CHECK (kind IN ('charge', 'refund', 'void')),
+    kind TEXT NOT NULL CHECK (kind IN ('charge', 'refund', 'void', 'chargeback')),
     amount TEXT NOT NULL,
     currency TEXT NOT NULL,
     status TEXT NOT NULL CHECK (status IN ('succeeded', 'declined', 'voided')),
@@ -139,9 +149,31 @@ def _connection() -> sqlite3.Connection:
         connection.row_factory = sqlite3.Row
         connection.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         connection.execute("PRAGMA journal_mode = WAL")
+        _upgrade(connection)
         connection.executescript(_SCHEMA)
         _local.connection, _local.key = connection, key
     return _local.connection
+
+
+def _upgrade(connection: sqlite3.Connection) -> None:
+    """A store made before chargebacks (its kind CHECK lacks them) is rebuilt with the same
+    rows, once, under the write lock."""
+    connection.execute("BEGIN IMMEDIATE")
+    try:
+        row = connection.execute(
+            "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'operation'"
+        ).fetchone()
+        if row is not None and "'chargeback'" not in row[0]:
+            connection.execute("ALTER TABLE operation RENAME TO operation_before_chargebacks")
+            connection.execute("DROP INDEX IF EXISTS operation_charge")
+            connection.execute("DROP INDEX IF EXISTS operation_created")
+            connection.execute(_SCHEMA.split(";")[0])
+            connection.execute("INSERT INTO operation SELECT * FROM operation_before_chargebacks")
+            connection.execute("DROP TABLE operation_before_chargebacks")
+    except BaseException:
+        connection.execute("ROLLBACK")
+        raise
+    connection.execute("COMMIT")
 
 
 @contextmanager
@@ -252,6 +284,33 @@ class SimulatedGateway:
 
         return self._operate(REFUND, idempotency_key, request, decide)
 
+    def chargeback(self, *, charge_reference, amount, currency, idempotency_key) -> GatewayResult:
+        """The buyer's bank takes `amount` of the charge back (L-8.2, a lost or uncontested
+        chargeback); declined when refunds and chargebacks of the charge would exceed it. Fault
+        key "chargeback"."""
+        valid = _money(amount)
+        request = {
+            "kind": CHARGEBACK,
+            "amount": valid or "0.00",
+            "currency": currency,
+            "charge_reference": charge_reference,
+        }
+
+        def decide(connection, fault):
+            charge, refusal = self._live_charge(connection, charge_reference, currency)
+            if refusal:
+                return DECLINED, refusal
+            if valid is None:
+                return DECLINED, "Invalid amount."
+            taken = self._refunded(connection, charge_reference)
+            if taken + Decimal(valid) > Decimal(charge["amount"]):
+                return DECLINED, "Chargeback exceeds the charge."
+            if fault == "decline":
+                return DECLINED, "Chargeback declined."
+            return SUCCEEDED, ""
+
+        return self._operate(CHARGEBACK, idempotency_key, request, decide)
+
     def void(self, *, charge_reference, idempotency_key) -> GatewayResult:
         """Cancel the charge `charge_reference` in full (its status becomes "voided"); refused
         when anything of it was refunded. Fault key "void"."""
@@ -293,10 +352,18 @@ class SimulatedGateway:
 
     def refunds_of(self, *, charge_reference) -> list[ProcessorRecord]:
         """Every refund (succeeded or declined) of the charge, oldest first."""
+        return self._of(charge_reference, REFUND)
+
+    def chargebacks_of(self, *, charge_reference) -> list[ProcessorRecord]:
+        """Every chargeback (succeeded or declined) of the charge, oldest first."""
+        return self._of(charge_reference, CHARGEBACK)
+
+    @staticmethod
+    def _of(charge_reference, kind) -> list[ProcessorRecord]:
         rows = _connection().execute(
             "SELECT * FROM operation WHERE charge_reference = ? AND kind = ? "
             "ORDER BY created_at, reference",
-            (charge_reference, REFUND),
+            (charge_reference, kind),
         )
         return [_record(row) for row in rows]
 
@@ -393,9 +460,49 @@ class SimulatedGateway:
 
     @staticmethod
     def _refunded(connection, charge_reference) -> Decimal:
-        """The sum of the charge's succeeded refunds."""
+        """The sum of the charge's succeeded refunds and chargebacks: what went back."""
         rows = connection.execute(
-            "SELECT amount FROM operation WHERE charge_reference = ? AND kind = ? AND status = ?",
-            (charge_reference, REFUND, SUCCEEDED),
+            "SELECT amount FROM operation WHERE charge_reference = ? AND kind IN (?, ?) "
+            "AND status = ?",
+            (charge_reference, REFUND, CHARGEBACK, SUCCEEDED),
         )
         return sum((Decimal(row["amount"]) for row in rows), ZERO)
+
+
+# -- webhooks (D-10): the processor signs every call ------------------------------------------
+
+SIGNATURE_HEADER = "Lojix-Signature"
+
+
+def webhook_signature(*, secret: str, body: bytes, timestamp: int) -> str:
+    """The `Lojix-Signature` header value a processor sends with `body` signed at `timestamp`
+    (unix seconds): `t=<timestamp>,v1=<hex HMAC-SHA256 of "<timestamp>.<body>">`."""
+    digest = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
+    return f"t={timestamp},v1={digest}"
+
+
+def webhook_signature_problem(
+    *, secret: str, header: str, body: bytes, now: int, tolerance: int
+) -> tuple[str, str] | None:
+    """Why a webhook call's signature is refused, as (code, detail), or None when it is good:
+    no secret configured, no header (`signature_missing`), a malformed one or no `v1` that
+    matches (`signature_invalid`, compared in constant time), or a timestamp more than
+    `tolerance` seconds from `now` (`signature_stale`)."""
+    if not secret:
+        return "webhook_not_configured", "No webhook secret is configured."
+    if not header:
+        return "signature_missing", f"The {SIGNATURE_HEADER} header is missing."
+    parts = [part.split("=", 1) for part in header.split(",")]
+    if any(len(part) != 2 for part in parts):
+        return "signature_invalid", f"The {SIGNATURE_HEADER} header is malformed."
+    timestamps = [value for key, value in parts if key.strip() == "t"]
+    signatures = [value.strip() for key, value in parts if key.strip() == "v1"]
+    if len(timestamps) != 1 or not timestamps[0].strip().isdigit() or not signatures:
+        return "signature_invalid", f"The {SIGNATURE_HEADER} header is malformed."
+    timestamp = int(timestamps[0])
+    expected = webhook_signature(secret=secret, body=body, timestamp=timestamp).split("v1=")[1]
+    if not any(hmac.compare_digest(expected, signature) for signature in signatures):
+        return "signature_invalid", "The signature does not match the body."
+    if abs(now - timestamp) > tolerance:
+        return "signature_stale", f"The call was signed more than {tolerance} s ago."
+    return None

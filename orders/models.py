@@ -98,6 +98,11 @@ class PolicyVersion(models.Model):
     # L-8.1: a supervisor decides an escalation within 3-5 business days.
     escalation_min_days = models.PositiveIntegerField(default=3)
     escalation_max_days = models.PositiveIntegerField(default=5)
+    # L-8.2: days the platform gives itself to answer a chargeback its agent enters, when the
+    # bank's own due date is not known (the processor's webhook carries one).
+    chargeback_evidence_days = models.PositiveIntegerField(
+        default=7, validators=[MinValueValidator(1), MaxValueValidator(45)]
+    )
 
     objects = PolicyVersionQuerySet.as_manager()
 

@@ -16,6 +16,9 @@ class PaidFacts:
     account_credit_applied: Decimal
     refunded_to_card: Decimal
     refunded_total: Decimal
+    # What chargebacks not won by the platform take (or may take) of the card payment (L-8.2):
+    # a chargeback plus the refunds never take back more than was paid (L-7.2).
+    charged_back: Decimal = ZERO
 
     @property
     def amount_paid(self) -> Decimal:
@@ -23,11 +26,11 @@ class PaidFacts:
 
     @property
     def refundable(self) -> Decimal:
-        return self.amount_paid - self.refunded_total
+        return max(self.amount_paid - self.refunded_total - self.charged_back, ZERO)
 
     @property
     def card_refundable(self) -> Decimal:
-        return self.amount_charged - self.refunded_to_card
+        return max(self.amount_charged - self.refunded_to_card - self.charged_back, ZERO)
 
 
 @dataclass(frozen=True)

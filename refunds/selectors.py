@@ -18,15 +18,16 @@ from django.db.models import (
     Prefetch,
     Q,
     QuerySet,
+    Subquery,
     Sum,
     Value,
 )
-from django.db.models.functions import TruncWeek
+from django.db.models.functions import Coalesce, TruncWeek
 
 from core.money import ZERO, to_cents
-from core.money_db import MoneySum
+from core.money_db import MONEY_FIELD, Cents, MoneySum
 from core.roles import SUPERVISOR
-from disputes.models import Incident
+from disputes.models import Chargeback, Incident
 from orders.models import (
     LATE_SWEEP_DUE,
     Order,
@@ -329,43 +330,60 @@ MONEY_BACK = [Refund.Destination.CARD, Refund.Destination.ACCOUNT_CREDIT]
 def paid_facts(order: Order, *, excluding: Refund | None = None) -> policy.PaidFacts:
     """What was paid for the order and what has gone back. Every refund counts until support
     replaced it (pending and failed ones may still move money, D-7); `excluding` leaves out the
-    refund being replaced. Uses the order's prefetched `refunds` when a page loaded them (no
-    query), else one query."""
+    refund being replaced; every chargeback the platform has not won counts too (L-8.2, L-7.2).
+    Uses the order's prefetched `refunds` (and `chargebacks`, when prefetched) when a page
+    loaded them (no query), else one query."""
     excluded = excluding.pk if excluding is not None else None
     if "refunds" in getattr(order, "_prefetched_objects_cache", {}):
         counted = [r for r in order.refunds.all() if r.replaced_by_id is None and r.pk != excluded]
+        chargebacks = order._prefetched_objects_cache.get("chargebacks", ())
         totals = {
             "card": to_cents(sum((r.amount for r in counted if r.destination == "card"), ZERO)),
             "money_back": to_cents(
                 sum((r.amount for r in counted if r.destination in MONEY_BACK), ZERO)
             ),
+            "charged_back": to_cents(
+                sum((c.amount_at_stake for c in chargebacks if c.status != "won"), ZERO)
+            ),
         }
     else:
-        totals = (
-            Refund.objects.filter(order=order, replaced_by__isnull=True)
-            .exclude(pk=excluded)
-            .aggregate(**_REFUNDED_SUMS)
-        )
+        totals = _money_back_totals(Order.objects.filter(pk=order.pk), excluding=excluded)[0]
     return _paid(order, totals)
 
 
 def paid_facts_of(orders: list[Order]) -> dict[int, policy.PaidFacts]:
     """`paid_facts` for a batch of orders, by order id, in one query (D-8)."""
     totals = {
-        row["order_id"]: row
-        for row in Refund.objects.filter(order__in=orders, replaced_by__isnull=True)
-        .values("order_id")
-        .annotate(**_REFUNDED_SUMS)
-        .order_by()
+        row["pk"]: row
+        for row in _money_back_totals(Order.objects.filter(pk__in=[o.pk for o in orders]))
     }
-    nothing = {"card": ZERO, "money_back": ZERO}
-    return {order.pk: _paid(order, totals.get(order.pk, nothing)) for order in orders}
+    return {order.pk: _paid(order, totals[order.pk]) for order in orders}
 
 
-_REFUNDED_SUMS = {
-    "card": MoneySum("amount", filter=Q(destination=Refund.Destination.CARD)),
-    "money_back": MoneySum("amount", filter=Q(destination__in=MONEY_BACK)),
-}
+def _money_back_totals(orders: QuerySet, *, excluding: int | None = None) -> list[dict]:
+    """Per order of `orders` (`pk`): its refunds to card (`card`), to card and account credit
+    (`money_back`), and its chargebacks not won (`charged_back`), in one query."""
+    refunds = Refund.objects.filter(order=OuterRef("pk"), replaced_by__isnull=True).exclude(
+        pk=excluding
+    )
+    chargebacks = Chargeback.objects.filter(order=OuterRef("pk")).exclude(
+        status=Chargeback.Status.WON
+    )
+    return list(
+        orders.order_by()
+        .annotate(
+            card=_correlated_sum(refunds.filter(destination=Refund.Destination.CARD), "amount"),
+            money_back=_correlated_sum(refunds.filter(destination__in=MONEY_BACK), "amount"),
+            charged_back=_correlated_sum(chargebacks, "amount_at_stake"),
+        )
+        .values("pk", "card", "money_back", "charged_back")
+    )
+
+
+def _correlated_sum(queryset: QuerySet, field: str):
+    """The sum of `field` over a queryset correlated to the outer order (0.00 over none)."""
+    totals = queryset.order_by().values("order").annotate(total=MoneySum(field)).values("total")
+    return Cents(Coalesce(Subquery(totals), Value(ZERO), output_field=MONEY_FIELD))
 
 
 def _paid(order: Order, totals) -> policy.PaidFacts:
@@ -374,6 +392,7 @@ def _paid(order: Order, totals) -> policy.PaidFacts:
         account_credit_applied=order.account_credit_applied,
         refunded_to_card=totals["card"],
         refunded_total=totals["money_back"],
+        charged_back=totals["charged_back"],
     )
 
 

@@ -132,6 +132,12 @@ LOJIX_SIMULATED_GATEWAY_PATH = Path(
     env("LOJIX_SIMULATED_GATEWAY_PATH", default=str(VAR_DIR / "processor.sqlite3"))
 )
 LOJIX_SIMULATED_GATEWAY_FAULTS = env.json("LOJIX_SIMULATED_GATEWAY_FAULTS", default={})
+# D-10: the processor signs its webhook calls (HMAC-SHA256) with this secret; empty refuses every
+# call. Calls signed more than the tolerance ago are refused as stale.
+LOJIX_GATEWAY_WEBHOOK_SECRET = env("LOJIX_GATEWAY_WEBHOOK_SECRET", default="")
+LOJIX_GATEWAY_WEBHOOK_TOLERANCE_SECONDS = env.int(
+    "LOJIX_GATEWAY_WEBHOOK_TOLERANCE_SECONDS", default=300
+)
 
 # Evidence photos (refunds.photos): bytes per upload, pixels an upload may declare, and the
 # longest side in pixels of the stored (re-encoded) photo and of its thumbnail.
@@ -193,6 +199,10 @@ CELERY_BEAT_SCHEDULE = {
     },
     "hand-unanswered-verifications-to-support": {
         "task": "disputes.tasks.hand_unanswered_verifications_to_support",
+        "schedule": 300.0,
+    },
+    "settle-chargebacks": {
+        "task": "disputes.tasks.settle_chargebacks",
         "schedule": 300.0,
     },
     "expire-credits": {

@@ -1,3 +1,10 @@
 """The embedded default used by `make run`: everything from base.py, nothing to set."""
 
 from config.settings.base import *  # noqa: F403
+from config.settings.base import env
+
+# The demo's processor webhook secret (D-10), so a signed call can be tried on `make run`;
+# production requires its own.
+LOJIX_GATEWAY_WEBHOOK_SECRET = env(
+    "LOJIX_GATEWAY_WEBHOOK_SECRET", default="lojix-demo-webhook-secret"
+)

@@ -4,6 +4,7 @@ from config.settings.base import *  # noqa: F403
 from config.settings.base import env
 
 SECRET_KEY = env("SECRET_KEY")
+LOJIX_GATEWAY_WEBHOOK_SECRET = env("LOJIX_GATEWAY_WEBHOOK_SECRET")
 DEBUG = False
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS")
 DATABASES = {"default": env.db("DATABASE_URL")}

@@ -32,4 +32,5 @@ CELERY_TASK_ALWAYS_EAGER = True
 LOJIX_SIMULATED_GATEWAY_PATH = Path(os.environ["LOJIX_TEST_PROCESSOR_PATH"])
 # Tests set faults through the `settings` fixture; a demo's exported variable must not leak in.
 LOJIX_SIMULATED_GATEWAY_FAULTS = {}
+LOJIX_GATEWAY_WEBHOOK_SECRET = "whsec-test-0123456789abcdef"
 LOGGING = {"version": 1, "disable_existing_loggers": False, "root": {"level": "WARNING"}}

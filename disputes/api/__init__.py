@@ -1,1 +1,1 @@
-"""The disputes API (D-10), one module per capability."""
+"""The disputes API (D-10): escalations, chargebacks, suspensions and the processor webhook."""

@@ -17,6 +17,7 @@ from core.errors import DomainError, InvalidInput
 from core.roles import User, is_supervisor
 from core.services import notify
 from disputes import policy
+from disputes.guards import buyer_must_not_be_suspended
 from disputes.lock_objects import escalation_for_update, escalation_for_update_skip_locked
 from disputes.models import Escalation, EscalationEvidence
 from disputes.selectors import escalation_facts_for_order, escalation_facts_for_request
@@ -48,10 +49,12 @@ def escalation_open(*, request_id: int, actor: User, statement: str, photos=()) 
     (L-8.1), once, with a statement and photos; due in the version's `escalation_max_days`
     business days. Takes the request's row lock (the one-to-one constraint settles two at once).
 
-    Errors: `not_found` (404, also another buyer's request); `already_escalated`,
+    Errors: `not_found` (404, also another buyer's request); `account_suspended` (403,
+    L-8.2); `already_escalated`,
     `not_escalatable`, `decision_pending` (409, L-8.1); `statement_required`,
     `statement_too_long` and the photos' codes (400). A refusal stores nothing."""
     request = refund_request_for_update(request_id, buyer=actor)
+    buyer_must_not_be_suspended(actor)
     _require_allowed(escalation_facts_for_request(request))
     previous = (
         request.decided_amount or Decimal("0.00")
@@ -88,12 +91,14 @@ def escalation_open_for_order(
     kept on approving one (K-DR, L-8.1): an escalation on the order, once per subject. Takes the
     order's row lock.
 
-    Errors: `not_found` (404, also another buyer's order); `already_escalated`,
+    Errors: `not_found` (404, also another buyer's order); `account_suspended` (403, L-8.2);
+    `already_escalated`,
     `not_escalatable` (409); `invalid_subject`, `statement_required`, `statement_too_long`
     and the photos' codes (400)."""
     if subject not in (policy.CANCELLATION_DENIED, policy.CANCELLATION_FEE):
         raise InvalidInput("invalid_subject", f"Unknown subject {subject!r}.")
     order = order_for_update(order_id, buyer=actor)
+    buyer_must_not_be_suspended(actor)
     _require_allowed(escalation_facts_for_order(order, subject))
     previous = paid_facts(order).refunded_total if subject == policy.CANCELLATION_FEE else None
     return _create(

@@ -13,6 +13,7 @@ from core.money import ZERO
 from core.roles import User
 from core.services import notify, notify_restaurant
 from credits import services as credit_services
+from disputes.guards import buyer_must_not_be_suspended
 from disputes.models import Intervention
 from disputes.services.interventions import intervention_resolve_for_order
 from orders import policy
@@ -43,6 +44,7 @@ def order_cancel_by_buyer(*, order_id: int, actor: User, quote: Decimal | None =
     new `cancellation`); the policy's refusals `window_passed`, `request_denied`,
     `already_requested`, `preparation_started`, `order_closed` (409)."""
     order = order_for_update(order_id, buyer=actor)
+    buyer_must_not_be_suspended(actor)
     now = timezone.now()
     decision = buyer_cancellation_decision(order, now=now)
     if quote is not None and (not decision.allowed or decision.fee != quote):

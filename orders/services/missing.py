@@ -14,6 +14,7 @@ from core.fsm import apply_transition
 from core.money import ZERO
 from core.roles import User
 from core.services import notify, notify_restaurant
+from disputes.guards import buyer_must_not_be_suspended
 from disputes.models import Intervention
 from disputes.services.interventions import intervention_open, intervention_resolve_for_order
 from orders import policy
@@ -45,6 +46,7 @@ def order_report_missing(*, order_id: int, actor: User) -> Order:
     not the actor's; `not_a_delivery`, `not_out_for_delivery`, `report_window_passed` (409, with
     L-6.2 / L-5.1)."""
     order = order_for_update(order_id, buyer=None if is_support(actor) else actor)
+    buyer_must_not_be_suspended(actor)
     now = timezone.now()
     decision = policy.decide_report_missing(missing_report_facts(order), now=now)
     if not decision.allowed:

@@ -15,6 +15,7 @@ from credits import selectors as credit_selectors
 from credits import services as credit_services
 from credits.models import DiscountCode
 from credits.policy import discount_code_check
+from disputes.guards import buyer_must_not_be_suspended
 from orders import policy
 from orders.events import order_event_record
 from orders.gateway import GatewayOutcome, get_gateway
@@ -119,7 +120,9 @@ def order_checkout_charge(
     `unknown_menu_item`, `restaurant_closed`, `code_used`, ...), `payment_declined` (400) and
     `payment_unconfirmed` (503: the processor's answer was lost; retrying with the same key is
     safe). A charge whose order then never commits is voided by `order_void_orphan_charges`.
+    A suspended buyer is refused first, before any charge: `account_suspended` (403, L-8.2).
     """
+    buyer_must_not_be_suspended(buyer)
     now = timezone.now()
     _check_can_order(
         buyer=buyer,
@@ -177,6 +180,7 @@ def order_place(*, checkout: Checkout) -> Order:
     existing = Order.objects.filter(payments__idempotency_key=checkout.checkout_key).first()
     if existing is not None:
         return existing
+    buyer_must_not_be_suspended(checkout.buyer)
     now = timezone.now()
     quote = _checkout_quote(checkout, now=now, for_update=True)
     price, discount = quote.price, quote.discount

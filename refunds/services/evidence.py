@@ -9,6 +9,7 @@ from django.utils import timezone
 
 from core.errors import DomainError, InvalidInput
 from core.roles import User
+from disputes.guards import buyer_must_not_be_suspended
 from refunds.lock_objects import refund_request_for_update
 from refunds.models import OPEN_STATUSES, RefundEvidence
 from refunds.photos import Photo, photo_prepare
@@ -60,6 +61,7 @@ def refund_request_add_evidence(*, request_id: int, actor: User, photos) -> list
     (409), InvalidInput `file_required` and validated_photos' codes (400); a refusal stores
     nothing."""
     request = refund_request_for_update(request_id, buyer=actor)
+    buyer_must_not_be_suspended(actor)
     if request.status not in OPEN_STATUSES:
         raise DomainError("request_closed", "This request has been decided.")
     if not photos:

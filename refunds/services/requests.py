@@ -11,6 +11,7 @@ from core.money import ZERO
 from core.outbox import outbox_enqueue
 from core.roles import User
 from core.services import notify, notify_restaurant
+from disputes.guards import buyer_must_not_be_suspended, order_must_not_have_chargeback
 from disputes.services.incidents import incident_open_allergen
 from disputes.services.interventions import intervention_resolve_unanswered_verification
 from orders.lock_objects import order_for_update
@@ -58,6 +59,8 @@ def refund_request_submit(
     order = order_for_update(order_id)
     if order.buyer_id != actor.pk:
         raise DomainError("not_found", f"You have no order {order_id}.", kind="not_found")
+    buyer_must_not_be_suspended(actor)
+    order_must_not_have_chargeback(order)
     now = timezone.now()
     prepared = validated_photos(photos, already=0)
     if preferred_method not in RefundRequest.Method.values:
@@ -212,6 +215,7 @@ def refund_request_reply(*, request_id: int, actor: User, body: str, photos=()) 
     decided; `message_required` / `message_too_long` (400); the photos' `too_many_photos`,
     `file_too_large`, `image_too_large`, `unsupported_image`, `not_an_image` (400)."""
     request = refund_request_for_update(request_id, buyer=actor)
+    buyer_must_not_be_suspended(actor)
     if request.status not in OPEN_STATUSES:
         raise DomainError("request_closed", "This request has been decided; you can escalate it.")
     require_text(body, "message")

@@ -18,6 +18,7 @@ def test_check_deploy_passes_with_production_settings():
         "DATABASE_URL": os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/lojix"),
         "REDIS_URL": "redis://127.0.0.1:6379/0",
         "EMAIL_URL": "smtp+tls://mailer:secret@smtp.lojix.example:587",
+        "LOJIX_GATEWAY_WEBHOOK_SECRET": "whsec-deploy-check-0123456789abcdef",
     }
     result = subprocess.run(
         [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],

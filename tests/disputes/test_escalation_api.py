@@ -10,6 +10,7 @@ import time_machine
 
 from disputes.models import Escalation
 from disputes.services.escalations import escalation_open
+from disputes.services.suspensions import buyer_suspend
 from refunds.models import Refund
 from tests.conftest import NOW, token_client
 from tests.disputes.escalation_setup import (
@@ -173,6 +174,29 @@ def test_another_buyer_gets_a_404(api_as, other_buyer, denied):
 
     assert (response.status_code, response.json()["code"]) == (404, "not_found")
     assert stored() == (0, 0)
+
+
+def test_a_suspended_buyer_cannot_escalate_and_can_still_read_it(
+    api_as, buyer, supervisor, denied, escalation_for_reading
+):
+    buyer_suspend(buyer_id=buyer.pk, actor=supervisor, reason="Chargeback abuse")
+
+    response = api_as(buyer).post(escalate_url(denied.pk), {"statement": STATEMENT})
+
+    assert response.status_code == 403
+    assert (response.json()["code"], response.json()["clauses"]) == (
+        "account_suspended",
+        ["L-8.2"],
+    )
+    assert stored() == (1, 0)
+    assert api_as(buyer).get("/api/escalations/").status_code == 200
+
+
+@pytest.fixture
+def escalation_for_reading(buyer, restaurant, menu, agent):
+    """Another of the buyer's requests, escalated before the suspension."""
+    request = denied_request(buyer, restaurant, menu, agent)
+    return escalation_open(request_id=request.pk, actor=buyer, statement=STATEMENT)
 
 
 @pytest.mark.parametrize(

@@ -14,6 +14,7 @@ from django.utils import timezone
 from core.roles import SUPERVISOR, SUPPORT_AGENT, sync_role_permissions
 from credits.models import CreditGrant, DiscountCode
 from credits.services import credit_grant_create
+from disputes.services.chargebacks import chargeback_open
 from orders.models import MenuItem, Order, Restaurant
 from orders.services.cancellation import order_cancel_by_buyer, order_cancel_by_restaurant
 from orders.services.lifecycle import order_advance
@@ -256,6 +257,7 @@ class Command(BaseCommand):
             for slug, fulfillment, lines, actions in ORDERS
         ]
         self._refund_requests(ada, orders)
+        self._chargeback(users["grace"], restaurants["trattoria-roma"])
         for slug, fulfillment, lines, actions, cancelled_by in CANCELLATIONS:
             order = self._order(ada, restaurants[slug], fulfillment, lines, actions)
             if cancelled_by == "buyer":
@@ -267,6 +269,24 @@ class Command(BaseCommand):
                     reason="item_unavailable",
                     explanation=RESTAURANT_EXPLANATION,
                 )
+
+    def _chargeback(self, grace, restaurant):
+        """JOURNEYS support 4: a chargeback from Grace's bank on a delivered order, received
+        through the processor, for a supervisor to answer with the evidence bundle (L-8.2)."""
+        order = self._order(
+            grace,
+            restaurant,
+            "delivery",
+            [("Margherita", 1)],
+            ["accept", "start_preparation", "mark_ready", "dispatch", "deliver"],
+        )
+        chargeback_open(
+            order_id=order.pk,
+            amount=order.amount_charged,
+            bank_reference="DEMO-CB-0001",
+            reason_code="13.1 merchandise not received",
+            actor=None,
+        )
 
     def _refund_requests(self, ada, orders):
         """JOURNEYS buyer 4 and support 1-2: a missing-items claim waiting in the review queue,
