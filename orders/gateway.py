@@ -14,10 +14,22 @@ charge or a refund it made, exactly as with a real one. A file works across the 
 processes of one machine, which is all the simulated processor is for (demos and tests); WAL and
 a busy timeout let those processes share it, and `BEGIN IMMEDIATE` serialises the writes, so two
 concurrent refunds of one charge cannot both pass the over-refund check. Money is stored as
-Decimal strings (exact). `LOJIX_SIMULATED_GATEWAY_FAULTS`, read at every call, makes it act out
-a fault per operation: `{"charge"|"refund"|"void"|"chargeback": "decline"|"error"|"timeout"}`
-(absent: succeed). A chargeback (L-8.2) is the buyer's bank taking money of a charge back; it
-counts against the charge like a refund does.
+Decimal strings (exact). A chargeback (L-8.2) is the buyer's bank taking money of a charge back;
+it counts against the charge like a refund does.
+
+`LOJIX_SIMULATED_GATEWAY_FAULTS`, read at every call, makes it act out a fault per operation:
+
+- `{"charge"|"refund"|"void"|"chargeback": "decline"|"error"|"timeout"}`: on every call
+  (absent: succeed);
+- `{"refund": {"fault": "timeout", "one_in": 10}}`: once, on the first call, for one key in
+  `one_in`, chosen by a hash of the key (the same keys in every process and on every run); the
+  other keys, and every later call with a chosen key, are answered as usual. So a `timeout` is
+  an answer lost once (the processor made the refund) that the retry with the same key finds,
+  and an `error` one the retry makes. The store remembers each fault it acted out this way
+  (`SimulatedGateway.faults_acted`), which is how it knows a call is not the first.
+
+`decline` is a definite refusal (stored, and replayed for its key); `error` means the processor
+did nothing and said so; `timeout` means it did the operation but the answer was lost.
 """
 
 import datetime as dt
@@ -130,6 +142,12 @@ CREATE TABLE IF NOT EXISTS operation (
 );
 CREATE INDEX IF NOT EXISTS operation_charge ON operation (charge_reference, kind);
 CREATE INDEX IF NOT EXISTS operation_created ON operation (kind, created_at);
+CREATE TABLE IF NOT EXISTS fault_acted (
+    idempotency_key TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    fault TEXT NOT NULL,
+    created_at TEXT NOT NULL
+);
 """
 
 _local = threading.local()
@@ -189,17 +207,33 @@ def _write() -> Iterator[sqlite3.Connection]:
     connection.execute("COMMIT")
 
 
-def _fault(operation: str) -> str | None:
-    """The fault configured for `operation` now, or None. Raises ImproperlyConfigured."""
+def _fault(connection: sqlite3.Connection, operation: str, idempotency_key: str) -> str | None:
+    """The fault to act out on this call of `operation` with `idempotency_key`, or None (module
+    docstring); a once-per-key fault is remembered in the caller's write transaction. Raises
+    ImproperlyConfigured."""
     faults = getattr(settings, "LOJIX_SIMULATED_GATEWAY_FAULTS", None) or {}
     if not isinstance(faults, dict):
         raise ImproperlyConfigured("LOJIX_SIMULATED_GATEWAY_FAULTS must be a dict.")
-    fault = faults.get(operation)
-    if fault is not None and fault not in FAULTS:
+    rule = faults.get(operation)
+    if rule is None or rule in FAULTS:
+        return rule
+    if not (isinstance(rule, dict) and rule.get("fault") in FAULTS and _whole(rule.get("one_in"))):
         raise ImproperlyConfigured(
-            f"LOJIX_SIMULATED_GATEWAY_FAULTS[{operation!r}] must be one of {', '.join(FAULTS)}."
+            f"LOJIX_SIMULATED_GATEWAY_FAULTS[{operation!r}] must be one of {', '.join(FAULTS)}, "
+            'or {"fault": <one of them>, "one_in": <a whole number from 1>}.'
         )
-    return fault
+    digest = hashlib.sha256(idempotency_key.encode()).digest()
+    if int.from_bytes(digest[:8], "big") % rule["one_in"]:
+        return None
+    first = connection.execute(
+        "INSERT OR IGNORE INTO fault_acted VALUES (?, ?, ?, ?)",
+        (idempotency_key, operation, rule["fault"], _timestamp(timezone.now())),
+    ).rowcount
+    return rule["fault"] if first else None
+
+
+def _whole(value) -> bool:
+    return type(value) is int and value >= 1
 
 
 def _money(amount) -> str | None:
@@ -367,11 +401,20 @@ class SimulatedGateway:
         )
         return [_record(row) for row in rows]
 
+    def faults_acted(self) -> dict[str, str]:
+        """The keys a once-per-key fault was acted out on (module docstring), each with its
+        fault, oldest first (for tests)."""
+        rows = _connection().execute(
+            "SELECT idempotency_key, fault FROM fault_acted ORDER BY created_at, idempotency_key"
+        )
+        return {row["idempotency_key"]: row["fault"] for row in rows}
+
     @staticmethod
     def reset() -> None:
         """Wipe the store (for tests)."""
         with _write() as connection:
             connection.execute("DELETE FROM operation")
+            connection.execute("DELETE FROM fault_acted")
 
     @staticmethod
     def forget(*, idempotency_key: str) -> None:
@@ -383,16 +426,16 @@ class SimulatedGateway:
             )
 
     def _operate(self, kind, idempotency_key, request, decide, description="") -> GatewayResult:
-        """The shared life of a call: an `error` fault does nothing; a stored key replays its
-        first result (a key reused for a different request is declined); otherwise
-        `decide(connection, fault)` runs and its outcome is stored under the write lock; a
+        """The shared life of a call, under the store's write lock: an `error` fault does
+        nothing; a stored key replays its first result (a key reused for a different request is
+        declined); otherwise `decide(connection, fault)` runs and its outcome is stored; a
         `timeout` fault loses the answer after all of that."""
-        fault = _fault(kind)
-        if fault == "error":
-            return GatewayResult(
-                GatewayOutcome.UNKNOWN, message="Processor error (simulated): nothing was done."
-            )
         with _write() as connection:
+            fault = _fault(connection, kind, idempotency_key)
+            if fault == "error":
+                return GatewayResult(
+                    GatewayOutcome.UNKNOWN, message="Processor error (simulated): nothing was done."
+                )
             stored = connection.execute(
                 "SELECT * FROM operation WHERE idempotency_key = ?", (idempotency_key,)
             ).fetchone()

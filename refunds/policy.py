@@ -957,14 +957,14 @@ def approve_amount(suggested: Decimal, refundable: Decimal) -> Decimal:
 
 # -- retrying a refund the processor did not make (D-7) ---------------------------------------
 
-REFUND_RETRY_FIRST = dt.timedelta(minutes=1)
-REFUND_RETRY_LONGEST = dt.timedelta(hours=1)
 
-
-def refund_retry_delay(attempts: int) -> dt.timedelta:
-    """How long after its `attempts`-th failed try a card refund is tried again: 1 minute,
-    doubling, at most an hour (D-7 exponential backoff)."""
-    return min(REFUND_RETRY_FIRST * 2 ** max(attempts - 1, 0), REFUND_RETRY_LONGEST)
+def refund_retry_delay(
+    attempts: int, *, first: dt.timedelta, longest: dt.timedelta
+) -> dt.timedelta:
+    """How long after its `attempts`-th failed try a card refund is tried again: `first`,
+    doubling, at most `longest` (D-7 exponential backoff; the deployment's settings give 1
+    minute and an hour)."""
+    return min(first * 2 ** max(attempts - 1, 0), longest)
 
 
 def refund_attempt_key(idempotency_key: str, attempt: int) -> str:

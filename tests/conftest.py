@@ -26,6 +26,7 @@ from orders.services.lifecycle import order_advance
 from orders.services.placement import LineRequest, order_checkout
 from refunds.tasks import retry_failed_refunds
 from tests.factories import MenuItemFactory, RestaurantFactory, UserFactory
+from tests.processes import CeleryProcesses, broker_purge
 
 
 def pytest_runtest_setup(item):
@@ -230,6 +231,23 @@ def worker(monkeypatch):
     monkeypatch.setitem(celery_app.conf, "task_always_eager", False)
     with start_worker(celery_app, pool="solo", perform_ping_check=False, shutdown_timeout=10):
         yield
+
+
+@pytest.fixture
+def celery_processes(transactional_db, tmp_path):
+    """Real Celery workers and beat as subprocesses on the test's database, Redis and processor
+    store (tests/processes.py): `start_worker()`, `kill_worker()` (SIGKILL), `start_beat()`,
+    `beat_every(seconds, *tasks)`. Use with `django_db(transaction=True)`: the processes see
+    only committed rows. Every process is stopped at teardown, before the database is flushed,
+    and the broker emptied; a failing test's report shows the end of their logs."""
+    broker_purge()
+    processes = CeleryProcesses(tmp_path)
+    try:
+        yield processes
+    finally:
+        processes.stop()
+        broker_purge()
+        print(processes.logs_tail())
 
 
 def wait_for(condition, seconds: float = 30) -> bool:

@@ -127,7 +127,8 @@ LOJIX_HOLIDAY_COUNTRY = env("LOJIX_HOLIDAY_COUNTRY", default="US")
 LOJIX_PAYMENT_GATEWAY = env("LOJIX_PAYMENT_GATEWAY", default="orders.gateway.SimulatedGateway")
 # The simulated processor's own store (a SQLite file outside lojix's database, orders/gateway.py)
 # and the faults it is told to act out, read at each call: {"charge"|"refund": "decline"|"error"
-# |"timeout"} (D-5). The env var is JSON, for the demo.
+# |"timeout"} on every call, or {"refund": {"fault": "timeout", "one_in": 10}} once for one key
+# in ten (D-5, orders/gateway.py). The env var is JSON, for the demo and test processes.
 LOJIX_SIMULATED_GATEWAY_PATH = Path(
     env("LOJIX_SIMULATED_GATEWAY_PATH", default=str(VAR_DIR / "processor.sqlite3"))
 )
@@ -138,6 +139,12 @@ LOJIX_GATEWAY_WEBHOOK_SECRET = env("LOJIX_GATEWAY_WEBHOOK_SECRET", default="")
 LOJIX_GATEWAY_WEBHOOK_TOLERANCE_SECONDS = env.int(
     "LOJIX_GATEWAY_WEBHOOK_TOLERANCE_SECONDS", default=300
 )
+# Card refunds the processor did not make (D-7, refunds.services.processing): retried after the
+# first delay, doubling, at most the longest; a worker's claim on a refund lasts the lease (a
+# worker that dies leaves it to the beat retry sweep once the lease has passed).
+LOJIX_REFUND_RETRY_FIRST_SECONDS = env.int("LOJIX_REFUND_RETRY_FIRST_SECONDS", default=60)
+LOJIX_REFUND_RETRY_LONGEST_SECONDS = env.int("LOJIX_REFUND_RETRY_LONGEST_SECONDS", default=3600)
+LOJIX_REFUND_CLAIM_LEASE_SECONDS = env.int("LOJIX_REFUND_CLAIM_LEASE_SECONDS", default=300)
 
 # Evidence photos (refunds.photos): bytes per upload, pixels an upload may declare, and the
 # longest side in pixels of the stored (re-encoded) photo and of its thumbnail.

@@ -29,8 +29,9 @@ from refunds.models import Refund
 from refunds.services.completion import refund_given_up, refund_message, refund_succeeded
 from refunds.services.execution import refund_execute, refunds_process_requested
 
-# How long a claimed refund is left to its worker before the retry sweep may take it again.
-CLAIM_LEASE = dt.timedelta(minutes=5)
+
+def _seconds(setting: str) -> dt.timedelta:
+    return dt.timedelta(seconds=getattr(settings, setting))
 
 
 @dataclass(frozen=True)
@@ -69,7 +70,8 @@ def _claim(refund_id: int, *, now: dt.datetime) -> _Claim | None:
     )
     if refund is None or refund.next_attempt_at is None or refund.next_attempt_at > now:
         return None
-    refund.next_attempt_at = now + CLAIM_LEASE
+    # Left to this worker for the lease; if it dies meanwhile, the retry sweep takes it again.
+    refund.next_attempt_at = now + _seconds("LOJIX_REFUND_CLAIM_LEASE_SECONDS")
     refund.save(update_fields=["next_attempt_at"])
     return _Claim(refund.processor_key, refund.payment.gateway_reference, refund.amount)
 
@@ -104,7 +106,12 @@ def _record(refund_id: int, *, key: str, result: GatewayResult, now: dt.datetime
             refund.idempotency_key, refund.attempts + 1
         )
     given_up = refund.attempts >= refund.order.policy_version.refund_max_attempts
-    refund.next_attempt_at = None if given_up else now + policy.refund_retry_delay(refund.attempts)
+    delay = policy.refund_retry_delay(
+        refund.attempts,
+        first=_seconds("LOJIX_REFUND_RETRY_FIRST_SECONDS"),
+        longest=_seconds("LOJIX_REFUND_RETRY_LONGEST_SECONDS"),
+    )
+    refund.next_attempt_at = None if given_up else now + delay
     refund.save(
         update_fields=["attempts", "status", "failure_message", "processor_key", "next_attempt_at"]
     )

@@ -150,8 +150,55 @@ def test_refund_faults(settings, gateway):
     ]  # fmt: skip
 
 
+def test_a_timeout_on_one_key_in_four_loses_each_chosen_answer_once(settings, gateway):
+    paid = charge(gateway, amount="100.00")
+    settings.LOJIX_SIMULATED_GATEWAY_FAULTS = {"refund": {"fault": "timeout", "one_in": 4}}
+    keys = [f"re-{n}" for n in range(40)]
+
+    first = {key: refund(gateway, paid.reference, key=key, amount="1.00") for key in keys}
+    again = {key: refund(gateway, paid.reference, key=key, amount="1.00") for key in keys}
+
+    lost = [key for key, result in first.items() if result.outcome == UNKNOWN]
+    assert len(lost) == 11
+    assert gateway.faults_acted() == dict.fromkeys(lost, "timeout")
+    assert all(first[key].succeeded for key in keys if key not in lost)
+    made = {r.idempotency_key: r for r in processor_refunds()}
+    assert sorted(made) == sorted(keys)
+    assert {r.status for r in made.values()} == {"succeeded"}
+    assert all(again[key].reference == made[key].reference for key in keys)
+
+    SimulatedGateway.reset()  # the same keys are chosen on every run
+    paid = charge(gateway, amount="100.00")
+    chosen = [
+        k for k in keys if not refund(gateway, paid.reference, key=k, amount="1.00").reference
+    ]
+    assert chosen == lost
+
+
+def test_an_error_on_a_chosen_key_does_nothing_once_and_the_retry_makes_it(settings, gateway):
+    paid = charge(gateway)
+    settings.LOJIX_SIMULATED_GATEWAY_FAULTS = {"refund": {"fault": "error", "one_in": 1}}
+
+    failed = refund(gateway, paid.reference, key="a")
+    assert (failed.outcome, gateway.find(idempotency_key="a")) == (UNKNOWN, None)
+    retried = refund(gateway, paid.reference, key="a")
+
+    assert retried.succeeded
+    assert [r.reference for r in processor_refunds()] == [retried.reference]
+    assert gateway.faults_acted() == {"a": "error"}
+
+
 @pytest.mark.parametrize(
-    "faults", [{"charge": "explode"}, ["charge"]], ids=["unknown fault", "not a dict"]
+    "faults",
+    [
+        {"charge": "explode"},
+        ["charge"],
+        {"charge": {"fault": "timeout"}},
+        {"charge": {"fault": "timeout", "one_in": 0}},
+        {"charge": {"fault": "timeout", "one_in": "10"}},
+        {"charge": {"fault": "explode", "one_in": 10}},
+    ],
+    ids=["unknown fault", "not a dict", "no one_in", "one_in 0", "one_in text", "unknown, one in"],
 )
 def test_a_misconfigured_fault_is_a_configuration_error(settings, gateway, faults):
     settings.LOJIX_SIMULATED_GATEWAY_FAULTS = faults

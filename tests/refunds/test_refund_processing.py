@@ -118,6 +118,23 @@ def test_an_unknown_outcome_is_retried_with_the_same_key_and_moves_money_once(
     assert refund.gateway_reference == made[0].reference
 
 
+def test_the_backoff_doubles_from_the_first_delay_up_to_the_longest_of_the_settings(
+    order, settings
+):
+    settings.LOJIX_REFUND_RETRY_FIRST_SECONDS = 2
+    settings.LOJIX_REFUND_RETRY_LONGEST_SECONDS = 5
+    refund = start_refund(order)
+    settings.LOJIX_SIMULATED_GATEWAY_FAULTS = {"refund": "error"}
+    waits, start = [], timezone.now()
+    for attempt in range(1, 4):
+        with time_machine.travel(start + dt.timedelta(minutes=attempt), tick=False):
+            assert refund_process(refund_id=refund.pk) == "retrying"
+            refund.refresh_from_db()
+            waits.append((refund.next_attempt_at - timezone.now()).total_seconds())
+
+    assert waits == [2, 4, 5]
+
+
 def test_a_refund_that_keeps_failing_goes_to_support_once(order, buyer, settings):
     refund = start_refund(order)
     settings.LOJIX_SIMULATED_GATEWAY_FAULTS = {"refund": "decline"}
