@@ -34,6 +34,7 @@ _AGENT_VIEW = {
         "refundevidence",
         "refundmessage",
         "refundrequestevent",
+        "deductiondispute",
     ],
     "credits": ["creditgrant", "credittransaction", "discountcode"],
     "disputes": ["intervention"],
@@ -59,6 +60,8 @@ _AGENT_EDIT = {
 _SUPERVISOR_EDIT = {
     "orders": {"policyversion": ["add", "change"]},
     "disputes": {"incident": ["view"]},
+    # L-9, K-DR: a restaurant's dispute of a deduction is decided by a supervisor.
+    "refunds": {"deductiondispute": ["change"]},
 }
 
 

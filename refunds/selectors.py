@@ -40,6 +40,7 @@ from refunds import policy
 from refunds.models import (
     DECIDED_STATUSES,
     OPEN_STATUSES,
+    DeductionDispute,
     Refund,
     RefundEvidence,
     RefundMessage,
@@ -60,11 +61,29 @@ class LedgerPeriod:
 
 
 def restaurant_ledger_entries(restaurant_ids) -> QuerySet[RestaurantLedgerEntry]:
-    """The ledger of these restaurants, newest first."""
+    """The ledger of these restaurants, newest first, each deduction with its refund (reason
+    and clauses) and its dispute, in one query."""
     return (
         RestaurantLedgerEntry.objects.filter(restaurant_id__in=restaurant_ids)
-        .select_related("restaurant")
+        .select_related("restaurant", "refund", "dispute", "reverses")
         .order_by("-created_at", "-pk")
+    )
+
+
+def restaurant_ledger_entry_for_partner(user, entry_id: int) -> RestaurantLedgerEntry | None:
+    """One entry of the partner's restaurants (None for another restaurant's, D-4), with its
+    refund, its dispute and the reversal an upheld dispute booked."""
+    return (
+        RestaurantLedgerEntry.objects.filter(pk=entry_id, restaurant__members=user)
+        .select_related("restaurant", "refund", "dispute__decided_by", "reversal", "order")
+        .first()
+    )
+
+
+def deduction_disputes_for_support() -> QuerySet[DeductionDispute]:
+    """Every restaurant's deduction disputes, open ones first by age (admin, K-DR)."""
+    return DeductionDispute.objects.select_related(
+        "restaurant", "deduction__order", "deduction__refund", "opened_by", "decided_by"
     )
 
 

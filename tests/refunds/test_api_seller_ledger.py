@@ -43,6 +43,16 @@ def two_weeks(buyer, restaurant, menu):
     return first, second, cancelled
 
 
+# A sale or a fee has no refund, no clause of L-9 and nothing to dispute; it closes no period.
+NOT_A_DEDUCTION = {
+    "reason": None,
+    "clauses": [],
+    "disputable": False,
+    "dispute": None,
+    "period_starts_on": None,
+}
+
+
 def test_entries_newest_first_with_period_totals_and_the_balance(
     api_as, partner, restaurant, two_weeks
 ):
@@ -64,6 +74,7 @@ def test_entries_newest_first_with_period_totals_and_the_balance(
             "order": cancelled.pk,
             "refund": None,
             "description": f"Cancellation fee kept: order #{cancelled.pk}",
+            **NOT_A_DEDUCTION,
         },
         {
             "id": entry[second.pk].pk,
@@ -74,6 +85,7 @@ def test_entries_newest_first_with_period_totals_and_the_balance(
             "order": second.pk,
             "refund": None,
             "description": f"Sale: order #{second.pk}",
+            **NOT_A_DEDUCTION,
         },
         {
             "id": entry[first.pk].pk,
@@ -84,6 +96,7 @@ def test_entries_newest_first_with_period_totals_and_the_balance(
             "order": first.pk,
             "refund": None,
             "description": f"Sale: order #{first.pk}",
+            **NOT_A_DEDUCTION,
         },
     ]
     assert body["periods"] == [
