@@ -8,6 +8,7 @@ from decimal import Decimal
 from django.contrib.auth import get_user_model
 from django.db.models import (
     Count,
+    DateField,
     DateTimeField,
     DurationField,
     Exists,
@@ -52,12 +53,18 @@ from refunds.models import (
 
 @dataclass(frozen=True)
 class LedgerPeriod:
-    """One payout period (L-9): a week, Monday to Sunday in the site's time zone."""
+    """One payout period (L-9): a week, Monday to Sunday in the site's time zone; `paid_out`
+    is what its payout paid (positive), None while the period is not closed."""
 
     starts_on: dt.date
     ends_on: dt.date
     total: Decimal
     entries: int
+    paid_out: Decimal | None = None
+
+    @property
+    def closed(self) -> bool:
+        return self.paid_out is not None
 
 
 def restaurant_ledger_entries(restaurant_ids) -> QuerySet[RestaurantLedgerEntry]:
@@ -99,11 +106,17 @@ def restaurant_ledger_entries_for_order(order) -> list[RestaurantLedgerEntry]:
 def restaurant_ledger_periods(restaurant_ids, *, tz: zoneinfo.ZoneInfo) -> list[LedgerPeriod]:
     """The sum of every weekly payout period that has entries, newest first, in one query.
     Weeks start on Monday at midnight in `tz`."""
+    payout = Q(kind=RestaurantLedgerEntry.Kind.PAYOUT)
     rows = (
         RestaurantLedgerEntry.objects.filter(restaurant_id__in=restaurant_ids)
         .annotate(week=TruncWeek("created_at", tzinfo=tz))
         .values("week")
-        .annotate(total=MoneySum("amount"), entries=Count("pk"))
+        .annotate(
+            total=MoneySum("amount"),
+            entries=Count("pk"),
+            payouts=Count("pk", filter=payout),
+            paid=MoneySum("amount", filter=payout),
+        )
         .order_by("-week")
     )
     return [
@@ -112,9 +125,68 @@ def restaurant_ledger_periods(restaurant_ids, *, tz: zoneinfo.ZoneInfo) -> list[
             ends_on=row["week"].date() + dt.timedelta(days=6),
             total=row["total"],
             entries=row["entries"],
+            paid_out=-row["paid"] if row["payouts"] else None,
         )
         for row in rows
     ]
+
+
+def week_start(moment: dt.datetime, tz: zoneinfo.ZoneInfo) -> dt.datetime:
+    """The Monday, midnight in `tz`, that starts the payout period holding `moment` (L-9)."""
+    local = moment.astimezone(tz)
+    monday = local.date() - dt.timedelta(days=local.weekday())
+    return dt.datetime.combine(monday, dt.time(0), tzinfo=tz)
+
+
+def restaurant_ids_with_periods_to_close(
+    *, now: dt.datetime, tz: zoneinfo.ZoneInfo, limit: int
+) -> list[int]:
+    """Restaurants with entries in a weekly period that has ended and has no payout yet (L-9),
+    lowest id first, at most `limit`."""
+    week = TruncWeek("created_at", tzinfo=tz, output_field=DateField())
+    paid = RestaurantLedgerEntry.objects.filter(
+        kind=RestaurantLedgerEntry.Kind.PAYOUT,
+        restaurant_id=OuterRef("restaurant_id"),
+        period_starts_on=OuterRef("week"),
+    )
+    return list(
+        RestaurantLedgerEntry.objects.exclude(kind=RestaurantLedgerEntry.Kind.PAYOUT)
+        .filter(created_at__lt=week_start(now, tz))
+        .annotate(week=week)
+        .filter(~Exists(paid))
+        .order_by("restaurant_id")
+        .values_list("restaurant_id", flat=True)
+        .distinct()[:limit]
+    )
+
+
+def restaurant_periods_to_close(
+    restaurant_id: int, *, now: dt.datetime, tz: zoneinfo.ZoneInfo
+) -> list[dt.date]:
+    """The ended weekly periods of one restaurant with entries and no payout, oldest first."""
+    week = TruncWeek("created_at", tzinfo=tz, output_field=DateField())
+    paid = RestaurantLedgerEntry.objects.filter(
+        kind=RestaurantLedgerEntry.Kind.PAYOUT, restaurant_id=restaurant_id
+    ).values("period_starts_on")
+    return list(
+        RestaurantLedgerEntry.objects.filter(
+            restaurant_id=restaurant_id, created_at__lt=week_start(now, tz)
+        )
+        .exclude(kind=RestaurantLedgerEntry.Kind.PAYOUT)
+        .annotate(week=week)
+        .exclude(week__in=paid)
+        .order_by("week")
+        .values_list("week", flat=True)
+        .distinct()
+    )
+
+
+def restaurant_balance_before(restaurant_id: int, moment: dt.datetime) -> Decimal:
+    """What the platform owed the restaurant just before `moment`: every entry before it,
+    payouts included (L-9)."""
+    return RestaurantLedgerEntry.objects.filter(
+        restaurant_id=restaurant_id, created_at__lt=moment
+    ).aggregate(total=MoneySum("amount"))["total"]
 
 
 def restaurant_ledger_balance(periods: list[LedgerPeriod]) -> Decimal:

@@ -211,6 +211,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "orders.tasks.void_orphan_charges",
         "schedule": 600.0,
     },
+    # L-9: the weekly payout closes each ended period; hourly, so a missed tick catches up.
+    "close-payout-periods": {
+        "task": "refunds.tasks.close_payout_periods",
+        "schedule": 3600.0,
+    },
     "outbox-relay": {
         "task": "core.tasks.outbox_relay",
         "schedule": 30.0,

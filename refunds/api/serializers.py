@@ -419,12 +419,15 @@ def _dispute(entry):
 
 
 class LedgerPeriodSerializer(serializers.Serializer):
-    """One weekly payout period (Monday to Sunday in the site's time zone) and its total."""
+    """One weekly payout period (Monday to Sunday in the site's time zone), its total, and
+    whether its payout closed it (`paid_out`: what was paid, null while open) (L-9)."""
 
     starts_on = serializers.DateField(read_only=True)
     ends_on = serializers.DateField(read_only=True)
     total = serializers.DecimalField(**MONEY)
     entries = serializers.IntegerField(read_only=True)
+    closed = serializers.BooleanField(read_only=True)
+    paid_out = serializers.DecimalField(allow_null=True, **MONEY)
 
 
 class SellerLedgerSerializer(serializers.Serializer):

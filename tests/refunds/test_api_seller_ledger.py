@@ -43,6 +43,7 @@ def two_weeks(buyer, restaurant, menu):
     return first, second, cancelled
 
 
+OPEN = {"closed": False, "paid_out": None}  # no payout closed the period yet
 # A sale or a fee has no refund, no clause of L-9 and nothing to dispute; it closes no period.
 NOT_A_DEDUCTION = {
     "reason": None,
@@ -100,8 +101,8 @@ def test_entries_newest_first_with_period_totals_and_the_balance(
         },
     ]
     assert body["periods"] == [
-        {"starts_on": "2026-11-16", "ends_on": "2026-11-22", "total": "8.32", "entries": 2},
-        {"starts_on": "2026-11-09", "ends_on": "2026-11-15", "total": "25.00", "entries": 1},
+        {"starts_on": "2026-11-16", "ends_on": "2026-11-22", "total": "8.32", "entries": 2} | OPEN,
+        {"starts_on": "2026-11-09", "ends_on": "2026-11-15", "total": "25.00", "entries": 1} | OPEN,
     ]
     assert body["balance"] == "33.32"
 
