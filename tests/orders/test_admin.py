@@ -46,9 +46,9 @@ from refunds.models import (
     RefundRequestItem,
     RestaurantLedgerEntry,
 )
-from refunds.services.execution import refund_order
 from refunds.services.decisions import refund_request_approve
 from refunds.services.deductions import deduction_dispute_open
+from refunds.services.execution import refund_order
 from refunds.services.requests import refund_request_request_info, refund_request_submit
 from tests.conftest import advance, give_credit, place_order, refunds_processed
 from tests.factories import DiscountCodeFactory, MenuItemFactory, RestaurantFactory, UserFactory
