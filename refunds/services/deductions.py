@@ -107,13 +107,17 @@ def deduction_dispute_decide(
             description=f"Deduction reversed: order #{deduction.order_id} (dispute upheld)",
             created_at=now,
         )
-    interventions_resolve_for_orders(
-        order_ids=[deduction.order_id],
-        kind=Intervention.Kind.DEDUCTION_DISPUTE,
-        actor=actor,
-        action=dispute.get_status_display(),
-        now=now,
-    )
+    others_open = DeductionDispute.objects.filter(
+        deduction__order_id=deduction.order_id, status=Outcome.OPEN
+    ).exists()
+    if not others_open:  # one case per order covers every deduction of it disputed (K-OV)
+        interventions_resolve_for_orders(
+            order_ids=[deduction.order_id],
+            kind=Intervention.Kind.DEDUCTION_DISPUTE,
+            actor=actor,
+            action=dispute.get_status_display(),
+            now=now,
+        )
     _decision_notice(dispute)
     return dispute
 
