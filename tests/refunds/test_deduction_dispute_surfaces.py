@@ -88,6 +88,21 @@ def test_a_sale_cannot_be_disputed_and_a_blank_note_is_refused(deduction, partne
     assert not DeductionDispute.objects.exists()
 
 
+def test_a_retried_dispute_with_its_idempotency_key_replays_the_first_answer(deduction, partner):
+    client = token_client(partner)
+    body = {"note": "The bag was sealed."}
+
+    first = client.post(dispute_api(deduction), body, format="json", HTTP_IDEMPOTENCY_KEY="d-1")
+    again = client.post(dispute_api(deduction), body, format="json", HTTP_IDEMPOTENCY_KEY="d-1")
+    changed = client.post(
+        dispute_api(deduction), {"note": "Other"}, format="json", HTTP_IDEMPOTENCY_KEY="d-1"
+    )
+
+    assert (first.status_code, again.status_code, changed.status_code) == (201, 201, 422)
+    assert again.json() == first.json()
+    assert DeductionDispute.objects.count() == 1
+
+
 @pytest.mark.parametrize(
     ("role", "expected"),
     [
