@@ -651,7 +651,9 @@ def order_late_candidates(
     (estimated_delivery_at, id), oldest estimate first, after the keyset `after`. Reads the
     partial index `order_late_sweep_due` only; the threshold is the smallest any policy version
     sets, and each order is judged by its own version when locked."""
-    shortest = PolicyVersion.objects.aggregate(m=Min("late_auto_refund_minutes"))["m"] or 0
+    shortest = (
+        PolicyVersion.objects.published().aggregate(m=Min("late_auto_refund_minutes"))["m"] or 0
+    )
     cutoff = now - dt.timedelta(minutes=shortest)
     due = Order.objects.filter(LATE_SWEEP_DUE, estimated_delivery_at__lt=cutoff)
     if after is not None:

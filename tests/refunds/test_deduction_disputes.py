@@ -60,7 +60,10 @@ def test_each_deduction_is_told_with_its_reason_and_clauses(deduction, partner):
     assert deduction.amount == D("-6.00")
     notice = Notification.objects.get(user=partner, title__contains="deducted")
     assert notice.title == f"Order #{deduction.order_id}: 6.00 USD deducted from your payout"
-    assert "Missing items" in notice.body or "missing" in notice.body.lower()
+    assert (
+        f"refunded for: Refund request #{deduction.refund.request_id}: Items are missing"
+        in notice.body
+    )
     assert "L-3.2, L-9" in notice.body
     assert "dispute the deduction once" in notice.body
     assert notice.url == f"/seller/ledger/{deduction.pk}/dispute/"
