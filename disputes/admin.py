@@ -271,6 +271,7 @@ class InterventionAdmin(SearchWithoutHashMixin, admin.ModelAdmin):
 
     def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
         context["cancellation_panel"] = self.decision_panel(request, obj) if obj else None
+        context["next_action_link"] = self.next_action(obj) if obj else None
         return super().render_change_form(request, context, add, change, form_url, obj)
 
     def decision_panel(self, request, case: Intervention) -> dict | None:

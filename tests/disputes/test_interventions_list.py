@@ -195,3 +195,13 @@ def test_a_disputed_deduction_is_one_case_until_a_supervisor_decides(
     assert (case.status, case.resolved_by) == ("resolved", supervisor)
     page = client_for(agent).get(CHANGELIST).content.decode()
     assert "Rejected: deduction stands (boss, " in row_of(page, case)
+
+
+def test_an_open_case_page_shows_its_next_action(agent, delivered, claim):
+    case = case_of(Kind.REVIEW_OVERDUE, delivered, refund_request=claim)
+
+    page = client_for(agent).get(reverse("admin:disputes_intervention_change", args=[case.pk]))
+
+    panel = re.search(r'<p class="next-action-panel">(.*?)</p>', page.content.decode(), re.S)
+    assert "Decide the refund request" in panel.group(1)
+    assert reverse("admin:refunds_refundrequest_change", args=[claim.pk]) in panel.group(1)
