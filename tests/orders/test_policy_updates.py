@@ -23,7 +23,7 @@ from orders.services.policy_versions import (
 )
 from orders.tasks import announce_policy_versions
 from tests.concurrency import run_concurrently
-from tests.conftest import place_order
+from tests.conftest import place_order, wait_for
 from tests.factories import UserFactory
 from tests.orders.test_admin import _policy_form_data
 
@@ -293,3 +293,22 @@ def test_admin_add_form_drafts_as_the_signed_in_supervisor(supervisor):
     assert response.status_code == 302
     version = PolicyVersion.objects.get(label="2")
     assert (version.status, version.drafted_by) == ("draft", supervisor)
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_publishing_tells_everyone_through_a_real_worker(worker, supervisor, second_supervisor):
+    """K-UP on Celery: the publication's outbox row reaches a real worker over Redis, which
+    tells every buyer and partner once."""
+    diners = [UserFactory(username=f"diner{number}") for number in range(5)]
+    version = approved(supervisor, second_supervisor)
+
+    publish(version, supervisor, timezone.now() + dt.timedelta(days=7))
+
+    assert wait_for(
+        lambda: PolicyVersion.objects.get(pk=version.pk).announced_at is not None, seconds=30
+    )
+    told = Notification.objects.filter(title__startswith=TITLE)
+    assert sorted(told.values_list("user__username", flat=True)) == sorted(
+        d.username for d in diners
+    )
