@@ -13,6 +13,7 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
+from config.celery import app as celery_app
 from core.errors import DomainError
 from core.models import Notification, OutboxMessage
 from orders.models import PolicyVersion
@@ -221,15 +222,25 @@ def test_the_policy_page_shows_what_changed_and_hides_drafts(
 
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
-def test_two_announcement_runs_at_once_tell_each_user_once(supervisor, second_supervisor):
+def test_two_announcement_runs_at_once_tell_each_user_once(
+    monkeypatch, supervisor, second_supervisor
+):
+    """The publication's own task request waits in Redis (no worker, no eager run), so the two
+    runs here are the only ones; the queue is purged afterwards."""
     for number in range(7):
         UserFactory(username=f"diner{number}")
     version = approved(supervisor, second_supervisor)
-    publish(version, supervisor, timezone.now() + dt.timedelta(days=7))
+    monkeypatch.setitem(celery_app.conf, "task_always_eager", False)
+    try:
+        publish(version, supervisor, timezone.now() + dt.timedelta(days=7))
+        assert not Notification.objects.filter(title__startswith=TITLE).exists()
 
-    results = run_concurrently(lambda: announce_policy_versions(batch_size=3), 2)
+        results = run_concurrently(lambda: announce_policy_versions(batch_size=3), 2)
+    finally:
+        celery_app.control.purge()
 
     assert not [r for r in results if isinstance(r, Exception)]
+    assert sum(r["told"] for r in results) == 7
     told = Notification.objects.filter(title__startswith=TITLE)
     assert told.count() == len(set(told.values_list("user_id", flat=True))) == 7
 
