@@ -34,6 +34,7 @@ _AGENT_VIEW = {
         "refundevidence",
         "refundmessage",
         "refundrequestevent",
+        "deductiondispute",
     ],
     "credits": ["creditgrant", "credittransaction", "discountcode"],
     "disputes": ["intervention", "escalation", "chargeback", "suspension", "gatewayevent"],
@@ -61,6 +62,8 @@ _AGENT_EDIT = {
 _SUPERVISOR_EDIT = {
     "orders": {"policyversion": ["add", "change"]},
     "disputes": {"incident": ["view"], "suspension": ["add", "change"]},
+    # L-9, K-DR: a restaurant's dispute of a deduction is decided by a supervisor.
+    "refunds": {"deductiondispute": ["change"]},
 }
 
 

@@ -7,8 +7,10 @@ Thin: an unanswered cancellation request is decided through `order_cancellation_
 here is a form field: cases are opened by the beat task and closed by those services.
 """
 
+import datetime as dt
 import json
 from decimal import Decimal, InvalidOperation
+from urllib.parse import urlencode
 
 from django import forms
 from django.contrib import admin, messages
@@ -75,9 +77,83 @@ CASE_FIELDS = ("kind", "status", "summary", "opened_at", "refund_request_link")
 OUTCOME_FIELDS = ("resolved_by", "resolved_at", "action_taken")
 
 
+class AgeFilter(admin.SimpleListFilter):
+    """How long ago a case was opened (K-OV): the old ones are the ones to chase."""
+
+    title = "age"
+    parameter_name = "age"
+    BANDS = {
+        "today": ("Under a day", 0, 1),
+        "days": ("1 to 3 days", 1, 3),
+        "older": ("Over 3 days", 3, None),
+    }
+
+    def lookups(self, request, model_admin):
+        return [(key, label) for key, (label, _, _) in self.BANDS.items()]
+
+    def queryset(self, request, queryset):
+        band = self.BANDS.get(self.value())
+        if band is None:
+            return queryset
+        _, newest_days, oldest_days = band
+        now = timezone.now()
+        queryset = queryset.filter(opened_at__lte=now - dt.timedelta(days=newest_days))
+        if oldest_days is not None:
+            queryset = queryset.filter(opened_at__gt=now - dt.timedelta(days=oldest_days))
+        return queryset
+
+
+def _case_page(case: Intervention) -> str:
+    return reverse("admin:disputes_intervention_change", args=[case.pk])
+
+
+def _request_page(case: Intervention) -> str:
+    return reverse("admin:refunds_refundrequest_change", args=[case.refund_request_id])
+
+
+def _order_page(case: Intervention) -> str:
+    return reverse("admin:orders_order_change", args=[case.order_id])
+
+
+def _failed_refunds(case: Intervention) -> str:
+    query = urlencode({"q": case.order_id, "status__exact": "failed"})
+    return f"{reverse('admin:refunds_refund_changelist')}?{query}"
+
+
+def _disputes_of_order(case: Intervention) -> str:
+    query = urlencode({"q": case.order_id, "status__exact": "open"})
+    return f"{reverse('admin:refunds_deductiondispute_changelist')}?{query}"
+
+
+# The one action each open case needs, by kind (K-OV): what it says and where it is done. A new
+# kind of case (an escalation, a chargeback, an incident) adds its entry here.
+NEXT_ACTIONS = {
+    Intervention.Kind.UNANSWERED_CANCELLATION: (
+        "Approve or deny the cancellation request",
+        _case_page,
+    ),
+    Intervention.Kind.REVIEW_OVERDUE: ("Decide the refund request", _request_page),
+    Intervention.Kind.UNANSWERED_VERIFICATION: (
+        "Decide the refund request without the restaurant",
+        _request_page,
+    ),
+    Intervention.Kind.REFUND_FAILED: (
+        "Retry the refund or pay it as account credit",
+        _failed_refunds,
+    ),
+    Intervention.Kind.MISSING_ORDER: ("Locate the order or send a replacement", _order_page),
+    Intervention.Kind.DEDUCTION_DISPUTE: (
+        "Uphold or reject the restaurant's dispute (supervisor)",
+        _disputes_of_order,
+    ),
+}
+
+
 @admin.register(Intervention)
 class InterventionAdmin(SearchWithoutHashMixin, admin.ModelAdmin):
-    """Agents decide open cases (the `change_intervention` permission, see core/roles.py);
+    """The one list of every case where the platform stepped in (K-OV), open ones first,
+    oldest first, each with the one action it needs and, once resolved, its resolution.
+    Agents decide open cases (the `change_intervention` permission, see core/roles.py);
     everyone with view permission sees the queue and who resolved what."""
 
     list_display = (
@@ -90,13 +166,17 @@ class InterventionAdmin(SearchWithoutHashMixin, admin.ModelAdmin):
         "buyer",
         "amount_paid",
         "cancellation_fee",
-        "requested_at",
         "waited",
-        "resolved_by",
-        "action_taken",
+        "next_action",
+        "resolution",
     )
     list_display_links = ("id", "status")
-    list_filter = ("status", "kind", ("order__restaurant", admin.RelatedOnlyFieldListFilter))
+    list_filter = (
+        "status",
+        "kind",
+        AgeFilter,
+        ("order__restaurant", admin.RelatedOnlyFieldListFilter),
+    )
     search_fields = (
         "order__id__exact",
         "order__buyer__username",
@@ -182,13 +262,33 @@ class InterventionAdmin(SearchWithoutHashMixin, admin.ModelAdmin):
     def requested_at(self, case: Intervention):
         return case.order.cancellation_requested_at
 
-    @admin.display(description="Waited")
+    @admin.display(description="Waited", ordering="opened_at")
     def waited(self, case: Intervention) -> str:
-        """How long the buyer has waited for an answer (until the case was resolved)."""
-        requested_at = case.order.cancellation_requested_at
-        if requested_at is None:
+        """How long the case has waited (until it was resolved): for a cancellation request,
+        since the buyer asked; otherwise since the case opened."""
+        started = case.order.cancellation_requested_at
+        if case.kind != Intervention.Kind.UNANSWERED_CANCELLATION or started is None:
+            started = case.opened_at
+        return timesince(started, case.resolved_at or timezone.now())
+
+    @admin.display(description="Next action")
+    def next_action(self, case: Intervention) -> str:
+        """The one thing to do about an open case, linked to where it is done (K-OV)."""
+        if case.status != Intervention.Status.OPEN:
             return "-"
-        return timesince(requested_at, case.resolved_at or timezone.now())
+        label, url = NEXT_ACTIONS.get(case.kind, ("Open the case", _case_page))
+        if url is _request_page and case.refund_request_id is None:
+            label, url = "Open the order", _order_page
+        return format_html('<a class="next-action" href="{}">{}</a>', url(case), label)
+
+    @admin.display(description="Resolution", ordering="resolved_at")
+    def resolution(self, case: Intervention) -> str:
+        """Who resolved the case, when and how; "open" while it waits."""
+        if case.status == Intervention.Status.OPEN:
+            return "Open"
+        who = case.resolved_by or "the platform"
+        when = timezone.localtime(case.resolved_at).strftime("%d %b %Y %H:%M")
+        return f"{case.action_taken or 'Resolved'} ({who}, {when})"
 
     # -- deciding ----------------------------------------------------------------------------
 
@@ -203,6 +303,7 @@ class InterventionAdmin(SearchWithoutHashMixin, admin.ModelAdmin):
 
     def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
         context["cancellation_panel"] = self.decision_panel(request, obj) if obj else None
+        context["next_action_link"] = self.next_action(obj) if obj else None
         return super().render_change_form(request, context, add, change, form_url, obj)
 
     def decision_panel(self, request, case: Intervention) -> dict | None:

@@ -24,6 +24,7 @@ class Intervention(models.Model):
         REFUND_FAILED = "refund_failed", "Refund failed"
         UNANSWERED_VERIFICATION = "unanswered_verification", "Unanswered verification request"
         MISSING_ORDER = "missing_order", "Missing order"
+        DEDUCTION_DISPUTE = "deduction_dispute", "Restaurant disputes a deduction"
 
     class Status(models.TextChoices):
         OPEN = "open"

@@ -21,6 +21,7 @@ from django_fsm import has_transition_perm
 
 from core.admin import ReadOnlyModelAdmin, ReadOnlyTabularInline, search_term_without_hash
 from core.errors import DomainError
+from core.roles import is_supervisor
 from orders.models import (
     MenuItem,
     Order,
@@ -45,6 +46,11 @@ from orders.services.cancellation import (
 from orders.services.delays import order_set_delay_cause
 from orders.services.lifecycle import order_advance
 from orders.services.missing import order_missing_locate, order_missing_replace
+from orders.services.policy_versions import (
+    policy_version_approve,
+    policy_version_publish,
+    policy_version_save_draft,
+)
 from refunds.models import Refund
 from refunds.selectors import order_list_held_for_agents
 
@@ -125,15 +131,30 @@ def _flatten(fields) -> list[str]:
     return [name for field in fields for name in (field if isinstance(field, tuple) else [field])]
 
 
+# K-UP: who drafted, approved and published a version, and when buyers and partners were told.
+REVIEW_FIELDS = (
+    "status",
+    "drafted_by",
+    "approved_by",
+    "approved_at",
+    "published_by",
+    "published_at",
+    "announced_through_user_id",
+    "announced_at",
+)
+
+
 def policy_fieldsets() -> list:
-    """The clause fieldsets, plus any parameter added to the model since, so none is hidden."""
-    listed = {name for _, options in POLICY_FIELDSETS for name in _flatten(options["fields"])}
+    """The clause fieldsets and the review, plus any parameter added to the model since, so
+    none is hidden."""
+    fieldsets = [*POLICY_FIELDSETS, ("K-UP Review", {"fields": list(REVIEW_FIELDS)})]
+    listed = {name for _, options in fieldsets for name in _flatten(options["fields"])}
     rest = [
         field.name
         for field in PolicyVersion._meta.concrete_fields
         if not field.primary_key and field.name not in listed
     ]
-    return POLICY_FIELDSETS + ([("Other parameters", {"fields": rest})] if rest else [])
+    return fieldsets + ([("Other parameters", {"fields": rest})] if rest else [])
 
 
 class PolicyVersionForm(forms.ModelForm):
@@ -142,8 +163,9 @@ class PolicyVersionForm(forms.ModelForm):
         fields = ["effective_from"]  # the admin adds its fieldsets' fields
 
     def clean_effective_from(self):
-        """K-UP: orders pin the version in force when placed, so a version cannot start before
-        an order that was already pinned to another one."""
+        """K-UP: the proposed date; orders pin the version in force when placed, so a version
+        cannot start before an order that was already pinned to another one (checked again
+        when it is published)."""
         effective_from = self.cleaned_data["effective_from"]
         if effective_from and orders_placed_since_exist(effective_from):
             raise ValidationError(
@@ -153,37 +175,125 @@ class PolicyVersionForm(forms.ModelForm):
         return effective_from
 
 
+class PublishForm(forms.Form):
+    effective_from = forms.DateTimeField()
+
+
 @admin.register(PolicyVersion)
 class PolicyVersionAdmin(admin.ModelAdmin):
-    """Supervisors publish versions (D-4). A version in effect may be pinned to orders, so it
-    is read-only; the model's `clean` checks that every lower bound stays below its upper."""
+    """K-UP in admin: a supervisor drafts a version (the add form; a draft stays editable, and
+    whoever edits it last is its drafter), another supervisor approves it, and a supervisor
+    publishes it with its effective date; then buyers and partners are told. Approved and
+    published versions are read-only (an order may pin them). Agents only look. The model's
+    `clean` checks that every lower bound stays below its upper."""
 
     form = PolicyVersionForm
-    list_display = ("label", "effective_from", "state", "created_at")
+    change_form_template = "admin/orders/policyversion/change_form.html"
+    list_display = ("label", "status", "effective_from", "state", "drafted_by", "approved_by")
+    list_filter = ("status",)
     search_fields = ("label", "summary_of_changes")
-    date_hierarchy = "effective_from"
-    readonly_fields = ("created_at",)
+    readonly_fields = ("created_at", *REVIEW_FIELDS)
 
     def get_fieldsets(self, request, obj=None):
         return policy_fieldsets()
 
     @admin.display(description="State")
     def state(self, version: PolicyVersion) -> str:
-        return "scheduled" if self._is_scheduled(version) else "published (read-only)"
-
-    @staticmethod
-    def _is_scheduled(version: PolicyVersion) -> bool:
-        return version.effective_from > timezone.now()
+        if version.status != PolicyVersion.Status.PUBLISHED:
+            return version.get_status_display()
+        if version.effective_from > timezone.now():
+            return "published, scheduled (read-only)"
+        return "published (read-only)"
 
     def has_change_permission(self, request, obj=None):
-        if obj is not None and not self._is_scheduled(obj):
+        if obj is not None and obj.status != PolicyVersion.Status.DRAFT:
             return False
         return super().has_change_permission(request, obj)
 
     def has_delete_permission(self, request, obj=None):
-        if obj is not None and not self._is_scheduled(obj):
+        if obj is not None and obj.status != PolicyVersion.Status.DRAFT:
             return False
         return super().has_delete_permission(request, obj)
+
+    def has_review_permission(self, request) -> bool:
+        return is_supervisor(request.user)
+
+    def save_model(self, request, obj, form, change):
+        policy_version_save_draft(version=obj, actor=request.user)
+
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        if obj is not None and self.has_review_permission(request):
+            if obj.status == PolicyVersion.Status.DRAFT and obj.drafted_by_id != request.user.pk:
+                context["approve_url"] = reverse(
+                    "admin:orders_policyversion_approve", args=[obj.pk]
+                )
+            if obj.status == PolicyVersion.Status.APPROVED:
+                context["publish_url"] = reverse(
+                    "admin:orders_policyversion_publish", args=[obj.pk]
+                )
+                proposed = obj.effective_from and timezone.localtime(obj.effective_from)
+                context["proposed_effective_from"] = proposed and proposed.strftime(
+                    "%Y-%m-%dT%H:%M"
+                )
+        return super().render_change_form(request, context, add, change, form_url, obj)
+
+    def get_urls(self):
+        return [
+            path(
+                "<path:object_id>/approve/",
+                self.admin_site.admin_view(self.approve_view),
+                name="orders_policyversion_approve",
+            ),
+            path(
+                "<path:object_id>/publish/",
+                self.admin_site.admin_view(self.publish_view),
+                name="orders_policyversion_publish",
+            ),
+            *super().get_urls(),
+        ]
+
+    def approve_view(self, request, object_id):
+        """POST: the signed-in supervisor approves a draft another one wrote (four eyes)."""
+        return self._review(
+            request,
+            object_id,
+            lambda version: policy_version_approve(
+                version_id=version.pk, actor=request.user, now=timezone.now()
+            ),
+        )
+
+    def publish_view(self, request, object_id):
+        """POST: the signed-in supervisor publishes an approved version from `effective_from`."""
+        form = PublishForm(request.POST)
+        effective_from = form.cleaned_data["effective_from"] if form.is_valid() else None
+        return self._review(
+            request,
+            object_id,
+            lambda version: policy_version_publish(
+                version_id=version.pk,
+                actor=request.user,
+                effective_from=effective_from,
+                now=timezone.now(),
+            ),
+        )
+
+    def _review(self, request, object_id, service):
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        version = self.get_object(request, unquote(object_id))
+        if version is None:
+            return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
+        if not self.has_review_permission(request):
+            raise PermissionDenied
+        try:
+            done = service(version)
+        except DomainError as error:
+            self.message_user(request, f"Version {version.label}: {error.detail}", messages.ERROR)
+        else:
+            self.message_user(
+                request, f"Version {done.label}: {done.get_status_display()}.", messages.SUCCESS
+            )
+        return redirect("admin:orders_policyversion_change", version.pk)
 
 
 # -- restaurants and menus -----------------------------------------------------------------

@@ -26,6 +26,12 @@ def restaurant_for_update(restaurant_id: int) -> Restaurant | None:
     return Restaurant.objects.select_for_update().filter(pk=restaurant_id).first()
 
 
+def restaurant_for_update_skip_locked(restaurant_id: int) -> Restaurant | None:
+    """Lock a restaurant row for a sweep (weekly payouts, L-9), skipping it (None) while
+    another transaction holds it. Call inside a transaction."""
+    return Restaurant.objects.select_for_update(skip_locked=True).filter(pk=restaurant_id).first()
+
+
 def order_for_update_skip_locked(order_id: int) -> Order | None:
     """Lock an order row for a sweep, skipping it (None) while another transaction holds it, so
     two sweeps at once never wait on each other nor act on one order twice. Call inside a

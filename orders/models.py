@@ -27,22 +27,50 @@ def _money_field(default=ZERO, **kwargs):
 
 
 class PolicyVersionQuerySet(models.QuerySet):
+    def published(self) -> "PolicyVersionQuerySet":
+        """Versions published through the review (K-UP); drafts and approved ones never apply."""
+        return self.filter(status=PolicyVersion.Status.PUBLISHED)
+
     def in_force(self, at: dt.datetime) -> "PolicyVersion":
         """The version that applies to an order placed at `at` (K-UP)."""
-        return self.filter(effective_from__lte=at).latest("effective_from")
+        return self.published().filter(effective_from__lte=at).latest("effective_from")
 
 
 class PolicyVersion(models.Model):
     """Every number the policy texts leave to the platform (D-6), versioned (K-UP).
 
-    An order pins the version in force when it was placed and is always judged by it.
+    An order pins the version in force when it was placed and is always judged by it. A new
+    version is drafted by a supervisor, approved by another (four eyes), then published with
+    its effective date (K-UP): draft -> approved -> published. Only a draft is edited.
     """
 
+    class Status(models.TextChoices):
+        DRAFT = "draft"
+        APPROVED = "approved", "Approved, not yet published"
+        PUBLISHED = "published"
+
     label = models.CharField(max_length=40, unique=True)
-    effective_from = models.DateTimeField(unique=True)
+    # Proposed while a draft; fixed when published.
+    effective_from = models.DateTimeField(unique=True, null=True, blank=True)
     text = models.TextField(help_text="The policy as published, shown on /policy/.")
     summary_of_changes = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    # K-UP: the review. Rows created outside it (a fixture) are drafts and never apply.
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.DRAFT)
+    drafted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    approved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    approved_at = models.DateTimeField(null=True, blank=True)
+    published_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    published_at = models.DateTimeField(null=True, blank=True)
+    # Buyers and partners told of the change, in batches by user id (K-UP).
+    announced_through_user_id = models.PositiveBigIntegerField(default=0)
+    announced_at = models.DateTimeField(null=True, blank=True)
 
     # L-2.1 / K-B1: the restaurant's fee and window must stay inside these bounds.
     cancellation_fee_min_percent = models.DecimalField(
@@ -108,8 +136,21 @@ class PolicyVersion(models.Model):
 
     class Meta:
         ordering = ["-effective_from"]
+        constraints = [
+            # K-UP four eyes: the supervisor who drafted a version does not approve it.
+            models.CheckConstraint(
+                condition=~Q(approved_by=F("drafted_by")),
+                name="policy_version_approved_by_another",
+            ),
+            models.CheckConstraint(
+                condition=~Q(status="published") | Q(effective_from__isnull=False),
+                name="policy_version_published_has_effective_date",
+            ),
+        ]
 
     def __str__(self):
+        if self.effective_from is None:
+            return f"{self.label} ({self.get_status_display()})"
         return f"{self.label} (from {self.effective_from:%Y-%m-%d})"
 
     def clean(self):

@@ -414,3 +414,69 @@ def _missing_refused(code: str, detail: str, clauses: tuple[str, ...]) -> Missin
 def missing_give_up_at(reported_at: dt.datetime, locate_minutes: int) -> dt.datetime:
     """L-6.2: a missing order not located this long after the report is undeliverable."""
     return reported_at + dt.timedelta(minutes=locate_minutes)
+
+
+# -- policy updates (K-UP) --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PolicyChange:
+    """One number of the policy that a new version changes (K-UP), as /policy/ shows it."""
+
+    name: str
+    label: str
+    before: object
+    after: object
+
+
+def policy_changes(before: dict, after: dict, labels: dict[str, str]) -> list[PolicyChange]:
+    """K-UP "what changed": the parameters (`labels` names them, in order) whose value differs
+    between the previous version (`before`, empty for the first) and this one."""
+    if not before:
+        return []
+    return [
+        PolicyChange(name, label, before.get(name), after.get(name))
+        for name, label in labels.items()
+        if before.get(name) != after.get(name)
+    ]
+
+
+def policy_review_refusal(
+    *, action: str, status: str, actor_id: int, drafted_by_id
+) -> tuple | None:
+    """K-UP's review: a draft is approved by a supervisor other than its drafter (four eyes),
+    and only an approved version is published. None when allowed; otherwise (code, detail)."""
+    expected = {"approve": "draft", "publish": "approved"}[action]
+    if status != expected:
+        return (
+            "wrong_status",
+            f"Only a version that is {expected} can be {action}d; it is {status}.",
+        )
+    if action == "approve" and actor_id == drafted_by_id:
+        return (
+            "four_eyes",
+            "A version is approved by a supervisor other than the one who drafted it.",
+        )
+    return None
+
+
+def effective_date_refusal(
+    *, effective_from: dt.datetime | None, now: dt.datetime, latest: dt.datetime | None
+) -> tuple | None:
+    """K-UP: a version applies to orders placed from its effective date, so the date is not in
+    the past (orders already placed keep their version) and comes after the latest published
+    version's. None when allowed; otherwise (code, detail)."""
+    if effective_from is None:
+        return "effective_date_required", "Choose the date from which the version applies."
+    if effective_from < now:
+        return (
+            "effective_date_past",
+            "The effective date cannot be in the past: orders already placed keep their version.",
+        )
+    if latest is not None and effective_from <= latest:
+        return (
+            "effective_date_too_early",
+            "The effective date must come after the latest published version's "
+            f"({latest:%d %b %Y %H:%M}).",
+        )
+    return None

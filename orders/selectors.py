@@ -227,13 +227,49 @@ def orders_placed_since_exist(moment: dt.datetime) -> bool:
     return Order.objects.filter(placed_at__gte=moment).exists()
 
 
-def policy_versions(now: dt.datetime) -> tuple[PolicyVersion | None, QuerySet[PolicyVersion]]:
-    """The version in force (None before the first) and every version, newest first (K-UP)."""
-    try:
-        current = PolicyVersion.objects.in_force(now)
-    except PolicyVersion.DoesNotExist:
-        current = None
-    return current, PolicyVersion.objects.order_by("-effective_from")
+def policy_versions(now: dt.datetime) -> tuple[PolicyVersion | None, list[PolicyVersion]]:
+    """The version in force (None before the first) and every published version, newest
+    first, each with `changes`: the parameters it changed from the one before (K-UP). Drafts
+    and approved versions not yet published are not shown."""
+    published = list(PolicyVersion.objects.published().order_by("-effective_from"))
+    current = next((v for v in published if v.effective_from <= now), None)
+    labels = policy_parameter_labels()
+    for version, previous in zip(published, [*published[1:], None], strict=True):
+        version.changes = policy.policy_changes(
+            _parameters(previous, labels), _parameters(version, labels), labels
+        )
+    return current, published
+
+
+def policy_parameter_labels() -> dict[str, str]:
+    """Every number of the policy (D-6) by field name, with its label, in the model's order."""
+    skip = {"id", "label", "effective_from", "text", "summary_of_changes", "created_at", "status"}
+    skip |= {"announced_through_user_id", "announced_at", "approved_at", "published_at"}
+    return {
+        field.name: str(field.verbose_name).capitalize()
+        for field in PolicyVersion._meta.concrete_fields
+        if field.name not in skip and not field.is_relation
+    }
+
+
+def _parameters(version: PolicyVersion | None, labels: dict[str, str]) -> dict:
+    return {name: getattr(version, name) for name in labels} if version is not None else {}
+
+
+def policy_version_latest_effective_from() -> dt.datetime | None:
+    """The effective date of the latest published version (K-UP)."""
+    latest = PolicyVersion.objects.published().order_by("-effective_from").first()
+    return latest.effective_from if latest is not None else None
+
+
+def policy_version_ids_to_announce(limit: int) -> list[int]:
+    """Published versions whose change buyers and partners have not all been told yet."""
+    return list(
+        PolicyVersion.objects.published()
+        .filter(announced_at=None)
+        .order_by("effective_from")
+        .values_list("pk", flat=True)[:limit]
+    )
 
 
 def order_missing_due(*, now: dt.datetime) -> QuerySet[Order]:

@@ -36,5 +36,10 @@ urlpatterns = [
         name="verification-answer",
     ),
     path("ledger/", seller_views.ledger, name="ledger"),
+    path(
+        "ledger/<int:entry_id>/dispute/",
+        seller_views.deduction_dispute,
+        name="deduction-dispute",
+    ),
     path("settings/", seller_views.restaurant_settings, name="settings"),
 ]

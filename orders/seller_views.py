@@ -49,14 +49,17 @@ from orders.services.delays import order_set_delay_cause
 from orders.services.lifecycle import order_advance
 from orders.services.missing import order_missing_locate
 from orders.services.terms import restaurant_update_terms
-from refunds.forms import VerificationForm
+from refunds.forms import DeductionDisputeForm, VerificationForm
+from refunds.policy import deduction_clauses
 from refunds.selectors import (
     refund_request_verifications_for_partner,
     restaurant_ledger_balance,
     restaurant_ledger_entries,
     restaurant_ledger_entries_for_order,
+    restaurant_ledger_entry_for_partner,
     restaurant_ledger_periods,
 )
+from refunds.services.deductions import deduction_dispute_open
 from refunds.services.requests import refund_request_restaurant_verify
 
 ACTION_LABELS = {
@@ -465,6 +468,44 @@ def ledger(request):
             "periods": periods,
             "balance": restaurant_ledger_balance(periods),
             "show_restaurant": selected is None and len(restaurants) > 1,
+            **_portal("ledger", order_cancellation_request_count_for_partner(request.user)),
+        },
+    )
+
+
+@login_required
+@never_cache
+@require_http_methods(["GET", "POST"])
+def deduction_dispute(request, entry_id: int):
+    """One refund deduction (L-9): why it was made, with its clauses, and either the form to
+    dispute it once (K-DR) or the dispute and support's decision. Another restaurant's entry is
+    a 404."""
+    entry = restaurant_ledger_entry_for_partner(request.user, entry_id)
+    if entry is None or entry.kind != entry.Kind.REFUND_DEDUCTION:
+        raise Http404("Not a deduction of your restaurants.")
+    form = DeductionDisputeForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            deduction_dispute_open(
+                entry_id=entry.pk,
+                actor=request.user,
+                note=form.cleaned_data["note"],
+                now=timezone.now(),
+            )
+        except DomainError as error:
+            messages.error(request, error.detail)
+        else:
+            messages.success(request, "Your dispute was sent: support decides and tells you.")
+        return redirect("seller:deduction-dispute", entry.pk)
+    dispute = getattr(entry, "dispute", None)
+    return render(
+        request,
+        "seller/deduction_dispute.html",
+        {
+            "entry": entry,
+            "dispute": dispute,
+            "clauses": deduction_clauses(entry.refund.clauses if entry.refund_id else ()),
+            "form": form if dispute is None else None,
             **_portal("ledger", order_cancellation_request_count_for_partner(request.user)),
         },
     )

@@ -7,9 +7,10 @@ from django.utils import timezone
 
 from core.errors import DomainError
 from core.services import task_run_recorded
-from orders.selectors import order_ids_missing_due
+from orders.selectors import order_ids_missing_due, policy_version_ids_to_announce
 from orders.services.missing import order_missing_give_up
 from orders.services.placement import order_void_orphan_charges
+from orders.services.policy_versions import policy_version_announce
 
 logger = logging.getLogger(__name__)
 
@@ -47,3 +48,30 @@ def _give_up(order_id: int, now) -> bool:
             "give_up_missing_order_refused", extra={"order_id": order_id, "code": error.code}
         )
         return False
+
+
+ANNOUNCE_BATCH_SIZE = 500
+ANNOUNCE_MAX_BATCHES = 20  # users told a run at most: ANNOUNCE_BATCH_SIZE x this; beat goes on
+
+
+@shared_task
+@task_run_recorded
+def announce_policy_versions(
+    batch_size: int = ANNOUNCE_BATCH_SIZE, max_batches: int = ANNOUNCE_MAX_BATCHES
+) -> dict:
+    """Tell buyers and partners of each newly published policy version (K-UP), one batch of
+    users per transaction, at most `max_batches` a run; requested through the outbox when a
+    version is published and run on beat until everyone was told. Two runs at once skip each
+    other's version (SKIP LOCKED), and each batch moves the version's cursor, so every user is
+    told once. Counts versions looked at and users told."""
+    now = timezone.now()
+    told, batches = 0, 0
+    versions = policy_version_ids_to_announce(limit=max_batches)
+    for version_id in versions:
+        while batches < max_batches:
+            batches += 1
+            count = policy_version_announce(version_id=version_id, now=now, limit=batch_size)
+            told += count or 0
+            if count is None or count < batch_size:
+                break
+    return {"versions": len(versions), "told": told}

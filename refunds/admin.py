@@ -39,6 +39,7 @@ from core.roles import is_supervisor
 from orders.admin import form_errors, money
 from refunds import policy
 from refunds.models import (
+    DeductionDispute,
     Refund,
     RefundEvidence,
     RefundMessage,
@@ -48,11 +49,13 @@ from refunds.models import (
     RestaurantLedgerEntry,
 )
 from refunds.selectors import (
+    deduction_disputes_for_support,
     refund_request_queue_counts,
     refund_request_queue_filter,
     refund_request_review_context,
 )
 from refunds.services import decisions, requests
+from refunds.services.deductions import deduction_dispute_decide
 from refunds.services.processing import refund_pay_as_account_credit, refund_retry_by_support
 
 
@@ -831,3 +834,133 @@ class RefundRequestItemAdmin(RequestLinkMixin, SearchWithoutHashMixin, ReadOnlyM
     search_fields = ("request__id__exact", "order_item__name", "request__buyer__username")
     list_select_related = ("request", "order_item")
     fields = ("request_link", "order_item", "quantity")
+
+
+# -- the restaurant's disputes of deductions (L-9, K-DR) ---------------------------------------
+
+
+class DeductionDisputeDecisionForm(forms.Form):
+    outcome = forms.ChoiceField(
+        choices=[
+            (DeductionDispute.Status.UPHELD, "Uphold"),
+            (DeductionDispute.Status.REJECTED, "Reject"),
+        ]
+    )
+    explanation = forms.CharField(required=False)
+
+
+@admin.register(DeductionDispute)
+class DeductionDisputeAdmin(SearchWithoutHashMixin, ReadOnlyModelAdmin):
+    """A restaurant contesting a refund deduction (L-9, K-DR), open ones first, oldest first.
+    Supervisors decide (the `change_deductiondispute` permission, core/roles.py): uphold (the
+    deduction is reversed by a ledger entry of its own, once) or reject, with an explanation the
+    restaurant reads; agents see the disputes. Written by `refunds.services.deductions` only."""
+
+    change_form_template = "admin/refunds/deductiondispute/change_form.html"
+    list_display = (
+        "id",
+        "status",
+        "restaurant",
+        "order_link",
+        "deducted",
+        "refund_reason",
+        "opened_at",
+        "decided_by",
+        "decided_at",
+    )
+    list_display_links = ("id", "status")
+    list_filter = ("status", ("restaurant", admin.RelatedOnlyFieldListFilter))
+    search_fields = ("deduction__order__id__exact", "restaurant__name", "note")
+    fields = (
+        "status",
+        "restaurant",
+        "order_link",
+        "deducted",
+        "refund_reason",
+        "refund_clauses",
+        "note",
+        "opened_by",
+        "opened_at",
+        "decided_by",
+        "decided_at",
+        "explanation",
+        "reversal",
+    )
+    readonly_fields = fields
+
+    def get_queryset(self, request):
+        return deduction_disputes_for_support().select_related("deduction__reversal")
+
+    def get_ordering(self, request):
+        open_first = Case(
+            When(status=DeductionDispute.Status.OPEN, then=Value(0)), default=Value(1)
+        )
+        return [open_first.asc(), "opened_at"]
+
+    def has_decide_permission(self, request, obj=None) -> bool:
+        return request.user.has_perm("refunds.change_deductiondispute")
+
+    @admin.display(description="Order", ordering="deduction__order")
+    def order_link(self, dispute: DeductionDispute) -> str:
+        url = reverse("admin:orders_order_change", args=[dispute.deduction.order_id])
+        return format_html('<a href="{}">Order #{}</a>', url, dispute.deduction.order_id)
+
+    @admin.display(description="Deducted")
+    def deducted(self, dispute: DeductionDispute) -> str:
+        return money(-dispute.deduction.amount)
+
+    @admin.display(description="Refunded for")
+    def refund_reason(self, dispute: DeductionDispute) -> str:
+        refund = dispute.deduction.refund
+        return refund.reason if refund else dispute.deduction.description
+
+    @admin.display(description="Clauses")
+    def refund_clauses(self, dispute: DeductionDispute) -> str:
+        refund = dispute.deduction.refund
+        return ", ".join(policy.deduction_clauses(refund.clauses if refund else ()))
+
+    @admin.display(description="Reversal")
+    def reversal(self, dispute: DeductionDispute) -> str:
+        reversal = getattr(dispute.deduction, "reversal", None)
+        if reversal is None:
+            return "-"
+        return f"{money(reversal.amount)} booked {reversal.created_at:%d %b %Y %H:%M}"
+
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        if obj is not None and obj.is_open and self.has_decide_permission(request, obj):
+            context["decide_url"] = reverse("admin:refunds_deductiondispute_decide", args=[obj.pk])
+        return super().render_change_form(request, context, add, change, form_url, obj)
+
+    def get_urls(self):
+        decide = path(
+            "<path:object_id>/decide/",
+            self.admin_site.admin_view(self.decide_view),
+            name="refunds_deductiondispute_decide",
+        )
+        return [decide, *super().get_urls()]
+
+    def decide_view(self, request, object_id):
+        """POST: uphold or reject as the signed-in supervisor, through the service; a refusal
+        (already decided, no explanation) is a message."""
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        dispute = self.get_object(request, unquote(object_id))
+        if dispute is None:
+            return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
+        if not self.has_decide_permission(request, dispute):
+            raise PermissionDenied
+        form = DeductionDisputeDecisionForm(request.POST)
+        if not form.is_valid():
+            self.message_user(request, form_errors(form), messages.ERROR)
+            return redirect("admin:refunds_deductiondispute_change", dispute.pk)
+        try:
+            decided = deduction_dispute_decide(
+                dispute_id=dispute.pk, actor=request.user, now=timezone.now(), **form.cleaned_data
+            )
+        except DomainError as error:
+            self.message_user(request, f"Dispute #{dispute.pk}: {error.detail}", messages.ERROR)
+        else:
+            self.message_user(
+                request, f"Dispute #{dispute.pk}: {decided.get_status_display()}.", messages.SUCCESS
+            )
+        return redirect("admin:refunds_deductiondispute_change", dispute.pk)

@@ -107,6 +107,16 @@ class ReplyForm(forms.Form):
     photos = PhotosField(label="Add photos", help_text=f"Up to {MAX_PHOTOS} photos per request.")
 
 
+class DeductionDisputeForm(forms.Form):
+    """The restaurant's note disputing a refund deduction (L-9, K-DR)."""
+
+    note = forms.CharField(
+        label="Why this refund was not your restaurant's error",
+        max_length=MAX_TEXT_LENGTH,
+        widget=forms.Textarea(attrs={"rows": 4}),
+    )
+
+
 class VerificationForm(forms.Form):
     """The restaurant's answer to support's question about a claim."""
 

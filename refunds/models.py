@@ -397,13 +397,16 @@ class Refund(models.Model):
 
 class RestaurantLedgerEntry(models.Model):
     """What a restaurant is owed, entry by entry (L-9): a sale when an order is fulfilled, the
-    fee it keeps when it approves a buyer's cancellation, deductions for refunds it caused, and
-    payouts. Signed: what the platform owes the restaurant is positive."""
+    fee it keeps when it approves a buyer's cancellation, deductions for refunds it caused, the
+    reversal of a deduction support agreed was not the restaurant's, and the weekly payout that
+    closes each period. Signed: what the platform owes the restaurant is positive. Entries are
+    never edited: a correction is an entry of its own."""
 
     class Kind(models.TextChoices):
         SALE = "sale"
         CANCELLATION_FEE = "cancellation_fee", "Cancellation fee kept"
         REFUND_DEDUCTION = "refund_deduction", "Refund deducted"
+        DEDUCTION_REVERSAL = "deduction_reversal", "Deduction reversed"
         PAYOUT = "payout"
 
     restaurant = models.ForeignKey(
@@ -417,6 +420,12 @@ class RestaurantLedgerEntry(models.Model):
     refund = models.OneToOneField(
         Refund, null=True, blank=True, on_delete=models.PROTECT, related_name="deduction"
     )
+    # A deduction_reversal points at the deduction it reverses: one reversal per deduction.
+    reverses = models.OneToOneField(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="reversal"
+    )
+    # A payout names the weekly period (its Monday, site time zone) it closes.
+    period_starts_on = models.DateField(null=True, blank=True)
     description = models.CharField(max_length=240)
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
 
@@ -425,8 +434,12 @@ class RestaurantLedgerEntry(models.Model):
         verbose_name_plural = "restaurant ledger entries"
         constraints = [
             models.CheckConstraint(
-                condition=Q(kind__in=["sale", "cancellation_fee"], amount__gt=0)
-                | Q(kind__in=["refund_deduction", "payout"], amount__lt=0),
+                condition=Q(
+                    kind__in=["sale", "cancellation_fee", "deduction_reversal"], amount__gt=0
+                )
+                | Q(kind="refund_deduction", amount__lt=0)
+                # A period whose balance is not positive closes with a payout of zero.
+                | Q(kind="payout", amount__lte=0),
                 name="restaurant_ledger_sign_matches_kind",
             ),
             # An order is sold once and its cancellation fee kept once.
@@ -435,7 +448,62 @@ class RestaurantLedgerEntry(models.Model):
                 condition=Q(kind__in=["sale", "cancellation_fee"]),
                 name="restaurant_ledger_one_sale_and_fee_per_order",
             ),
+            models.CheckConstraint(
+                condition=Q(kind="deduction_reversal", reverses__isnull=False)
+                | (~Q(kind="deduction_reversal") & Q(reverses__isnull=True)),
+                name="restaurant_ledger_reversal_names_its_deduction",
+            ),
+            models.CheckConstraint(
+                condition=Q(kind="payout", period_starts_on__isnull=False)
+                | (~Q(kind="payout") & Q(period_starts_on__isnull=True)),
+                name="restaurant_ledger_payout_names_its_period",
+            ),
+            # L-9: one payout per restaurant per weekly period.
+            models.UniqueConstraint(
+                fields=["restaurant", "period_starts_on"],
+                condition=Q(kind="payout"),
+                name="restaurant_ledger_one_payout_per_period",
+            ),
         ]
 
     def __str__(self):
         return f"{self.get_kind_display()} {self.amount} ({self.restaurant})"
+
+
+class DeductionDispute(models.Model):
+    """A restaurant contesting one refund deduction (L-9, K-DR), once, with a note; a
+    supervisor upholds it (the deduction is reversed by a ledger entry of its own) or rejects it
+    (the deduction stands), with an explanation the restaurant reads."""
+
+    class Status(models.TextChoices):
+        OPEN = "open", "Waiting for support"
+        UPHELD = "upheld", "Upheld: deduction reversed"
+        REJECTED = "rejected", "Rejected: deduction stands"
+
+    deduction = models.OneToOneField(
+        RestaurantLedgerEntry, on_delete=models.PROTECT, related_name="dispute"
+    )
+    restaurant = models.ForeignKey(
+        "orders.Restaurant", on_delete=models.PROTECT, related_name="deduction_disputes"
+    )
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.OPEN)
+    note = models.TextField()
+    opened_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    opened_at = models.DateTimeField(default=timezone.now, db_index=True)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    decided_at = models.DateTimeField(null=True, blank=True)
+    explanation = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["opened_at"]
+
+    def __str__(self):
+        return f"Dispute #{self.pk} of deduction {self.deduction.amount} ({self.restaurant})"
+
+    @property
+    def is_open(self) -> bool:
+        return self.status == self.Status.OPEN

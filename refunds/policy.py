@@ -979,3 +979,41 @@ def merged_items(items) -> tuple[tuple[int, int], ...]:
     for item_id, quantity in items:
         merged[item_id] = merged.get(item_id, 0) + quantity
     return tuple(merged.items())
+
+
+# -- the restaurant's side of L-9: deductions, disputes, payouts -----------------------------
+
+# L-9 "Refunds due to restaurant error may be deducted from restaurant payments"; K-DR: the
+# platform offers a dispute resolution process.
+DEDUCTION_CLAUSES = ("L-9",)
+DISPUTE_CLAUSES = ("L-9", "K-DR")
+
+
+def deduction_clauses(refund_clauses) -> list[str]:
+    """The clauses behind a deduction: the refund's own (why the buyer was paid), then L-9."""
+    own = list(refund_clauses or ())
+    return [*own, *(c for c in DEDUCTION_CLAUSES if c not in own)]
+
+
+def deduction_dispute_refusal(*, kind: str, disputed: bool) -> tuple[str, str] | None:
+    """Whether a restaurant may contest this ledger entry (L-9, K-DR): a refund deduction, once
+    (support's decision is final). None when it may; otherwise (code, detail)."""
+    if kind != "refund_deduction":
+        return "not_a_deduction", "Only a refund deducted from your payouts can be disputed."
+    if disputed:
+        return "already_disputed", "You already disputed this deduction: it is disputed once."
+    return None
+
+
+def deduction_dispute_decision_refusal(*, is_open: bool) -> tuple[str, str] | None:
+    """A dispute is decided once (K-DR): None while it is open; otherwise (code, detail)."""
+    if not is_open:
+        return "already_decided", "This dispute has already been decided."
+    return None
+
+
+def payout_amount(balance: Decimal) -> Decimal:
+    """The payout that closes a weekly period (L-9): everything the platform owes at its end
+    (`balance`, the sum of every entry up to then, earlier payouts included), as a negative
+    entry; a balance that is not positive pays nothing and carries into the next period."""
+    return -balance if balance > ZERO else ZERO

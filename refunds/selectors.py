@@ -8,6 +8,7 @@ from decimal import Decimal
 from django.contrib.auth import get_user_model
 from django.db.models import (
     Count,
+    DateField,
     DateTimeField,
     DurationField,
     Exists,
@@ -41,6 +42,7 @@ from refunds import policy
 from refunds.models import (
     DECIDED_STATUSES,
     OPEN_STATUSES,
+    DeductionDispute,
     Refund,
     RefundEvidence,
     RefundMessage,
@@ -52,20 +54,44 @@ from refunds.models import (
 
 @dataclass(frozen=True)
 class LedgerPeriod:
-    """One payout period (L-9): a week, Monday to Sunday in the site's time zone."""
+    """One payout period (L-9): a week, Monday to Sunday in the site's time zone; `paid_out`
+    is what its payout paid (positive), None while the period is not closed."""
 
     starts_on: dt.date
     ends_on: dt.date
     total: Decimal
     entries: int
+    paid_out: Decimal | None = None
+
+    @property
+    def closed(self) -> bool:
+        return self.paid_out is not None
 
 
 def restaurant_ledger_entries(restaurant_ids) -> QuerySet[RestaurantLedgerEntry]:
-    """The ledger of these restaurants, newest first."""
+    """The ledger of these restaurants, newest first, each deduction with its refund (reason
+    and clauses) and its dispute, in one query."""
     return (
         RestaurantLedgerEntry.objects.filter(restaurant_id__in=restaurant_ids)
-        .select_related("restaurant")
+        .select_related("restaurant", "refund", "dispute", "reverses")
         .order_by("-created_at", "-pk")
+    )
+
+
+def restaurant_ledger_entry_for_partner(user, entry_id: int) -> RestaurantLedgerEntry | None:
+    """One entry of the partner's restaurants (None for another restaurant's, D-4), with its
+    refund, its dispute and the reversal an upheld dispute booked."""
+    return (
+        RestaurantLedgerEntry.objects.filter(pk=entry_id, restaurant__members=user)
+        .select_related("restaurant", "refund", "dispute__decided_by", "reversal", "order")
+        .first()
+    )
+
+
+def deduction_disputes_for_support() -> QuerySet[DeductionDispute]:
+    """Every restaurant's deduction disputes, open ones first by age (admin, K-DR)."""
+    return DeductionDispute.objects.select_related(
+        "restaurant", "deduction__order", "deduction__refund", "opened_by", "decided_by"
     )
 
 
@@ -81,11 +107,17 @@ def restaurant_ledger_entries_for_order(order) -> list[RestaurantLedgerEntry]:
 def restaurant_ledger_periods(restaurant_ids, *, tz: zoneinfo.ZoneInfo) -> list[LedgerPeriod]:
     """The sum of every weekly payout period that has entries, newest first, in one query.
     Weeks start on Monday at midnight in `tz`."""
+    payout = Q(kind=RestaurantLedgerEntry.Kind.PAYOUT)
     rows = (
         RestaurantLedgerEntry.objects.filter(restaurant_id__in=restaurant_ids)
         .annotate(week=TruncWeek("created_at", tzinfo=tz))
         .values("week")
-        .annotate(total=MoneySum("amount"), entries=Count("pk"))
+        .annotate(
+            total=MoneySum("amount"),
+            entries=Count("pk"),
+            payouts=Count("pk", filter=payout),
+            paid=MoneySum("amount", filter=payout),
+        )
         .order_by("-week")
     )
     return [
@@ -94,9 +126,68 @@ def restaurant_ledger_periods(restaurant_ids, *, tz: zoneinfo.ZoneInfo) -> list[
             ends_on=row["week"].date() + dt.timedelta(days=6),
             total=row["total"],
             entries=row["entries"],
+            paid_out=-row["paid"] if row["payouts"] else None,
         )
         for row in rows
     ]
+
+
+def week_start(moment: dt.datetime, tz: zoneinfo.ZoneInfo) -> dt.datetime:
+    """The Monday, midnight in `tz`, that starts the payout period holding `moment` (L-9)."""
+    local = moment.astimezone(tz)
+    monday = local.date() - dt.timedelta(days=local.weekday())
+    return dt.datetime.combine(monday, dt.time(0), tzinfo=tz)
+
+
+def restaurant_ids_with_periods_to_close(
+    *, now: dt.datetime, tz: zoneinfo.ZoneInfo, limit: int
+) -> list[int]:
+    """Restaurants with entries in a weekly period that has ended and has no payout yet (L-9),
+    lowest id first, at most `limit`."""
+    week = TruncWeek("created_at", tzinfo=tz, output_field=DateField())
+    paid = RestaurantLedgerEntry.objects.filter(
+        kind=RestaurantLedgerEntry.Kind.PAYOUT,
+        restaurant_id=OuterRef("restaurant_id"),
+        period_starts_on=OuterRef("week"),
+    )
+    return list(
+        RestaurantLedgerEntry.objects.exclude(kind=RestaurantLedgerEntry.Kind.PAYOUT)
+        .filter(created_at__lt=week_start(now, tz))
+        .annotate(week=week)
+        .filter(~Exists(paid))
+        .order_by("restaurant_id")
+        .values_list("restaurant_id", flat=True)
+        .distinct()[:limit]
+    )
+
+
+def restaurant_periods_to_close(
+    restaurant_id: int, *, now: dt.datetime, tz: zoneinfo.ZoneInfo
+) -> list[dt.date]:
+    """The ended weekly periods of one restaurant with entries and no payout, oldest first."""
+    week = TruncWeek("created_at", tzinfo=tz, output_field=DateField())
+    paid = RestaurantLedgerEntry.objects.filter(
+        kind=RestaurantLedgerEntry.Kind.PAYOUT, restaurant_id=restaurant_id
+    ).values("period_starts_on")
+    return list(
+        RestaurantLedgerEntry.objects.filter(
+            restaurant_id=restaurant_id, created_at__lt=week_start(now, tz)
+        )
+        .exclude(kind=RestaurantLedgerEntry.Kind.PAYOUT)
+        .annotate(week=week)
+        .exclude(week__in=paid)
+        .order_by("week")
+        .values_list("week", flat=True)
+        .distinct()
+    )
+
+
+def restaurant_balance_before(restaurant_id: int, moment: dt.datetime) -> Decimal:
+    """What the platform owed the restaurant just before `moment`: every entry before it,
+    payouts included (L-9)."""
+    return RestaurantLedgerEntry.objects.filter(
+        restaurant_id=restaurant_id, created_at__lt=moment
+    ).aggregate(total=MoneySum("amount"))["total"]
 
 
 def restaurant_ledger_balance(periods: list[LedgerPeriod]) -> Decimal:
@@ -579,7 +670,9 @@ def order_late_candidates(
     (estimated_delivery_at, id), oldest estimate first, after the keyset `after`. Reads the
     partial index `order_late_sweep_due` only; the threshold is the smallest any policy version
     sets, and each order is judged by its own version when locked."""
-    shortest = PolicyVersion.objects.aggregate(m=Min("late_auto_refund_minutes"))["m"] or 0
+    shortest = (
+        PolicyVersion.objects.published().aggregate(m=Min("late_auto_refund_minutes"))["m"] or 0
+    )
     cutoff = now - dt.timedelta(minutes=shortest)
     due = Order.objects.filter(LATE_SWEEP_DUE, estimated_delivery_at__lt=cutoff)
     if after is not None:

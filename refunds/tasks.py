@@ -9,9 +9,15 @@ from celery.exceptions import SoftTimeLimitExceeded
 from django.utils import timezone
 
 from core.services import task_run_recorded
-from refunds.selectors import order_late_candidates, refund_ids_due, refund_request_ids_for_sla
+from refunds.selectors import (
+    order_late_candidates,
+    refund_ids_due,
+    refund_request_ids_for_sla,
+    restaurant_ids_with_periods_to_close,
+)
 from refunds.services.duplicates import duplicate_charge_settle
 from refunds.services.late import HELD, REFUNDED, late_orders_auto_refund
+from refunds.services.payouts import restaurant_close_periods
 from refunds.services.processing import refund_process
 from refunds.services.sla import refund_request_review_sla
 
@@ -113,3 +119,22 @@ def auto_refund_late_orders(
     }
     logger.info("auto_refund_late_orders", extra=result)
     return result
+
+
+@shared_task
+@task_run_recorded
+def close_payout_periods(batch_size: int = BATCH_SIZE) -> dict:
+    """Close every ended weekly period of the restaurants' ledgers with its payout (L-9), a
+    bounded batch of restaurants a run; each restaurant is locked with SKIP LOCKED, so two runs
+    at once book each payout once. Counts restaurants closed, payouts booked, and restaurants
+    skipped because another run held them."""
+    now, tz = timezone.now(), timezone.get_current_timezone()
+    counts = Counter(restaurants=0, payouts=0, skipped=0)
+    for restaurant_id in restaurant_ids_with_periods_to_close(now=now, tz=tz, limit=batch_size):
+        booked = restaurant_close_periods(restaurant_id=restaurant_id, now=now, tz=tz)
+        if booked is None:
+            counts["skipped"] += 1
+        else:
+            counts["restaurants"] += 1
+            counts["payouts"] += len(booked)
+    return dict(counts)

@@ -232,6 +232,16 @@ CELERY_BEAT_SCHEDULE = {
         "task": "orders.tasks.void_orphan_charges",
         "schedule": 600.0,
     },
+    # L-9: the weekly payout closes each ended period; hourly, so a missed tick catches up.
+    "close-payout-periods": {
+        "task": "refunds.tasks.close_payout_periods",
+        "schedule": 3600.0,
+    },
+    # K-UP: buyers and partners told of a published policy version, in batches.
+    "announce-policy-versions": {
+        "task": "orders.tasks.announce_policy_versions",
+        "schedule": 60.0,
+    },
     "outbox-relay": {
         "task": "core.tasks.outbox_relay",
         "schedule": 30.0,

@@ -9,6 +9,7 @@ from rest_framework import serializers
 
 from orders.api.serializers import MAX_ID, MONEY, RefundSerializer, RestaurantRefSerializer
 from refunds.models import (
+    DeductionDispute,
     RefundEvidence,
     RefundMessage,
     RefundRequest,
@@ -16,7 +17,7 @@ from refunds.models import (
     RefundRequestItem,
     RestaurantLedgerEntry,
 )
-from refunds.policy import Reason
+from refunds.policy import Reason, deduction_clauses
 
 MAX_CLAIM_QUANTITY = 99
 MAX_CLAIM_LINES = 50
@@ -348,13 +349,50 @@ class SellerRefundRequestSerializer(serializers.ModelSerializer):
 # -- the seller's ledger (D-10, L-9) ---------------------------------------------------------
 
 
+class DeductionDisputeSerializer(serializers.ModelSerializer):
+    """A restaurant's dispute of a deduction (L-9, K-DR): `open`, then `upheld` (the deduction
+    reversed by an entry of its own) or `rejected`, with support's explanation."""
+
+    class Meta:
+        model = DeductionDispute
+        fields = ["id", "status", "note", "opened_at", "decided_at", "explanation"]
+        read_only_fields = fields
+
+
+class DeductionDisputeCreateSerializer(serializers.Serializer):
+    note = serializers.CharField(max_length=MAX_TEXT, allow_blank=True, trim_whitespace=False)
+
+
 class LedgerEntrySerializer(serializers.ModelSerializer):
     """One line of a restaurant's ledger: a sale, a cancellation fee kept, a refund deducted
-    (L-9) or a payout; money as a string with two decimals (negative: taken off the payout).
-    Expects `refunds.selectors.restaurant_ledger_entries`."""
+    (L-9) with its reason, clauses and dispute, a deduction reversed, or the payout closing a
+    period; money as a string with two decimals (negative: taken off the payout). Expects
+    `refunds.selectors.restaurant_ledger_entries`."""
 
     restaurant = RestaurantRefSerializer(read_only=True)
     amount = serializers.DecimalField(**MONEY)
+    reason = serializers.SerializerMethodField()
+    clauses = serializers.SerializerMethodField()
+    disputable = serializers.SerializerMethodField()
+    dispute = serializers.SerializerMethodField()
+
+    @extend_schema_field(serializers.CharField(allow_null=True))
+    def get_reason(self, entry) -> str | None:
+        return entry.refund.reason if entry.refund_id else None
+
+    @extend_schema_field(serializers.ListField(child=serializers.CharField()))
+    def get_clauses(self, entry) -> list[str]:
+        if entry.kind != RestaurantLedgerEntry.Kind.REFUND_DEDUCTION:
+            return []
+        return deduction_clauses(entry.refund.clauses if entry.refund_id else ())
+
+    def get_disputable(self, entry) -> bool:
+        return entry.kind == RestaurantLedgerEntry.Kind.REFUND_DEDUCTION and not _dispute(entry)
+
+    @extend_schema_field(DeductionDisputeSerializer(allow_null=True))
+    def get_dispute(self, entry) -> dict | None:
+        dispute = _dispute(entry)
+        return DeductionDisputeSerializer(dispute).data if dispute else None
 
     class Meta:
         model = RestaurantLedgerEntry
@@ -367,17 +405,29 @@ class LedgerEntrySerializer(serializers.ModelSerializer):
             "order",
             "refund",
             "description",
+            "reason",
+            "clauses",
+            "disputable",
+            "dispute",
+            "period_starts_on",
         ]
         read_only_fields = fields
 
 
+def _dispute(entry):
+    return getattr(entry, "dispute", None)
+
+
 class LedgerPeriodSerializer(serializers.Serializer):
-    """One weekly payout period (Monday to Sunday in the site's time zone) and its total."""
+    """One weekly payout period (Monday to Sunday in the site's time zone), its total, and
+    whether its payout closed it (`paid_out`: what was paid, null while open) (L-9)."""
 
     starts_on = serializers.DateField(read_only=True)
     ends_on = serializers.DateField(read_only=True)
     total = serializers.DecimalField(**MONEY)
     entries = serializers.IntegerField(read_only=True)
+    closed = serializers.BooleanField(read_only=True)
+    paid_out = serializers.DecimalField(allow_null=True, **MONEY)
 
 
 class SellerLedgerSerializer(serializers.Serializer):

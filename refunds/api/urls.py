@@ -34,6 +34,11 @@ urlpatterns = [
     ),
     path("seller/ledger/", views.SellerLedgerApi.as_view(), name="api-seller-ledger"),
     path(
+        "seller/ledger/<int:pk>/dispute/",
+        views.SellerDeductionDisputeApi.as_view(),
+        name="api-seller-deduction-dispute",
+    ),
+    path(
         "seller/refund-requests/",
         views.SellerRefundRequestListApi.as_view(),
         name="api-seller-refund-requests",

@@ -23,6 +23,7 @@ from orders.models import is_support
 from refunds.api.serializers import (
     FIELD_CODES,
     ApproveSerializer,
+    DeductionDisputeCreateSerializer,
     DenySerializer,
     EvidenceUploadSerializer,
     LedgerEntrySerializer,
@@ -55,6 +56,7 @@ from refunds.services.decisions import (
     refund_request_partially_approve,
     refund_request_second_approve,
 )
+from refunds.services.deductions import deduction_dispute_open
 from refunds.services.evidence import refund_request_add_evidence
 from refunds.services.requests import (
     refund_request_ask_restaurant,
@@ -225,6 +227,29 @@ class SellerRefundRequestVerifyApi(APIView):
         refund_request_restaurant_verify(request_id=pk, actor=request.user, note=data["note"])
         refund_request = refund_request_list_for_partner(request.user).get(pk=pk)
         return Response(SellerRefundRequestSerializer(refund_request).data)
+
+
+class SellerDeductionDisputeApi(APIView):
+    """`POST /api/seller/ledger/{id}/dispute/` (L-9, K-DR): the partner disputes one refund
+    deduction of its restaurants with a `note`, once; answers 201 with the entry and its
+    dispute. Another restaurant's entry is a 404; an entry that is no deduction, or one already
+    disputed, a 409 (`not_a_deduction`, `already_disputed`)."""
+
+    permission_classes = [IsAuthenticated, IsRestaurantPartner]
+
+    @extend_schema(
+        request=DeductionDisputeCreateSerializer,
+        responses={201: LedgerEntrySerializer, **ROLE_ERRORS},
+        summary="Dispute a refund deduction, once",
+    )
+    @idempotent
+    def post(self, request, pk: int):
+        data = _valid(DeductionDisputeCreateSerializer, request.data)
+        deduction_dispute_open(
+            entry_id=pk, actor=request.user, note=data["note"], now=timezone.now()
+        )
+        entry = restaurant_ledger_entries(request.user.restaurants.all()).get(pk=pk)
+        return Response(LedgerEntrySerializer(entry).data, status=status.HTTP_201_CREATED)
 
 
 class SellerLedgerApi(generics.ListAPIView):

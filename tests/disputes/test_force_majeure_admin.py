@@ -79,6 +79,7 @@ def test_the_incident_lists_the_late_deliveries_it_holds_as_the_sweep_holds_them
     claim = refund_request_submit(order_id=refunded.pk, actor=buyer, reason="not_delivered")
     refund_request_approve(request_id=claim.pk, actor=agent)
     PolicyVersion.objects.create(
+        status="published",  # K-UP: only a published version applies
         label="2",
         effective_from=NOW + dt.timedelta(minutes=1),
         text="Weather and traffic delays are left to a request.",

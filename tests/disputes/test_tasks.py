@@ -135,6 +135,7 @@ def test_an_answer_that_comes_in_after_the_sweep_picked_the_order_wins(
 
 def test_each_order_is_judged_by_its_pinned_version(now, buyer, restaurant):
     PolicyVersion.objects.create(
+        status="published",  # K-UP: only a published version applies
         label="2",
         effective_from=NOW + dt.timedelta(minutes=1),
         text="Restaurants get half an hour to answer.",

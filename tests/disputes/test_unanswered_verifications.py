@@ -113,6 +113,7 @@ def test_inside_the_response_time_nothing_happens(now, asked):
 
 def test_the_pinned_version_decides(now, buyer, agent, restaurant, menu):
     PolicyVersion.objects.create(
+        status="published",  # K-UP: only a published version applies
         label="2",
         effective_from=NOW - dt.timedelta(minutes=1),
         text="Two hours to verify.",

@@ -37,6 +37,7 @@ from orders.models import (
 )
 from orders.services.cancellation import order_cancel_by_buyer
 from refunds.models import (
+    DeductionDispute,
     Refund,
     RefundEvidence,
     RefundMessage,
@@ -45,6 +46,8 @@ from refunds.models import (
     RefundRequestItem,
     RestaurantLedgerEntry,
 )
+from refunds.services.decisions import refund_request_approve
+from refunds.services.deductions import deduction_dispute_open
 from refunds.services.execution import refund_order
 from refunds.services.requests import refund_request_request_info, refund_request_submit
 from tests.conftest import advance, give_credit, place_order, refunds_processed
@@ -125,7 +128,9 @@ def one_of_each(buyer, restaurant, menu, partner, agent):
         photos=[_photo()],
     )
     refund_request_request_info(request_id=claim.pk, actor=agent, question="Which bag?")
+    dispute = _disputed_deduction(buyer, restaurant, menu, partner, agent)
     return {
+        DeductionDispute: dispute,
         PolicyVersion: PolicyVersion.objects.get(label="1"),
         Restaurant: restaurant,
         MenuItem: menu["Margherita"],
@@ -144,6 +149,24 @@ def one_of_each(buyer, restaurant, menu, partner, agent):
         RefundMessage: claim.messages.get(),
         RefundRequestEvent: claim.events.first(),
     }
+
+
+def _disputed_deduction(buyer, restaurant, menu, partner, agent) -> DeductionDispute:
+    """A missing item refunded and deducted (L-9), the deduction disputed by the partner."""
+    order = place_order(buyer, restaurant, {menu["Tiramisu"]: 2})
+    advance(order, "accept", "start_preparation", "mark_ready", "dispatch", "deliver")
+    claim = refund_request_submit(
+        order_id=order.pk,
+        actor=buyer,
+        reason="missing_items",
+        items=[(order.items.get().pk, 1)],
+    )
+    refund_request_approve(request_id=claim.pk, actor=agent)
+    refunds_processed()
+    deduction = RestaurantLedgerEntry.objects.get(order=order, kind="refund_deduction")
+    return deduction_dispute_open(
+        entry_id=deduction.pk, actor=partner, note="Not ours", now=timezone.now()
+    )
 
 
 def test_every_model_of_orders_credits_and_refunds_is_registered():

@@ -75,12 +75,14 @@ def assert_nothing_placed():
 
 def test_policy_page_shows_the_version_in_force_and_the_history(client):
     PolicyVersion.objects.create(
+        status="published",  # K-UP: only a published version applies
         label="2",
         effective_from=dt.datetime(2025, 6, 1, tzinfo=dt.UTC),
         text="Refunds within 48 hours.\nCredits expire after 30 days.",
         summary_of_changes="Clearer credit expiry.",
     )
     PolicyVersion.objects.create(
+        status="published",  # K-UP: only a published version applies
         label="3",
         effective_from=dt.datetime(2099, 1, 1, tzinfo=dt.UTC),
         text="Future text.",

@@ -43,6 +43,17 @@ def two_weeks(buyer, restaurant, menu):
     return first, second, cancelled
 
 
+OPEN = {"closed": False, "paid_out": None}  # no payout closed the period yet
+# A sale or a fee has no refund, no clause of L-9 and nothing to dispute; it closes no period.
+NOT_A_DEDUCTION = {
+    "reason": None,
+    "clauses": [],
+    "disputable": False,
+    "dispute": None,
+    "period_starts_on": None,
+}
+
+
 def test_entries_newest_first_with_period_totals_and_the_balance(
     api_as, partner, restaurant, two_weeks
 ):
@@ -64,6 +75,7 @@ def test_entries_newest_first_with_period_totals_and_the_balance(
             "order": cancelled.pk,
             "refund": None,
             "description": f"Cancellation fee kept: order #{cancelled.pk}",
+            **NOT_A_DEDUCTION,
         },
         {
             "id": entry[second.pk].pk,
@@ -74,6 +86,7 @@ def test_entries_newest_first_with_period_totals_and_the_balance(
             "order": second.pk,
             "refund": None,
             "description": f"Sale: order #{second.pk}",
+            **NOT_A_DEDUCTION,
         },
         {
             "id": entry[first.pk].pk,
@@ -84,11 +97,12 @@ def test_entries_newest_first_with_period_totals_and_the_balance(
             "order": first.pk,
             "refund": None,
             "description": f"Sale: order #{first.pk}",
+            **NOT_A_DEDUCTION,
         },
     ]
     assert body["periods"] == [
-        {"starts_on": "2026-11-16", "ends_on": "2026-11-22", "total": "8.32", "entries": 2},
-        {"starts_on": "2026-11-09", "ends_on": "2026-11-15", "total": "25.00", "entries": 1},
+        {"starts_on": "2026-11-16", "ends_on": "2026-11-22", "total": "8.32", "entries": 2} | OPEN,
+        {"starts_on": "2026-11-09", "ends_on": "2026-11-15", "total": "25.00", "entries": 1} | OPEN,
     ]
     assert body["balance"] == "33.32"
 

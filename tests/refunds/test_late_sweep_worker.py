@@ -80,6 +80,7 @@ def test_the_worker_refunds_late_deliveries_and_weather_unless_the_version_block
             place_order(buyer, restaurant, {menu["Lemonade"]: 1}, fulfillment="pickup"), "accept"
         )
         PolicyVersion.objects.create(
+            status="published",  # K-UP: only a published version applies
             label="2",
             effective_from=NOW + dt.timedelta(minutes=1),
             text="Weather and traffic delays are left to a request.",

@@ -99,8 +99,14 @@ def test_the_ledger_totals_each_weekly_payout_period_and_the_balance(now, luigi,
         LedgerPeriod(*WEEK_1, total=D("25.00"), entries=1),
     ]
     assert response.context["balance"] == D("33.32")
-    assert row(response, "period-2026-11-16") == "Mon 16 Nov \N{EN DASH} Sun 22 Nov 2026 2 8.32 USD"
-    assert row(response, "period-2026-11-09") == "Mon 9 Nov \N{EN DASH} Sun 15 Nov 2026 1 25.00 USD"
+    assert (
+        row(response, "period-2026-11-16")
+        == "Mon 16 Nov \N{EN DASH} Sun 22 Nov 2026 2 8.32 USD Open"
+    )
+    assert (
+        row(response, "period-2026-11-09")
+        == "Mon 9 Nov \N{EN DASH} Sun 15 Nov 2026 1 25.00 USD Open"
+    )
     assert '<p class="big" id="ledger-balance-amount">33.32 USD</p>' in response.content.decode()
     # Newest first, each with its kind, its order and its amount with the currency.
     assert rows(response) == [

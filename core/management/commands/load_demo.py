@@ -15,10 +15,14 @@ from core.roles import SUPERVISOR, SUPPORT_AGENT, sync_role_permissions
 from credits.models import CreditGrant, DiscountCode
 from credits.services import credit_grant_create
 from disputes.services.chargebacks import chargeback_open
-from orders.models import MenuItem, Order, Restaurant
+from orders.models import MenuItem, Order, PolicyVersion, Restaurant
 from orders.services.cancellation import order_cancel_by_buyer, order_cancel_by_restaurant
 from orders.services.lifecycle import order_advance
 from orders.services.placement import LineRequest, order_checkout
+from orders.services.policy_versions import policy_version_save_draft
+from refunds.models import RestaurantLedgerEntry
+from refunds.services.decisions import refund_request_approve
+from refunds.services.deductions import deduction_dispute_open
 from refunds.services.requests import refund_request_submit
 
 PASSWORD = "lojix-demo"
@@ -169,6 +173,8 @@ class Command(BaseCommand):
         if not Order.objects.filter(buyer=users["ada"]).exists():
             self._credit(users)
             self._orders(users, restaurants)
+            self._disputed_deduction(users, restaurants["trattoria-roma"])
+            self._policy_draft(users)
         self.stdout.write(self._logins())
 
     def _user(self, username, first_name, role):
@@ -303,6 +309,46 @@ class Command(BaseCommand):
         closed = next(o for o in orders if o.status == Order.Status.CLOSED)
         refund_request_submit(order_id=closed.pk, actor=ada, reason="taste_preference")
 
+    def _disputed_deduction(self, users, restaurant):
+        """JOURNEYS partner 5 and L-9: Grace's missing lemonade refunded as account credit and
+        deducted from Trattoria Roma, which disputes it; Sofia (supervisor) decides in admin."""
+        grace, luigi = users["grace"], users["luigi"]
+        order = self._order(
+            grace,
+            restaurant,
+            "delivery",
+            [("Diavola", 1), ("Lemonade", 1)],
+            ["accept", "start_preparation", "mark_ready", "dispatch", "deliver"],
+        )
+        claim = refund_request_submit(
+            order_id=order.pk,
+            actor=grace,
+            reason="missing_items",
+            items=[(order.items.get(name="Lemonade").pk, 1)],
+            preferred_method="account_credit",
+            description="No lemonade in the bag.",
+        )
+        refund_request_approve(request_id=claim.pk, actor=users["agnes"])
+        deduction = RestaurantLedgerEntry.objects.get(order=order, kind="refund_deduction")
+        deduction_dispute_open(
+            entry_id=deduction.pk,
+            actor=luigi,
+            note="The courier's photo at the door shows the lemonade on top of the pizza box.",
+            now=timezone.now(),
+        )
+
+    def _policy_draft(self, users):
+        """K-UP: a draft by Sofia waiting for a second supervisor's approval (admin)."""
+        policy_version_save_draft(
+            version=PolicyVersion(
+                label="2",
+                text=PolicyVersion.objects.get(label="1").text,
+                summary_of_changes="Late deliveries: a partial refund of 60 % from 30 minutes.",
+                late_partial_percent=Decimal("60"),
+            ),
+            actor=users["sofia"],
+        )
+
     def _order(self, buyer, restaurant, fulfillment, lines, actions) -> Order:
         """Place an order through the service and take the restaurant's actions on it."""
         menu = {item.name: item for item in restaurant.menu.all()}
@@ -325,6 +371,8 @@ class Command(BaseCommand):
                 "",
                 f"Demo logins (password for all: {PASSWORD})",
                 "  buyers:      ada (orders in every state, credit, refund requests), grace",
+                "  disputes:    luigi disputes a deduction (sofia decides); policy version 2 is a"
+                " draft by sofia (another supervisor, e.g. admin, approves it)",
                 "  restaurants: luigi (Trattoria Roma), mei (Golden Dragon), sam (Sunrise Diner)",
                 "  support:     agnes (agent), sofia (supervisor), admin (superuser)",
                 "  discount codes: WELCOME5, LOJIX10",
