@@ -36,7 +36,7 @@ _AGENT_VIEW = {
         "refundrequestevent",
     ],
     "credits": ["creditgrant", "credittransaction", "discountcode"],
-    "disputes": ["intervention"],
+    "disputes": ["intervention", "incident"],
     # What each user was told, the outbox backlog (task names and ids only) and each periodic
     # task's last run; not
     # idempotency records, whose stored API responses are only for superusers debugging a client.
@@ -51,14 +51,16 @@ _AGENT_VIEW = {
 _AGENT_EDIT = {
     "orders": {"order": ["change"]},
     "credits": {"discountcode": ["add", "change"]},
-    "disputes": {"intervention": ["change"]},
+    "disputes": {"intervention": ["change"], "incident": ["change"]},
     "refunds": {"refundrequest": ["change"]},
 }
-# Supervisors also publish policy versions (D-4) and see the incidents (L-10); the second
-# approval of a large refund is theirs too, checked by the service (D-6).
+# Agents see the incidents and work allergen investigations (L-10, "change": assign, findings,
+# close, through the admin's buttons); supervisors also publish policy versions (D-4) and enter
+# outages and force majeure ("add"), and only they run an outage's bulk refund (checked by the
+# service, D-4); the second approval of a large refund is theirs too (D-6).
 _SUPERVISOR_EDIT = {
     "orders": {"policyversion": ["add", "change"]},
-    "disputes": {"incident": ["view"]},
+    "disputes": {"incident": ["add"]},
 }
 
 

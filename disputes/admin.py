@@ -215,22 +215,23 @@ class IncidentAdmin(SearchWithoutHashMixin, ReadOnlyModelAdmin):
         "status",
         "kind",
         "title",
-        "restaurant",
+        "restaurant_names",
         "order_link",
         "refund_request_link",
         "created_at",
         "closed_at",
     )
     list_display_links = ("id", "title")
-    list_filter = ("status", "kind", ("restaurant", admin.RelatedOnlyFieldListFilter))
-    search_fields = ("title", "restaurant__name", "order__id__exact", "refund_request__id__exact")
-    list_select_related = ("restaurant", "order", "refund_request", "opened_by")
+    list_filter = ("status", "kind", ("restaurants", admin.RelatedOnlyFieldListFilter))
+    search_fields = ("title", "restaurants__name", "order__id__exact", "refund_request__id__exact")
+    list_select_related = ("order", "refund_request", "opened_by")
+
     fields = (
         "kind",
         "status",
         "title",
         "description",
-        "restaurant",
+        "restaurant_names",
         "order_link",
         "refund_request_link",
         "starts_at",
@@ -280,6 +281,11 @@ class IncidentAdmin(SearchWithoutHashMixin, ReadOnlyModelAdmin):
             "<tbody>{}</tbody></table>",
             rows,
         )
+
+    @admin.display(description="Restaurants")
+    def restaurant_names(self, incident: Incident) -> str:
+        names = [r.name for r in incident.restaurants.all()]
+        return ", ".join(names) if names else "All restaurants"
 
     @admin.display(description="Order", ordering="order")
     def order_link(self, incident: Incident) -> str:

@@ -191,6 +191,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "disputes.tasks.hand_unanswered_verifications_to_support",
         "schedule": 300.0,
     },
+    "refund-outages": {
+        "task": "disputes.tasks.refund_outages",
+        "schedule": 60.0,
+    },
     "expire-credits": {
         "task": "credits.tasks.expire_credits",
         "schedule": 300.0,

@@ -10,12 +10,13 @@ def incident_open_allergen(*, request, now: dt.datetime) -> Incident:
     Call inside the transaction that submits the request, holding the order's row lock. Raises
     no domain error."""
     order = request.order
-    return Incident.objects.create(
+    incident = Incident.objects.create(
         kind=Incident.Kind.ALLERGEN,
         title=f"Allergic reaction after order #{order.pk} at {order.restaurant.name}",
         description=request.description,
-        restaurant=order.restaurant,
         order=order,
         refund_request=request,
         created_at=now,
     )
+    incident.restaurants.add(order.restaurant)
+    return incident
