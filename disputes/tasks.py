@@ -5,6 +5,7 @@ from collections import Counter
 
 from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
+from django.conf import settings
 from django.utils import timezone
 
 from core.services import task_run_recorded
@@ -53,24 +54,24 @@ def hand_unanswered_verifications_to_support(batch_size: int = BATCH_SIZE) -> in
 
 # -- outages (L-10) ----------------------------------------------------------------------------
 
-OUTAGE_BATCH_SIZE = 200
 OUTAGE_MAX_ROWS = 20_000
 OUTAGES_PER_TICK = 5
 
 
 @shared_task(soft_time_limit=240, time_limit=270)
 def refund_outage(
-    incident_id: int, batch_size: int = OUTAGE_BATCH_SIZE, max_rows: int = OUTAGE_MAX_ROWS
+    incident_id: int, batch_size: int | None = None, max_rows: int = OUTAGE_MAX_ROWS
 ) -> dict:
-    """Refund an outage's affected orders in full (L-10), a batch per transaction; requested
-    through the outbox when a supervisor starts (or resumes) it, and by `refund_outages` on
-    beat until it is done. Counts by outcome; `finished` when this run closed the outage."""
+    """Refund an outage's affected orders in full (L-10), a batch (default
+    `LOJIX_OUTAGE_BATCH_SIZE`) per transaction; requested through the outbox when a supervisor
+    starts (or resumes) it, and by `refund_outages` on beat until it is done. Counts by outcome;
+    `finished` when this run closed the outage."""
     return outage_refund_run(incident_id=incident_id, batch_size=batch_size, max_rows=max_rows)
 
 
 @shared_task(soft_time_limit=50, time_limit=55)
 @task_run_recorded
-def refund_outages(batch_size: int = OUTAGE_BATCH_SIZE, max_rows: int = OUTAGE_MAX_ROWS) -> dict:
+def refund_outages(batch_size: int | None = None, max_rows: int = OUTAGE_MAX_ROWS) -> dict:
     """Resume every outage bulk refund started and not finished (L-10; a worker died, or the
     broker lost the request), on beat every minute; safe beside a run already going (SKIP
     LOCKED, one key per order). Counts by outcome over the outages it worked on."""
@@ -83,10 +84,11 @@ def refund_outages(batch_size: int = OUTAGE_BATCH_SIZE, max_rows: int = OUTAGE_M
     return dict(counts)
 
 
-def outage_refund_run(*, incident_id: int, batch_size: int, max_rows: int) -> dict:
-    """One pass over what an outage still has to refund, in keyset batches; when the pass met
-    no order another run held and went to the end, the outage is finished (closed, summary
-    told). A time limit stops it between batches; the next tick goes on."""
+def outage_refund_run(*, incident_id: int, batch_size: int | None, max_rows: int) -> dict:
+    """One pass over what an outage still has to refund, in keyset batches; when the pass went
+    to the end and nothing is left to refund, the outage is finished (closed, summary told).
+    A time limit stops it between batches; the next tick goes on."""
+    batch_size = batch_size or settings.LOJIX_OUTAGE_BATCH_SIZE
     incident = incident_for_refund_run(incident_id)
     if incident is None:
         return {"finished": False}
@@ -111,7 +113,14 @@ def outage_refund_run(*, incident_id: int, batch_size: int, max_rows: int) -> di
                 break
     except SoftTimeLimitExceeded:
         pass  # the batch in hand rolled back; the next tick goes on
-    finished = complete and not counts[BUSY]
+    # Done when nothing is left: this pass met no order another run held, or (it did) those
+    # runs have committed them since. Of runs ending together the last to commit sees it.
+    finished = complete and (
+        not counts[BUSY]
+        or not outage_order_ids_to_refund(
+            incident, restaurant_ids=restaurant_ids, after=None, limit=1
+        )
+    )
     if finished:
         finished = outage_refund_finish(incident_id=incident_id, now=timezone.now())
     result = {"looked_at": looked_at, **counts, "finished": finished}
