@@ -10,4 +10,5 @@ urlpatterns = [
     path("", include("orders.api.urls")),
     path("", include("credits.api.urls")),
     path("", include("refunds.api.urls")),
+    path("", include("disputes.api.urls")),
 ]

@@ -4,11 +4,13 @@ import datetime as dt
 from dataclasses import dataclass
 from decimal import Decimal
 
+from django.contrib.auth import get_user_model
 from django.db.models import Case, Count, F, OuterRef, QuerySet, Subquery, Sum, Value, When
 from django.db.models.functions import Coalesce
 
 from core.money import ZERO
 from core.money_db import MONEY_FIELD, Cents, MoneySum
+from core.roles import SUPERVISOR, SUPPORT_AGENT
 from disputes.models import Incident, Intervention
 from orders.models import Order, Restaurant
 from orders.selectors import order_cancellation_support_decides_at
@@ -237,4 +239,14 @@ def incident_for_refund_run(incident_id: int) -> Incident | None:
         )
         .select_related("refund_started_by")
         .first()
+    )
+
+
+def support_user_list() -> QuerySet:
+    """Staff who may work an investigation (agents and supervisors), by username."""
+    return (
+        get_user_model()
+        .objects.filter(is_active=True, groups__name__in=[SUPPORT_AGENT, SUPERVISOR])
+        .distinct()
+        .order_by("username")
     )

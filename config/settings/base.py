@@ -261,6 +261,8 @@ SPECTACULAR_SETTINGS = {
         "RefundRequestStatusEnum": "refunds.models.RefundRequest.Status",
         "RefundMethodEnum": "refunds.models.RefundRequest.Method",
         "RefundReasonEnum": "refunds.api.serializers.REASON_CHOICES",
+        "IncidentKindEnum": "disputes.models.Incident.Kind",
+        "IncidentStatusEnum": "disputes.models.Incident.Status",
     },
 }
 

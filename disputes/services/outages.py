@@ -26,7 +26,9 @@ from disputes import policy
 from disputes.lock_objects import incident_for_update
 from disputes.models import Incident
 from disputes.selectors import (
+    OutageEstimate,
     incident_estimate,
+    outage_estimate,
     outage_refund_key_prefix,
     outage_refunds_by_restaurant,
 )
@@ -72,6 +74,23 @@ def incident_entry_check(
     if unknown:
         raise InvalidInput("unknown_restaurant", f"There is no restaurant {unknown[0]}.")
     return ids
+
+
+def outage_dry_run(
+    *, actor, kind: str, starts_at, ends_at, restaurant_ids: list[int], now: dt.datetime
+) -> OutageEstimate:
+    """What an outage's bulk refund would give back now (L-10): its affected orders, the money
+    and the split per restaurant, checked as `incident_entry_check` checks it. Writes nothing.
+    Raises what `incident_entry_check` raises."""
+    ids = incident_entry_check(
+        actor=actor,
+        kind=kind,
+        starts_at=starts_at,
+        ends_at=ends_at,
+        restaurant_ids=restaurant_ids,
+        now=now,
+    )
+    return outage_estimate(starts_at=starts_at, ends_at=ends_at, restaurant_ids=ids)
 
 
 @transaction.atomic
@@ -123,7 +142,7 @@ def outage_refund_start(*, incident_id: int, actor, now: dt.datetime) -> Inciden
     the orders it affects now, and a worker is asked (through the outbox, after commit) to
     refund them in batches. Asking again while it runs only asks the worker again: every order
     is refunded once whatever runs. Takes the incident's row lock. Raises `not_found` (404),
-    `supervisor_required`, `not_an_outage`, `incident_closed` (409)."""
+    `supervisor_required`, `not_an_outage`, `window_required`, `incident_closed` (409)."""
     if not is_supervisor(actor):
         raise DomainError(
             "supervisor_required",
@@ -134,6 +153,10 @@ def outage_refund_start(*, incident_id: int, actor, now: dt.datetime) -> Inciden
     if incident.kind != Incident.Kind.OUTAGE:
         raise DomainError(
             "not_an_outage", "Only an outage's orders are refunded in bulk.", clauses=["L-10"]
+        )
+    if incident.starts_at is None or incident.ends_at is None:
+        raise DomainError(
+            "window_required", "An outage without a window affects no order.", clauses=["L-10"]
         )
     if incident.status == Incident.Status.CLOSED:
         raise DomainError(
