@@ -13,7 +13,7 @@ from django.apps import apps
 from django.conf import settings
 
 from core.errors import DomainError
-from core.models import Notification, OutboxMessage
+from core.models import Notification, OutboxMessage, TaskRun
 from disputes import policy
 from disputes.models import Incident
 from disputes.selectors import outage_estimate, outage_refunds_by_restaurant
@@ -28,6 +28,7 @@ from orders.services.cancellation import order_cancel_by_buyer
 from refunds.models import Refund, RestaurantLedgerEntry
 from refunds.services.decisions import refund_request_partially_approve
 from refunds.services.requests import refund_request_submit
+from refunds.tasks import auto_refund_late_orders
 from tests.conftest import NOW, advance, give_credit, place_order, refunds_processed
 from tests.factories import MenuItemFactory, RestaurantFactory, UserFactory
 
@@ -323,3 +324,47 @@ def test_incident_entry_policy(name, kind, starts_at, ends_at, code):
     entry = policy.incident_entry(kind=kind, starts_at=starts_at, ends_at=ends_at, now=AFTER)
 
     assert (entry.allowed, entry.code, entry.clauses) == (not code, code, ("L-10",))
+
+
+def test_the_beat_task_resumes_an_outage_left_unfinished(world, supervisor, restaurant, settings):
+    incident = enter_outage(supervisor, world, restaurant)
+    outage_refund_start(incident_id=incident.pk, actor=supervisor, now=AFTER)  # no worker ran
+
+    result = refund_outages()
+
+    assert settings.CELERY_BEAT_SCHEDULE["refund-outages"] == {
+        "task": "disputes.tasks.refund_outages",
+        "schedule": 60.0,
+    }
+    assert (result["looked_at"], result["refunded"]) == (3, 3)
+    assert TaskRun.objects.get(name="disputes.tasks.refund_outages").outcome == "succeeded"
+    incident.refresh_from_db()
+    assert (incident.status, incident.refunded_orders) == ("closed", 3)
+    assert refund_outages() == {}  # nothing left to resume
+
+
+def test_force_majeure_over_two_restaurants_holds_their_late_deliveries_only(
+    now, supervisor, buyer, restaurant, menu
+):
+    blu = RestaurantFactory(name="Osteria Blu", members=[UserFactory()])
+    MenuItemFactory(restaurant=blu)
+    verde = RestaurantFactory(name="Verde", members=[UserFactory()])
+    MenuItemFactory(restaurant=verde)
+    out = ("accept", "start_preparation", "mark_ready", "dispatch")
+    orders = {r.name: advance(place_order(buyer, r), *out) for r in (restaurant, blu, verde)}
+    incident_create(
+        actor=supervisor,
+        kind="force_majeure",
+        title="Flooding downtown",
+        starts_at=NOW - dt.timedelta(hours=1),
+        ends_at=None,
+        restaurant_ids=[restaurant.pk, blu.pk],
+        now=NOW,
+    )
+    now.move_to(max(o.estimated_delivery_at for o in orders.values()) + dt.timedelta(hours=3))
+
+    result = auto_refund_late_orders()
+
+    held = {orders["Trattoria Roma"].pk, orders["Osteria Blu"].pk}
+    assert set(result["held_for_agents"]) == held
+    assert list(Refund.objects.values_list("order_id", flat=True)) == [orders["Verde"].pk]
