@@ -5,6 +5,7 @@ process killed with SIGKILL part way through leaves whole batches only, and a re
 finishes the rest, each order still refunded once."""
 
 import datetime as dt
+import logging
 import os
 import signal
 import subprocess
@@ -18,6 +19,7 @@ import pytest
 import time_machine
 from django.db import connection
 from django.db.models import Count, Sum
+from django.utils import timezone
 
 from config.celery import app as celery_app
 from core.models import Notification
@@ -27,6 +29,7 @@ from disputes.services.outages import incident_create, outage_refund_start
 from disputes.tasks import refund_outages
 from orders.services.placement import LineRequest, order_checkout
 from refunds.models import Refund, RestaurantLedgerEntry
+from refunds.services.processing import CLAIM_LEASE
 from tests.concurrency import run_concurrently
 from tests.conftest import NOW, place_order, refunds_processed, wait_for
 from tests.factories import MenuItemFactory, RestaurantFactory, UserFactory
@@ -68,6 +71,18 @@ def outage(supervisor, restaurant_ids) -> Incident:
     return incident
 
 
+class RunsLogged(logging.Handler):
+    """The runs of the bulk refund, as each logs its counts when it ends (any thread)."""
+
+    def __init__(self):
+        super().__init__(logging.INFO)
+        self.records = []
+
+    def emit(self, record):
+        if record.getMessage() == "refund_outage":
+            self.records.append(record)
+
+
 def outage_refunds():
     return Refund.objects.filter(idempotency_key__startswith="outage:")
 
@@ -81,7 +96,7 @@ def assert_each_refunded_once(orders) -> None:
 
 
 def test_an_outage_started_twice_at_the_same_moment_refunds_each_of_500_orders_once(
-    buyer, restaurant, supervisor, settings
+    buyer, restaurant, supervisor, settings, monkeypatch
 ):
     affected = orders_in_window(buyer, restaurant, 500)
     elsewhere = RestaurantFactory(name="Osteria Blu", members=[UserFactory()])
@@ -92,6 +107,11 @@ def test_an_outage_started_twice_at_the_same_moment_refunds_each_of_500_orders_o
     incident = outage(supervisor, [restaurant.pk])
     estimate = outage_estimate(starts_at=START, ends_at=END, restaurant_ids=[restaurant.pk])
     settings.LOJIX_OUTAGE_BATCH_SIZE = 50
+    runs = RunsLogged()
+    logger = logging.getLogger("disputes.tasks")
+    monkeypatch.setattr(logger, "level", logging.INFO)
+    monkeypatch.setattr(logger, "disabled", False)  # whatever an earlier worker's setup did
+    logger.addHandler(runs)
 
     # Two supervisors start it at once (admin, API): each start commits and its run goes (the
     # outbox relay, eager in tests, runs `refund_outage` in that thread): two runs overlap.
@@ -102,6 +122,10 @@ def test_an_outage_started_twice_at_the_same_moment_refunds_each_of_500_orders_o
         refunds_processed()
 
     assert all(isinstance(r, Incident) for r in started), started
+    logger.removeHandler(runs)
+    assert len(runs.records) == 2  # both starts ran the bulk refund, side by side
+    assert sum(getattr(r, "refunded", 0) for r in runs.records) == 500
+    assert [r.finished for r in runs.records].count(True) == 1
     assert_each_refunded_once(affected)
     assert Notification.objects.filter(user=supervisor, title__startswith="Outage").count() == 1
     assert not Refund.objects.filter(order__in=[*other_restaurant, outside]).exists()
@@ -199,7 +223,10 @@ def test_a_worker_killed_mid_run_and_restarted_finishes_the_rest_each_order_once
         )
 
     monkeypatch.setitem(celery_app.conf, "task_always_eager", True)
-    refunds_processed()  # card refunds the killed worker committed but never sent (D-7)
+    # Card refunds the killed worker committed but never sent, or sent with the answer lost
+    # (claimed: retried once their lease ran out, with the same processor key, D-7).
+    with time_machine.travel(timezone.now() + CLAIM_LEASE + dt.timedelta(seconds=1)):
+        refunds_processed()
     assert_each_refunded_once(affected)
     incident.refresh_from_db()
     assert (incident.affected_orders, incident.refunded_orders) == (200, 200)
