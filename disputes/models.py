@@ -142,7 +142,3 @@ class Incident(models.Model):
 
     def __str__(self):
         return f"{self.get_kind_display()}: {self.title}"
-
-    @property
-    def is_outage(self) -> bool:
-        return self.kind == self.Kind.OUTAGE

@@ -80,7 +80,9 @@ def refund_outages(batch_size: int | None = None, max_rows: int = OUTAGE_MAX_ROW
         result = outage_refund_run(
             incident_id=incident_id, batch_size=batch_size, max_rows=max_rows
         )
-        counts.update({k: v for k, v in result.items() if isinstance(v, int)})
+        counts.update({k: int(v) for k, v in result.items() if isinstance(v, int)})
+        if result.get("stopped_at_time_limit"):
+            break  # the hard limit is near: the next tick goes on
     return dict(counts)
 
 
@@ -94,7 +96,7 @@ def outage_refund_run(*, incident_id: int, batch_size: int | None, max_rows: int
         return {"finished": False}
     restaurant_ids = incident_restaurant_ids(incident)
     counts: Counter[str] = Counter()
-    looked_at, after, complete = 0, None, False
+    looked_at, after, complete, stopped = 0, None, False, False
     try:
         while looked_at < max_rows:
             ids = outage_order_ids_to_refund(
@@ -112,7 +114,7 @@ def outage_refund_run(*, incident_id: int, batch_size: int | None, max_rows: int
                 complete = True
                 break
     except SoftTimeLimitExceeded:
-        pass  # the batch in hand rolled back; the next tick goes on
+        stopped = True  # the batch in hand rolled back; the next tick goes on
     # Done when nothing is left: this pass met no order another run held, or (it did) those
     # runs have committed them since. Of runs ending together the last to commit sees it.
     finished = complete and (
@@ -123,6 +125,11 @@ def outage_refund_run(*, incident_id: int, batch_size: int | None, max_rows: int
     )
     if finished:
         finished = outage_refund_finish(incident_id=incident_id, now=timezone.now())
-    result = {"looked_at": looked_at, **counts, "finished": finished}
+    result = {
+        "looked_at": looked_at,
+        **counts,
+        "finished": finished,
+        "stopped_at_time_limit": stopped,
+    }
     logger.info("refund_outage", extra={"incident": incident_id, **result})
     return result
