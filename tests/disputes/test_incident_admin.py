@@ -341,3 +341,25 @@ def test_no_incident_field_is_editable_after_entry(clock, orders, supervisor):
     assert 'name="_save"' not in page
     assert 'name="title"' not in page
     assert D("0") == Incident.objects.get().refunded_amount
+
+
+def test_a_closed_investigation_shows_the_findings_and_takes_no_more_answers(
+    clock, allergen, agent, partner
+):
+    client_for(agent).post(url("work", allergen), {"findings": "Menu fixed.", "close": ""})
+    portal = client_for(partner)
+
+    page = portal.get(reverse("seller:incidents")).content.decode()
+    late = portal.post(
+        reverse("seller:incident-answer", args=[allergen.pk]), {"answer": "Too late?"}
+    )
+
+    card = re.search(rf'id="investigation-{allergen.pk}".*?</article>', page, re.S).group(0)
+    assert "Closed" in card
+    assert "Menu fixed." in card
+    assert "incident-answer-form" not in card
+    assert messages_of(late) == [
+        ("error", f"Investigation #{allergen.pk}: This investigation is closed.")
+    ]
+    allergen.refresh_from_db()
+    assert allergen.restaurant_answer == ""
