@@ -37,7 +37,14 @@ _AGENT_VIEW = {
         "deductiondispute",
     ],
     "credits": ["creditgrant", "credittransaction", "discountcode"],
-    "disputes": ["intervention", "escalation", "chargeback", "suspension", "gatewayevent"],
+    "disputes": [
+        "intervention",
+        "escalation",
+        "chargeback",
+        "suspension",
+        "gatewayevent",
+        "incident",
+    ],
     # What each user was told, the outbox backlog (task names and ids only) and each periodic
     # task's last run; not
     # idempotency records, whose stored API responses are only for superusers debugging a client.
@@ -52,17 +59,23 @@ _AGENT_VIEW = {
 _AGENT_EDIT = {
     "orders": {"order": ["change"]},
     "credits": {"discountcode": ["add", "change"]},
-    "disputes": {"intervention": ["change"], "chargeback": ["add", "change"]},
+    "disputes": {
+        "intervention": ["change"],
+        "chargeback": ["add", "change"],
+        "incident": ["change"],
+    },
     "refunds": {"refundrequest": ["change"]},
 }
-# Supervisors also publish policy versions (D-4), see the incidents (L-10) and suspend and
-# reinstate buyers (L-8.2); the second approval of a large refund and a chargeback's outcome
-# are theirs too, checked by the services (D-6, L-8.2). Agents enter chargebacks and send their
-# evidence ("change" opens the chargeback's buttons; the admin edits no field of it).
+# Agents enter chargebacks and send their evidence ("change" opens the chargeback's buttons; the
+# admin edits no field of it), see the incidents and work allergen investigations (L-10,
+# "change": assign, findings, close, through the admin's buttons). Supervisors also publish
+# policy versions (D-4), enter outages and force majeure ("add"), run an outage's bulk refund
+# (checked by the service), suspend and reinstate buyers (L-8.2) and decide a restaurant's
+# dispute of a deduction (L-9, K-DR); the second approval of a large refund and a chargeback's
+# outcome are theirs too, checked by the services (D-6, L-8.2).
 _SUPERVISOR_EDIT = {
     "orders": {"policyversion": ["add", "change"]},
-    "disputes": {"incident": ["view"], "suspension": ["add", "change"]},
-    # L-9, K-DR: a restaurant's dispute of a deduction is decided by a supervisor.
+    "disputes": {"incident": ["add"], "suspension": ["add", "change"]},
     "refunds": {"deductiondispute": ["change"]},
 }
 

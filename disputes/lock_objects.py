@@ -1,8 +1,8 @@
 """Row locks for disputes, taken after the order's and the refund request's (D-3): order, then
-request, then refund, then escalation or chargeback."""
+request, then refund, then escalation, chargeback or incident."""
 
 from core.errors import DomainError
-from disputes.models import Chargeback, Escalation, Suspension
+from disputes.models import Chargeback, Escalation, Incident, Suspension
 
 
 def escalation_for_update(escalation_id: int) -> Escalation:
@@ -51,3 +51,12 @@ def suspension_active_for_update(buyer_id: int) -> Suspension | None:
         .filter(buyer_id=buyer_id, lifted_at__isnull=True)
         .first()
     )
+
+
+def incident_for_update(incident_id: int) -> Incident:
+    """Lock an incident row for a decision. Call inside a transaction. Raises DomainError
+    `not_found` (404)."""
+    incident = Incident.objects.select_for_update(of=("self",)).filter(pk=incident_id).first()
+    if incident is None:
+        raise DomainError("not_found", f"There is no incident {incident_id}.", kind="not_found")
+    return incident

@@ -68,7 +68,13 @@ class Intervention(models.Model):
 class Incident(models.Model):
     """Something that affects many orders or a restaurant's safety (L-10): a system outage
     (affected orders refunded in bulk), an allergen investigation against a restaurant, or force
-    majeure (the automatic rules pause and agents decide)."""
+    majeure (the automatic rules pause and agents decide).
+
+    `restaurants` names the restaurants it covers; none means all. An outage moves `open ->
+    refunding -> closed` (its bulk refund started, then finished, with its progress in
+    `affected_orders`, `refunded_orders` and `refunded_amount`); an allergen investigation
+    `open -> investigating -> closed` (assigned, then closed with its findings); force majeure
+    covers its orders while `open`."""
 
     class Kind(models.TextChoices):
         OUTAGE = "outage", "System outage"
@@ -77,18 +83,19 @@ class Incident(models.Model):
 
     class Status(models.TextChoices):
         OPEN = "open"
+        REFUNDING = "refunding", "Refunding"
+        INVESTIGATING = "investigating", "Investigating"
         CLOSED = "closed"
 
     kind = models.CharField(max_length=16, choices=Kind.choices)
-    status = models.CharField(max_length=10, choices=Status.choices, default=Status.OPEN)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.OPEN)
     title = models.CharField(max_length=160)
     description = models.TextField(blank=True)
-    restaurant = models.ForeignKey(
+    restaurants = models.ManyToManyField(
         "orders.Restaurant",
-        null=True,
         blank=True,
-        on_delete=models.PROTECT,
         related_name="incidents",
+        help_text="None: every restaurant.",
     )
     order = models.ForeignKey(
         "orders.Order", null=True, blank=True, on_delete=models.PROTECT, related_name="incidents"
@@ -106,11 +113,38 @@ class Incident(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
     created_at = models.DateTimeField(default=timezone.now)
-    closed_at = models.DateTimeField(null=True, blank=True)
+    # An outage's bulk refund (L-10): counted in the transaction of each batch it refunds.
+    affected_orders = models.PositiveIntegerField(default=0)
+    refunded_orders = models.PositiveIntegerField(default=0)
+    refunded_amount = models.DecimalField(max_digits=12, decimal_places=2, default=Decimal("0"))
+    refund_started_at = models.DateTimeField(null=True, blank=True)
+    refund_started_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    refund_finished_at = models.DateTimeField(null=True, blank=True)
+    # An allergen investigation (L-10): who works it, what they found, the restaurant's answer.
+    assigned_to = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    assigned_at = models.DateTimeField(null=True, blank=True)
     findings = models.TextField(blank=True)
+    restaurant_answer = models.TextField(blank=True)
+    restaurant_answered_at = models.DateTimeField(null=True, blank=True)
+    restaurant_answered_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    closed_at = models.DateTimeField(null=True, blank=True)
+    closed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
 
     class Meta:
         ordering = ["-created_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(refunded_amount__gte=0), name="incident_refunded_amount_not_negative"
+            ),
+        ]
 
     def __str__(self):
         return f"{self.get_kind_display()}: {self.title}"

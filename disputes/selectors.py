@@ -1,17 +1,36 @@
-"""Read queries for the platform's oversight (K-OV)."""
+"""Read queries for the platform's oversight (K-OV) and its incidents (L-10)."""
 
 import datetime as dt
+from dataclasses import dataclass
 from decimal import Decimal
 
 from django.conf import settings
-from django.db.models import Case, IntegerField, Prefetch, Q, QuerySet, Value, When
+from django.contrib.auth import get_user_model
+from django.db.models import (
+    Case,
+    Count,
+    F,
+    IntegerField,
+    OuterRef,
+    Prefetch,
+    Q,
+    QuerySet,
+    Subquery,
+    Sum,
+    Value,
+    When,
+)
+from django.db.models.functions import Coalesce
 
 from core.money import ZERO
+from core.money_db import MONEY_FIELD, Cents, MoneySum
+from core.roles import SUPERVISOR, SUPPORT_AGENT
 from disputes import policy
-from disputes.models import Chargeback, Escalation, Intervention, Suspension
-from orders.models import Order, OrderEvent
+from disputes.models import Chargeback, Escalation, Incident, Intervention, Suspension
+from orders.models import Order, OrderEvent, Restaurant
 from orders.selectors import order_cancellation_support_decides_at
 from refunds.models import Refund, RefundEvidence, RefundMessage, RefundRequest
+from refunds.selectors import MONEY_BACK
 
 
 def order_ids_with_unanswered_cancellation(*, now: dt.datetime, limit: int) -> list[int]:
@@ -412,3 +431,177 @@ def chargeback_evidence_photos(bundle: dict) -> dict[int, bytes]:
         with stored.open("rb") as handle:
             found[evidence.pk] = handle.read()
     return found
+
+
+# -- incidents (L-10) ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RestaurantShare:
+    """One restaurant's part of an outage: its orders and their money (deployment currency)."""
+
+    restaurant_id: int
+    restaurant: str
+    orders: int
+    amount: Decimal
+
+
+@dataclass(frozen=True)
+class OutageEstimate:
+    """What an outage's bulk refund would give back now (its dry run): the orders, the money
+    and the split per restaurant (by name)."""
+
+    affected_orders: int
+    total_amount: Decimal
+    per_restaurant: tuple[RestaurantShare, ...]
+
+
+def outage_affected_orders(
+    *, starts_at: dt.datetime, ends_at: dt.datetime, restaurant_ids: list[int]
+) -> QuerySet[Order]:
+    """The orders an outage affects (L-10): placed in its window (both ends included) at its
+    restaurants (`restaurant_ids`, empty for all), not already refunded in full, each annotated
+    with `refundable`: what was paid (card and account credit) less every refund not replaced
+    (pending ones count, D-7). Reads the `placed_at` index."""
+    refunded = (
+        Refund.objects.filter(
+            order=OuterRef("pk"), replaced_by__isnull=True, destination__in=MONEY_BACK
+        )
+        .order_by()
+        .values("order")
+        .annotate(total=Sum("amount"))
+        .values("total")
+    )
+    orders = Order.objects.filter(placed_at__gte=starts_at, placed_at__lte=ends_at)
+    if restaurant_ids:
+        orders = orders.filter(restaurant_id__in=restaurant_ids)
+    already = Coalesce(Subquery(refunded, output_field=MONEY_FIELD), Value(ZERO))
+    return orders.annotate(
+        refundable=Cents(F("amount_charged") + F("account_credit_applied") - already)
+    ).filter(refundable__gt=0)
+
+
+def outage_estimate(
+    *, starts_at: dt.datetime, ends_at: dt.datetime, restaurant_ids: list[int]
+) -> OutageEstimate:
+    """The dry run of an outage's bulk refund (L-10): `outage_affected_orders` added up per
+    restaurant, in one query, writing nothing."""
+    rows = (
+        outage_affected_orders(starts_at=starts_at, ends_at=ends_at, restaurant_ids=restaurant_ids)
+        .order_by()
+        .values("restaurant_id", "restaurant__name")
+        .annotate(orders=Count("pk"), amount=MoneySum("refundable"))
+        .order_by("restaurant__name", "restaurant_id")
+    )
+    shares = tuple(
+        RestaurantShare(r["restaurant_id"], r["restaurant__name"], r["orders"], r["amount"])
+        for r in rows
+    )
+    return OutageEstimate(
+        affected_orders=sum(share.orders for share in shares),
+        total_amount=sum((share.amount for share in shares), ZERO),
+        per_restaurant=shares,
+    )
+
+
+def incident_restaurant_ids(incident: Incident) -> list[int]:
+    """The restaurants an incident names, by id (empty: all). One query."""
+    return sorted(incident.restaurants.values_list("pk", flat=True))
+
+
+def incident_estimate(incident: Incident) -> OutageEstimate:
+    """`outage_estimate` over an outage incident's window and restaurants (two queries)."""
+    return outage_estimate(
+        starts_at=incident.starts_at,
+        ends_at=incident.ends_at,
+        restaurant_ids=incident_restaurant_ids(incident),
+    )
+
+
+def outage_order_ids_to_refund(
+    incident: Incident, *, restaurant_ids: list[int], after: int | None, limit: int
+) -> list[int]:
+    """The next `limit` orders an outage still has to refund, by id after the keyset `after`."""
+    orders = outage_affected_orders(
+        starts_at=incident.starts_at, ends_at=incident.ends_at, restaurant_ids=restaurant_ids
+    )
+    if after is not None:
+        orders = orders.filter(pk__gt=after)
+    return list(orders.order_by("pk").values_list("pk", flat=True)[:limit])
+
+
+def outage_refund_key_prefix(incident_id: int) -> str:
+    """Every refund of an outage's bulk refund has a key `outage:<incident>:<order>:<part>`."""
+    return f"outage:{incident_id}:"
+
+
+def outage_refunds_by_restaurant(incident: Incident) -> tuple[RestaurantShare, ...]:
+    """What an outage's bulk refund has given back so far, per restaurant (its summary), from
+    the refunds it made, in one query."""
+    rows = (
+        Refund.objects.filter(idempotency_key__startswith=outage_refund_key_prefix(incident.pk))
+        .order_by()
+        .values("order__restaurant_id", "order__restaurant__name")
+        .annotate(orders=Count("order", distinct=True), amount=MoneySum("amount"))
+        .order_by("order__restaurant__name", "order__restaurant_id")
+    )
+    return tuple(
+        RestaurantShare(
+            r["order__restaurant_id"], r["order__restaurant__name"], r["orders"], r["amount"]
+        )
+        for r in rows
+    )
+
+
+def incident_ids_refunding(*, limit: int) -> list[int]:
+    """Outages whose bulk refund is started and not finished, the oldest started first."""
+    return list(
+        Incident.objects.filter(kind=Incident.Kind.OUTAGE, status=Incident.Status.REFUNDING)
+        .order_by("refund_started_at", "pk")
+        .values_list("pk", flat=True)[:limit]
+    )
+
+
+def incident_detail_queryset() -> QuerySet[Incident]:
+    return Incident.objects.select_related(
+        "opened_by", "refund_started_by", "assigned_to", "closed_by", "order", "refund_request"
+    ).prefetch_related("restaurants")
+
+
+def allergen_investigations_for_partner(user) -> QuerySet[Incident]:
+    """The allergen investigations (L-10) against the partner's restaurants, open ones first
+    and the newest first, with their order and restaurants."""
+    return (
+        Incident.objects.filter(
+            kind=Incident.Kind.ALLERGEN, restaurants__in=Restaurant.objects.filter(members=user)
+        )
+        .distinct()
+        .select_related("order", "assigned_to")
+        .prefetch_related("restaurants")
+        .order_by(
+            Case(When(status=Incident.Status.CLOSED, then=Value(1)), default=Value(0)),
+            "-created_at",
+        )
+    )
+
+
+def incident_for_refund_run(incident_id: int) -> Incident | None:
+    """The outage whose bulk refund is running (`refunding`), with who started it; None if it
+    is not (not started, finished, or not an outage)."""
+    return (
+        Incident.objects.filter(
+            pk=incident_id, kind=Incident.Kind.OUTAGE, status=Incident.Status.REFUNDING
+        )
+        .select_related("refund_started_by")
+        .first()
+    )
+
+
+def support_user_list() -> QuerySet:
+    """Staff who may work an investigation (agents and supervisors), by username."""
+    return (
+        get_user_model()
+        .objects.filter(is_active=True, groups__name__in=[SUPPORT_AGENT, SUPERVISOR])
+        .distinct()
+        .order_by("username")
+    )

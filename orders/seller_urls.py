@@ -2,6 +2,7 @@
 
 from django.urls import path
 
+from disputes import seller_views as disputes_seller_views
 from orders import seller_views
 
 app_name = "seller"
@@ -40,6 +41,12 @@ urlpatterns = [
         "ledger/<int:entry_id>/dispute/",
         seller_views.deduction_dispute,
         name="deduction-dispute",
+    ),
+    path("incidents/", disputes_seller_views.incidents, name="incidents"),
+    path(
+        "incidents/<int:incident_id>/answer/",
+        disputes_seller_views.incident_answer,
+        name="incident-answer",
     ),
     path("settings/", seller_views.restaurant_settings, name="settings"),
 ]

@@ -558,7 +558,8 @@ def refund_eligibility(order: Order, claim: policy.Claim, *, now) -> policy.Elig
 def force_majeure_covering(placed_at, restaurant_id, *, incidents=None) -> QuerySet[Incident]:
     """The open force-majeure incidents (of `incidents`, default all) that cover an order placed
     at `placed_at` at restaurant `restaurant_id` (L-10): the window holds placed_at, and the
-    incident names no restaurant (all) or that one. Takes values, or `OuterRef`s in a subquery."""
+    incident names no restaurant (all) or that one among its restaurants. Takes values, or
+    `OuterRef`s in a subquery (one left join on the incidents' restaurants, inside it)."""
     incidents = Incident.objects.all() if incidents is None else incidents
     return (
         incidents.filter(
@@ -567,7 +568,7 @@ def force_majeure_covering(placed_at, restaurant_id, *, incidents=None) -> Query
             starts_at__lte=placed_at,
         )
         .filter(Q(ends_at__isnull=True) | Q(ends_at__gte=placed_at))
-        .filter(Q(restaurant__isnull=True) | Q(restaurant_id=restaurant_id))
+        .filter(Q(restaurants__isnull=True) | Q(restaurants__id=restaurant_id))
     )
 
 

@@ -9,6 +9,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 
 from credits.models import DiscountCode
+from disputes.models import Incident
 from orders.models import MenuItem, Restaurant
 
 
@@ -71,3 +72,19 @@ class DiscountCodeFactory(factory.django.DjangoModelFactory):
     amount_off = Decimal("5.00")
     percent_off = None
     valid_from = factory.LazyFunction(lambda: dt.datetime(2020, 1, 1, tzinfo=dt.UTC))
+
+
+class IncidentFactory(factory.django.DjangoModelFactory):
+    """An incident (L-10) as a supervisor enters it; `restaurants=[...]` names the restaurants
+    it covers (none: all)."""
+
+    class Meta:
+        model = Incident
+        skip_postgeneration_save = True
+
+    kind = Incident.Kind.FORCE_MAJEURE
+    title = factory.Sequence(lambda n: f"Incident {n}")
+
+    @factory.post_generation
+    def restaurants(self, create, restaurants, **kwargs):
+        self.restaurants.set([r for r in restaurants or () if r is not None])

@@ -152,6 +152,8 @@ LOJIX_PHOTO_MAX_BYTES = env.int("LOJIX_PHOTO_MAX_BYTES", default=8 * 1024 * 1024
 LOJIX_PHOTO_MAX_PIXELS = env.int("LOJIX_PHOTO_MAX_PIXELS", default=50_000_000)
 LOJIX_PHOTO_MAX_SIDE = env.int("LOJIX_PHOTO_MAX_SIDE", default=2048)
 LOJIX_PHOTO_THUMBNAIL_SIDE = env.int("LOJIX_PHOTO_THUMBNAIL_SIDE", default=320)
+# Orders an outage's bulk refund locks and refunds per transaction (L-10, D-8).
+LOJIX_OUTAGE_BATCH_SIZE = env.int("LOJIX_OUTAGE_BATCH_SIZE", default=200)
 
 # Celery: Redis (or RabbitMQ) by URL; otherwise kombu's filesystem transport, no server needed.
 REDIS_URL = env("REDIS_URL", default="")
@@ -211,6 +213,10 @@ CELERY_BEAT_SCHEDULE = {
     "settle-chargebacks": {
         "task": "disputes.tasks.settle_chargebacks",
         "schedule": 300.0,
+    },
+    "refund-outages": {
+        "task": "disputes.tasks.refund_outages",
+        "schedule": 60.0,
     },
     "expire-credits": {
         "task": "credits.tasks.expire_credits",
@@ -290,6 +296,8 @@ SPECTACULAR_SETTINGS = {
         "EscalationSubjectEnum": "disputes.models.Escalation.Subject",
         "CancellationDisputeSubjectEnum": "disputes.api.escalations.ORDER_SUBJECTS",
         "EscalationOutcomeEnum": "disputes.api.escalations.OUTCOMES",
+        "IncidentKindEnum": "disputes.models.Incident.Kind",
+        "IncidentStatusEnum": "disputes.models.Incident.Status",
     },
 }
 

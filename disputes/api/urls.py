@@ -1,6 +1,6 @@
 from django.urls import path
 
-from disputes.api import escalations, views
+from disputes.api import escalations, incidents, views
 
 CHARGEBACK_ACTIONS = {
     "submit-evidence": views.ChargebackSubmitEvidenceApi,
@@ -80,4 +80,15 @@ urlpatterns = [
         name="api-support-buyer-reinstate",
     ),
     path("gateway/webhooks/", views.GatewayWebhookApi.as_view(), name="api-gateway-webhooks"),
+    path("support/incidents/", incidents.IncidentCreateApi.as_view(), name="api-support-incidents"),
+    path(
+        "support/incidents/<int:pk>/",
+        incidents.IncidentDetailApi.as_view(),
+        name="api-support-incident",
+    ),
+    path(
+        "support/incidents/<int:pk>/refund/",
+        incidents.IncidentRefundApi.as_view(),
+        name="api-support-incident-refund",
+    ),
 ]

@@ -20,7 +20,7 @@ from refunds.services.decisions import refund_request_approve
 from refunds.services.requests import refund_request_submit
 from refunds.tasks import auto_refund_late_orders
 from tests.conftest import NOW, advance, place_order
-from tests.factories import MenuItemFactory, RestaurantFactory, UserFactory
+from tests.factories import IncidentFactory, MenuItemFactory, RestaurantFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -31,7 +31,7 @@ SWEPT_AT = NOW + dt.timedelta(hours=6)
 def force_majeure(**kwargs) -> Incident:
     kwargs.setdefault("starts_at", NOW - dt.timedelta(hours=1))
     kwargs.setdefault("ends_at", NOW + dt.timedelta(hours=1))
-    return Incident.objects.create(kind=Incident.Kind.FORCE_MAJEURE, title="Flooding", **kwargs)
+    return IncidentFactory(kind=Incident.Kind.FORCE_MAJEURE, title="Flooding", **kwargs)
 
 
 def late_on_its_way(buyer, restaurant):
@@ -110,7 +110,7 @@ def test_the_incident_lists_the_late_deliveries_it_holds_as_the_sweep_holds_them
 
 
 def test_the_order_list_filters_the_orders_held_for_agents(now, admin_client, buyer, restaurant):
-    force_majeure(restaurant=restaurant)
+    force_majeure(restaurants=[restaurant])
     held = late_on_its_way(buyer, restaurant)
     elsewhere = RestaurantFactory(name="Osteria Blu", members=[UserFactory()])
     MenuItemFactory(restaurant=elsewhere)
@@ -131,7 +131,7 @@ def test_an_incident_that_does_not_cover_the_order_lists_none(
 ):
     incident = force_majeure(
         status=Incident.Status.CLOSED if case == "closed" else Incident.Status.OPEN,
-        restaurant=other_partner.restaurants.first() if case == "another_restaurant" else None,
+        restaurants=[other_partner.restaurants.first()] if case == "another_restaurant" else [],
     )
     late_on_its_way(buyer, restaurant)
     now.move_to(SWEPT_AT)

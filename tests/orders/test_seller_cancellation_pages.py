@@ -565,6 +565,7 @@ def test_every_seller_page_has_the_navigation_with_the_waiting_requests(
         QUEUE,
         REQUESTS,
         reverse("seller:ledger"),
+        reverse("seller:incidents"),
         SETTINGS,
         cancel_url(open_order),
         reverse("seller:order", args=[open_order.pk]),
@@ -572,7 +573,9 @@ def test_every_seller_page_has_the_navigation_with_the_waiting_requests(
 
     for url in pages:
         nav = section_nav(luigi.get(url))
-        expected = "Queue · Cancellation requests (1) · Verifications · Ledger · Settings"
+        expected = (
+            "Queue · Cancellation requests (1) · Verifications · Investigations · Ledger · Settings"
+        )
         assert text(nav) == expected, url
         assert f'href="{REQUESTS}"' in nav
 

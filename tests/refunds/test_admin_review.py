@@ -858,8 +858,11 @@ def test_support_roles_see_requests_and_decide_and_nothing_more(request, user_fi
         "view_refundmessage",
         "view_refundrequestevent",
     ]
-    assert user.has_perm("disputes.view_incident") == (user_fixture == "supervisor")
-    assert not user.has_perm("disputes.change_incident")
+    # Incidents (L-10): both see them and work allergen investigations; supervisors enter them.
+    assert user.has_perm("disputes.view_incident")
+    assert user.has_perm("disputes.change_incident")
+    assert user.has_perm("disputes.add_incident") == (user_fixture == "supervisor")
+    assert not user.has_perm("disputes.delete_incident")
 
 
 # -- evidence ---------------------------------------------------------------------------------
@@ -912,4 +915,4 @@ def test_supervisors_see_the_allergen_incident_a_request_opened(
     assert page.status_code == 200
     assert f"Refund request #{request.pk}</a>" in page.content.decode()
     assert 'name="_save"' not in page.content.decode()
-    assert agent_list.status_code == 403
+    assert agent_list.status_code == 200  # agents work allergen investigations (L-10)

@@ -24,6 +24,7 @@ from refunds.services.late import late_order_auto_refund, late_orders_auto_refun
 from refunds.services.requests import refund_request_submit
 from refunds.tasks import auto_refund_late_orders
 from tests.conftest import advance, place_order, refunds_processed
+from tests.factories import IncidentFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -178,12 +179,12 @@ def test_pickup_and_dine_in_are_never_swept(now, buyer, restaurant, menu, fulfil
 @pytest.mark.parametrize("scope", ["all", "its_restaurant"])
 def test_an_order_under_force_majeure_is_held_for_agents(now, out_for_delivery, scope):
     order = out_for_delivery
-    Incident.objects.create(
+    IncidentFactory(
         kind=Incident.Kind.FORCE_MAJEURE,
         title="Flooding",
         starts_at=order.placed_at - dt.timedelta(hours=1),
         ends_at=order.placed_at + dt.timedelta(hours=1),
-        restaurant=order.restaurant if scope == "its_restaurant" else None,
+        restaurants=[order.restaurant] if scope == "its_restaurant" else [],
     )
     travel_late(now, order, 200)
 
@@ -206,10 +207,10 @@ def test_force_majeure_elsewhere_or_closed_does_not_hold_the_order(
     Incident.objects.create(
         kind="force_majeure", title="Closed", status=Incident.Status.CLOSED, **window
     )
-    Incident.objects.create(
+    IncidentFactory(
         kind="force_majeure",
         title="Elsewhere",
-        restaurant=other_partner.restaurants.first(),
+        restaurants=[other_partner.restaurants.first()],
         **window,
     )
     Incident.objects.create(

@@ -91,9 +91,9 @@ def test_an_allergic_reaction_also_opens_an_investigation(delivered, buyer, rest
     refunds_processed()  # the L-9 deduction is booked when the money moved (D-7)
 
     incident = Incident.objects.get()
-    assert (incident.kind, incident.restaurant, incident.refund_request) == (
+    assert (incident.kind, list(incident.restaurants.all()), incident.refund_request) == (
         "allergen",
-        restaurant,
+        [restaurant],
         request,
     )
     deduction = RestaurantLedgerEntry.objects.get(kind="refund_deduction")
