@@ -295,40 +295,26 @@ class SimulatedGateway:
         The over-refund check and the write happen under the store's write lock, so concurrent
         refunds of one charge never exceed it.
         """
-        valid = _money(amount)
-        request = {
-            "kind": REFUND,
-            "amount": valid or "0.00",
-            "currency": currency,
-            "charge_reference": charge_reference,
-        }
-
-        def decide(connection, fault):
-            charge, refusal = self._live_charge(connection, charge_reference, currency)
-            if refusal:
-                return DECLINED, refusal
-            if valid is None:
-                return DECLINED, "Invalid amount."
-            refunded = self._refunded(connection, charge_reference)
-            if refunded + Decimal(valid) > Decimal(charge["amount"]):
-                return DECLINED, "Refund exceeds the charge."
-            if fault == "decline":
-                return DECLINED, "Refund declined."
-            return SUCCEEDED, ""
-
-        return self._operate(REFUND, idempotency_key, request, decide)
+        return self._take_back(REFUND, charge_reference, amount, currency, idempotency_key)
 
     def chargeback(self, *, charge_reference, amount, currency, idempotency_key) -> GatewayResult:
         """The buyer's bank takes `amount` of the charge back (L-8.2, a lost or uncontested
         chargeback); declined when refunds and chargebacks of the charge would exceed it. Fault
         key "chargeback"."""
+        return self._take_back(CHARGEBACK, charge_reference, amount, currency, idempotency_key)
+
+    def _take_back(self, kind, charge_reference, amount, currency, idempotency_key):
+        """A refund or a chargeback of `amount` of the charge: declined when what went back of
+        it (refunds and chargebacks) would exceed it, checked and written under the store's
+        write lock."""
         valid = _money(amount)
         request = {
-            "kind": CHARGEBACK,
+            "kind": kind,
             "amount": valid or "0.00",
             "currency": currency,
             "charge_reference": charge_reference,
         }
+        name = kind.capitalize()
 
         def decide(connection, fault):
             charge, refusal = self._live_charge(connection, charge_reference, currency)
@@ -338,12 +324,12 @@ class SimulatedGateway:
                 return DECLINED, "Invalid amount."
             taken = self._refunded(connection, charge_reference)
             if taken + Decimal(valid) > Decimal(charge["amount"]):
-                return DECLINED, "Chargeback exceeds the charge."
+                return DECLINED, f"{name} exceeds the charge."
             if fault == "decline":
-                return DECLINED, "Chargeback declined."
+                return DECLINED, f"{name} declined."
             return SUCCEEDED, ""
 
-        return self._operate(CHARGEBACK, idempotency_key, request, decide)
+        return self._operate(kind, idempotency_key, request, decide)
 
     def void(self, *, charge_reference, idempotency_key) -> GatewayResult:
         """Cancel the charge `charge_reference` in full (its status becomes "voided"); refused
