@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 import time_machine
+from django.conf import settings
 from django.db import connection
 from django.db.models import Count, Sum
 from django.utils import timezone
@@ -29,7 +30,6 @@ from disputes.services.outages import incident_create, outage_refund_start
 from disputes.tasks import refund_outages
 from orders.services.placement import LineRequest, order_checkout
 from refunds.models import Refund, RestaurantLedgerEntry
-from refunds.services.processing import CLAIM_LEASE
 from tests.concurrency import run_concurrently
 from tests.conftest import NOW, place_order, refunds_processed, wait_for
 from tests.factories import MenuItemFactory, RestaurantFactory, UserFactory
@@ -225,7 +225,9 @@ def test_a_worker_killed_mid_run_and_restarted_finishes_the_rest_each_order_once
     monkeypatch.setitem(celery_app.conf, "task_always_eager", True)
     # Card refunds the killed worker committed but never sent, or sent with the answer lost
     # (claimed: retried once their lease ran out, with the same processor key, D-7).
-    with time_machine.travel(timezone.now() + CLAIM_LEASE + dt.timedelta(seconds=1)):
+    with time_machine.travel(
+        timezone.now() + dt.timedelta(seconds=settings.LOJIX_REFUND_CLAIM_LEASE_SECONDS + 1)
+    ):
         refunds_processed()
     assert_each_refunded_once(affected)
     incident.refresh_from_db()
