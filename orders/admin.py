@@ -123,6 +123,7 @@ POLICY_FIELDSETS = [
         "L-8.1 Escalation (business days)",
         {"fields": [("escalation_min_days", "escalation_max_days")]},
     ),
+    ("L-8.2 Chargeback evidence (days)", {"fields": ["chargeback_evidence_days"]}),
     ("Published text (/policy/)", {"classes": ["collapse"], "fields": ["text"]}),
 ]
 

@@ -834,6 +834,7 @@ def test_every_policy_parameter_is_in_a_clause_fieldset():
         "L-4.1",
         "L-4.2",
         "L-8.1",
+        "L-8.2",
     ]
     assert sorted(_fieldset_fields(policy_fieldsets())) == sorted(model_fields)
 
