@@ -42,6 +42,7 @@ SQLITE_TESTS := \
 	tests/refunds/test_refund_service.py tests/refunds/test_seller_ledger.py \
 	tests/refunds/test_pages.py tests/refunds/test_admin_review.py \
 	tests/credits/test_pages.py tests/credits/test_admin.py tests/core/test_money_exact.py \
+	tests/orders/test_missing_services.py \
 	tests/disputes/test_escalation_services.py tests/disputes/test_escalation_pages.py \
 	tests/disputes/test_escalation_admin.py \
 	tests/disputes/test_chargebacks.py tests/disputes/test_suspension_pages.py

@@ -4,14 +4,11 @@ import datetime as dt
 from decimal import Decimal
 
 from django.db.models import (
-    DateTimeField,
     Exists,
-    ExpressionWrapper,
-    F,
     OuterRef,
     Prefetch,
+    Q,
     QuerySet,
-    Value,
 )
 from django.db.models.functions import Coalesce
 
@@ -275,16 +272,17 @@ def policy_version_ids_to_announce(limit: int) -> list[int]:
 def order_missing_due(*, now: dt.datetime) -> QuerySet[Order]:
     """Missing orders not located within their pinned version's `locate_minutes` (L-6.2), the
     longest missing first; read through the partial index `order_missing_reported_idx`, so the
-    cost follows the missing orders, not the table."""
-    give_up_at = ExpressionWrapper(
-        F("reported_missing_at")
-        + F("policy_version__locate_minutes") * Value(dt.timedelta(minutes=1)),
-        output_field=DateTimeField(),
-    )
+    cost follows the missing orders, not the table. One condition per policy version (they are
+    few): plain timestamps, the same on every database."""
+    due = Q()
+    for version_id, minutes in PolicyVersion.objects.values_list("pk", "locate_minutes"):
+        cutoff = now - dt.timedelta(minutes=minutes)
+        due |= Q(policy_version_id=version_id, reported_missing_at__lte=cutoff)
+    if not due:
+        return Order.objects.none()
     return (
         Order.objects.filter(status=Order.Status.MISSING)
-        .alias(give_up_at=give_up_at)
-        .filter(give_up_at__lte=now)
+        .filter(due)
         .order_by("reported_missing_at", "pk")
     )
 
