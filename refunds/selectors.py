@@ -443,12 +443,35 @@ def paid_facts(order: Order, *, excluding: Refund | None = None) -> policy.PaidF
 
 
 def paid_facts_of(orders: list[Order]) -> dict[int, policy.PaidFacts]:
-    """`paid_facts` for a batch of orders, by order id, in one query (D-8)."""
-    totals = {
-        row["pk"]: row
-        for row in _money_back_totals(Order.objects.filter(pk__in=[o.pk for o in orders]))
+    """`paid_facts` for a batch of orders, by order id, in two grouped queries (their refunds,
+    their chargebacks not won), which stay index lookups however large the tables (D-8)."""
+    ids = [order.pk for order in orders]
+    refunded = {
+        row["order_id"]: row
+        for row in Refund.objects.filter(order_id__in=ids, replaced_by__isnull=True)
+        .values("order_id")
+        .annotate(
+            card=MoneySum("amount", filter=Q(destination=Refund.Destination.CARD)),
+            money_back=MoneySum("amount", filter=Q(destination__in=MONEY_BACK)),
+        )
+        .order_by()
     }
-    return {order.pk: _paid(order, totals[order.pk]) for order in orders}
+    charged_back = dict(
+        Chargeback.objects.filter(order_id__in=ids)
+        .exclude(status=Chargeback.Status.WON)
+        .values("order_id")
+        .annotate(total=MoneySum("amount_at_stake"))
+        .order_by()
+        .values_list("order_id", "total")
+    )
+    nothing = {"card": ZERO, "money_back": ZERO}
+    return {
+        order.pk: _paid(
+            order,
+            refunded.get(order.pk, nothing) | {"charged_back": charged_back.get(order.pk, ZERO)},
+        )
+        for order in orders
+    }
 
 
 def _money_back_totals(orders: QuerySet, *, excluding: int | None = None) -> list[dict]:
