@@ -2,6 +2,7 @@
 shares (money and audit records are written by services only)."""
 
 from django.contrib import admin
+from django.urls import path
 
 from core.models import IdempotencyRecord, Notification, OutboxMessage, TaskRun
 
@@ -54,6 +55,21 @@ def timestamp_set_filter(field: str, title: str, set_label: str, unset_label: st
 
     TimestampSetFilter.title = title
     return TimestampSetFilter
+
+
+class DecideUrlMixin:
+    """A model admin whose change page posts one decision at a time to
+    `<object_id>/decide/<decision>/` (URL name `admin:<app>_<model>_decide`), handled by its
+    own `decide_view(request, object_id, decision)` through the services."""
+
+    def get_urls(self):
+        info = self.opts.app_label, self.opts.model_name
+        decide = path(
+            "<path:object_id>/decide/<str:decision>/",
+            self.admin_site.admin_view(self.decide_view),
+            name="{}_{}_decide".format(*info),
+        )
+        return [decide, *super().get_urls()]
 
 
 class SearchWithoutHashMixin:

@@ -29,7 +29,7 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.timesince import timesince
 
-from core.admin import ReadOnlyModelAdmin, SearchWithoutHashMixin
+from core.admin import DecideUrlMixin, ReadOnlyModelAdmin, SearchWithoutHashMixin
 from core.errors import DomainError, InvalidInput
 from core.roles import is_supervisor
 from disputes.evidence_pdf import render_evidence_pdf
@@ -165,7 +165,7 @@ NEXT_ACTIONS = {
 
 
 @admin.register(Intervention)
-class InterventionAdmin(SearchWithoutHashMixin, admin.ModelAdmin):
+class InterventionAdmin(DecideUrlMixin, SearchWithoutHashMixin, admin.ModelAdmin):
     """The one list of every case where the platform stepped in (K-OV), open ones first,
     oldest first, each with the one action it needs and, once resolved, its resolution.
     Agents decide open cases (the `change_intervention` permission, see core/roles.py);
@@ -306,15 +306,6 @@ class InterventionAdmin(SearchWithoutHashMixin, admin.ModelAdmin):
         return f"{case.action_taken or 'Resolved'} ({who}, {when})"
 
     # -- deciding ----------------------------------------------------------------------------
-
-    def get_urls(self):
-        info = self.opts.app_label, self.opts.model_name
-        decide = path(
-            "<path:object_id>/decide/<str:decision>/",
-            self.admin_site.admin_view(self.decide_view),
-            name="{}_{}_decide".format(*info),
-        )
-        return [decide, *super().get_urls()]
 
     def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
         context["cancellation_panel"] = self.decision_panel(request, obj) if obj else None
@@ -754,7 +745,7 @@ ESCALATION_OUTCOME = ("reviewer", "decided_by", "decided_at", "explanation", "am
 
 
 @admin.register(Escalation)
-class EscalationAdmin(SearchWithoutHashMixin, admin.ModelAdmin):
+class EscalationAdmin(DecideUrlMixin, SearchWithoutHashMixin, admin.ModelAdmin):
     """Supervisors' queue (L-8.1, K-DR): undecided escalations first, soonest due first, with
     the contested decision, the buyer's statement and photos, and the decision buttons. Agents
     see the queue (view permission) and cannot decide; the service refuses anyone but a
@@ -862,15 +853,6 @@ class EscalationAdmin(SearchWithoutHashMixin, admin.ModelAdmin):
         return money(escalation.amount) if escalation.amount is not None else "-"
 
     # -- deciding ----------------------------------------------------------------------------
-
-    def get_urls(self):
-        info = self.opts.app_label, self.opts.model_name
-        decide = path(
-            "<path:object_id>/decide/<str:decision>/",
-            self.admin_site.admin_view(self.decide_view),
-            name="{}_{}_decide".format(*info),
-        )
-        return [decide, *super().get_urls()]
 
     def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
         context["escalation_panel"] = self.decision_panel(request, obj) if obj else None

@@ -28,6 +28,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.timesince import timeuntil
 
 from core.admin import (
+    DecideUrlMixin,
     ReadOnlyModelAdmin,
     ReadOnlyTabularInline,
     SearchWithoutHashMixin,
@@ -458,7 +459,7 @@ REVIEW_DECISIONS = [
 
 
 @admin.register(RefundRequest)
-class RefundRequestAdmin(SearchWithoutHashMixin, admin.ModelAdmin):
+class RefundRequestAdmin(DecideUrlMixin, SearchWithoutHashMixin, admin.ModelAdmin):
     """The review queue (L-4.1): open requests first, soonest due first. Agents decide through
     the buttons (the `change_refundrequest` permission, core/roles.py); nothing is a form field.
     """
@@ -702,17 +703,6 @@ class RefundRequestAdmin(SearchWithoutHashMixin, admin.ModelAdmin):
 
     def _decide_url(self, obj: RefundRequest, name: str) -> str:
         return reverse("admin:refunds_refundrequest_decide", args=[obj.pk, name])
-
-    def get_urls(self):
-        info = self.opts.app_label, self.opts.model_name
-        return [
-            path(
-                "<path:object_id>/decide/<str:decision>/",
-                self.admin_site.admin_view(self.decide_view),
-                name="{}_{}_decide".format(*info),
-            ),
-            *super().get_urls(),
-        ]
 
     def decide_view(self, request, object_id, decision):
         """POST: one decision through its service as the signed-in user; the result or the
