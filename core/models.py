@@ -128,3 +128,23 @@ class TaskRun(models.Model):
 
     def __str__(self):
         return f"{self.name}: {self.outcome} at {self.started_at:%Y-%m-%d %H:%M:%S}"
+
+
+class PhotoEvidence(models.Model):
+    """What every evidence photo records beside its `file` and `thumbnail` (each model gives
+    those their own upload path): the photo as re-encoded by `refunds.photos`, its size and
+    who uploaded it when. Abstract: refund requests (L-5.2) and escalations (L-8.1) each keep
+    their own table."""
+
+    content_type = models.CharField(max_length=40)
+    size = models.PositiveIntegerField()
+    width = models.PositiveIntegerField(default=0)
+    height = models.PositiveIntegerField(default=0)
+    uploaded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        abstract = True
+        ordering = ["created_at", "pk"]

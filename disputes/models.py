@@ -11,6 +11,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django_fsm import ConcurrentTransitionMixin, FSMField, transition
 
+from core.models import PhotoEvidence
 from orders.models import MONEY
 
 
@@ -254,7 +255,7 @@ def _escalation_thumbnail_path(instance, filename):
     return f"escalations/{instance.escalation.order_id}/{instance.escalation_id}/thumbs/{filename}"
 
 
-class EscalationEvidence(models.Model):
+class EscalationEvidence(PhotoEvidence):
     """A photo with the escalation (L-8.1 "additional evidence"), made safe like a refund
     request's (refunds.photos): re-encoded, stripped, capped, with a thumbnail."""
 
@@ -263,17 +264,8 @@ class EscalationEvidence(models.Model):
         upload_to=_escalation_photo_path, width_field="width", height_field="height"
     )
     thumbnail = models.ImageField(upload_to=_escalation_thumbnail_path, blank=True)
-    content_type = models.CharField(max_length=40)
-    size = models.PositiveIntegerField()
-    width = models.PositiveIntegerField(default=0)
-    height = models.PositiveIntegerField(default=0)
-    uploaded_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
-    )
-    created_at = models.DateTimeField(default=timezone.now)
 
-    class Meta:
-        ordering = ["created_at", "pk"]
+    class Meta(PhotoEvidence.Meta):
         verbose_name_plural = "escalation evidence"
 
     def __str__(self):

@@ -10,6 +10,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django_fsm import ConcurrentTransitionMixin, FSMField, transition
 
+from core.models import PhotoEvidence
 from orders.models import MONEY, is_restaurant_member, is_support
 from refunds.policy import Reason
 
@@ -250,24 +251,15 @@ def _evidence_thumbnail_path(instance, filename):
     return f"evidence/{instance.request.order_id}/{instance.request_id}/thumbs/{filename}"
 
 
-class RefundEvidence(models.Model):
+class RefundEvidence(PhotoEvidence):
     """A photo of the problem (L-5.2), stored re-encoded without metadata and capped in size,
     with a thumbnail of the same type (refunds.photos); served only to those allowed."""
 
     request = models.ForeignKey(RefundRequest, on_delete=models.CASCADE, related_name="evidence")
     file = models.ImageField(upload_to=_evidence_path, width_field="width", height_field="height")
     thumbnail = models.ImageField(upload_to=_evidence_thumbnail_path, blank=True)
-    content_type = models.CharField(max_length=40)
-    size = models.PositiveIntegerField()
-    width = models.PositiveIntegerField(default=0)
-    height = models.PositiveIntegerField(default=0)
-    uploaded_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
-    )
-    created_at = models.DateTimeField(default=timezone.now)
 
-    class Meta:
-        ordering = ["created_at", "pk"]
+    class Meta(PhotoEvidence.Meta):
         verbose_name_plural = "refund evidence"
 
     def __str__(self):
