@@ -3,6 +3,7 @@
 from django.core.exceptions import PermissionDenied
 from django.http import Http404
 from rest_framework import exceptions, serializers, status
+from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
@@ -51,6 +52,13 @@ class ApiErrorSerializer(serializers.Serializer):
     field = serializers.CharField(required=False, help_text="The input field at fault.")
 
 
+# The error responses each view documents in the schema: what anyone may get, and with 403 what
+# a signed-in user of the wrong role gets.
+ERRORS = {code: ApiErrorSerializer for code in (400, 401, 404, 409, 422)}
+ROLE_ERRORS = {code: ApiErrorSerializer for code in (400, 401, 403, 404, 409, 422)}
+# A body with files (evidence photos) comes multipart; the rest JSON or a form.
+UPLOAD_PARSERS = [JSONParser, MultiPartParser, FormParser]
+
 GENERIC_CODES = {
     "required": "missing_field",
     "null": "missing_field",
@@ -62,6 +70,14 @@ GENERIC_CODES = {
     "max_length": "too_long",
     "authorization": "invalid_credentials",
 }
+
+
+def validated(serializer_class, data, field_codes: dict | None = None) -> dict:
+    """The serializer's validated data, or the API's 400 (`invalid_input_from`)."""
+    serializer = serializer_class(data=data)
+    if not serializer.is_valid():
+        raise invalid_input_from(serializer.errors, field_codes)
+    return serializer.validated_data
 
 
 def invalid_input_from(errors, field_codes: dict | None = None) -> InvalidInput:

@@ -6,12 +6,16 @@ the services' own: 409 for the state or the policy (with the clause), 400 for ba
 
 from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import generics, serializers, status
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.permissions import BasePermission, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from core.api import ApiErrorSerializer, invalid_input_from
+from core.api import (
+    ERRORS,
+    ROLE_ERRORS,
+    UPLOAD_PARSERS,
+    validated,
+)
 from core.errors import DomainError
 from core.idempotency import idempotent
 from core.roles import is_supervisor
@@ -31,9 +35,6 @@ from disputes.services.escalations import (
 from orders.api.serializers import MONEY, RefundSerializer
 from refunds.api.serializers import FIELD_CODES, MAX_TEXT, PhotoField
 
-ERRORS = {code: ApiErrorSerializer for code in (400, 401, 404, 409, 422)}
-ROLE_ERRORS = {code: ApiErrorSerializer for code in (400, 401, 403, 404, 409, 422)}
-UPLOAD_PARSERS = [JSONParser, MultiPartParser, FormParser]
 ESCALATION_CODES = FIELD_CODES | {
     ("outcome", "invalid_choice"): "invalid_outcome",
     ("subject", "invalid_choice"): "invalid_subject",
@@ -75,13 +76,6 @@ class DecideSerializer(serializers.Serializer):
         default=None,
         help_text="Overturn: the new total refund; default everything still refundable.",
     )
-
-
-def _valid(serializer_class, data) -> dict:
-    serializer = serializer_class(data=data)
-    if not serializer.is_valid():
-        raise invalid_input_from(serializer.errors, ESCALATION_CODES)
-    return serializer.validated_data
 
 
 # -- output ------------------------------------------------------------------------------------
@@ -190,7 +184,7 @@ class RefundRequestEscalateApi(APIView):
     )
     @idempotent
     def post(self, request, pk: int):
-        data = _valid(EscalateSerializer, request.data)
+        data = validated(EscalateSerializer, request.data, ESCALATION_CODES)
         escalation = escalation_open(
             request_id=pk, actor=request.user, statement=data["statement"], photos=data["photos"]
         )
@@ -214,7 +208,7 @@ class OrderEscalateApi(APIView):
     )
     @idempotent
     def post(self, request, pk: int):
-        data = _valid(EscalateOrderSerializer, request.data)
+        data = validated(EscalateOrderSerializer, request.data, ESCALATION_CODES)
         escalation = escalation_open_for_order(
             order_id=pk,
             actor=request.user,
@@ -298,6 +292,6 @@ class SupportEscalationDecideApi(APIView):
     )
     @idempotent
     def post(self, request, pk: int):
-        data = _valid(DecideSerializer, request.data)
+        data = validated(DecideSerializer, request.data, ESCALATION_CODES)
         escalation_decide(escalation_id=pk, actor=request.user, **data)
         return Response(_detail(pk))

@@ -10,7 +10,7 @@ from rest_framework.permissions import BasePermission, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from core.api import ApiErrorSerializer, invalid_input_from
+from core.api import ROLE_ERRORS, validated
 from core.errors import DomainError, InvalidInput
 from core.idempotency import idempotent
 from core.roles import is_supervisor
@@ -24,8 +24,6 @@ from disputes.models import Incident
 from disputes.selectors import incident_detail_queryset, outage_refunds_by_restaurant
 from disputes.services.outages import incident_create, outage_dry_run, outage_refund_start
 from orders.models import is_support
-
-ERRORS = {code: ApiErrorSerializer for code in (400, 401, 403, 404, 409, 422)}
 
 
 class IsSupport(BasePermission):
@@ -62,15 +60,12 @@ class IncidentCreateApi(APIView):
 
     @extend_schema(
         request=IncidentCreateSerializer,
-        responses={200: OutageEstimateSerializer, 201: IncidentSerializer, **ERRORS},
+        responses={200: OutageEstimateSerializer, 201: IncidentSerializer, **ROLE_ERRORS},
         summary="Enter an incident, or dry-run an outage's bulk refund",
     )
     @idempotent
     def post(self, request):
-        serializer = IncidentCreateSerializer(data=request.data)
-        if not serializer.is_valid():
-            raise invalid_input_from(serializer.errors, FIELD_CODES)
-        data = serializer.validated_data
+        data = validated(IncidentCreateSerializer, request.data, FIELD_CODES)
         entry = {
             "actor": request.user,
             "kind": data["kind"],
@@ -94,7 +89,7 @@ class IncidentDetailApi(APIView):
 
     permission_classes = [IsAuthenticated, IsSupport]
 
-    @extend_schema(responses={200: IncidentSerializer, **ERRORS}, summary="An incident")
+    @extend_schema(responses={200: IncidentSerializer, **ROLE_ERRORS}, summary="An incident")
     def get(self, request, pk: int):
         return Response(_detail(pk))
 
@@ -106,7 +101,7 @@ class IncidentRefundApi(APIView):
 
     permission_classes = [IsAuthenticated, IsSupervisor]
 
-    @extend_schema(request=None, responses={202: IncidentSerializer, **ERRORS})
+    @extend_schema(request=None, responses={202: IncidentSerializer, **ROLE_ERRORS})
     @idempotent
     def post(self, request, pk: int):
         outage_refund_start(incident_id=pk, actor=request.user, now=timezone.now())

@@ -18,7 +18,7 @@ from rest_framework.permissions import AllowAny, BasePermission, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from core.api import ApiErrorSerializer, invalid_input_from
+from core.api import ROLE_ERRORS, ApiErrorSerializer, validated
 from core.errors import DomainError
 from core.idempotency import idempotent
 from disputes.api.serializers import (
@@ -48,8 +48,6 @@ from disputes.services.webhooks import gateway_event_receive
 from orders.gateway import SIGNATURE_HEADER
 from orders.models import is_support
 
-ROLE_ERRORS = {code: ApiErrorSerializer for code in (400, 401, 403, 404, 409, 422)}
-
 
 class IsSupport(BasePermission):
     message = "Only support agents and supervisors work on chargebacks and suspensions."
@@ -57,13 +55,6 @@ class IsSupport(BasePermission):
 
     def has_permission(self, request, view):
         return is_support(request.user)
-
-
-def _valid(serializer_class, data) -> dict:
-    serializer = serializer_class(data=data)
-    if not serializer.is_valid():
-        raise invalid_input_from(serializer.errors)
-    return serializer.validated_data
 
 
 def _chargeback(pk: int) -> Chargeback:
@@ -94,7 +85,7 @@ class ChargebackListCreateApi(SupportApi):
     )
     @idempotent
     def post(self, request):
-        data = _valid(ChargebackCreateSerializer, request.data)
+        data = validated(ChargebackCreateSerializer, request.data)
         chargeback, _ = chargeback_open(
             order_id=data["order"],
             amount=data["amount"],
@@ -151,7 +142,7 @@ class ChargebackActionApi(SupportApi):
 
     @idempotent
     def post(self, request, pk: int):
-        data = _valid(NoteSerializer, request.data)
+        data = validated(NoteSerializer, request.data)
         self.service(chargeback_id=pk, actor=request.user, note=data["note"])
         return Response(ChargebackSerializer(_chargeback(pk)).data)
 
@@ -191,7 +182,7 @@ class BuyerSuspendApi(SupportApi):
     @extend_schema(request=SuspendSerializer, responses={201: SuspensionSerializer, **ROLE_ERRORS})
     @idempotent
     def post(self, request, user_id: int):
-        data = _valid(SuspendSerializer, request.data)
+        data = validated(SuspendSerializer, request.data)
         suspension = buyer_suspend(
             buyer_id=user_id,
             actor=request.user,
@@ -208,7 +199,7 @@ class BuyerReinstateApi(SupportApi):
     @extend_schema(request=NoteSerializer, responses={200: SuspensionSerializer, **ROLE_ERRORS})
     @idempotent
     def post(self, request, user_id: int):
-        data = _valid(NoteSerializer, request.data)
+        data = validated(NoteSerializer, request.data)
         suspension = buyer_reinstate(buyer_id=user_id, actor=request.user, note=data["note"])
         return Response(SuspensionSerializer(suspension).data)
 

@@ -14,7 +14,7 @@ from rest_framework.permissions import BasePermission, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from core.api import ApiErrorSerializer, invalid_input_from
+from core.api import ERRORS, ApiErrorSerializer, invalid_input_from
 from core.errors import DomainError
 from core.idempotency import HEADER as IDEMPOTENCY_HEADER
 from core.idempotency import idempotency_key_generation, idempotent, request_fingerprint
@@ -51,7 +51,6 @@ from orders.services.lifecycle import order_advance
 from orders.services.missing import order_missing_locate, order_report_missing
 from orders.services.placement import LineRequest, order_checkout_charge, order_place
 
-ERRORS = {code: ApiErrorSerializer for code in (400, 401, 404, 409, 422)}
 SELLER_ERRORS = {code: ApiErrorSerializer for code in (400, 401, 403, 404, 409, 422)}
 
 

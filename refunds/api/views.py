@@ -10,12 +10,18 @@ bad input.
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import generics, status
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.permissions import BasePermission, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from core.api import ApiErrorSerializer, invalid_input_from
+from core.api import (
+    ERRORS,
+    ROLE_ERRORS,
+    UPLOAD_PARSERS,
+    ApiErrorSerializer,
+    validated,
+)
 from core.errors import DomainError, InvalidInput
 from core.idempotency import idempotent
 from orders.api.views import IsRestaurantPartner
@@ -66,17 +72,6 @@ from refunds.services.requests import (
     refund_request_submit,
 )
 
-ERRORS = {code: ApiErrorSerializer for code in (400, 401, 404, 409, 422)}
-ROLE_ERRORS = {code: ApiErrorSerializer for code in (400, 401, 403, 404, 409, 422)}
-UPLOAD_PARSERS = [JSONParser, MultiPartParser, FormParser]
-
-
-def _valid(serializer_class, data) -> dict:
-    serializer = serializer_class(data=data)
-    if not serializer.is_valid():
-        raise invalid_input_from(serializer.errors, FIELD_CODES)
-    return serializer.validated_data
-
 
 def _no_request(request_id: int) -> DomainError:
     return DomainError("not_found", f"You have no refund request {request_id}.", kind="not_found")
@@ -124,7 +119,7 @@ class RefundRequestListCreateApi(generics.ListAPIView):
     )
     @idempotent
     def post(self, request):
-        data = _valid(RefundRequestCreateSerializer, request.data)
+        data = validated(RefundRequestCreateSerializer, request.data, FIELD_CODES)
         refund_request = refund_request_submit(
             order_id=data["order"],
             actor=request.user,
@@ -167,7 +162,7 @@ class RefundRequestEvidenceApi(APIView):
     )
     @idempotent
     def post(self, request, pk: int):
-        data = _valid(EvidenceUploadSerializer, request.data)
+        data = validated(EvidenceUploadSerializer, request.data, FIELD_CODES)
         refund_request_add_evidence(request_id=pk, actor=request.user, photos=[data["file"]])
         return Response(_buyer_detail(request.user, pk), status=status.HTTP_201_CREATED)
 
@@ -185,7 +180,7 @@ class RefundRequestReplyApi(APIView):
     )
     @idempotent
     def post(self, request, pk: int):
-        data = _valid(ReplySerializer, request.data)
+        data = validated(ReplySerializer, request.data, FIELD_CODES)
         refund_request_reply(
             request_id=pk, actor=request.user, body=data["body"], photos=data["photos"]
         )
@@ -223,7 +218,7 @@ class SellerRefundRequestVerifyApi(APIView):
     )
     @idempotent
     def post(self, request, pk: int):
-        data = _valid(VerifySerializer, request.data)
+        data = validated(VerifySerializer, request.data, FIELD_CODES)
         refund_request_restaurant_verify(request_id=pk, actor=request.user, note=data["note"])
         refund_request = refund_request_list_for_partner(request.user).get(pk=pk)
         return Response(SellerRefundRequestSerializer(refund_request).data)
@@ -244,7 +239,7 @@ class SellerDeductionDisputeApi(APIView):
     )
     @idempotent
     def post(self, request, pk: int):
-        data = _valid(DeductionDisputeCreateSerializer, request.data)
+        data = validated(DeductionDisputeCreateSerializer, request.data, FIELD_CODES)
         deduction_dispute_open(
             entry_id=pk, actor=request.user, note=data["note"], now=timezone.now()
         )
@@ -318,7 +313,11 @@ class SupportActionApi(APIView):
 
     @idempotent
     def post(self, request, pk: int):
-        data = _valid(self.input_serializer, request.data) if self.input_serializer else {}
+        data = (
+            validated(self.input_serializer, request.data, FIELD_CODES)
+            if self.input_serializer
+            else {}
+        )
         self.service(request_id=pk, actor=request.user, **data)
         return Response(_detail(pk))
 
