@@ -1,12 +1,12 @@
 from django.urls import path
 
-from disputes.api import escalations, incidents, views
+from disputes.api import chargebacks, escalations, incidents
 
 CHARGEBACK_ACTIONS = {
-    "submit-evidence": views.ChargebackSubmitEvidenceApi,
-    "won": views.ChargebackWonApi,
-    "lost": views.ChargebackLostApi,
-    "accept": views.ChargebackAcceptApi,
+    "submit-evidence": chargebacks.ChargebackSubmitEvidenceApi,
+    "won": chargebacks.ChargebackWonApi,
+    "lost": chargebacks.ChargebackLostApi,
+    "accept": chargebacks.ChargebackAcceptApi,
 }
 
 urlpatterns = [
@@ -43,22 +43,22 @@ urlpatterns = [
     ),
     path(
         "support/chargebacks/",
-        views.ChargebackListCreateApi.as_view(),
+        chargebacks.ChargebackListCreateApi.as_view(),
         name="api-support-chargebacks",
     ),
     path(
         "support/chargebacks/<int:pk>/",
-        views.ChargebackDetailApi.as_view(),
+        chargebacks.ChargebackDetailApi.as_view(),
         name="api-support-chargeback",
     ),
     path(
         "support/chargebacks/<int:pk>/evidence.pdf",
-        views.ChargebackEvidencePdfApi.as_view(),
+        chargebacks.ChargebackEvidencePdfApi.as_view(),
         name="api-support-chargeback-evidence-pdf",
     ),
     path(
         "support/chargebacks/<int:pk>/evidence.json",
-        views.ChargebackEvidenceJsonApi.as_view(),
+        chargebacks.ChargebackEvidenceJsonApi.as_view(),
         name="api-support-chargeback-evidence-json",
     ),
     *(
@@ -71,15 +71,15 @@ urlpatterns = [
     ),
     path(
         "support/buyers/<int:user_id>/suspend/",
-        views.BuyerSuspendApi.as_view(),
+        chargebacks.BuyerSuspendApi.as_view(),
         name="api-support-buyer-suspend",
     ),
     path(
         "support/buyers/<int:user_id>/reinstate/",
-        views.BuyerReinstateApi.as_view(),
+        chargebacks.BuyerReinstateApi.as_view(),
         name="api-support-buyer-reinstate",
     ),
-    path("gateway/webhooks/", views.GatewayWebhookApi.as_view(), name="api-gateway-webhooks"),
+    path("gateway/webhooks/", chargebacks.GatewayWebhookApi.as_view(), name="api-gateway-webhooks"),
     path("support/incidents/", incidents.IncidentCreateApi.as_view(), name="api-support-incidents"),
     path(
         "support/incidents/<int:pk>/",

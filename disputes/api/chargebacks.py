@@ -21,7 +21,7 @@ from rest_framework.views import APIView
 from core.api import ROLE_ERRORS, ApiErrorSerializer, validated
 from core.errors import DomainError
 from core.idempotency import idempotent
-from disputes.api.serializers import (
+from disputes.api.chargeback_serializers import (
     ChargebackCreateSerializer,
     ChargebackSerializer,
     NoteSerializer,
