@@ -1,5 +1,5 @@
 """Exactly once under concurrency (issue 8, D-11): two late sweeps started at the same moment
-over the same 200 late orders, and a sweep racing a buyer's late claim, on PostgreSQL with real
+over the same 1,000 late orders, and a sweep racing a buyer's late claim, on PostgreSQL with real
 threads and their own connections."""
 
 import datetime as dt
@@ -14,6 +14,7 @@ from refunds.models import Refund, RefundRequest
 from refunds.services.late import late_order_auto_refund
 from refunds.services.requests import refund_request_submit
 from refunds.tasks import auto_refund_late_orders
+from tests.bulk_orders import orders_like
 from tests.concurrency import run_concurrently
 from tests.conftest import NOW, advance, place_order, refunds_processed
 
@@ -21,24 +22,23 @@ pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
 
 def late_orders(buyer, restaurant, count):
+    """`count` accepted delivery orders: one placed through the services, the rest like it."""
     with time_machine.travel(NOW, tick=False):
-        orders = [
-            advance(place_order(buyer, restaurant, {restaurant.menu.first(): 1}), "accept")
-            for _ in range(count)
-        ]
+        first = advance(place_order(buyer, restaurant, {restaurant.menu.first(): 1}), "accept")
+        orders = [first, *orders_like(first, count - 1)]
     return orders, max(o.estimated_delivery_at for o in orders) + dt.timedelta(minutes=121)
 
 
-def test_two_sweeps_at_the_same_moment_refund_each_of_200_late_orders_once(buyer, restaurant):
-    orders, late = late_orders(buyer, restaurant, 200)
+def test_two_sweeps_at_the_same_moment_refund_each_of_1000_late_orders_once(buyer, restaurant):
+    orders, late = late_orders(buyer, restaurant, 1000)
 
     with time_machine.travel(late):
         results = run_concurrently(auto_refund_late_orders, 2)
 
     assert all(isinstance(r, dict) for r in results), results
-    assert sum(r["acted_on"] for r in results) == 200
+    assert sum(r["acted_on"] for r in results) == 1000
     per_order = Refund.objects.values("order").annotate(n=Count("pk"), total=Sum("amount"))
-    assert len(per_order) == 200
+    assert len(per_order) == 1000
     assert {(row["n"], row["total"]) for row in per_order} == {(1, orders[0].amount_paid)}
     assert Order.objects.filter(auto_late_refunded_at__isnull=True).count() == 0
     with time_machine.travel(late + dt.timedelta(minutes=1)):
