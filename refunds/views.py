@@ -7,7 +7,6 @@ as messages; the policy decides which reasons are open, the page only shows its 
 import datetime as dt
 from dataclasses import dataclass
 
-from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
@@ -16,8 +15,9 @@ from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from core.display import when_text
 from core.errors import DomainError
-from core.money import ZERO
+from core.money import ZERO, money_text
 from disputes.selectors import refund_request_escalation_panel
 from orders import selectors as order_selectors
 from orders.models import Order
@@ -206,16 +206,15 @@ def _render_new(request, order, form, *, preview=None, status=200):
 
 
 def _submitted_text(refund_request: RefundRequest) -> str:
-    currency = settings.LOJIX_CURRENCY
     number = f"Refund request #{refund_request.pk}"
     if refund_request.status == Status.DENIED:
         return f"{number}: {refund_request.explanation}"
     if refund_request.status == Status.REFUNDED:
-        return f"{number}: {refund_request.decided_amount} {currency} refunded at once."
+        return f"{number}: {money_text(refund_request.decided_amount)} refunded at once."
     if refund_request.needs_second_approval:
         return f"{number}: approved; a supervisor confirms it before the money moves."
     due = timezone.localtime(refund_request.review_due_at)
-    return f"{number} sent. Support decides by {due:%a %d %b, %H:%M}."
+    return f"{number} sent. Support decides by {when_text(due)}."
 
 
 # -- the buyer's requests ---------------------------------------------------------------------

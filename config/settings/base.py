@@ -53,6 +53,8 @@ MIDDLEWARE = [
 ]
 
 ROOT_URLCONF = "config.urls"
+# One date style everywhere, admin included: config/formats/en/formats.py.
+FORMAT_MODULE_PATH = ["config.formats"]
 WSGI_APPLICATION = "config.wsgi.application"
 
 TEMPLATES = [
@@ -68,6 +70,8 @@ TEMPLATES = [
                 "core.context_processors.lojix",
                 "core.context_processors.site_header",
             ],
+            # `money`, `when` and `day` on every template, admin's included (D-9).
+            "builtins": ["core.templatetags.lojix"],
         },
     },
 ]

@@ -1,9 +1,5 @@
 """Checks and writers shared by the refund request services."""
 
-import datetime as dt
-
-from django.utils import timezone
-
 from core.errors import DomainError, InvalidInput
 from core.roles import User
 from orders.models import is_support
@@ -54,9 +50,3 @@ def message_add(request, *, author: User, role, body, now) -> RefundMessage:
     return RefundMessage.objects.create(
         request=request, author=author, role=role, body=body.strip(), created_at=now
     )
-
-
-def when(moment: dt.datetime) -> str:
-    """A moment as the timeline writes it in the deployment's time zone ("Fri 20 Nov, 13:00"),
-    for the dates L-4.1 and L-4.2 promise. Pure: no lock, no error."""
-    return f"{timezone.localtime(moment):%a %d %b, %H:%M}"

@@ -6,6 +6,7 @@ import datetime as dt
 from django.db import transaction
 from django.utils import timezone
 
+from core.display import when_text
 from core.errors import DomainError, InvalidInput
 from core.money import ZERO
 from core.outbox import outbox_enqueue
@@ -26,7 +27,6 @@ from refunds.services.common import (
     require_reviewable,
     require_support,
     require_text,
-    when,
 )
 from refunds.services.decisions import decide
 from refunds.services.evidence import store_photos, validated_photos
@@ -137,7 +137,7 @@ def _route(request: RefundRequest, eligibility: policy.Eligibility, *, now) -> N
             role="policy",
             at=now,
             clauses=("L-4.1",),
-            message=f"Support reviews this request by {when(request.review_due_at)}.",
+            message=f"Support reviews this request by {when_text(request.review_due_at)}.",
         )
         if eligibility.checks_processor_for_duplicate:
             outbox_enqueue(
@@ -148,7 +148,7 @@ def _route(request: RefundRequest, eligibility: policy.Eligibility, *, now) -> N
         notify(
             user=request.buyer,
             title=f"Refund request #{request.pk} received",
-            body=f"Support reviews your request by {when(request.review_due_at)} (L-4.1).",
+            body=f"Support reviews your request by {when_text(request.review_due_at)} (L-4.1).",
             url=request.get_absolute_url(),
         )
 

@@ -63,9 +63,9 @@ def test_wallet_shows_balances_and_grants_soonest_expiry_first(
     assert "99.00" not in page
     assert (
         "Promotional credit Restaurant cancellation: Trattoria Roma cancelled your order "
-        "Expired 10 Nov 2026 0.00 / 5.00 USD "
-        "Promotional credit Promotion: Welcome offer 20 Dec 2026 3.00 / 3.00 USD "
-        "Promotional credit Support resolution: Late delivery 19 Jan 2027 2.00 / 2.00 USD "
+        "Expired Tue 10 Nov 2026 0.00 / 5.00 USD "
+        "Promotional credit Promotion: Welcome offer Sun 20 Dec 2026 3.00 / 3.00 USD "
+        "Promotional credit Support resolution: Late delivery Tue 19 Jan 2027 2.00 / 2.00 USD "
         "Account credit Refund: Refund Never 7.50 / 7.50 USD"
     ) in page
     assert response.content.decode().count('<tr class="expired">') == 1

@@ -239,7 +239,7 @@ def test_a_cancelled_order_says_what_happened_and_its_refund_shows_the_bank_date
     response = ada.get(order.get_absolute_url())
 
     assert panel(response) == (
-        "Cancellation Cancelled on Fri 20 Nov, 12:00. You cancelled the order before the "
+        "Cancellation Cancelled on Fri 20 Nov 2026, 12:00. You cancelled the order before the "
         "restaurant accepted it: free. Why? L-2.1, K-B3 What comes back is listed under Refunds, "
         "with the dates it should reach you."
     )
@@ -250,8 +250,8 @@ def test_a_cancelled_order_says_what_happened_and_its_refund_shows_the_bank_date
     )
     page = text(response)
     assert (
-        "Refunds Date To Status Amount 20 Nov 2026, 12:00 Card expected at your bank between "
-        "1 Dec and 10 Dec 2026 Why? L-2.1, K-B3 Succeeded 27.99 USD"
+        "Refunds Date To Status Amount Fri 20 Nov 2026, 12:00 Card expected at your bank between "
+        "Tue 1 Dec and Thu 10 Dec 2026 Why? L-2.1, K-B3 Succeeded 27.99 USD"
     ) in page
     assert (
         "Refund of 27.99 USD sent to your card; expected at your bank between 01 Dec and 10 Dec "
@@ -271,8 +271,8 @@ def test_an_order_cancelled_by_the_restaurant_shows_its_reason_and_explanation(
     )
 
     assert panel(ada.get(order.get_absolute_url())).startswith(
-        "Cancellation Cancelled on Fri 20 Nov, 12:00. Cancelled by the restaurant (a menu item "
-        "is unavailable): We ran out of mozzarella. Why? L-2.2, K-S1, K-S2, K-S3"
+        "Cancellation Cancelled on Fri 20 Nov 2026, 12:00. Cancelled by the restaurant "
+        "(a menu item is unavailable): We ran out of mozzarella. Why? L-2.2, K-S1, K-S2, K-S3"
     )
 
 

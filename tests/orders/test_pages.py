@@ -92,21 +92,21 @@ def test_policy_page_shows_the_version_in_force_and_the_history(client):
     response = client.get(reverse("policy"))
 
     page = text(response)
-    assert "Version 2 · Last updated 1 June 2025" in page
+    assert "Version 2 · Last updated Sun 1 Jun 2025" in page
     assert "Refunds within 48 hours.<br>Credits expire after 30 days." in (
         response.content.decode()
     )
     assert "Future text." not in page
     assert (
-        "3 upcoming 1 January 2099 Longer window. "
-        "2 in force 1 June 2025 Clearer credit expiry. "
-        "1 20 November 2024 First version"
+        "3 upcoming Thu 1 Jan 2099 Longer window. "
+        "2 in force Sun 1 Jun 2025 Clearer credit expiry. "
+        "1 Wed 20 Nov 2024 First version"
     ) in page
 
 
 def test_policy_page_shows_version_1_with_its_line_breaks(client):
     response = client.get(reverse("policy"))
-    assert "Version 1 · Last updated 20 November 2024" in text(response)
+    assert "Version 1 · Last updated Wed 20 Nov 2024" in text(response)
     assert "<br>" in response.content.decode()
 
 
@@ -122,7 +122,7 @@ def test_restaurants_open_first_and_closed_ones_say_when_they_open(client, resta
 
     page = text(response)
     assert page.index("Trattoria Roma Open") < page.index("Aardvark Grill Closed")
-    assert "Aardvark Grill Closed opens Fri 20 Nov, 18:00" in page
+    assert "Aardvark Grill Closed opens Fri 20 Nov 2026, 18:00" in page
     assert "Delivery 2.99 USD" in page
 
 
@@ -461,8 +461,8 @@ def test_my_orders_newest_first_with_restaurant_status_total_and_date(
 
     page = text(response)
     assert (
-        f"#{newer.pk} Trattoria Roma Placed 2 Mar 2026, 19:30 12.00 USD "
-        f"#{older.pk} Trattoria Roma Accepted 1 Mar 2026, 12:00 15.49 USD"
+        f"#{newer.pk} Trattoria Roma Placed Mon 2 Mar 2026, 19:30 12.00 USD "
+        f"#{older.pk} Trattoria Roma Accepted Sun 1 Mar 2026, 12:00 15.49 USD"
     ) in page
     assert page.count("Trattoria Roma") == 2
 
@@ -516,11 +516,13 @@ def test_order_detail_shows_status_timeline_items_and_every_figure(ada, buyer, r
     assert f"Order #{order.pk} Accepted" in page
     assert "Delivery from Trattoria Roma , placed Fri 20 Nov 2026, 12:00." in page
     assert "Delivering to 7 Harbour Road." in page
-    assert "Estimated ready Fri 20 Nov, 12:22 Estimated delivery Fri 20 Nov, 12:47" in page
     assert (
-        "Fri 20 Nov, 12:00 · Buyer Order placed at Trattoria Roma. Why? L-7.2, L-7.1 "
-        "Fri 20 Nov, 12:00 · System 21.99 USD charged to the card. "
-        "Fri 20 Nov, 12:02 · Restaurant Accepted by the restaurant."
+        "Estimated ready Fri 20 Nov 2026, 12:22 Estimated delivery Fri 20 Nov 2026, 12:47" in page
+    )
+    assert (
+        "Fri 20 Nov 2026, 12:00 · Buyer Order placed at Trattoria Roma. Why? L-7.2, L-7.1 "
+        "Fri 20 Nov 2026, 12:00 · System 21.99 USD charged to the card. "
+        "Fri 20 Nov 2026, 12:02 · Restaurant Accepted by the restaurant."
     ) in page
     assert "Margherita 2 12.50 USD 25.00 USD Tiramisu 1 6.00 USD 6.00 USD" in page
     assert (
@@ -528,7 +530,7 @@ def test_order_detail_shows_status_timeline_items_and_every_figure(ada, buyer, r
         f"Total 28.99 USD Promotional credit {MINUS}3.00 USD Account credit {MINUS}4.00 USD "
         "Charged to your card 21.99 USD You paid 25.99 USD"
     ) in page
-    assert "21.99 USD to your card, Succeeded, 20 Nov 2026, 12:00" in page
+    assert "21.99 USD to your card, Succeeded, Fri 20 Nov 2026, 12:00" in page
     assert "Refunds" not in page
 
 

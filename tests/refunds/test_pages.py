@@ -342,7 +342,7 @@ def test_a_missing_items_claim_with_a_photo_goes_to_support_with_the_exact_amoun
     ]
     assert request.review_due_at == request.submitted_at + dt.timedelta(hours=48)
     assert flash(response) == [
-        f"Refund request #{request.pk} sent. Support decides by Sun 22 Nov, 12:00."
+        f"Refund request #{request.pk} sent. Support decides by Sun 22 Nov 2026, 12:00."
     ]
     assert not Refund.objects.exists()
 
@@ -514,13 +514,13 @@ def test_the_request_page_under_review_says_who_has_it_and_when_it_is_due(ada, b
     page = text(response)
     assert f"Refund request #{request.pk} Under review" in page
     assert "Who has it now Support" in page
-    assert "Decision Decision due by Sun 22 Nov, 12:00 ( L-4.1 )" in page
+    assert "Decision Decision due by Sun 22 Nov 2026, 12:00 ( L-4.1 )" in page
     assert "Reason Items are missing" in page
     assert f"1 {TIMES} Tiramisu {DESCRIPTION}" in page
     photo_url = reverse("refunds:evidence", args=[request.evidence.get().pk])
     assert f'<a href="{photo_url}"><img src="{photo_url}?size=thumb"' in _html(response)
     assert "Request submitted: Items are missing." in page
-    assert "Support reviews this request by Sun 22 Nov, 12:00. Why? L-4.1" in page
+    assert "Support reviews this request by Sun 22 Nov 2026, 12:00. Why? L-4.1" in page
     assert "Decision 5.12" not in page  # nothing decided yet
     assert 'id="reply-form"' in _html(response)
 
@@ -537,13 +537,13 @@ def test_after_an_agent_approves_the_page_shows_the_amount_where_it_goes_and_the
     page = text(response)
     assert "Refunded" in page
     assert "Who has it now Done" in page
-    assert "Decided Fri 20 Nov, 12:00 by support" in page
+    assert "Decided Fri 20 Nov 2026, 12:00 by support" in page
     assert "Decision 5.12 USD Approved. Why? L-3.2" in page
     # L-4.2 from Friday 20 Nov 2026: processed within 3 business days (Wed 25); at the bank 1+5
     # business days on (Thanksgiving, Thu 26, skipped: Tue 1 Dec) to 3+10 (Thu 10 Dec).
     assert (
-        "To your card Processed by Wed 25 Nov 2026; at your bank between 1 Dec and 10 Dec 2026 "
-        "( L-4.2 ) Succeeded 5.12 USD"
+        "To your card Processed by Wed 25 Nov 2026; at your bank between Tue 1 Dec and "
+        "Thu 10 Dec 2026 ( L-4.2 ) Succeeded 5.12 USD"
     ) in page
     assert "messages are closed" in page
     assert 'id="reply-form"' not in _html(response)
@@ -575,7 +575,7 @@ def test_a_question_from_support_pauses_the_clock_and_is_answered_on_the_page(
     assert "Waiting for your answer" in page
     assert "Who has it now You: support asked you a question" in page
     assert "Decision Paused while we wait for your answer" in page
-    assert "Support · Fri 20 Nov, 12:00 Was the bag sealed?" in page
+    assert "Support · Fri 20 Nov 2026, 12:00 Was the bag sealed?" in page
 
     response = ada.post(
         reverse("refunds:reply", args=[request.pk]),
@@ -633,9 +633,10 @@ def test_support_asking_the_restaurant_is_shown_as_such(ada, buyer, agent, deliv
 
     assert "Checking with the restaurant" in page
     assert "Who has it now The restaurant, checking for support" in page
-    assert "Decision due by Sun 22 Nov, 12:00" in page
-    assert "Support, to the restaurant · Fri 20 Nov, 12:00 Did the tiramisu leave the kitchen?" in (
-        page
+    assert "Decision due by Sun 22 Nov 2026, 12:00" in page
+    assert (
+        "Support, to the restaurant · Fri 20 Nov 2026, 12:00 Did the tiramisu leave the kitchen?"
+        in (page)
     )
 
 
@@ -650,8 +651,8 @@ def test_the_list_shows_the_buyers_requests_only(ada, buyer, other_buyer, agent,
     rows = re.findall(r'<tr id="request-(\d+)">', _html(response))
     assert rows == [str(mine.pk)]
     assert (
-        f"#{mine.pk} 20 Nov 2026, 12:00 #{delivered.pk} Trattoria Roma Items are missing Under "
-        "review decision due by Sun 22 Nov, 12:00 Support"
+        f"#{mine.pk} Fri 20 Nov 2026, 12:00 #{delivered.pk} Trattoria Roma Items are missing Under "
+        "review decision due by Sun 22 Nov 2026, 12:00 Support"
     ) in text(response)
     assert f'href="{LIST}">Refund requests</a>' in _html(ada.get(delivered.get_absolute_url()))
 
@@ -682,9 +683,9 @@ def test_the_partner_sees_the_question_and_the_claim(luigi, asked, delivered):
     )
     assert text(card[0]) == (
         f"Order #{delivered.pk} · refund request #{asked.pk} Waiting for you Trattoria Roma · "
-        "Delivery · for Ada Support asks (Fri 20 Nov, 12:00) : Did the tiramisu leave the "
+        "Delivery · for Ada Support asks (Fri 20 Nov 2026, 12:00) : Did the tiramisu leave the "
         f"kitchen? Claim Items are missing Items 1 {TIMES} Tiramisu The buyer says {DESCRIPTION} "
-        "Photos Support decides by Sun 22 Nov, 12:00 Your answer to support Send answer"
+        "Photos Support decides by Sun 22 Nov 2026, 12:00 Your answer to support Send answer"
     )
     photo_url = reverse("refunds:evidence", args=[asked.evidence.get().pk])
     assert f'<a href="{photo_url}"><img src="{photo_url}?size=thumb"' in card[0]

@@ -1,0 +1,27 @@
+"""Template filters every page uses to show money and time one way (D-9), builtins of every
+template (settings TEMPLATES): `{{ order.total|money }}` -> "23.03 USD",
+`{{ order.placed_at|when }}` -> "Mon 30 Nov 2026, 14:05" (current time zone),
+`{{ day|day }}` -> "Mon 30 Nov 2026"."""
+
+from django import template
+
+from core.display import day_text, when_text
+from core.money import money_text
+
+register = template.Library()
+
+
+@register.filter
+def money(amount) -> str:
+    """Two decimals and the deployment currency; "" for None."""
+    return money_text(amount)
+
+
+@register.filter
+def when(moment) -> str:
+    return when_text(moment)
+
+
+@register.filter
+def day(value) -> str:
+    return day_text(value)
