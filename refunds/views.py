@@ -15,9 +15,9 @@ from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from core.display import when_text
+from core.display import money_text, when_text
 from core.errors import DomainError
-from core.money import ZERO, money_text
+from core.money import ZERO
 from disputes.selectors import refund_request_escalation_panel
 from orders import selectors as order_selectors
 from orders.models import Order

@@ -5,8 +5,7 @@ template (settings TEMPLATES): `{{ order.total|money }}` -> "23.03 USD",
 
 from django import template
 
-from core.display import day_text, when_text
-from core.money import money_text
+from core.display import day_text, money_text, when_text
 
 register = template.Library()
 
