@@ -24,7 +24,7 @@ if f"lojix-processor-{_xdist_worker}" not in os.environ.get("LOJIX_TEST_PROCESSO
     atexit.register(shutil.rmtree, _processor_dir, ignore_errors=True)
     os.environ["LOJIX_TEST_PROCESSOR_PATH"] = str(Path(_processor_dir) / "processor.sqlite3")
 
-from config.settings.base import *  # noqa: F403
+from config.settings.base import *  # noqa: E402, F403
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
