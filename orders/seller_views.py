@@ -90,8 +90,8 @@ QUEUE_POLL_SECONDS = 10
 # What each lifecycle step does, shown beside its button on the order page: (text, clauses).
 ACTION_CONSEQUENCES = {
     "accept": (
-        "The buyer may still ask to cancel within your cancellation window; if you approve, "
-        "you keep the fee they were quoted.",
+        "The buyer may still ask to cancel for {window} minutes after you accept; if you "
+        "approve, you keep the {fee} % fee they were quoted.",
         ("K-B1", "L-2.1"),
     ),
     "start_preparation": (
@@ -249,10 +249,15 @@ def _with_next_action(order: Order, *, seen: bool = False) -> Order:
     first), whether the restaurant may still cancel it, and whether the queue already showed
     it (`seen`)."""
     actions = order_next_actions(order)
-    order.actions = [
-        (action, ACTION_LABELS.get(action, action), *ACTION_CONSEQUENCES.get(action, ("", ())))
-        for action in actions
-    ]
+    terms = {
+        "window": order.restaurant.cancellation_window_minutes,
+        "fee": percent_text(order.restaurant.cancellation_fee_percent),
+    }
+    order.actions = []
+    for action in actions:
+        consequence, clauses = ACTION_CONSEQUENCES.get(action, ("", ()))
+        label = ACTION_LABELS.get(action, action)
+        order.actions.append((action, label, consequence.format(**terms), clauses))
     order.next_action = actions[0] if actions else None
     order.next_action_label = ACTION_LABELS.get(order.next_action, "")
     order.restaurant_can_cancel = order.status in RESTAURANT_CANCELLABLE

@@ -91,8 +91,8 @@ def test_accepting_shows_what_it_means_before_confirming(luigi, buyer, restauran
     section = actions_section(luigi.get(page_url(order)))
 
     assert (
-        "The buyer may still ask to cancel within your cancellation window; if you approve, you "
-        "keep the fee they were quoted."
+        "The buyer may still ask to cancel for 5 minutes after you accept; if you approve, you "
+        "keep the 15 % fee they were quoted."
     ) in text(section)
     assert '<a href="/policy/#K-B1">K-B1</a>' in section
     assert f'href="{reverse("seller:cancel", args=[order.pk])}"' in section
