@@ -323,6 +323,11 @@ def order_detail(request, order_id: int):
             if order.status == Order.Status.MISSING
             else None,
             "timeline": order.events.all(),
+            "verification_ids": list(
+                refund_request_verifications_for_partner(request.user)
+                .filter(order=order)
+                .values_list("pk", flat=True)
+            ),
             "request_clauses": ["K-B1", "L-2.1", "K-OV"],
             "missing_clauses": ["L-6.2"],
             "entries": restaurant_ledger_entries_for_order(order),
