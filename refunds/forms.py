@@ -4,6 +4,7 @@ is allowed is the services' decision (refunds.services), shown on these pages wh
 
 from django import forms
 
+from core.display import when_text
 from core.errors import DomainError
 from refunds.models import RefundRequest
 from refunds.photos import PHOTO_FORMATS, photo_prepare
@@ -40,7 +41,12 @@ class PhotosField(forms.FileField):
 
 class RefundRequestForm(forms.Form):
     """Report a problem: a reason, the items concerned (partial reasons), a description, photos
-    and where the money should go. One `qty_<order item id>` field per order line."""
+    and where the money should go. One `qty_<order item id>` field per order line.
+
+    `held_photos` are the buyer's photos already kept for this order (HeldPhoto): only their
+    ids are accepted in `held_photos`, and they count towards MAX_PHOTOS with the new uploads.
+    `closed_reasons` maps a reason whose reporting window has closed (L-5.1) to when it closed:
+    choosing one is a field error."""
 
     reason = forms.ChoiceField(label="What went wrong?", choices=list(Reason.LABELS.items()))
     description = forms.CharField(
@@ -67,9 +73,19 @@ class RefundRequestForm(forms.Form):
         widget=forms.RadioSelect,
     )
 
-    def __init__(self, *args, order_items, **kwargs):
+    held_photos = forms.TypedMultipleChoiceField(
+        coerce=int, required=False, widget=forms.MultipleHiddenInput
+    )
+
+    def __init__(self, *args, order_items, held_photos=(), closed_reasons=None, **kwargs):
         super().__init__(*args, **kwargs)
         self.order_items = list(order_items)
+        self.closed_reasons = closed_reasons or {}
+        self.held_photo_rows = list(held_photos)
+        self.fields["held_photos"].choices = [(photo.pk, str(photo.pk)) for photo in held_photos]
+        self.fields["held_photos"].error_messages["invalid_choice"] = (
+            "A photo you chose is no longer kept; choose it again."
+        )
         for item in self.order_items:
             self.fields[self.quantity_name(item)] = forms.TypedChoiceField(
                 label=f"How many {item.name}?",
@@ -79,6 +95,27 @@ class RefundRequestForm(forms.Form):
                 required=False,
                 empty_value=0,
             )
+
+    def clean_reason(self) -> str:
+        reason = self.cleaned_data["reason"]
+        closed_at = self.closed_reasons.get(reason)
+        if closed_at is not None:
+            raise forms.ValidationError(
+                f"The window for reporting this closed at {when_text(closed_at)} (L-5.1).",
+                code="report_window_closed",
+            )
+        return reason
+
+    def clean(self):
+        cleaned = super().clean()
+        if "photos" in cleaned and "held_photos" in cleaned:
+            try:
+                photos_check_count(
+                    adding=len(cleaned["photos"]), already=len(cleaned["held_photos"])
+                )
+            except DomainError as error:
+                self.add_error("photos", forms.ValidationError(error.detail, code=error.code))
+        return cleaned
 
     @staticmethod
     def quantity_name(item) -> str:
