@@ -256,6 +256,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "core.tasks.outbox_relay",
         "schedule": 30.0,
     },
+    # L-5.2: photos chosen on the report-a-problem form and never sent.
+    "purge-held-photos": {
+        "task": "refunds.tasks.purge_held_photos",
+        "schedule": 3600.0,
+    },
     "purge-idempotency-records": {
         "task": "core.tasks.purge_idempotency_records",
         "schedule": 3600.0,
