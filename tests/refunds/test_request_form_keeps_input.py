@@ -14,9 +14,9 @@ from django.urls import reverse
 from PIL import Image
 
 from refunds.models import HeldPhoto, RefundEvidence, RefundRequest
+from refunds.photos import photo_prepare
 from refunds.services.evidence import refund_photos_hold
 from refunds.tasks import purge_held_photos
-from refunds.photos import photo_prepare
 from tests.conftest import advance, place_order
 
 pytestmark = pytest.mark.django_db
@@ -93,7 +93,7 @@ def test_preview_keeps_the_photos_and_shows_them_through_the_buyer_only_view(
     assert "choose your" not in page  # nothing asks for the photos again
     # The quality claim counts the held photos (L-5.2): the preview is not "not complete".
     assert response.context["preview"].route == "review"
-    assert not RefundRequest.objects.exists() and not RefundEvidence.objects.exists()
+    assert (RefundRequest.objects.count(), RefundEvidence.objects.count()) == (0, 0)
 
     served = ada.get(thumb)
     assert (served.status_code, served["Content-Type"]) == (200, "image/jpeg")
@@ -152,7 +152,7 @@ def test_another_buyers_held_photo_is_refused_and_stays_theirs(
     assert response.context["form"].errors["held_photos"] == [
         "A photo you chose is no longer kept; choose it again."
     ]
-    assert not RefundRequest.objects.exists() and not RefundEvidence.objects.exists()
+    assert (RefundRequest.objects.count(), RefundEvidence.objects.count()) == (0, 0)
     assert HeldPhoto.objects.get().uploaded_by == other_buyer
     # The description and the items typed are kept.
     page = response.content.decode()
@@ -230,7 +230,7 @@ def test_a_reason_whose_window_closed_is_disabled_and_refused(ada, delivered, no
     assert response.context["form"].errors["reason"] == [
         "The window for reporting this closed at Fri 20 Nov 2026, 13:00 (L-5.1)."
     ]
-    assert not RefundRequest.objects.exists() and not RefundEvidence.objects.exists()
+    assert (RefundRequest.objects.count(), RefundEvidence.objects.count()) == (0, 0)
 
 
 def test_unsent_held_photos_are_purged_after_a_day_with_their_files(
