@@ -73,23 +73,40 @@ def escalate_order(request, order_id: int):
 
 
 def _escalate(request, *, back: str, open_it):
+    """Open the escalation through the service; a refused form comes back with the statement
+    as typed and why (400 bad input, 409 a refusal of the state), never a page that lost it."""
     form = EscalationForm(request.POST, request.FILES)
     if not form.is_valid():
-        messages.error(request, form_errors_text(form))
-        return redirect(back)
+        return _retry(request, form, back=back, error=form_errors_text(form), status=400)
     try:
         escalation = open_it(form.cleaned_data)
     except DomainError as error:
         if error.kind == "not_found":
             raise Http404(error.detail) from error
-        messages.error(request, refusal_text(error))
-        return redirect(back)
+        status = 400 if error.kind == "invalid" else 409
+        return _retry(request, form, back=back, error=refusal_text(error), status=status)
     messages.success(
         request,
         f"Escalation #{escalation.pk} sent. A supervisor decides by "
         f"{escalation.due_at:%a %d %b %Y}; the decision is final.",
     )
     return redirect(escalation)
+
+
+def _retry(request, form: EscalationForm, *, back: str, error: str, status: int):
+    return render(
+        request,
+        "disputes/escalation_retry.html",
+        {
+            "form": form,
+            "error": error,
+            "back": back,
+            "action": request.path,
+            "subject": request.POST.get("subject", ""),
+            "statement": form.data.get("statement", ""),
+        },
+        status=status,
+    )
 
 
 @login_required
