@@ -509,6 +509,11 @@ class Command(BaseCommand):
                 "  restaurants: luigi (Trattoria Roma), mei (Golden Dragon), sam (Sunrise Diner)",
                 "  support:     agnes (agent), sofia (supervisor), admin (superuser)",
                 "  discount codes: WELCOME5, LOJIX10",
+                "  counted from now: ada's Golden Dragon order can be cancelled for 8 minutes;"
+                " her cancellation request goes to support if mei does not answer in 10; one"
+                " delivery is 45 minutes late and one is refunded automatically at 2 hours;"
+                " a delivered order's quality window is open; 3.00 of credit expires in 3 days."
+                " `make demo-reset` starts them again.",
                 "",
             ]
         )
