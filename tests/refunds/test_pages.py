@@ -716,7 +716,12 @@ def test_the_partner_answers_with_a_note_and_support_decides(luigi, asked):
 def test_an_empty_note_is_refused_and_changes_nothing(luigi, asked):
     response = luigi.post(reverse("seller:verification-answer", args=[asked.pk]), {"note": " "})
 
-    assert flash(response) == [f"Refund request #{asked.pk}: Write a note."]
+    # Said on the claim's own form, which keeps what was typed (400).
+    assert response.status_code == 400
+    assert [(r.pk, r.note_error) for r in response.context["requests"]] == [
+        (asked.pk, f"Refund request #{asked.pk}: Write a note.")
+    ]
+    assert f"Refund request #{asked.pk}: Write a note." in text(response)
     asked.refresh_from_db()
     assert asked.status == "awaiting_restaurant"
     assert not asked.messages.filter(role="restaurant").exists()
