@@ -24,7 +24,7 @@ from orders.models import Order
 from orders.views import refusal_text
 from refunds import policy
 from refunds.forms import RefundRequestForm, ReplyForm
-from refunds.models import OPEN_STATUSES, Refund, RefundMessage, RefundRequest
+from refunds.models import OPEN_STATUSES, HeldPhoto, Refund, RefundMessage, RefundRequest
 from refunds.selectors import (
     held_photo_for_viewer,
     held_photos_for_buyer,
@@ -41,6 +41,8 @@ from refunds.services.evidence import refund_photos_hold
 from refunds.services.requests import refund_request_reply, refund_request_submit
 
 REQUESTS_PER_PAGE = 20
+# The policy's refusal of a quality reason reported after its window (L-5.1).
+WINDOW_CLOSED = "report_window_closed"
 Status = RefundRequest.Status
 
 
@@ -100,9 +102,6 @@ def reason_groups(order: Order, *, now: dt.datetime) -> list[ReasonGroup]:
             )
         groups.append(ReasonGroup(label, clause, choices))
     return groups
-
-
-WINDOW_CLOSED = "report_window_closed"
 
 
 def closed_reasons(groups: list[ReasonGroup]) -> dict[str, dt.datetime]:
@@ -188,7 +187,7 @@ def request_new(request, order_id: int):
     return redirect(refund_request)
 
 
-def _hold_photos(request, order: Order, form: RefundRequestForm) -> list:
+def _hold_photos(request, order: Order, form: RefundRequestForm) -> list[HeldPhoto]:
     """Keep the valid new photos with the held ones the form carried, whatever else the form
     says, and return them all; a refusal becomes a form error and keeps what was held."""
     cleaned = getattr(form, "cleaned_data", {})
