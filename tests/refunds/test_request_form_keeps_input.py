@@ -248,3 +248,10 @@ def test_unsent_held_photos_are_purged_after_a_day_with_their_files(
     assert not default_storage.exists(old.file.name)
     assert not default_storage.exists(old.thumbnail.name)
     assert default_storage.exists(recent.file.name)
+
+
+def test_the_purge_is_a_timed_rule_beat_runs_hourly(settings):
+    assert settings.CELERY_BEAT_SCHEDULE["purge-held-photos"] == {
+        "task": "refunds.tasks.purge_held_photos",
+        "schedule": 3600.0,
+    }
