@@ -39,12 +39,41 @@ class PhotosField(forms.FileField):
             raise forms.ValidationError(error.detail, code=error.code) from error
 
 
-class RefundRequestForm(forms.Form):
+class HeldPhotosForm(forms.Form):
+    """A form with `photos` (new uploads) and `held_photos`: the ids of the buyer's photos
+    already kept for this order (HeldPhoto, given as `held_photos=`), carried in hidden fields
+    so a preview or a refusal never asks for them again. Only those ids are accepted, and new
+    and held photos count together towards MAX_PHOTOS."""
+
+    held_photos = forms.TypedMultipleChoiceField(
+        coerce=int, required=False, widget=forms.MultipleHiddenInput
+    )
+
+    def __init__(self, *args, held_photos=(), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.held_photo_rows = list(held_photos)
+        self.fields["held_photos"].choices = [(photo.pk, str(photo.pk)) for photo in held_photos]
+        self.fields["held_photos"].error_messages["invalid_choice"] = (
+            "A photo you chose is no longer kept; choose it again."
+        )
+
+    def clean(self):
+        cleaned = super().clean()
+        if "photos" in cleaned and "held_photos" in cleaned:
+            try:
+                photos_check_count(
+                    adding=len(cleaned["photos"]), already=len(cleaned["held_photos"])
+                )
+            except DomainError as error:
+                self.add_error("photos", forms.ValidationError(error.detail, code=error.code))
+        return cleaned
+
+
+class RefundRequestForm(HeldPhotosForm):
     """Report a problem: a reason, the items concerned (partial reasons), a description, photos
     and where the money should go. One `qty_<order item id>` field per order line.
 
-    `held_photos` are the buyer's photos already kept for this order (HeldPhoto): only their
-    ids are accepted in `held_photos`, and they count towards MAX_PHOTOS with the new uploads.
+    Photos chosen before are carried as `held_photos` (HeldPhotosForm).
     `closed_reasons` maps a reason whose reporting window has closed (L-5.1) to when it closed:
     choosing one is a field error."""
 
@@ -73,19 +102,10 @@ class RefundRequestForm(forms.Form):
         widget=forms.RadioSelect,
     )
 
-    held_photos = forms.TypedMultipleChoiceField(
-        coerce=int, required=False, widget=forms.MultipleHiddenInput
-    )
-
-    def __init__(self, *args, order_items, held_photos=(), closed_reasons=None, **kwargs):
+    def __init__(self, *args, order_items, closed_reasons=None, **kwargs):
         super().__init__(*args, **kwargs)
         self.order_items = list(order_items)
         self.closed_reasons = closed_reasons or {}
-        self.held_photo_rows = list(held_photos)
-        self.fields["held_photos"].choices = [(photo.pk, str(photo.pk)) for photo in held_photos]
-        self.fields["held_photos"].error_messages["invalid_choice"] = (
-            "A photo you chose is no longer kept; choose it again."
-        )
         for item in self.order_items:
             self.fields[self.quantity_name(item)] = forms.TypedChoiceField(
                 label=f"How many {item.name}?",
@@ -106,17 +126,6 @@ class RefundRequestForm(forms.Form):
             )
         return reason
 
-    def clean(self):
-        cleaned = super().clean()
-        if "photos" in cleaned and "held_photos" in cleaned:
-            try:
-                photos_check_count(
-                    adding=len(cleaned["photos"]), already=len(cleaned["held_photos"])
-                )
-            except DomainError as error:
-                self.add_error("photos", forms.ValidationError(error.detail, code=error.code))
-        return cleaned
-
     @staticmethod
     def quantity_name(item) -> str:
         return f"qty_{item.pk}"
@@ -133,8 +142,8 @@ class RefundRequestForm(forms.Form):
         return [(item_id, quantity) for item_id, quantity in quantities.items() if quantity]
 
 
-class ReplyForm(forms.Form):
-    """The buyer writes on a request, with photos if they like."""
+class ReplyForm(HeldPhotosForm):
+    """The buyer writes on a request, with photos if they like (kept on a refusal)."""
 
     body = forms.CharField(
         label="Your message",

@@ -23,7 +23,7 @@ from orders import selectors as order_selectors
 from orders.models import Order
 from orders.views import refusal_text
 from refunds import policy
-from refunds.forms import RefundRequestForm, ReplyForm
+from refunds.forms import HeldPhotosForm, RefundRequestForm, ReplyForm
 from refunds.models import OPEN_STATUSES, HeldPhoto, Refund, RefundMessage, RefundRequest
 from refunds.selectors import (
     held_photo_for_viewer,
@@ -187,7 +187,7 @@ def request_new(request, order_id: int):
     return redirect(refund_request)
 
 
-def _hold_photos(request, order: Order, form: RefundRequestForm) -> list[HeldPhoto]:
+def _hold_photos(request, order: Order, form: HeldPhotosForm) -> list[HeldPhoto]:
     """Keep the valid new photos with the held ones the form carried, whatever else the form
     says, and return them all; a refusal becomes a form error and keeps what was held."""
     cleaned = getattr(form, "cleaned_data", {})
@@ -294,22 +294,28 @@ def request_detail(request, request_id: int):
 def request_reply(request, request_id: int):
     """The buyer answers or adds to the request, with photos; the service decides."""
     refund_request = _buyer_request_or_404(request.user, request_id)
-    form = ReplyForm(request.POST, request.FILES)
-    if not form.is_valid():
-        return _render_detail(request, refund_request, form, status=400)
+    form = ReplyForm(
+        request.POST,
+        request.FILES,
+        held_photos=held_photos_for_buyer(request.user, refund_request.order_id),
+    )
+    is_valid = form.is_valid()
+    held = _hold_photos(request, refund_request.order, form)
+    if not is_valid or form.errors:
+        return _render_detail(request, refund_request, form, held=held, status=400)
     try:
         refund_request_reply(
             request_id=refund_request.pk,
             actor=request.user,
             body=form.cleaned_data["body"],
-            photos=form.cleaned_data["photos"],
+            held_photo_ids=[photo.pk for photo in held],
         )
     except DomainError as error:
         if error.kind == "not_found":
             raise Http404(error.detail) from error
         messages.error(request, refusal_text(error))
-        return _render_detail(request, refund_request, form, status=400)
-    photos = len(form.cleaned_data["photos"])
+        return _render_detail(request, refund_request, form, held=held, status=400)
+    photos = len(held)
     added = f" with {photos} photo{'s' if photos != 1 else ''}" if photos else ""
     messages.success(request, f"Your message{added} was added to request #{refund_request.pk}.")
     return redirect(refund_request)
@@ -322,7 +328,7 @@ def _buyer_request_or_404(buyer, request_id: int) -> RefundRequest:
     return found
 
 
-def _render_detail(request, refund_request, form, *, status=200):
+def _render_detail(request, refund_request, form, *, held=(), status=200):
     escalation, can_escalate = refund_request_escalation_panel(refund_request)
     return render(
         request,
@@ -335,6 +341,7 @@ def _render_detail(request, refund_request, form, *, status=200):
             "refunds": [_refund_row(r) for r in refund_request.refunds.all()],
             "can_reply": refund_request.status in OPEN_STATUSES,
             "form": form,
+            "held_photos": held,
             "escalation": escalation,
             "can_escalate": can_escalate,
             "escalation_days": (

@@ -108,8 +108,9 @@ def refund_photos_hold(
 
 
 def held_photos_owned(*, order, actor: User, ids) -> list[HeldPhoto]:
-    """The buyer's held photos for this order named by `ids` (each once), oldest first. Call
-    holding the order's row lock. Raises InvalidInput `unknown_photo` (400) when an id is not
+    """The buyer's held photos for this order named by `ids` (each once), oldest first, locked
+    until the transaction ends. Call inside a transaction holding the order's or the request's
+    row lock. Raises InvalidInput `unknown_photo` (400) when an id is not
     one of them: another buyer's, another order's, already sent or purged."""
     wanted = {int(i) for i in ids}
     if not wanted:
@@ -126,7 +127,8 @@ def held_photos_owned(*, order, actor: User, ids) -> list[HeldPhoto]:
 def held_photos_attach(request, held: list[HeldPhoto], *, actor: User) -> None:
     """Make the held photos the request's evidence (the same stored files), and drop every
     other photo the buyer held for this order. Call inside the request's transaction, holding
-    the order's row lock; raises no domain error (held_photos_owned checked them)."""
+    the order's or the request's row lock; raises no domain error (held_photos_owned checked
+    them)."""
     for photo in held:
         RefundEvidence.objects.create(
             request=request,

@@ -218,21 +218,28 @@ def _support_asks(request_id, actor, question, *, transition: str, timeline: str
 
 
 @transaction.atomic
-def refund_request_reply(*, request_id: int, actor: User, body: str, photos=()) -> RefundRequest:
-    """The buyer writes on the request, with photos if they like (L-5.2); an answer to a
-    question restarts the review clock where it stopped (L-4.1). Takes the request's row lock.
+def refund_request_reply(
+    *, request_id: int, actor: User, body: str, photos=(), held_photo_ids=()
+) -> RefundRequest:
+    """The buyer writes on the request, with photos if they like (L-5.2): uploads, and the
+    buyer's photos held for the order (`held_photo_ids`, refund_photos_hold) after a refused
+    reply; an answer to a question restarts the review clock where it stopped (L-4.1). Takes
+    the request's row lock.
 
     Errors: `not_found` (404, also for another buyer's request); `request_closed` (409) once
     decided; `message_required` / `message_too_long` (400); the photos' `too_many_photos`,
-    `file_too_large`, `image_too_large`, `unsupported_image`, `not_an_image` (400)."""
+    `file_too_large`, `image_too_large`, `unsupported_image`, `not_an_image`, `unknown_photo`
+    (400)."""
     request = refund_request_for_update(request_id, buyer=actor)
     buyer_must_not_be_suspended(actor)
     if request.status not in OPEN_STATUSES:
         raise DomainError("request_closed", "This request has been decided; you can escalate it.")
     require_text(body, "message")
-    prepared = validated_photos(photos, already=request.evidence.count())
+    held = held_photos_owned(order=request.order, actor=actor, ids=held_photo_ids)
+    prepared = validated_photos(photos, already=request.evidence.count() + len(held))
     now = timezone.now()
     message_add(request, author=actor, role=RefundMessage.Role.BUYER, body=body, now=now)
+    held_photos_attach(request, held, actor=actor)
     store_photos(request, prepared, actor=actor, now=now)
     if request.status == RefundRequest.Status.INFO_REQUESTED:
         refund_request_step(

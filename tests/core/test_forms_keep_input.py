@@ -4,6 +4,7 @@ settings forms come back with the input as sent and why it was refused; nothing 
 (The report-a-problem form and its photos: tests/refunds/test_request_form_keeps_input.py.)"""
 
 import html as html_lib
+import io
 import re
 import uuid
 from decimal import Decimal as D
@@ -12,11 +13,12 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
+from PIL import Image
 
 from disputes.models import Escalation
 from orders.models import Order, Restaurant
 from orders.services.cancellation import order_cancel_by_buyer
-from refunds.models import RefundMessage
+from refunds.models import HeldPhoto, RefundMessage
 from refunds.services.requests import refund_request_ask_restaurant, refund_request_submit
 from tests.conftest import advance, place_order
 from tests.disputes.escalation_setup import denied_request
@@ -156,6 +158,28 @@ def test_a_refused_reply_keeps_the_message(client, buyer, claim):
     assert response.status_code == 400
     assert "Here is the receipt.</textarea>" in page(response)
     assert not RefundMessage.objects.filter(role="buyer").exists()
+
+
+def test_a_refused_reply_keeps_its_photos_and_the_next_one_sends_them(client, buyer, claim):
+    signed_in(client, buyer)
+    url = reverse("refunds:reply", args=[claim.pk])
+    buffer = io.BytesIO()
+    Image.new("RGB", (8, 8), "green").save(buffer, "PNG")
+    receipt = SimpleUploadedFile("receipt.png", buffer.getvalue(), content_type="image/png")
+
+    refused = client.post(url, {"body": "   ", "photos": [receipt]})
+
+    assert refused.status_code == 400
+    held = HeldPhoto.objects.get()
+    assert f'name="held_photos" value="{held.pk}"' in page(refused)
+    assert claim.evidence.count() == 0
+
+    sent = client.post(url, {"body": "The receipt.", "held_photos": [str(held.pk)]})
+
+    assert sent.status_code == 302
+    assert [e.file.name for e in claim.evidence.all()] == [held.file.name]
+    assert not HeldPhoto.objects.exists()
+    assert RefundMessage.objects.get(role="buyer").body == "The receipt."
 
 
 def test_a_refused_escalation_on_an_order_keeps_the_statement(client, buyer, restaurant, menu):
