@@ -424,6 +424,12 @@ def held_photos_for_buyer(buyer, order_id: int) -> list[HeldPhoto]:
     )
 
 
+def refund_request_order_id_for_buyer(buyer, request_id: int) -> int | None:
+    """The order of the buyer's refund request; None when it is not theirs (one query)."""
+    found = RefundRequest.objects.filter(pk=request_id, buyer_id=buyer.pk)
+    return found.values_list("order_id", flat=True).first()
+
+
 def held_photo_for_viewer(user, photo_id: int) -> HeldPhoto | None:
     """A held photo if the user is the buyer who chose it; None for anyone else (a 404)."""
     return HeldPhoto.objects.filter(pk=photo_id, uploaded_by_id=user.pk).first()

@@ -161,7 +161,7 @@ def request_new(request, order_id: int):
         closed_reasons=closed_reasons(groups),
     )
     is_valid = form.is_valid()
-    held = _hold_photos(request, order, form)
+    held = form_photos_hold(request, order.pk, form)
     if not is_valid or form.errors:
         return _render_new(request, order, form, groups=groups, held=held, status=400)
     if request.POST.get("action") != "submit":
@@ -187,9 +187,11 @@ def request_new(request, order_id: int):
     return redirect(refund_request)
 
 
-def _hold_photos(request, order: Order, form: HeldPhotosForm) -> list[HeldPhoto]:
-    """Keep the valid new photos with the held ones the form carried, whatever else the form
-    says, and return them all; a refusal becomes a form error and keeps what was held."""
+def form_photos_hold(request, order_id: int, form: HeldPhotosForm) -> list[HeldPhoto]:
+    """Keep a bound form's valid new photos for the buyer and order with the held ones it
+    carried, whatever else the form says, and return them all (shown as thumbnails and carried
+    again by id); a refusal becomes a form error and keeps what was held. Call after
+    `form.is_valid()`. Raises Http404 for another buyer's order."""
     cleaned = getattr(form, "cleaned_data", {})
     keep_ids = cleaned.get("held_photos", [])
     new = cleaned.get("photos", [])
@@ -198,7 +200,7 @@ def _hold_photos(request, order: Order, form: HeldPhotosForm) -> list[HeldPhoto]
         return kept
     try:
         return refund_photos_hold(
-            order_id=order.pk, actor=request.user, photos=new, keep_ids=keep_ids
+            order_id=order_id, actor=request.user, photos=new, keep_ids=keep_ids
         )
     except DomainError as error:
         if error.kind == "not_found":
@@ -300,7 +302,7 @@ def request_reply(request, request_id: int):
         held_photos=held_photos_for_buyer(request.user, refund_request.order_id),
     )
     is_valid = form.is_valid()
-    held = _hold_photos(request, refund_request.order, form)
+    held = form_photos_hold(request, refund_request.order_id, form)
     if not is_valid or form.errors:
         return _render_detail(request, refund_request, form, held=held, status=400)
     try:

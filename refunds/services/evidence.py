@@ -141,9 +141,16 @@ def held_photos_attach(request, held: list[HeldPhoto], *, actor: User) -> None:
             uploaded_by=actor,
             created_at=photo.created_at,
         )
+    held_photos_release(held, order=request.order, actor=actor)
+
+
+def held_photos_release(held: list[HeldPhoto], *, order, actor: User) -> None:
+    """The held photos were attached elsewhere (same files): delete their rows, and every other
+    photo the buyer held for this order with its files. Call in the transaction that attached
+    them; raises no domain error."""
     attached = [photo.pk for photo in held]
     HeldPhoto.objects.filter(pk__in=attached).delete()
-    others = HeldPhoto.objects.select_for_update().filter(order=request.order, uploaded_by=actor)
+    others = HeldPhoto.objects.select_for_update().filter(order=order, uploaded_by=actor)
     _held_photos_delete(list(others.exclude(pk__in=attached)))
 
 
