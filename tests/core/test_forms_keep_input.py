@@ -28,6 +28,12 @@ pytestmark = pytest.mark.django_db
 LONG_TEXT = "x" * 4001
 
 
+def png(name: str) -> SimpleUploadedFile:
+    buffer = io.BytesIO()
+    Image.new("RGB", (8, 8), "green").save(buffer, "PNG")
+    return SimpleUploadedFile(name, buffer.getvalue(), content_type="image/png")
+
+
 def signed_in(client, user):
     client.force_login(user)
     return client
@@ -163,11 +169,7 @@ def test_a_refused_reply_keeps_the_message(client, buyer, claim):
 def test_a_refused_reply_keeps_its_photos_and_the_next_one_sends_them(client, buyer, claim):
     signed_in(client, buyer)
     url = reverse("refunds:reply", args=[claim.pk])
-    buffer = io.BytesIO()
-    Image.new("RGB", (8, 8), "green").save(buffer, "PNG")
-    receipt = SimpleUploadedFile("receipt.png", buffer.getvalue(), content_type="image/png")
-
-    refused = client.post(url, {"body": "   ", "photos": [receipt]})
+    refused = client.post(url, {"body": "   ", "photos": [png("receipt.png")]})
 
     assert refused.status_code == 400
     held = HeldPhoto.objects.get()
@@ -213,6 +215,28 @@ def test_an_escalation_statement_over_the_limit_comes_back_as_typed(
     assert response.status_code == 400
     assert f">{LONG_TEXT}</textarea>" in page(response)
     assert not Escalation.objects.exists()
+
+
+def test_a_refused_escalation_keeps_its_photos_and_the_next_try_sends_them(
+    client, buyer, restaurant, menu, agent
+):
+    denied = denied_request(buyer, restaurant, menu, agent)
+    signed_in(client, buyer)
+    url = reverse("disputes:escalate-request", args=[denied.pk])
+
+    refused = client.post(url, {"statement": LONG_TEXT, "photos": [png("receipt.png")]})
+
+    assert refused.status_code == 400
+    held = HeldPhoto.objects.get()
+    assert (held.order_id, held.uploaded_by) == (denied.order_id, buyer)
+    assert f'name="held_photos" value="{held.pk}"' in page(refused)
+
+    sent = client.post(url, {"statement": "It was not packed.", "held_photos": [str(held.pk)]})
+
+    escalation = Escalation.objects.get()
+    assert sent["Location"] == escalation.get_absolute_url()
+    assert [e.file.name for e in escalation.evidence.all()] == [held.file.name]
+    assert not HeldPhoto.objects.exists()
 
 
 # -- the partner's forms ----------------------------------------------------------------------
