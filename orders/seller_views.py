@@ -445,11 +445,18 @@ def cancellation_requests(request):
     and when support decides instead."""
     if not request.user.restaurants.exists():
         return _not_a_partner(request)
+    return _render_cancellation_requests(request)
+
+
+def _render_cancellation_requests(request, *, draft=None, status: int = 200):
+    """The waiting requests; `draft` is (order id, typed reason, error) after a refused deny,
+    shown on that request's form so nothing typed is lost."""
     now = timezone.now()
     waiting = [
         _with_request_terms(order, now)
         for order in order_cancellation_requests_for_partner(request.user)
     ]
+    _attach_draft(request, waiting, draft, fields=("deny_draft", "deny_error"))
     return render(
         request,
         "seller/cancellation_requests.html",
@@ -458,6 +465,7 @@ def cancellation_requests(request):
             "deny_form": CancellationDenyForm(),
             **_portal("requests", len(waiting)),
         },
+        status=status,
     )
 
 
@@ -489,15 +497,19 @@ def cancellation_deny(request, order_id: int):
     """Deny a buyer's request, with an optional reason for the buyer: the order goes on."""
     _require_partner_order(request.user, order_id)
     form = CancellationDenyForm(request.POST)
+    typed = request.POST.get("reason", "")
     if not form.is_valid():
-        messages.error(request, f"Order #{order_id}: {form.errors['reason'][0]}")
-        return redirect(_back_url(request, reverse("seller:cancellation-requests")))
+        error = f"Order #{order_id}: {form.errors['reason'][0]}"
+        return _render_cancellation_requests(request, draft=(order_id, typed, error), status=400)
     try:
         order = order_cancellation_deny(
             order_id=order_id, actor=request.user, reason=form.cleaned_data["reason"].strip()
         )
     except DomainError as error:
-        return _request_refused(request, order_id, error)
+        if error.kind == "not_found":
+            raise Http404(error.detail) from error
+        draft = (order_id, typed, f"Order #{order_id}: {error.detail}")
+        return _render_cancellation_requests(request, draft=draft, status=_status(error))
     messages.success(request, f"Order #{order.pk}: cancellation denied; the order goes on.")
     return redirect(_back_url(request, reverse("seller:cancellation-requests")))
 
@@ -531,10 +543,17 @@ def verifications(request):
     items, photos) and a note to answer with."""
     if not request.user.restaurants.exists():
         return _not_a_partner(request)
+    return _render_verifications(request)
+
+
+def _render_verifications(request, *, draft=None, status: int = 200):
+    """The claims to verify; `draft` is (request id, typed note, error) after a refused
+    answer, shown on that claim's form so nothing typed is lost."""
     waiting = list(refund_request_verifications_for_partner(request.user))
     for refund_request in waiting:
         asked = refund_request.support_messages
         refund_request.question = asked[-1] if asked else None
+    _attach_draft(request, waiting, draft, fields=("note_draft", "note_error"))
     return render(
         request,
         "seller/verifications.html",
@@ -544,6 +563,7 @@ def verifications(request):
             "portal_verification_count": len(waiting),
             **_portal("verifications", order_cancellation_request_count_for_partner(request.user)),
         },
+        status=status,
     )
 
 
@@ -553,15 +573,14 @@ def verification_answer(request, request_id: int):
     """Answer support's question on a claim with a note. The service checks, in this order,
     that the claim is one of the partner's (a 404 otherwise), that support is waiting for the
     restaurant, and that the note is written."""
+    note = request.POST.get("note", "")
     try:
-        refund_request_restaurant_verify(
-            request_id=request_id, actor=request.user, note=request.POST.get("note", "")
-        )
+        refund_request_restaurant_verify(request_id=request_id, actor=request.user, note=note)
     except DomainError as error:
         if error.kind == "not_found":
             raise Http404(error.detail) from error
-        messages.error(request, f"Refund request #{request_id}: {error.detail}")
-        return redirect("seller:verifications")
+        draft = (request_id, note, f"Refund request #{request_id}: {error.detail}")
+        return _render_verifications(request, draft=draft, status=_status(error))
     messages.success(
         request, f"Refund request #{request_id}: thank you, support has your answer and decides."
     )
@@ -862,6 +881,25 @@ def _selected_restaurant(restaurants, raw: str | None):
         if str(restaurant.pk) == raw:
             return restaurant
     raise Http404("Not one of your restaurants.")
+
+
+def _attach_draft(request, rows, draft, *, fields: tuple[str, str]) -> None:
+    """Put a refused form's typed text and error (`draft`: row id, text, error) on its row;
+    when the row has left the list (answered meanwhile), say why as a message instead."""
+    if draft is None:
+        return
+    row_id, text, error = draft
+    for row in rows:
+        if row.pk == row_id:
+            setattr(row, fields[0], text)
+            setattr(row, fields[1], error)
+            return
+    messages.error(request, error)
+
+
+def _status(error: DomainError) -> int:
+    """400 for bad input, 409 for a refusal of the state (D-10's codes, on pages too)."""
+    return 400 if error.kind == "invalid" else 409
 
 
 def _not_a_partner(request):
