@@ -6,7 +6,7 @@ UV_VERSION := 0.13.8
 export UV_PYTHON_DOWNLOADS := never
 PORT ?= 8000
 
-.PHONY: install migrate demo run test test-sqlite lint format bench check clean
+.PHONY: install migrate static demo run test test-sqlite lint format bench check clean
 
 install: $(VENV)/.installed
 
@@ -18,7 +18,12 @@ $(VENV)/.installed: pyproject.toml uv.lock
 migrate: install
 	$(PY) manage.py migrate --noinput
 
-demo: migrate
+# DEBUG is off in the demo (config/settings/base.py): WhiteNoise serves the CSS and JS from
+# STATIC_ROOT, so collect them first.
+static: install
+	$(PY) manage.py collectstatic --noinput --verbosity 0
+
+demo: migrate static
 	$(PY) manage.py load_demo
 
 run: demo
