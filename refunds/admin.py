@@ -640,6 +640,8 @@ class RefundRequestAdmin(DecideUrlMixin, SearchWithoutHashMixin, admin.ModelAdmi
         if obj is not None:
             context["review"] = refund_request_review_context(obj)
             context["decisions"] = self.decision_panel(request, obj, context["review"])
+            running = obj.decided_at is None and obj.review_due_at is not None
+            context["deadline"] = deadline_text(obj, timezone.now()) if running else ""
         return super().render_change_form(request, context, add, change, form_url, obj)
 
     def decision_panel(self, request, obj: RefundRequest, review: dict) -> dict:
