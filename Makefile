@@ -50,7 +50,8 @@ SQLITE_TESTS := \
 	tests/orders/test_missing_services.py \
 	tests/disputes/test_escalation_services.py tests/disputes/test_escalation_pages.py \
 	tests/disputes/test_escalation_admin.py \
-	tests/disputes/test_chargebacks.py tests/disputes/test_suspension_pages.py
+	tests/disputes/test_chargebacks.py tests/disputes/test_suspension_pages.py \
+	tests/core/test_admin_approvals.py tests/core/test_error_pages.py
 
 test-sqlite: install
 	DATABASE_URL=sqlite://:memory: $(VENV)/bin/pytest -m "not postgres" $(SQLITE_TESTS)

@@ -335,3 +335,29 @@ def test_the_queue_page_query_count_does_not_grow_with_its_rows(
         response = client.get(QUEUE)
 
     assert len(response.context["rows"]) == 6
+
+
+def test_the_request_page_offers_the_same_two_answers_to_a_second_supervisor(
+    supervisor, agent, buyer, restaurant, menu
+):
+    request = large_decision(buyer, restaurant, menu, agent)
+    client = client_for(supervisor)
+    change = reverse("admin:refunds_refundrequest_change", args=[request.pk])
+    send_back = reverse("admin:refunds_refundrequest_decide", args=[request.pk, "send_back"])
+
+    page = client.get(change).content.decode()
+    refused = client.post(send_back, {"explanation": ""})
+    client.get(change)  # shows (and so clears) the refusal
+    sent = client.post(send_back, {"explanation": "Check the photos again."})
+
+    assert 'data-decision="second_approve"' in page
+    assert 'data-decision="send_back"' in page
+    assert messages_of(refused) == [
+        ("error", f"Refund request #{request.pk}: This field is required.")
+    ]
+    assert messages_of(sent) == [
+        ("success", f"Refund request #{request.pk}: sent back to review; nothing was paid.")
+    ]
+    request.refresh_from_db()
+    assert (request.status, request.decided_amount) == ("under_review", None)
+    assert Refund.objects.count() == 0

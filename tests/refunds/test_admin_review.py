@@ -667,7 +667,7 @@ def test_above_the_threshold_a_supervisor_approves_before_money_moves(
             f"Refund request #{large_claim.pk}: Only a supervisor can give the second approval.",
         )
     ]
-    assert decision_buttons(supervisor_page) == ["second_approve"]
+    assert decision_buttons(supervisor_page) == ["second_approve", "send_back"]
     assert messages_of(confirmed) == [
         (
             "success",
