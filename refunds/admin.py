@@ -935,6 +935,7 @@ class DeductionDisputeAdmin(SearchWithoutHashMixin, ReadOnlyModelAdmin):
     def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
         if obj is not None and obj.is_open and self.has_decide_permission(request, obj):
             context["decide_url"] = reverse("admin:refunds_deductiondispute_decide", args=[obj.pk])
+            context["deducted"] = -obj.deduction.amount  # booked negative (L-9)
         return super().render_change_form(request, context, add, change, form_url, obj)
 
     def get_urls(self):

@@ -304,6 +304,11 @@ def test_a_rejected_policy_draft_is_closed_and_its_drafter_told_why(supervisor, 
         )
     ]
     assert PolicyVersion.objects.published().count() == 1
+    page = client_for(supervisor).get(
+        reverse("admin:orders_policyversion_change", args=[version.pk])
+    )
+    assert "Rejected by boss2 on " in page.content.decode()
+    assert "“The fee bounds contradict L-2.1.” It never applies" in page.content.decode()
 
 
 def test_unknown_kinds_are_404_and_gets_are_405(supervisor):
