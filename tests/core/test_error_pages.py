@@ -126,6 +126,8 @@ def test_a_csrf_failure_is_one_line_too(buyer, caplog):
         response = client.post(reverse("orders:cart_add"), {"menu_item": 1})
 
     assert response.status_code == 403
+    assert 'data-error-page="403-csrf"' in response.content.decode()
+    assert "Nothing was done" in response.content.decode()
     [record] = forbidden_records(caplog)
     assert record.name == "django.security.csrf"
     assert record.getMessage().startswith(
