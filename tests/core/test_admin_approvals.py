@@ -126,7 +126,7 @@ def test_the_index_links_the_queue_with_its_count_for_supervisors_only(
 
     assert supervisor_index.context["awaiting_second_approval"] == 2
     page = supervisor_index.content.decode()
-    assert f'<a href="{QUEUE}">Awaiting your second approval</a>' in page
+    assert f'<a href="{QUEUE}">Awaiting a second approval</a>' in page
     assert 'data-count="2">2</span>' in page
     assert "awaiting_second_approval" not in agent_index.context
     assert QUEUE not in agent_index.content.decode()
