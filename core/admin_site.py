@@ -173,7 +173,7 @@ class LojixAdminSite(admin.AdminSite):
         if not is_supervisor(request.user):
             raise PermissionDenied("Only supervisors give second approvals.")
         level, text = self._decide(request, kind, object_id, verdict)
-        self.message_user(request, text, level)
+        messages.add_message(request, level, text)
         return redirect("admin:approvals")
 
     @staticmethod
@@ -189,6 +189,3 @@ class LojixAdminSite(admin.AdminSite):
             return messages.SUCCESS, _reject(kind, object_id, request.user, explanation)
         except DomainError as error:
             return messages.ERROR, f"{_label(kind, object_id)}: {error.detail}"
-
-    def message_user(self, request, message, level):
-        messages.add_message(request, level, message)

@@ -2,7 +2,8 @@
 1280 x 800 the policy's suggestion, what is still refundable and the decision forms are inside
 the first viewport, and the rest (items, photos, messages, refunds, timelines, the request's
 fields) is folded into <details> sections, so the page is short until the agent opens one.
-Before this layout the same request's page was about 4,300 px tall."""
+Measured on this request: 5,182 px tall before this layout (every section open, the decision
+forms stacked), about 1,560 px folded."""
 
 import io
 
