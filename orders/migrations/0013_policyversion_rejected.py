@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('orders', '0011_policy_version_review'),
+        ('orders', '0012_menuitem_unavailable_on'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
