@@ -334,3 +334,13 @@ def order_missing_give_up_at(order: Order) -> dt.datetime | None:
     if order.status != Order.Status.MISSING or order.reported_missing_at is None:
         return None
     return policy.missing_give_up_at(order.reported_missing_at, order.policy_version.locate_minutes)
+
+
+def policy_versions_awaiting_approval() -> QuerySet[PolicyVersion]:
+    """Drafts submitted for review (a drafter is recorded), waiting for a second supervisor
+    (K-UP), oldest first, with their drafter; one query."""
+    return (
+        PolicyVersion.objects.filter(status=PolicyVersion.Status.DRAFT, drafted_by__isnull=False)
+        .select_related("drafted_by")
+        .order_by("created_at", "pk")
+    )

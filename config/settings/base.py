@@ -16,12 +16,15 @@ env = environ.Env()
 environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
 
 SECRET_KEY = env("SECRET_KEY", default="lojix-embedded-default-not-for-production")
-DEBUG = env.bool("DEBUG", default=True)
+# Off unless asked for (DEBUG=true): the demo that `make run` starts shows the styled 403/404/500
+# pages, never Django's technical ones; its CSS comes from STATIC_ROOT (collectstatic, make demo).
+DEBUG = env.bool("DEBUG", default=False)
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    # Django's admin on lojix's site: the supervisors' second-approval queue (core.admin_site).
+    "core.apps.LojixAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -313,9 +316,16 @@ SPECTACULAR_SETTINGS = {
     },
 }
 
+# A refused request (403) logs one line, method, path, user and reason, without a traceback;
+# 500s keep theirs (core.log_filters).
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
+    "filters": {"forbidden_one_line": {"()": "core.log_filters.ForbiddenOneLine"}},
     "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "loggers": {
+        "django.request": {"filters": ["forbidden_one_line"]},
+        "django.security.csrf": {"filters": ["forbidden_one_line"]},
+    },
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
 }
