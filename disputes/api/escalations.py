@@ -14,6 +14,7 @@ from core.api import (
     ERRORS,
     ROLE_ERRORS,
     UPLOAD_PARSERS,
+    json_or_multipart,
     validated,
 )
 from core.errors import DomainError
@@ -175,10 +176,7 @@ class RefundRequestEscalateApi(APIView):
     parser_classes = UPLOAD_PARSERS
 
     @extend_schema(
-        request={
-            "application/json": EscalateSerializer,
-            "multipart/form-data": EscalateSerializer,
-        },
+        request=json_or_multipart(EscalateSerializer),
         responses={201: EscalationDetailSerializer, **ERRORS},
         summary="Escalate a refund decision to a supervisor",
     )
@@ -199,10 +197,7 @@ class OrderEscalateApi(APIView):
     parser_classes = UPLOAD_PARSERS
 
     @extend_schema(
-        request={
-            "application/json": EscalateOrderSerializer,
-            "multipart/form-data": EscalateOrderSerializer,
-        },
+        request=json_or_multipart(EscalateOrderSerializer),
         responses={201: EscalationDetailSerializer, **ERRORS},
         summary="Contest the restaurant's answer to a cancellation request",
     )

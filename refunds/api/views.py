@@ -10,16 +10,17 @@ bad input.
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import generics, status
-from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.permissions import BasePermission, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from core.api import (
     ERRORS,
+    FILE_PARSERS,
     ROLE_ERRORS,
     UPLOAD_PARSERS,
     ApiErrorSerializer,
+    json_or_multipart,
     validated,
 )
 from core.errors import DomainError, InvalidInput
@@ -110,10 +111,7 @@ class RefundRequestListCreateApi(generics.ListAPIView):
         return refund_request_list_for_buyer(self.request.user)
 
     @extend_schema(
-        request={
-            "application/json": RefundRequestCreateSerializer,
-            "multipart/form-data": RefundRequestCreateSerializer,
-        },
+        request=json_or_multipart(RefundRequestCreateSerializer),
         responses={201: RefundRequestDetailSerializer, **ERRORS},
         summary="Ask for a refund",
     )
@@ -153,7 +151,7 @@ class RefundRequestEvidenceApi(APIView):
     request. A file that is not an image (`not_an_image`), too large (`file_too_large`) or one
     too many (`too_many_photos`) is a 400 and nothing is stored."""
 
-    parser_classes = [MultiPartParser, FormParser]
+    parser_classes = FILE_PARSERS
 
     @extend_schema(
         request={"multipart/form-data": EvidenceUploadSerializer},
@@ -174,7 +172,7 @@ class RefundRequestReplyApi(APIView):
     parser_classes = UPLOAD_PARSERS
 
     @extend_schema(
-        request={"application/json": ReplySerializer, "multipart/form-data": ReplySerializer},
+        request=json_or_multipart(ReplySerializer),
         responses={201: RefundRequestDetailSerializer, **ERRORS},
         summary="Reply on a refund request",
     )
