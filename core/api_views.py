@@ -22,6 +22,7 @@ class TokenObtainApi(ObtainAuthToken):
     serializer_class = TokenSerializer
 
     @extend_schema(
+        auth=[],  # no credentials needed: this is where a client gets them
         request=TokenSerializer,
         responses={200: TokenSerializer, 400: ApiErrorSerializer, 429: ApiErrorSerializer},
         summary="Sign in: exchange a username and password for an API token",

@@ -32,6 +32,7 @@ class RestaurantListApi(generics.ListAPIView):
         return restaurant_catalogue(timezone.now())
 
     @extend_schema(
+        auth=[],  # anyone may browse; a token is optional
         responses={200: RestaurantCatalogueSerializer(many=True), **CATALOGUE_ERRORS},
         summary="List restaurants, open ones first",
     )
@@ -57,6 +58,7 @@ class RestaurantMenuApi(generics.ListAPIView):
         return menu_for_restaurant(restaurant_id)
 
     @extend_schema(
+        auth=[],  # anyone may browse; a token is optional
         responses={
             200: MenuItemSerializer(many=True),
             404: ApiErrorSerializer,
