@@ -2,6 +2,7 @@
 
 from django.core.exceptions import PermissionDenied
 from django.http import Http404
+from drf_spectacular.utils import OpenApiExample
 from rest_framework import exceptions, serializers, status
 from rest_framework.parsers import JSONParser, MultiPartParser
 from rest_framework.response import Response
@@ -132,3 +133,30 @@ def json_or_multipart(serializer_class, files_field: str = "photos") -> dict:
         },
     )
     return {"application/json": json_variant, "multipart/form-data": serializer_class}
+
+
+def request_example(name: str, value: dict, summary: str | None = None) -> OpenApiExample:
+    """An example request body for the schema (`extend_schema(examples=[...])`)."""
+    return OpenApiExample(name, value=value, summary=summary, request_only=True)
+
+
+def error_example(
+    name: str, status_code: int, code: str, detail: str, clauses: list[str] | None = None
+) -> OpenApiExample:
+    """An example error answer of D-10 (`code`, `detail`, `clauses` for a policy refusal) under
+    its status code."""
+    value = {"code": code, "detail": detail} | ({"clauses": clauses} if clauses else {})
+    return OpenApiExample(name, value=value, response_only=True, status_codes=[str(status_code)])
+
+
+# Errors any signed-in operation can give, with the wording the API really uses.
+NOT_SIGNED_IN = error_example(
+    "Not signed in", 401, "not_authenticated", "Authentication credentials were not provided."
+)
+KEY_REUSED = error_example(
+    "Idempotency-Key reused with another body",
+    422,
+    "idempotency_key_mismatch",
+    "This Idempotency-Key was already used for a different request; use a new key for a new "
+    "request.",
+)
