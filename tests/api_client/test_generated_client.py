@@ -2,8 +2,9 @@
 mobile or partner team would make it, imports whole and carries a buyer and a partner through
 an order and its cancellation against a live server, using nothing but the generated code.
 
-The client is generated once per test session (about 3 s: the schema, validated, then the
-code); the journey itself takes about a second."""
+The client is generated once per test session: about 4 s for the schema, validated with
+warnings as errors, and 2 s for the code, measured on a loaded 2-CPU machine; the journey itself
+takes a few seconds."""
 
 import importlib
 import pkgutil

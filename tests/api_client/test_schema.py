@@ -115,3 +115,15 @@ def test_the_catalogue_needs_no_credentials(schema):
         {"tokenAuth": []},
         {"cookieAuth": []},
     ]
+
+
+def test_every_field_has_a_type_a_generated_client_can_use(schema):
+    """An untyped field becomes `Any` in a generated client (as the refunds' `clauses` did)."""
+    typed = {"type", "$ref", "allOf", "oneOf", "anyOf", "enum"}
+    untyped = [
+        f"{name}.{field}"
+        for name, component in schema["components"]["schemas"].items()
+        for field, spec in component.get("properties", {}).items()
+        if not typed & set(spec)
+    ]
+    assert untyped == []
