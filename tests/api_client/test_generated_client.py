@@ -7,18 +7,24 @@ warnings as errors, and 2 s for the code, measured on a loaded 2-CPU machine; th
 takes a few seconds."""
 
 import importlib
+import io
 import pkgutil
 import sys
 import uuid
 from decimal import Decimal as D
 
+import attrs
 import pytest
 from django.core.cache import cache
 from django.core.management import call_command
 from openapi_python_client import generate
 from openapi_python_client.config import Config, ConfigFile, MetaType
+from PIL import Image
 
-from refunds.models import Refund
+from refunds.models import Refund, RefundRequest
+from tests.conftest import advance, place_order
+
+DELIVER = ("accept", "start_preparation", "mark_ready", "dispatch", "deliver")
 
 PACKAGE = "lojix_client"
 PASSWORD = "pass-word-123"  # the factories' password
@@ -165,6 +171,56 @@ def test_buyer_and_partner_journey_through_the_generated_client(
     assert list(Refund.objects.filter(order_id=order.id).values_list("amount", flat=True)) == [
         D("23.79")
     ]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_claim_with_photos_goes_multipart_through_the_generated_client(
+    lojix_client, live_server, buyer, restaurant, menu
+):
+    """The endpoints that take files: a claim with its photo (multipart, lines as JSON parts),
+    then one more photo (multipart only); the JSON body of the same claim has no photos."""
+    models, types = lojix_client.models, importlib.import_module(f"{PACKAGE}.types")
+    order = advance(place_order(buyer, restaurant, {menu["Tiramisu"]: 1}), *DELIVER)
+    cache.clear()
+    token_create = importlib.import_module(f"{PACKAGE}.api.auth.auth_token_create")
+    diner = _signed_in(lojix_client, live_server, token_create, "ada")
+    line = _op(lojix_client.api, "orders.orders_retrieve").sync(id=order.pk, client=diner).items[0]
+    assert "photos" not in attrs.fields_dict(models.RefundRequestCreateJsonRequest)
+    assert "photos" in attrs.fields_dict(models.RefundRequestCreateRequest)
+
+    claim = _op(lojix_client.api, "refund_requests.refund_requests_create").sync_detailed(
+        client=diner,
+        body=models.RefundRequestCreateRequest(
+            order=order.pk,
+            reason=models.RefundReasonEnum.MISSING_ITEMS,
+            items=[models.ClaimLineInRequest(order_item=line.id, quantity=1)],
+            description="No tiramisu in the bag.",
+            photos=[types.File(payload=io.BytesIO(_png("red")), file_name="bag.png",
+                               mime_type="image/png")],
+        ),
+    )  # fmt: skip
+    assert claim.status_code == 201, claim.content
+    assert [(i.order_item, i.quantity) for i in claim.parsed.items] == [(line.id, 1)]
+    assert len(claim.parsed.evidence) == 1
+
+    more = _op(lojix_client.api, "refund_requests.refund_requests_evidence_create").sync_detailed(
+        id=claim.parsed.id,
+        client=diner,
+        body=models.EvidenceUploadRequest(
+            file=types.File(payload=io.BytesIO(_png("blue")), file_name="receipt.png",
+                            mime_type="image/png")
+        ),
+    )  # fmt: skip
+    assert more.status_code == 201, more.content
+    # Both arrived as images; the service re-encodes every photo (refunds.photos).
+    assert [(e.width, e.content_type) for e in more.parsed.evidence] == [(8, "image/jpeg")] * 2
+    assert RefundRequest.objects.get().evidence.count() == 2
+
+
+def _png(colour: str) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (8, 8), colour).save(buffer, "PNG")
+    return buffer.getvalue()
 
 
 def _signed_in(lojix_client, live_server, token_create, username: str):
