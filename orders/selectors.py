@@ -108,10 +108,20 @@ def restaurant_catalogue(now: dt.datetime) -> QuerySet[Restaurant]:
     return Restaurant.objects.annotate(is_open=is_open).order_by(F("is_open").desc(), "name", "pk")
 
 
-def menu_for_restaurant(restaurant_id: int) -> QuerySet[MenuItem]:
-    """A restaurant's menu items, the available ones first, then by name (one query)."""
-    return MenuItem.objects.filter(restaurant_id=restaurant_id).order_by(
-        F("is_available").desc(), "name", "pk"
+def menu_for_restaurant(restaurant_id: int, *, today: dt.date) -> QuerySet[MenuItem]:
+    """A restaurant's menu items, each annotated with `available_today` (on the menu and not
+    sold out for the local date `today`, as `MenuItem.is_available_on` says), those first, then
+    by name (one query)."""
+    sold_out_today = Q(unavailable_on=today)
+    available_today = Case(
+        When(Q(is_available=True) & ~sold_out_today, then=Value(True)),
+        default=Value(False),
+        output_field=BooleanField(),
+    )
+    return (
+        MenuItem.objects.filter(restaurant_id=restaurant_id)
+        .annotate(available_today=available_today)
+        .order_by(F("available_today").desc(), "name", "pk")
     )
 
 

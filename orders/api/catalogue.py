@@ -55,7 +55,7 @@ class RestaurantMenuApi(generics.ListAPIView):
             raise DomainError(
                 "not_found", f"There is no restaurant {restaurant_id}.", kind="not_found"
             )
-        return menu_for_restaurant(restaurant_id)
+        return menu_for_restaurant(restaurant_id, today=timezone.localdate())
 
     @extend_schema(
         auth=[],  # anyone may browse; a token is optional

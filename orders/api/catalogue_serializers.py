@@ -78,11 +78,12 @@ class RestaurantCatalogueSerializer(serializers.ModelSerializer):
 
 class MenuItemSerializer(serializers.ModelSerializer):
     """A dish: its price (for new orders; placed orders keep the price they were placed at),
-    its allergens and whether it can be ordered now."""
+    its allergens and whether it can be ordered today (`available`: on the menu and not sold
+    out for today)."""
 
     price = serializers.DecimalField(max_digits=12, decimal_places=2, read_only=True)
     allergens = serializers.ListField(child=serializers.CharField(), read_only=True)
-    available = serializers.BooleanField(source="is_available", read_only=True)
+    available = serializers.BooleanField(source="available_today", read_only=True)
     promotional = serializers.BooleanField(source="is_promotional", read_only=True)
 
     class Meta:

@@ -136,6 +136,24 @@ def test_menu_lists_the_dishes_available_first(restaurant, menu):
     }
 
 
+def test_a_dish_sold_out_today_is_unavailable_until_tomorrow(now, restaurant, menu):
+    """The partner's "sold out today" (`unavailable_on`) counts for this local day only: the
+    same as placing an order checks (`MenuItem.is_available_on`)."""
+    today = NOW.date()
+    menu["Tiramisu"].unavailable_on = today
+    menu["Tiramisu"].save(update_fields=["unavailable_on"])
+    menu["Lemonade"].unavailable_on = today - dt.timedelta(days=1)
+    menu["Lemonade"].save(update_fields=["unavailable_on"])
+
+    results = APIClient().get(menu_url(restaurant.pk)).json()["results"]
+
+    assert [(i["name"], i["available"]) for i in results] == [
+        ("Lemonade", True), ("Margherita", True), ("Tiramisu", False),
+    ]  # fmt: skip
+    for item in restaurant.menu.all():
+        assert item.is_available_on(today) is (item.name != "Tiramisu")
+
+
 @pytest.mark.parametrize("restaurant_id", [987654, 10**20], ids=["unknown", "beyond bigint"])
 def test_menu_of_an_unknown_restaurant_is_a_404(restaurant_id):
     response = APIClient().get(menu_url(restaurant_id))
