@@ -7,6 +7,7 @@ flushed after each test, and loading the demo again per page would cost seconds 
 is checked and all failures are reported together, so one run lists every page that overflows.
 """
 
+import contextlib
 import io
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,7 +41,8 @@ MEASURE_JS = """(minPx) => {
     if (box.width === 0 || box.height === 0 || style.visibility === "hidden") continue;
     if (box.height < minPx - 0.5) {
       const label = (el.innerText || el.value || el.getAttribute("aria-label") || "").trim();
-      small.push(`${el.tagName.toLowerCase()} "${label.slice(0, 40)}" ${Math.round(box.height)} px`);
+      const tag = el.tagName.toLowerCase();
+      small.push(`${tag} "${label.slice(0, 40)}" ${Math.round(box.height)} px`);
     }
   }
   return {
@@ -83,6 +85,12 @@ def _demo_pages() -> list[PhonePage]:
     accepted = _order(Order.Status.ACCEPTED)
     waiting = _order(Order.Status.CANCELLATION_REQUESTED)
     delivered = _order(Order.Status.DELIVERED)
+    unclaimed = (  # an order a problem can be reported on: no request for it yet
+        Order.objects.filter(buyer__username="ada", refund_requests__isnull=True)
+        .filter(status__in=[Order.Status.DELIVERED, Order.Status.PICKED_UP, Order.Status.SERVED])
+        .order_by("pk")
+        .first()
+    )
     cancelled = _order(Order.Status.CANCELLED, cancellation_reason="item_unavailable")
     cancelled_by_buyer = _order(Order.Status.CANCELLED, cancellation_reason="")
     requests = RefundRequest.objects.filter(order__buyer__username="ada").order_by("pk")
@@ -108,11 +116,13 @@ def _demo_pages() -> list[PhonePage]:
         PhonePage("order-delivered", "ada", reverse("orders:detail", args=[delivered.pk])),
         PhonePage("order-cancelled", "ada", reverse("orders:detail", args=[cancelled.pk])),
         PhonePage(
-            "order-cancelled-by-buyer", "ada", reverse("orders:detail", args=[cancelled_by_buyer.pk])
+            "order-cancelled-by-buyer",
+            "ada",
+            reverse("orders:detail", args=[cancelled_by_buyer.pk]),
         ),
         PhonePage("cancel-confirm-free", "ada", reverse("orders:cancel", args=[placed.pk])),
         PhonePage("cancel-confirm-request", "ada", reverse("orders:cancel", args=[accepted.pk])),
-        PhonePage("refund-request-new", "ada", reverse("refunds:new", args=[delivered.pk])),
+        PhonePage("refund-request-new", "ada", reverse("refunds:new", args=[unclaimed.pk])),
         PhonePage("refund-requests", "ada", reverse("refunds:list")),
         *[
             PhonePage(f"refund-request-{n}", "ada", rr.get_absolute_url())
@@ -134,15 +144,15 @@ def _demo_pages() -> list[PhonePage]:
         PhonePage("seller-verifications", "luigi", reverse("seller:verifications")),
         PhonePage("seller-ledger", "luigi", reverse("seller:ledger")),
         PhonePage(
-            "seller-deduction-dispute", "luigi", reverse("seller:deduction-dispute", args=[deduction.pk])
+            "seller-deduction-dispute",
+            "luigi",
+            reverse("seller:deduction-dispute", args=[deduction.pk]),
         ),
         PhonePage("seller-incidents", "luigi", reverse("seller:incidents")),
         PhonePage("seller-settings", "luigi", reverse("seller:settings")),
     ]
-    try:  # the menu management page, once the seller portal has one
+    with contextlib.suppress(NoReverseMatch):  # the menu management page, once there is one
         pages.append(PhonePage("seller-menu", "luigi", reverse("seller:menu")))
-    except NoReverseMatch:
-        pass
     return pages
 
 
@@ -173,6 +183,8 @@ def _check(page, phone_page: PhonePage, base_url: str) -> list[str]:
     where = f"{phone_page.name} ({phone_page.path} as {phone_page.who or 'visitor'})"
     if response is None or response.status != phone_page.status:
         return [f"{where}: HTTP {response.status if response else 'no response'}"]
+    if not page.url.endswith(phone_page.path):
+        return [f"{where}: sent on to {page.url}"]
     page.screenshot(path=str(ARTIFACTS / f"{phone_page.name}.png"), full_page=True)
     problems = _measure(page, where)
     toggle = page.locator("header .nav-menu > summary")
@@ -191,7 +203,9 @@ def _measure(page, where: str) -> list[str]:
     if facts["scrollWidth"] > facts["innerWidth"] or widest > PHONE["width"]:
         overflow = widest - PHONE["width"]
         culprit = page.evaluate(WIDEST_JS, PHONE["width"])
-        problems.append(f"{where}: {overflow} px too wide (viewport {facts['innerWidth']}); {culprit}")
+        problems.append(
+            f"{where}: {overflow} px too wide (viewport {facts['innerWidth']}); {culprit}"
+        )
     problems += [f"{where}: touch target under {MIN_TOUCH_PX} px: {s}" for s in facts["small"]]
     return problems
 
@@ -220,3 +234,29 @@ def test_every_buyer_and_seller_page_fits_a_390px_phone(live_server, browser):
             context.close()
     assert len(pages) >= 35
     assert problems == [], "\n".join(problems)
+
+
+def test_the_navigation_is_a_menu_on_a_phone_and_a_bar_on_a_wide_screen(
+    live_server, browser, sign_in, buyer, restaurant
+):
+    phone = browser.new_context(viewport=PHONE, is_mobile=True, has_touch=True).new_page()
+    sign_in(phone, buyer)
+    phone.goto(f"{live_server.url}{reverse('orders:list')}")
+    wallet = phone.get_by_role("link", name="Wallet")
+    toggle = phone.locator(".site-header .nav-menu > summary")
+    header_height = phone.locator(".site-header").bounding_box()["height"]
+
+    assert not wallet.is_visible()
+    assert header_height <= 60  # one row: brand, cart, menu (it wrapped into 240 px before)
+    toggle.click()
+    wallet.click()
+    phone.wait_for_url(f"{live_server.url}{reverse('credits:wallet')}")
+    assert phone.get_by_role("heading", name="Wallet").is_visible()
+
+    wide = browser.new_context(viewport={"width": 1280, "height": 800}).new_page()
+    sign_in(wide, buyer)
+    wide.goto(f"{live_server.url}{reverse('orders:list')}")
+    assert not wide.locator(".site-header .nav-menu > summary").is_visible()
+    for name in ("Restaurants", "My orders", "Wallet", "Refund requests", "Policy"):
+        assert wide.get_by_role("link", name=name, exact=True).is_visible(), name
+    assert wide.get_by_role("button", name="Sign out").is_visible()
