@@ -17,6 +17,7 @@ from django.core.management import call_command
 from django.urls import NoReverseMatch, reverse
 
 from core.management.commands.load_demo import PASSWORD
+from disputes.services.escalations import escalation_open
 from orders.models import Order, Restaurant
 from refunds.models import RefundRequest, RestaurantLedgerEntry
 
@@ -156,6 +157,29 @@ def _demo_pages() -> list[PhonePage]:
     return pages
 
 
+def _escalate() -> list[PhonePage]:
+    """Ada asks a supervisor to review her declined claim (L-8.1): the escalation's pages."""
+    declined = RefundRequest.objects.get(order__buyer__username="ada", status="denied")
+    escalation = escalation_open(
+        request_id=declined.pk,
+        actor=declined.order.buyer,
+        statement="I did not like it because it was cold, not because of my taste.",
+    )
+    return [
+        PhonePage("escalations-one", "ada", reverse("disputes:escalations")),
+        PhonePage("escalation", "ada", escalation.get_absolute_url()),
+        PhonePage("refund-request-escalated", "ada", declined.get_absolute_url()),
+    ]
+
+
+def _visit(context, phone_page: PhonePage, base_url: str) -> list[str]:
+    page = context.new_page()
+    try:
+        return _check(page, phone_page, base_url)
+    finally:
+        page.close()
+
+
 def _sign_in(context, base_url: str, username: str) -> None:
     page = context.new_page()
     page.goto(f"{base_url}{reverse('login')}")
@@ -226,13 +250,15 @@ def test_every_buyer_and_seller_page_fits_a_390px_phone(live_server, browser):
                 _sign_in(context, live_server.url, who)
         _fill_cart(contexts["ada"], live_server.url)
         for phone_page in pages:
-            page = contexts[phone_page.who].new_page()
-            problems += _check(page, phone_page, live_server.url)
-            page.close()
+            problems += _visit(contexts[phone_page.who], phone_page, live_server.url)
+        # Then Ada escalates her declined claim, for the escalation's own pages.
+        escalation_pages = _escalate()
+        for phone_page in escalation_pages:
+            problems += _visit(contexts[phone_page.who], phone_page, live_server.url)
     finally:
         for context in contexts.values():
             context.close()
-    assert len(pages) >= 35
+    assert len(pages) + len(escalation_pages) >= 38
     assert problems == [], "\n".join(problems)
 
 
@@ -260,3 +286,4 @@ def test_the_navigation_is_a_menu_on_a_phone_and_a_bar_on_a_wide_screen(
     for name in ("Restaurants", "My orders", "Wallet", "Refund requests", "Policy"):
         assert wide.get_by_role("link", name=name, exact=True).is_visible(), name
     assert wide.get_by_role("button", name="Sign out").is_visible()
+    wide.screenshot(path=str(ARTIFACTS.parent / "wide-my-orders.png"), full_page=True)
