@@ -28,20 +28,24 @@ MIN_TOUCH_PX = 44
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "phone"
 
 # What the page measures: its width against the screen, and the touch targets that are too small
-# (visible links and buttons of the header and every <nav>, the menu toggle, and the submit
-# buttons of every form).
-MEASURE_JS = """(minPx) => {
+# (visible links and buttons of the header and every <nav>, the menu toggle, the submit buttons
+# of every form, its fields, and the labels that wrap a radio button or a checkbox).
+MEASURE_JS = r"""(minPx) => {
   const targets = document.querySelectorAll(
     ".site-header a, .site-header button, .site-header summary, nav a, nav button, " +
-    "button[type=submit], button:not([type]), input[type=submit]"
+    "button[type=submit], button:not([type]), input[type=submit], " +
+    "input:not([type=hidden]):not([type=radio]):not([type=checkbox]), select, textarea, " +
+    "label:has(> input[type=radio]), label:has(> input[type=checkbox])"
   );
   const small = [];
   for (const el of targets) {
+    // checkVisibility() also skips what a closed <details> keeps out of the rendering.
+    if (!el.checkVisibility({ visibilityProperty: true, opacityProperty: false })) continue;
     const box = el.getBoundingClientRect();
-    const style = getComputedStyle(el);
-    if (box.width === 0 || box.height === 0 || style.visibility === "hidden") continue;
+    if (box.width === 0 || box.height === 0) continue;
     if (box.height < minPx - 0.5) {
-      const label = (el.innerText || el.value || el.getAttribute("aria-label") || "").trim();
+      const text = el.innerText || el.value || el.getAttribute("aria-label") || el.name || "";
+      const label = text.replace(/\s+/g, " ").trim();
       const tag = el.tagName.toLowerCase();
       small.push(`${tag} "${label.slice(0, 40)}" ${Math.round(box.height)} px`);
     }
