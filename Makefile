@@ -30,8 +30,10 @@ run: demo
 
 # The whole suite, against PostgreSQL and Redis (DATABASE_URL / REDIS_URL, see config/settings/test.py),
 # then the money, ledger and page tests again on SQLite, the embedded default (D-7).
+# Two pytest-xdist workers (the CI machine's two cores), each with its own database and Redis db.
+PYTEST_WORKERS ?= 2
 test: install
-	$(VENV)/bin/pytest
+	$(VENV)/bin/pytest -n $(PYTEST_WORKERS) --dist worksteal
 	$(MAKE) test-sqlite
 
 # Tests marked `postgres` (real concurrency, row locks) run only in the PostgreSQL suite.
@@ -48,7 +50,7 @@ SQLITE_TESTS := \
 	tests/disputes/test_chargebacks.py tests/disputes/test_suspension_pages.py
 
 test-sqlite: install
-	DATABASE_URL=sqlite://:memory: $(VENV)/bin/pytest -m "not postgres" $(SQLITE_TESTS)
+	DATABASE_URL=sqlite://:memory: $(VENV)/bin/pytest -n $(PYTEST_WORKERS) --dist worksteal -m "not postgres" $(SQLITE_TESTS)
 
 # Performance as ratios against baselines measured in the same run (D-11, tests/bench/README.md);
 # creates and drops its own database (bench_ + the name in DATABASE_URL); exits 1 past a threshold.

@@ -130,6 +130,9 @@ def cart_add(request):
         return redirect("orders:restaurants")
     if not request.user.is_authenticated:
         return redirect_to_login(item.restaurant.get_absolute_url())
+    if item.is_available and not item.is_available_today:
+        messages.error(request, f"{item.name} is sold out today; it is back on the menu tomorrow.")
+        return redirect(item.restaurant)
     form = AddToCartForm(request.POST)
     if not form.is_valid():
         messages.error(request, form_errors_text(form))

@@ -151,7 +151,12 @@ def test_queue_cards_offer_cancel_only_where_the_restaurant_may_cancel(
 
     link = f'<a href="{cancel_url(order)}" class="order-cancel-link">Cancel order</a>'
     assert (link in card(luigi.get(QUEUE), order)) is has_link
-    assert (link in luigi.get(reverse("seller:queue-fragment")).content.decode()) is has_link
+    assert (
+        link
+        in luigi.get(
+            reverse("seller:queue-fragment"), headers={"HX-Request": "true"}
+        ).content.decode()
+    ) is has_link
 
 
 def test_a_requested_order_links_to_its_request_instead_of_cancel(luigi, buyer, restaurant):
@@ -569,12 +574,14 @@ def test_every_seller_page_has_the_navigation_with_the_waiting_requests(
         SETTINGS,
         cancel_url(open_order),
         reverse("seller:order", args=[open_order.pk]),
+        reverse("seller:menu"),
     ]
 
     for url in pages:
         nav = section_nav(luigi.get(url))
         expected = (
-            "Queue · Cancellation requests (1) · Verifications · Investigations · Ledger · Settings"
+            "Queue · Cancellation requests (1) · Verifications · Investigations · Ledger · Menu"
+            " · Settings"
         )
         assert text(nav) == expected, url
         assert f'href="{REQUESTS}"' in nav

@@ -674,6 +674,15 @@ def asked(buyer, agent, delivered):
     )
 
 
+def test_the_seller_order_page_sends_the_partner_to_supports_question(luigi, asked, delivered):
+    response = luigi.get(reverse("seller:order", args=[delivered.pk]))
+
+    link = f'href="{VERIFICATIONS}#verification-{asked.pk}" class="button secondary">Answer support'
+    assert link in _html(response)
+    assert f"Support asks you to verify refund request #{asked.pk} on this order" in text(response)
+    assert "Nothing left to do on this order" not in text(response)
+
+
 def test_the_partner_sees_the_question_and_the_claim(luigi, asked, delivered):
     response = luigi.get(VERIFICATIONS)
 
