@@ -28,11 +28,11 @@ MIN_TOUCH_PX = 44
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "phone"
 
 # What the page measures: its width against the screen, and the touch targets that are too small
-# (visible links and buttons of the header and every <nav>, the menu toggle, the submit buttons
+# (visible links and buttons of the header and every <nav>, every <summary>, the submit buttons
 # of every form, its fields, and the labels that wrap a radio button or a checkbox).
 MEASURE_JS = r"""(minPx) => {
   const targets = document.querySelectorAll(
-    ".site-header a, .site-header button, .site-header summary, nav a, nav button, " +
+    ".site-header a, .site-header button, summary, nav a, nav button, " +
     "button[type=submit], button:not([type]), input[type=submit], " +
     "input:not([type=hidden]):not([type=radio]):not([type=checkbox]), select, textarea, " +
     "label:has(> input[type=radio]), label:has(> input[type=checkbox])"
