@@ -7,7 +7,10 @@ class CoreConfig(AppConfig):
     verbose_name = "Platform"
 
     def ready(self):
+        from core.metrics import lojix_collector_register
         from core.roles import sync_role_permissions
+
+        lojix_collector_register()
 
         # Permissions exist only after migrate has run, so roles are synced then, after every
         # app's migrations (each app's permissions are created by its own post_migrate).
