@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.core.signals import request_finished
 from django.db.models.signals import post_migrate
 
 
@@ -8,9 +9,11 @@ class CoreConfig(AppConfig):
 
     def ready(self):
         from core.metrics import lojix_collector_register
+        from core.request_id import request_id_clear
         from core.roles import sync_role_permissions
 
         lojix_collector_register()
+        request_finished.connect(request_id_clear, dispatch_uid="core.request_id.clear")
 
         # Permissions exist only after migrate has run, so roles are synced then, after every
         # app's migrations (each app's permissions are created by its own post_migrate).

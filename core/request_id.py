@@ -53,21 +53,25 @@ def request_id_accept(candidate: str | None) -> str:
     return uuid.uuid4().hex
 
 
+def request_id_clear(**_signal_kwargs) -> None:
+    """`request_finished`: the request is over, its id with it."""
+    request_id_set(None)
+
+
 class RequestIdMiddleware:
-    """Give each request its id (`request_id_accept` of the incoming `X-Request-ID`), keep it
-    in the contextvar while the request runs, set `request.request_id`, and answer with it in
-    the `X-Request-ID` response header (error responses included)."""
+    """Give each request its id (`request_id_accept` of the incoming `X-Request-ID`), make it
+    current, set `request.request_id`, and answer with it in the `X-Request-ID` response header
+    (error responses included). The id stays current until `request_finished`
+    (`request_id_clear`), not just until this middleware returns, so Django's own
+    "Not Found" / "Internal Server Error" lines, written after the middleware chain, carry it."""
 
     def __init__(self, get_response):
         self.get_response = get_response
 
     def __call__(self, request):
         request.request_id = request_id_accept(request.META.get(REQUEST_ID_META_KEY))
-        token = request_id_set(request.request_id)
-        try:
-            response = self.get_response(request)
-        finally:
-            request_id_reset(token)
+        request_id_set(request.request_id)
+        response = self.get_response(request)
         response[REQUEST_ID_HEADER] = request.request_id
         return response
 
