@@ -23,7 +23,7 @@ from kombu import pools
 from prometheus_client.parser import text_string_to_metric_families
 
 from config.celery import app
-from core import health
+from core import health, metrics
 from core.models import Notification, OutboxMessage, TaskRun
 from core.outbox import outbox_enqueue
 from core.request_id import (
@@ -470,6 +470,22 @@ def test_metrics_count_task_outcomes_refunds_and_the_outbox_backlog(
     assert value("lojix_metrics_database_up") == 1
     # django-prometheus's own request metrics are there too
     assert any(name.startswith("django_http_requests") for name, _ in samples)
+
+
+@pytest.mark.django_db
+def test_a_scrape_survives_the_database_failing(monkeypatch, caplog):
+    def database_down():
+        raise OperationalError("the database is gone")
+
+    monkeypatch.setattr(metrics, "outbox_backlog", database_down)
+    with caplog.at_level(logging.WARNING, logger="core.metrics"):
+        response = Client().get("/metrics")
+    assert response.status_code == 200
+    samples = _samples(response)
+    assert samples[("lojix_metrics_database_up", frozenset())] == 0
+    assert not any(name.startswith("lojix_outbox") for name, _ in samples)
+    assert any(name.startswith("django_http_requests") for name, _ in samples)
+    assert "the database did not answer" in caplog.text
 
 
 # -- Sentry ------------------------------------------------------------------------------------
