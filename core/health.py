@@ -7,8 +7,10 @@ over plain HTTP gets its answer.
 """
 
 import logging
+import os
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 from celery import current_app
 from django.db import connection
@@ -79,6 +81,19 @@ def _select_one() -> None:
 def _broker_connect(timeout: float) -> None:
     with current_app.connection_for_write(connect_timeout=timeout) as broker:
         broker.ensure_connection(max_retries=0, timeout=timeout)
+        if broker.transport_cls == "filesystem":
+            _filesystem_broker_writable(broker.transport_options)
+
+
+def _filesystem_broker_writable(options: dict) -> None:
+    """kombu's filesystem transport "connects" to anything: what it needs is its queue folders,
+    present and writable (FileNotFoundError / PermissionError otherwise)."""
+    for key in ("data_folder_in", "data_folder_out"):
+        folder = Path(options.get(key) or ".")
+        if not folder.is_dir():
+            raise FileNotFoundError(key)
+        if not os.access(folder, os.W_OK | os.X_OK):
+            raise PermissionError(key)
 
 
 def _timed(name: str, check) -> CheckResult:

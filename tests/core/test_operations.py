@@ -18,6 +18,7 @@ import sentry_sdk
 from celery.signals import before_task_publish
 from django.db import OperationalError, transaction
 from django.test import Client
+from django.urls import reverse
 from django.utils import timezone
 from kombu import pools
 from prometheus_client.parser import text_string_to_metric_families
@@ -129,6 +130,28 @@ def test_readyz_answers_503_naming_the_broker_when_it_is_unreachable(monkeypatch
 
 
 @pytest.mark.django_db
+def test_readyz_checks_the_demos_filesystem_broker_folders(monkeypatch, tmp_path):
+    queue = tmp_path / "queue"
+    monkeypatch.setitem(app.conf, "broker_url", "filesystem://")
+    monkeypatch.setitem(
+        app.conf,
+        "broker_transport_options",
+        {"data_folder_in": str(queue), "data_folder_out": str(queue)},
+    )
+    try:
+        missing = Client().get("/readyz")
+        queue.mkdir()
+        present = Client().get("/readyz")
+    finally:
+        monkeypatch.undo()
+        _forget_broker_connections()
+    assert missing.status_code == 503
+    assert missing.json()["failing"] == ["broker"]
+    assert missing.json()["checks"]["broker"]["error"] == "FileNotFoundError"
+    assert present.status_code == 200, present.content
+
+
+@pytest.mark.django_db
 def test_readyz_answers_503_naming_the_database_when_it_fails(monkeypatch):
     def database_down():
         raise OperationalError("connection refused")
@@ -208,6 +231,21 @@ def test_the_outbox_row_keeps_the_id_of_the_request_that_wrote_it(buyer, restaur
     with transaction.atomic():
         message = outbox_enqueue(task=SEND_NOTIFICATION_EMAILS, kwargs={"notification_ids": []})
     assert message.request_id == ""
+
+
+@pytest.mark.django_db
+def test_support_finds_the_task_requests_of_a_request_id_in_admin(agent, buyer):
+    for request_id in ("req-find-me", "req-other"):
+        token = request_id_set(request_id)
+        try:
+            with transaction.atomic():
+                notify(user=buyer, title="Order cancelled", body="Body.")
+        finally:
+            request_id_reset(token)
+    client = Client()
+    client.force_login(agent)
+    found = client.get(reverse("admin:core_outboxmessage_changelist"), {"q": "req-find-me"})
+    assert [m.request_id for m in found.context["cl"].result_list] == ["req-find-me"]
 
 
 @pytest.mark.django_db
