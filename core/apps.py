@@ -1,5 +1,6 @@
 from django.apps import AppConfig
 from django.contrib.admin import apps as admin_apps
+from django.core.signals import request_finished
 from django.db.models.signals import post_migrate
 
 
@@ -8,7 +9,12 @@ class CoreConfig(AppConfig):
     verbose_name = "Platform"
 
     def ready(self):
+        from core.metrics import lojix_collector_register
+        from core.request_id import request_id_clear
         from core.roles import sync_role_permissions
+
+        lojix_collector_register()
+        request_finished.connect(request_id_clear, dispatch_uid="core.request_id.clear")
 
         # Permissions exist only after migrate has run, so roles are synced then, after every
         # app's migrations (each app's permissions are created by its own post_migrate).

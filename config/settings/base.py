@@ -8,6 +8,7 @@ needs no server. Production sets the URLs (see production.py).
 from pathlib import Path
 
 import environ
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 VAR_DIR = BASE_DIR / "var"
@@ -31,6 +32,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "django.contrib.humanize",
+    "django_prometheus",
     "rest_framework",
     "rest_framework.authtoken",
     "django_filters",
@@ -57,6 +59,17 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # request.htmx: the seller queue answers htmx requests with a fragment (D-9).
     "django_htmx.middleware.HtmxMiddleware",
+]
+
+# Operations (README, "Operations"): the machine endpoints (/healthz, /readyz, /metrics) answer
+# before anything else (core.middleware); django-prometheus times everything else; every
+# request gets its X-Request-ID (core.request_id).
+MIDDLEWARE = [
+    "core.middleware.OperationsEndpointsMiddleware",
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",
+    "core.request_id.RequestIdMiddleware",
+    *MIDDLEWARE,
+    "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -203,6 +216,8 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_SOFT_TIME_LIMIT = 240
 CELERY_TASK_TIME_LIMIT = 300
 CELERY_TIMEZONE = "UTC"
+# Workers log through LOGGING below (the request id, text or JSON), not Celery's own format.
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_BEAT_SCHEDULE = {
     "escalation-due-dates": {
@@ -340,3 +355,31 @@ LOGGING = {
     },
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
 }
+
+# Operations: every record the console writes carries the request id (core.request_id), as
+# text or as one JSON object per line (core.log_format), LOJIX_LOG_FORMAT=text|json.
+LOG_FORMATS = ("text", "json")
+
+
+def log_format(default: str) -> str:
+    """LOJIX_LOG_FORMAT, or `default`; ImproperlyConfigured unless it is one of LOG_FORMATS."""
+    value = env("LOJIX_LOG_FORMAT", default=default)
+    if value not in LOG_FORMATS:
+        raise ImproperlyConfigured(f"LOJIX_LOG_FORMAT must be one of {LOG_FORMATS}, not {value!r}")
+    return value
+
+
+LOJIX_LOG_FORMAT = log_format(default="text")
+LOGGING["formatters"] = {
+    "text": {"()": "core.log_format.TextFormatter"},
+    "json": {"()": "core.log_format.JsonFormatter"},
+}
+LOGGING.setdefault("filters", {})["request_id"] = {"()": "core.request_id.RequestIdFilter"}
+LOGGING["handlers"]["console"] |= {"filters": ["request_id"], "formatter": LOJIX_LOG_FORMAT}
+
+# Who may read /metrics (core.metrics): these addresses or networks, or a client sending
+# `Authorization: Bearer <LOJIX_METRICS_TOKEN>`. The demo serves the local machine only.
+LOJIX_METRICS_ALLOWED_IPS = env.list("LOJIX_METRICS_ALLOWED_IPS", default=["127.0.0.1", "::1"])
+LOJIX_METRICS_TOKEN = env("LOJIX_METRICS_TOKEN", default="")
+# django-prometheus: no migration gauges (they query the database as each process starts).
+PROMETHEUS_EXPORT_MIGRATIONS = False
