@@ -41,6 +41,7 @@ from orders.admin import form_errors, money
 from refunds import policy
 from refunds.models import (
     DeductionDispute,
+    HeldPhoto,
     Refund,
     RefundEvidence,
     RefundMessage,
@@ -832,6 +833,18 @@ class RefundEvidenceAdmin(RequestLinkMixin, SearchWithoutHashMixin, ReadOnlyMode
     @admin.display(description="Photo")
     def preview(self, evidence: RefundEvidence) -> str:
         return evidence_preview(evidence)
+
+
+@admin.register(HeldPhoto)
+class HeldPhotoAdmin(SearchWithoutHashMixin, ReadOnlyModelAdmin):
+    """Photos buyers chose on a report-a-problem form not sent yet (purged after a day). Listed
+    for support's audit only; the image itself is the buyer's until the request is sent."""
+
+    list_display = ("id", "order", "uploaded_by", "content_type", "size", "created_at")
+    list_filter = ("created_at",)
+    search_fields = ("order__id__exact", "uploaded_by__username")
+    list_select_related = ("order", "uploaded_by")
+    fields = ("order", "uploaded_by", "content_type", "size", "width", "height", "created_at")
 
 
 @admin.register(RefundRequestItem)
