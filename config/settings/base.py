@@ -48,7 +48,13 @@ INSTALLED_APPS = [
     "disputes",
 ]
 
+# The machine endpoints (/healthz, /readyz, /metrics) answer before anything else
+# (core.middleware; README, "Operations"); django-prometheus times everything else; every request
+# gets its X-Request-ID (core.request_id).
 MIDDLEWARE = [
+    "core.middleware.OperationsEndpointsMiddleware",
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",
+    "core.request_id.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -59,16 +65,6 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # request.htmx: the seller queue answers htmx requests with a fragment (D-9).
     "django_htmx.middleware.HtmxMiddleware",
-]
-
-# Operations (README, "Operations"): the machine endpoints (/healthz, /readyz, /metrics) answer
-# before anything else (core.middleware); django-prometheus times everything else; every
-# request gets its X-Request-ID (core.request_id).
-MIDDLEWARE = [
-    "core.middleware.OperationsEndpointsMiddleware",
-    "django_prometheus.middleware.PrometheusBeforeMiddleware",
-    "core.request_id.RequestIdMiddleware",
-    *MIDDLEWARE,
     "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 
@@ -342,22 +338,10 @@ SPECTACULAR_SETTINGS = {
     },
 }
 
-# A refused request (403) logs one line, method, path, user and reason, without a traceback;
-# 500s keep theirs (core.log_filters).
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "filters": {"forbidden_one_line": {"()": "core.log_filters.ForbiddenOneLine"}},
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "loggers": {
-        "django.request": {"filters": ["forbidden_one_line"]},
-        "django.security.csrf": {"filters": ["forbidden_one_line"]},
-    },
-    "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
-}
-
-# Operations: every record the console writes carries the request id (core.request_id), as
-# text or as one JSON object per line (core.log_format), LOJIX_LOG_FORMAT=text|json.
+# Logs (README, "Operations"): every record the console writes carries the request id
+# (core.request_id), as text or as one JSON object per line (core.log_format),
+# LOJIX_LOG_FORMAT=text|json. A refused request (403) logs one line, method, path, user and
+# reason, without a traceback; 500s keep theirs (core.log_filters).
 LOG_FORMATS = ("text", "json")
 
 
@@ -370,12 +354,30 @@ def log_format(default: str) -> str:
 
 
 LOJIX_LOG_FORMAT = log_format(default="text")
-LOGGING["formatters"] = {
-    "text": {"()": "core.log_format.TextFormatter"},
-    "json": {"()": "core.log_format.JsonFormatter"},
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {
+        "text": {"()": "core.log_format.TextFormatter"},
+        "json": {"()": "core.log_format.JsonFormatter"},
+    },
+    "filters": {
+        "forbidden_one_line": {"()": "core.log_filters.ForbiddenOneLine"},
+        "request_id": {"()": "core.request_id.RequestIdFilter"},
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "filters": ["request_id"],
+            "formatter": LOJIX_LOG_FORMAT,
+        }
+    },
+    "loggers": {
+        "django.request": {"filters": ["forbidden_one_line"]},
+        "django.security.csrf": {"filters": ["forbidden_one_line"]},
+    },
+    "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
 }
-LOGGING.setdefault("filters", {})["request_id"] = {"()": "core.request_id.RequestIdFilter"}
-LOGGING["handlers"]["console"] |= {"filters": ["request_id"], "formatter": LOJIX_LOG_FORMAT}
 
 # Who may read /metrics (core.metrics): these addresses or networks, or a client sending
 # `Authorization: Bearer <LOJIX_METRICS_TOKEN>`. The demo serves the local machine only.
