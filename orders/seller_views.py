@@ -8,7 +8,6 @@ import datetime as dt
 import math
 from urllib.parse import urlencode
 
-from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
@@ -19,6 +18,7 @@ from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from core.display import money_text
 from core.errors import DomainError
 from core.money import ZERO, percent_text
 from orders.models import SELLER_ACTIONS, Order
@@ -283,7 +283,7 @@ def cancel(request, order_id: int):
             messages.success(
                 request,
                 f"Order #{order.pk} cancelled. The buyer has your explanation and gets "
-                f"{order.amount_paid} {settings.LOJIX_CURRENCY} back in full.",
+                f"{money_text(order.amount_paid)} back in full.",
             )
             return redirect("seller:queue")
     return _render_cancel(request, order, form, status=400)
@@ -345,11 +345,10 @@ def cancellation_approve(request, order_id: int):
         order = order_cancellation_approve(order_id=order_id, actor=request.user)
     except DomainError as error:
         return _request_refused(request, order_id, error)
-    currency = settings.LOJIX_CURRENCY
     messages.success(
         request,
-        f"Order #{order.pk}: cancellation approved. You keep {order.cancellation_fee or ZERO} "
-        f"{currency}; the buyer gets {refund} {currency} back.",
+        f"Order #{order.pk}: cancellation approved. You keep "
+        f"{money_text(order.cancellation_fee or ZERO)}; the buyer gets {money_text(refund)} back.",
     )
     return redirect("seller:cancellation-requests")
 
