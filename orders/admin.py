@@ -493,7 +493,7 @@ class OrderAdmin(admin.ModelAdmin):
     list_select_related = ("buyer", "restaurant")
     fieldsets = (
         (None, {"fields": ORDER_FIELDS}),
-        ("Money (D-7)", {"fields": MONEY_FIELDS}),
+        ("Money", {"fields": MONEY_FIELDS}),
         ("Times", {"fields": TIME_FIELDS}),
         ("Cancellation (L-2.1, L-2.2)", {"fields": CANCELLATION_FIELDS}),
     )

@@ -382,6 +382,7 @@ class CancellationPanel:
     requested_fee: Decimal | None = None  # the quoted fee of a request waiting for an answer
     requested_refund: Decimal | None = None  # what that request gives back if approved
     cancelled_event: OrderEvent | None = None
+    denied_by_support: bool = False  # support, in the restaurant's place, denied the request
 
     @property
     def is_free(self) -> bool:
@@ -458,6 +459,7 @@ def cancellation_panel(order: Order, *, now: dt.datetime) -> CancellationPanel:
     if order.status == Order.Status.CANCELLED:
         events = [e for e in order.events.all() if e.to_status == Order.Status.CANCELLED]
         extra["cancelled_event"] = events[-1] if events else None
+    extra["denied_by_support"] = selectors.order_cancellation_denied_by_support(order)
     return CancellationPanel(order=order, decision=decision, now=now, **extra)
 
 

@@ -16,7 +16,7 @@ _INVISIBLE = {"script", "style", "template", "noscript", "head"}
 _DECIMAL = re.compile(r"(?<![\w.,])(?<![A-Za-z]-)-?\d[\d,]*\.\d+(?:\.\d+)*(?![\w.,]*\d)")
 _MONEY = re.compile(r"-?\d{1,3}(?:,\d{3})*\.\d{2}")
 _DESIGN_REFERENCE = re.compile(r"\bD-\d+\b")
-_STATUS_CODE = re.compile(r"(?<![\w/.@:=-])[a-z]+(?:_[a-z]+)+(?![\w/.@-])")
+_STATUS_CODE = re.compile(r"(?<![\w/.@:=-])[a-z]+(?:_[a-z]+)+(?![\w/@-]|\.\w)")
 _CONTEXT = 30
 
 

@@ -318,7 +318,10 @@ def escalation_decide(
             previous_amount=escalation.previous_amount, refundable=refundable
         )
     error = policy.overturn_amount_error(
-        amount=amount, previous_amount=escalation.previous_amount, refundable=refundable
+        amount=amount,
+        previous_amount=escalation.previous_amount,
+        refundable=refundable,
+        currency=settings.LOJIX_CURRENCY,
     )
     if error:
         raise InvalidInput("invalid_amount", error, clauses=["L-7.2"])

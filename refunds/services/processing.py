@@ -161,7 +161,7 @@ def refund_pay_as_account_credit(*, refund_id: int, actor: User) -> Refund:
         raise DomainError(
             "refund_made_after_all",
             "The processor made this refund after all; it is now recorded as sent.",
-            clauses=["D-7"],
+            clauses=["K-OV"],
         )
     return _replace_with_account_credit(refund_id, actor)
 

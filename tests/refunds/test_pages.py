@@ -274,8 +274,8 @@ def test_preview_shows_the_exact_amount_where_it_goes_and_the_clause_and_creates
     )
     assert section == (
         "What the policy would do 5.12 USD Suggested to support, who decide within 48 hours "
-        "( L-4.1 ). It would go 5.12 USD to your card. The paid share of the items named: 5.12 "
-        "(L-3.2, D-7). Why? L-3.2"
+        "( L-4.1 ). It would go 5.12 USD to your card. The paid share of the items named "
+        "(L-3.2). Why? L-3.2"
     )
     # The form keeps what was filled in.
     assert 'value="missing_items" checked' in _html(response)
