@@ -29,6 +29,7 @@ from django.utils.timesince import timeuntil
 
 from core.admin import (
     DecideUrlMixin,
+    MoneyDisplayMixin,
     ReadOnlyModelAdmin,
     ReadOnlyTabularInline,
     SearchWithoutHashMixin,
@@ -459,7 +460,9 @@ REVIEW_DECISIONS = [
 
 
 @admin.register(RefundRequest)
-class RefundRequestAdmin(DecideUrlMixin, SearchWithoutHashMixin, admin.ModelAdmin):
+class RefundRequestAdmin(
+    DecideUrlMixin, SearchWithoutHashMixin, MoneyDisplayMixin, admin.ModelAdmin
+):
     """The review queue (L-4.1): open requests first, soonest due first. Agents decide through
     the buttons (the `change_refundrequest` permission, core/roles.py); nothing is a form field.
     """

@@ -14,6 +14,7 @@ from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.test import Client
 
+from disputes.models import Chargeback
 from disputes.services.escalations import escalation_decide, escalation_open
 from orders.models import Order, Restaurant
 from orders.services.cancellation import (
@@ -82,9 +83,13 @@ def crawl(client: Client, seeds: tuple[str, ...], prefixes: tuple[str, ...]) -> 
 
 
 def problems(pages: dict[str, str], *, references: bool) -> str:
-    """Every problem on every page, one per line under its page's path; "" when none."""
+    """Every problem on every page, one per line under its page's path; "" when none. A bank's
+    chargeback reason code ("13.1 merchandise not received") is the bank's words, not money."""
     lines = []
+    reason_codes = set(Chargeback.objects.values_list("reason_code", flat=True))
     for path, text in sorted(pages.items()):
+        for code in reason_codes:
+            text = text.replace(code, "")
         issues = [] if path.startswith(LEGAL_TEXT) else money_problems(text, CURRENCY)
         issues += reference_problems(text) if references else []
         lines += [f"{path}: {issue}" for issue in issues]
