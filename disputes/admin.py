@@ -34,6 +34,7 @@ from core.admin import (
     MoneyDisplayMixin,
     ReadOnlyModelAdmin,
     SearchWithoutHashMixin,
+    moment,
 )
 from core.errors import DomainError, InvalidInput
 from core.roles import is_supervisor
@@ -309,7 +310,7 @@ class InterventionAdmin(
         if case.status == Intervention.Status.OPEN:
             return "Open"
         who = case.resolved_by or "the platform"
-        when = timezone.localtime(case.resolved_at).strftime("%d %b %Y %H:%M")
+        when = moment(case.resolved_at)
         return f"{case.action_taken or 'Resolved'} ({who}, {when})"
 
     # -- deciding ----------------------------------------------------------------------------
@@ -544,10 +545,9 @@ class IncidentAdmin(SearchWithoutHashMixin, MoneyDisplayMixin, admin.ModelAdmin)
     def window(self, incident: Incident) -> str:
         if incident.starts_at is None:
             return "-"
-        start = timezone.localtime(incident.starts_at)
         if incident.ends_at is None:
-            return f"from {start:%d %b %Y %H:%M}"
-        return f"{start:%d %b %Y %H:%M} to {timezone.localtime(incident.ends_at):%d %b %Y %H:%M}"
+            return f"from {moment(incident.starts_at)}"
+        return f"{moment(incident.starts_at)} to {moment(incident.ends_at)}"
 
     @admin.display(description="Progress")
     def progress(self, incident: Incident) -> str:
@@ -1170,7 +1170,7 @@ class ChargebackAdmin(SearchWithoutHashMixin, MoneyDisplayMixin, admin.ModelAdmi
                 self.message_user(
                     request,
                     f"{chargeback} entered: {money(chargeback.amount_at_stake)} at stake, evidence "
-                    f"due by {chargeback.evidence_due_by:%Y-%m-%d %H:%M}.",
+                    f"due by {moment(chargeback.evidence_due_by)}.",
                     messages.SUCCESS,
                 )
                 return redirect("admin:disputes_chargeback_change", chargeback.pk)

@@ -33,6 +33,7 @@ from core.admin import (
     ReadOnlyModelAdmin,
     ReadOnlyTabularInline,
     SearchWithoutHashMixin,
+    moment,
     search_term_without_hash,
 )
 from core.errors import DomainError
@@ -917,7 +918,7 @@ class DeductionDisputeAdmin(SearchWithoutHashMixin, ReadOnlyModelAdmin):
         reversal = getattr(dispute.deduction, "reversal", None)
         if reversal is None:
             return "-"
-        return f"{money(reversal.amount)} booked {reversal.created_at:%d %b %Y %H:%M}"
+        return f"{money(reversal.amount)} booked {moment(reversal.created_at)}"
 
     def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
         if obj is not None and obj.is_open and self.has_decide_permission(request, obj):
