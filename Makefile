@@ -45,7 +45,8 @@ SQLITE_TESTS := \
 	tests/orders/test_missing_services.py \
 	tests/disputes/test_escalation_services.py tests/disputes/test_escalation_pages.py \
 	tests/disputes/test_escalation_admin.py \
-	tests/disputes/test_chargebacks.py tests/disputes/test_suspension_pages.py
+	tests/disputes/test_chargebacks.py tests/disputes/test_suspension_pages.py \
+	tests/test_rendered_words.py tests/core/test_admin_money.py
 
 test-sqlite: install
 	DATABASE_URL=sqlite://:memory: $(VENV)/bin/pytest -m "not postgres" $(SQLITE_TESTS)
