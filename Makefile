@@ -5,8 +5,11 @@ PY := $(VENV)/bin/python
 UV_VERSION := 0.13.8
 export UV_PYTHON_DOWNLOADS := never
 PORT ?= 8000
+# Links in emails: the port the web process listens on. Set for every process, since honcho
+# gives each Procfile process a PORT of its own (web 8000, worker 8100, beat 8200).
+LOJIX_SITE_URL ?= http://127.0.0.1:$(PORT)
 
-.PHONY: install migrate demo run test test-sqlite lint format bench check clean
+.PHONY: install migrate static demo demo-reset run test test-sqlite lint format bench check clean
 
 install: $(VENV)/.installed
 
@@ -18,20 +21,31 @@ $(VENV)/.installed: pyproject.toml uv.lock
 migrate: install
 	$(PY) manage.py migrate --noinput
 
-demo: migrate
+# DEBUG is off in the demo (config/settings/base.py): WhiteNoise serves the CSS and JS from
+# STATIC_ROOT, so collect them first.
+static: install
+	$(PY) manage.py collectstatic --noinput --verbosity 0
+
+demo: migrate static
 	$(PY) manage.py load_demo
+
+# Empty the database and load the demo again, its time-sensitive cases counted from now.
+demo-reset: migrate static
+	$(PY) manage.py load_demo --reset --noinput
 
 run: demo
 	@echo ""
 	@echo "  lojix is starting at http://127.0.0.1:$(PORT)/  (admin: http://127.0.0.1:$(PORT)/admin/)"
 	@echo "  web + Celery worker + Celery beat; Ctrl-C stops all three."
 	@echo ""
-	PORT=$(PORT) $(VENV)/bin/honcho start -f Procfile
+	PORT=$(PORT) LOJIX_SITE_URL=$(LOJIX_SITE_URL) $(VENV)/bin/honcho start -f Procfile
 
 # The whole suite, against PostgreSQL and Redis (DATABASE_URL / REDIS_URL, see config/settings/test.py),
 # then the money, ledger and page tests again on SQLite, the embedded default (D-7).
+# Two pytest-xdist workers (the CI machine's two cores), each with its own database and Redis db.
+PYTEST_WORKERS ?= 2
 test: install
-	$(VENV)/bin/pytest
+	$(VENV)/bin/pytest -n $(PYTEST_WORKERS) --dist worksteal
 	$(MAKE) test-sqlite
 
 # Tests marked `postgres` (real concurrency, row locks) run only in the PostgreSQL suite.
@@ -46,10 +60,11 @@ SQLITE_TESTS := \
 	tests/disputes/test_escalation_services.py tests/disputes/test_escalation_pages.py \
 	tests/disputes/test_escalation_admin.py \
 	tests/disputes/test_chargebacks.py tests/disputes/test_suspension_pages.py \
+	tests/core/test_admin_approvals.py tests/core/test_error_pages.py \
 	tests/test_rendered_words.py tests/core/test_admin_money.py
 
 test-sqlite: install
-	DATABASE_URL=sqlite://:memory: $(VENV)/bin/pytest -m "not postgres" $(SQLITE_TESTS)
+	DATABASE_URL=sqlite://:memory: $(VENV)/bin/pytest -n $(PYTEST_WORKERS) --dist worksteal -m "not postgres" $(SQLITE_TESTS)
 
 # Performance as ratios against baselines measured in the same run (D-11, tests/bench/README.md);
 # creates and drops its own database (bench_ + the name in DATABASE_URL); exits 1 past a threshold.

@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.contrib.admin import apps as admin_apps
 from django.db.models.signals import post_migrate
 
 
@@ -12,3 +13,11 @@ class CoreConfig(AppConfig):
         # Permissions exist only after migrate has run, so roles are synced then, after every
         # app's migrations (each app's permissions are created by its own post_migrate).
         post_migrate.connect(sync_role_permissions, dispatch_uid="core.roles.sync_role_permissions")
+
+
+class LojixAdminConfig(admin_apps.AdminConfig):
+    """Django's admin on lojix's site (core.admin_site): the second-approval queue. Named in
+    INSTALLED_APPS; not the default config of `core` (that is CoreConfig)."""
+
+    default = False
+    default_site = "core.admin_site.LojixAdminSite"

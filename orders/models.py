@@ -42,13 +42,15 @@ class PolicyVersion(models.Model):
 
     An order pins the version in force when it was placed and is always judged by it. A new
     version is drafted by a supervisor, approved by another (four eyes), then published with
-    its effective date (K-UP): draft -> approved -> published. Only a draft is edited.
+    its effective date (K-UP): draft -> approved -> published, or draft -> rejected when the
+    reviewing supervisor refuses it (with the reason its drafter reads). Only a draft is edited.
     """
 
     class Status(models.TextChoices):
         DRAFT = "draft"
         APPROVED = "approved", "Approved, not yet published"
         PUBLISHED = "published"
+        REJECTED = "rejected", "Rejected in review"
 
     label = models.CharField(max_length=40, unique=True)
     # Proposed while a draft; fixed when published.
@@ -65,6 +67,11 @@ class PolicyVersion(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
     approved_at = models.DateTimeField(null=True, blank=True)
+    rejected_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    rejected_at = models.DateTimeField(null=True, blank=True)
+    rejection_reason = models.TextField(blank=True)
     published_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
@@ -240,6 +247,9 @@ class MenuItem(models.Model):
     price = models.DecimalField(validators=[MinValueValidator(Decimal("0.01"))], **MONEY)
     is_promotional = models.BooleanField(default=False)
     is_available = models.BooleanField(default=True)
+    # The partner took the dish off for this local day only ("sold out today"): it is back on
+    # the menu the next day without anyone doing anything.
+    unavailable_on = models.DateField(null=True, blank=True)
     allergens = models.JSONField(default=list, blank=True)
 
     class Meta:
@@ -247,6 +257,15 @@ class MenuItem(models.Model):
 
     def __str__(self):
         return f"{self.name} ({self.restaurant})"
+
+    def is_available_on(self, day: dt.date) -> bool:
+        """Whether buyers may order the dish on the local date `day`."""
+        return self.is_available and self.unavailable_on != day
+
+    @property
+    def is_available_today(self) -> bool:
+        """Whether buyers may order the dish today, in the restaurants' time zone (TIME_ZONE)."""
+        return self.is_available_on(timezone.localdate())
 
 
 def _is_buyer(order: "Order", user) -> bool:

@@ -5,13 +5,19 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.db.models import (
+    BooleanField,
+    Case,
     Exists,
+    F,
     OuterRef,
     Prefetch,
     Q,
     QuerySet,
+    Value,
+    When,
 )
 from django.db.models.functions import Coalesce
+from django.utils import timezone
 
 from disputes.models import Intervention
 from orders import policy
@@ -48,6 +54,23 @@ def order_list_for_partner(user) -> QuerySet[Order]:
     )
 
 
+def order_detail_for_partner(user, order_id: int) -> Order | None:
+    """One order of the user's restaurants for the seller's order page, or None (not theirs,
+    or no such order): its lines, its refunds (what approving a cancellation request would
+    refund) and its timeline for the partner, which leaves out the buyer's card payments (D-4:
+    no payment details), each event with its actor."""
+    partner_events = OrderEvent.objects.exclude(kind=OrderEvent.Kind.PAYMENT).select_related(
+        "actor"
+    )
+    return (
+        order_list_for_partner(user)
+        .select_related("policy_version")
+        .prefetch_related("refunds", Prefetch("events", queryset=partner_events))
+        .filter(pk=order_id)
+        .first()
+    )
+
+
 def order_queue_for_partner(user) -> QuerySet[Order]:
     """The seller's live queue: open orders, oldest first (new ones are marked by the page)."""
     return (
@@ -66,10 +89,41 @@ def order_next_actions(order: Order) -> list[str]:
 
 def restaurant_list_for_buyers(now) -> list[Restaurant]:
     """Restaurants with open ones first (D-9), each annotated with `is_open`."""
-    restaurants = list(Restaurant.objects.all())
-    for restaurant in restaurants:
-        restaurant.is_open = restaurant.is_open_at(now)
-    return sorted(restaurants, key=lambda r: (not r.is_open, r.name))
+    return list(restaurant_catalogue(now))
+
+
+def restaurant_catalogue(now: dt.datetime) -> QuerySet[Restaurant]:
+    """Every restaurant, open ones first, then by name; each annotated with `is_open` at `now`
+    (local time), computed by the database as `Restaurant.is_open_at` does, so the list pages
+    in one query whatever its length."""
+    local = timezone.localtime(now).time()
+    in_hours = Q(opens_at__lte=local, closes_at__gt=local)
+    past_midnight = Q(opens_at__lte=local) | Q(closes_at__gt=local)
+    is_open = Case(
+        When(opens_at=F("closes_at"), then=Value(True)),  # around the clock
+        When(Q(opens_at__lt=F("closes_at")) & in_hours, then=Value(True)),
+        When(Q(opens_at__gt=F("closes_at")) & past_midnight, then=Value(True)),
+        default=Value(False),
+        output_field=BooleanField(),
+    )
+    return Restaurant.objects.annotate(is_open=is_open).order_by(F("is_open").desc(), "name", "pk")
+
+
+def menu_for_restaurant(restaurant_id: int, *, today: dt.date) -> QuerySet[MenuItem]:
+    """A restaurant's menu items, each annotated with `available_today` (on the menu and not
+    sold out for the local date `today`, as `MenuItem.is_available_on` says), those first, then
+    by name (one query)."""
+    sold_out_today = Q(unavailable_on=today)
+    available_today = Case(
+        When(Q(is_available=True) & ~sold_out_today, then=Value(True)),
+        default=Value(False),
+        output_field=BooleanField(),
+    )
+    return (
+        MenuItem.objects.filter(restaurant_id=restaurant_id)
+        .annotate(available_today=available_today)
+        .order_by(F("available_today").desc(), "name", "pk")
+    )
 
 
 def order_list_recently_finished_for_partner(user, *, since) -> QuerySet[Order]:
@@ -218,6 +272,11 @@ def menu_item_find(menu_item_id: int | None) -> MenuItem | None:
     return MenuItem.objects.select_related("restaurant").filter(pk=menu_item_id).first()
 
 
+def menu_items_of_restaurant(restaurant: Restaurant) -> QuerySet[MenuItem]:
+    """A restaurant's dishes by name, for its partners' menu page."""
+    return MenuItem.objects.filter(restaurant=restaurant).order_by("name", "pk")
+
+
 def menu_items_by_id(restaurant: Restaurant, item_ids) -> dict[int, MenuItem]:
     """The restaurant's menu items among `item_ids`, by id (one query)."""
     return MenuItem.objects.filter(restaurant=restaurant, pk__in=list(item_ids)).in_bulk()
@@ -327,3 +386,13 @@ def order_missing_give_up_at(order: Order) -> dt.datetime | None:
     if order.status != Order.Status.MISSING or order.reported_missing_at is None:
         return None
     return policy.missing_give_up_at(order.reported_missing_at, order.policy_version.locate_minutes)
+
+
+def policy_versions_awaiting_approval() -> QuerySet[PolicyVersion]:
+    """Drafts submitted for review (a drafter is recorded), waiting for a second supervisor
+    (K-UP), oldest first, with their drafter; one query."""
+    return (
+        PolicyVersion.objects.filter(status=PolicyVersion.Status.DRAFT, drafted_by__isnull=False)
+        .select_related("drafted_by")
+        .order_by("created_at", "pk")
+    )

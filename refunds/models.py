@@ -205,6 +205,14 @@ class RefundRequest(ConcurrentTransitionMixin, models.Model):
     def mark_refunded(self, *, at):
         self.refunded_at = at
 
+    # Four eyes (D-6): a supervisor refuses the second approval; nothing was paid, so the
+    # request goes back to review and the decision is cleared by the service.
+    @transition(
+        status, source=[Status.APPROVED, Status.PARTIALLY_APPROVED], target=Status.UNDER_REVIEW
+    )
+    def send_back(self, *, at):
+        pass
+
 
 # Decided with a resolution (money, credit or a replacement): the lines it named are used up.
 DECIDED_STATUSES = [
@@ -265,6 +273,31 @@ class RefundEvidence(PhotoEvidence):
 
     def __str__(self):
         return f"Photo {self.pk} for {self.request}"
+
+
+def _held_photo_path(instance, filename):
+    return f"evidence/{instance.order_id}/held/{filename}"
+
+
+def _held_photo_thumbnail_path(instance, filename):
+    return f"evidence/{instance.order_id}/held/thumbs/{filename}"
+
+
+class HeldPhoto(PhotoEvidence):
+    """A photo a buyer chose on the report-a-problem form, validated and re-encoded like any
+    evidence (refunds.photos) and kept for that buyer and order until the request is sent, when
+    it becomes the request's `RefundEvidence` (same stored files); unsent ones are purged by age
+    (refunds.tasks.purge_held_photos). Served only to the buyer who chose it."""
+
+    order = models.ForeignKey("orders.Order", on_delete=models.CASCADE, related_name="+")
+    file = models.ImageField(upload_to=_held_photo_path, width_field="width", height_field="height")
+    thumbnail = models.ImageField(upload_to=_held_photo_thumbnail_path, blank=True)
+
+    class Meta(PhotoEvidence.Meta):
+        indexes = [models.Index(fields=["created_at"], name="held_photo_created_at")]
+
+    def __str__(self):
+        return f"Held photo {self.pk} for order #{self.order_id}"
 
 
 class RefundMessage(models.Model):

@@ -43,6 +43,7 @@ from refunds.models import (
     DECIDED_STATUSES,
     OPEN_STATUSES,
     DeductionDispute,
+    HeldPhoto,
     Refund,
     RefundEvidence,
     RefundMessage,
@@ -413,6 +414,27 @@ def refund_evidence_for_viewer(user, evidence_id: int):
     return photos.first()
 
 
+def held_photos_for_buyer(buyer, order_id: int) -> list[HeldPhoto]:
+    """The photos this buyer holds for a request on this order not sent yet, oldest first
+    (one query)."""
+    return list(
+        HeldPhoto.objects.filter(order_id=order_id, uploaded_by_id=buyer.pk).order_by(
+            "created_at", "pk"
+        )
+    )
+
+
+def refund_request_order_id_for_buyer(buyer, request_id: int) -> int | None:
+    """The order of the buyer's refund request; None when it is not theirs (one query)."""
+    found = RefundRequest.objects.filter(pk=request_id, buyer_id=buyer.pk)
+    return found.values_list("order_id", flat=True).first()
+
+
+def held_photo_for_viewer(user, photo_id: int) -> HeldPhoto | None:
+    """A held photo if the user is the buyer who chose it; None for anyone else (a 404)."""
+    return HeldPhoto.objects.filter(pk=photo_id, uploaded_by_id=user.pk).first()
+
+
 # -- what the refund policy is told about an order (D-6, D-7) --------------------------------
 
 MONEY_BACK = [Refund.Destination.CARD, Refund.Destination.ACCOUNT_CREDIT]
@@ -718,4 +740,20 @@ def refund_ids_due(*, now: dt.datetime, limit: int) -> list[int]:
         Refund.objects.filter(next_attempt_at__lte=now)
         .order_by("next_attempt_at", "pk")
         .values_list("pk", flat=True)[:limit]
+    )
+
+
+def refund_requests_awaiting_second_approval() -> QuerySet:
+    """Decisions above the four-eyes threshold that no supervisor has confirmed yet (D-6,
+    L-4.1), oldest decision first, with the order, its restaurant and pinned version, the buyer
+    and who decided; constant queries."""
+    Status = RefundRequest.Status
+    return (
+        RefundRequest.objects.filter(
+            status__in=[Status.APPROVED, Status.PARTIALLY_APPROVED],
+            needs_second_approval=True,
+            second_approved_by__isnull=True,
+        )
+        .select_related("order__restaurant", "order__policy_version", "buyer", "decided_by")
+        .order_by("decided_at", "pk")
     )

@@ -16,12 +16,15 @@ env = environ.Env()
 environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
 
 SECRET_KEY = env("SECRET_KEY", default="lojix-embedded-default-not-for-production")
-DEBUG = env.bool("DEBUG", default=True)
+# Off unless asked for (DEBUG=true): the demo that `make run` starts shows the styled 403/404/500
+# pages, never Django's technical ones; its CSS comes from STATIC_ROOT (collectstatic, make demo).
+DEBUG = env.bool("DEBUG", default=False)
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    # Django's admin on lojix's site: the supervisors' second-approval queue (core.admin_site).
+    "core.apps.LojixAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -32,8 +35,10 @@ INSTALLED_APPS = [
     "rest_framework.authtoken",
     "django_filters",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
     "django_celery_beat",
     "django_fsm",
+    "django_htmx",
     "core",
     "orders",
     "refunds",
@@ -50,6 +55,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # request.htmx: the seller queue answers htmx requests with a fragment (D-9).
+    "django_htmx.middleware.HtmxMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -120,8 +127,8 @@ WHITENOISE_USE_FINDERS = DEBUG
 EMAIL_CONFIG = env.email_url("EMAIL_URL", default="consolemail://")
 vars().update(EMAIL_CONFIG)
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="lojix <support@lojix.example>")
-# Links in emails point here.
-LOJIX_SITE_URL = env("LOJIX_SITE_URL", default="http://127.0.0.1:8000")
+# Links in emails point here: by default the local server on PORT (`make run` sets both).
+LOJIX_SITE_URL = env("LOJIX_SITE_URL", default=f"http://127.0.0.1:{env('PORT', default='8000')}")
 
 # Money: one currency per deployment (D-7).
 LOJIX_CURRENCY = env("LOJIX_CURRENCY", default="USD")
@@ -256,6 +263,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "core.tasks.outbox_relay",
         "schedule": 30.0,
     },
+    # L-5.2: photos chosen on the report-a-problem form and never sent.
+    "purge-held-photos": {
+        "task": "refunds.tasks.purge_held_photos",
+        "schedule": 3600.0,
+    },
     "purge-idempotency-records": {
         "task": "core.tasks.purge_idempotency_records",
         "schedule": 3600.0,
@@ -276,6 +288,8 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    # Bodies are JSON; the few endpoints that take files say so themselves (core.api).
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
@@ -289,6 +303,14 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Orders, cancellations, refunds and credits, decided by the published policy.",
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
+    # Inputs and outputs are separate components (`OrderCreateRequest` vs `OrderDetail`), so a
+    # read-only field such as the token is never a required input of a generated client.
+    "COMPONENT_SPLIT_REQUEST": True,
+    # Swagger UI and Redoc come from drf-spectacular-sidecar, served from our static files:
+    # /api/docs/ works with no internet (D-9).
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
     # Several models have a `status`; name each choice set after its model.
     "ENUM_NAME_OVERRIDES": {
         "OrderStatusEnum": "orders.models.Order.Status",
@@ -305,9 +327,16 @@ SPECTACULAR_SETTINGS = {
     },
 }
 
+# A refused request (403) logs one line, method, path, user and reason, without a traceback;
+# 500s keep theirs (core.log_filters).
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
+    "filters": {"forbidden_one_line": {"()": "core.log_filters.ForbiddenOneLine"}},
     "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "loggers": {
+        "django.request": {"filters": ["forbidden_one_line"]},
+        "django.security.csrf": {"filters": ["forbidden_one_line"]},
+    },
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
 }

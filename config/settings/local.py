@@ -8,3 +8,6 @@ from config.settings.base import env
 LOJIX_GATEWAY_WEBHOOK_SECRET = env(
     "LOJIX_GATEWAY_WEBHOOK_SECRET", default="lojix-demo-webhook-secret"
 )
+# DEBUG is off in the demo; WhiteNoise serves static files from STATIC_ROOT (`make demo` runs
+# collectstatic) and, should that be stale or missing, straight from the apps' static folders.
+WHITENOISE_USE_FINDERS = True
