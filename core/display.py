@@ -9,7 +9,7 @@ from django.conf import settings
 from django.utils import timezone
 from django.utils.dateformat import format as date_format
 
-from core.money import to_cents
+from core.money import amount_text
 
 DATETIME_STYLE = "D j M Y, H:i"
 DATE_STYLE = "D j M Y"
@@ -44,4 +44,4 @@ def money_text(amount: Decimal | int | str | None, currency: str | None = None) 
     `None` gives "" so an absent amount renders as nothing."""
     if amount is None or amount == "":
         return ""
-    return f"{to_cents(amount):,.2f} {currency or settings.LOJIX_CURRENCY}"
+    return amount_text(amount, currency or settings.LOJIX_CURRENCY)

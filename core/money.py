@@ -20,3 +20,10 @@ def percent_text(percent: Decimal) -> str:
     """A percentage for people: 15, 12.5, never 15.00."""
     text = f"{Decimal(percent):f}"
     return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+def amount_text(amount: Decimal | int | str, currency: str) -> str:
+    """An amount for people in pure code (policy texts): two decimals, thousands grouped, then
+    `currency` ("1,234.50 USD"). Pages and services use `core.display.money_text`, which gives
+    the deployment currency."""
+    return f"{to_cents(amount):,.2f} {currency}".strip()

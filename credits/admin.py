@@ -4,7 +4,13 @@ created, spent and expired by `credits.services`. Agents issue discount codes (L
 from django import forms
 from django.contrib import admin
 
-from core.admin import ReadOnlyModelAdmin, ReadOnlyTabularInline, search_term_without_hash
+from core.admin import (
+    MoneyDisplayMixin,
+    ReadOnlyModelAdmin,
+    ReadOnlyTabularInline,
+    money,
+    search_term_without_hash,
+)
 from credits.models import CreditGrant, CreditTransaction, DiscountCode
 from credits.selectors import discount_codes_with_use
 
@@ -108,7 +114,7 @@ REDEMPTION_FIELDS = ("redeemed_by", "redeemed_on_order", "redeemed_at", "created
 
 
 @admin.register(DiscountCode)
-class DiscountCodeAdmin(admin.ModelAdmin):
+class DiscountCodeAdmin(MoneyDisplayMixin, admin.ModelAdmin):
     """Codes: agents create them (an amount or a percent off). Once used, a code's terms are
     read-only; it may still be deactivated or given an end date."""
 
@@ -172,7 +178,7 @@ class DiscountCodeAdmin(admin.ModelAdmin):
     @admin.display(description="Discount")
     def discount(self, code: DiscountCode) -> str:
         if code.amount_off is not None:
-            return f"{code.amount_off} off"
+            return f"{money(code.amount_off)} off"
         return f"{code.percent_off} % off"
 
     @admin.display(description="Used", boolean=True, ordering="is_used")

@@ -8,6 +8,7 @@ from django.db import models
 from django.db.models import F, Q
 from django.utils import timezone
 
+from core.display import money_text
 from orders.models import MONEY, PERCENT
 
 
@@ -75,7 +76,10 @@ class CreditGrant(models.Model):
         ]
 
     def __str__(self):
-        return f"{self.get_kind_display()} {self.remaining}/{self.amount} for {self.buyer}"
+        return (
+            f"{self.get_kind_display()} {money_text(self.remaining)} of "
+            f"{money_text(self.amount)} for {self.buyer}"
+        )
 
 
 class CreditTransaction(models.Model):
@@ -123,7 +127,7 @@ class CreditTransaction(models.Model):
         ]
 
     def __str__(self):
-        return f"{self.kind} {self.amount}"
+        return f"{self.get_kind_display()} {money_text(self.amount)}"
 
 
 class DiscountCode(models.Model):

@@ -4,7 +4,7 @@ import datetime as dt
 from dataclasses import dataclass
 from decimal import Decimal
 
-from core.money import ZERO, percent_of
+from core.money import ZERO, amount_text, percent_of
 
 
 @dataclass(frozen=True)
@@ -21,6 +21,7 @@ class DiscountCodeFacts:
     issued_to_id: int | None
     is_redeemed: bool
     used_by_buyer: bool
+    currency: str = ""  # the deployment's, for the amounts in refusals
 
 
 @dataclass(frozen=True)
@@ -56,7 +57,7 @@ def discount_code_check(
         (
             subtotal < facts.min_order_subtotal,
             "code_min_order",
-            f"needs an order of at least {facts.min_order_subtotal}.",
+            f"needs an order of at least {amount_text(facts.min_order_subtotal, facts.currency)}.",
         ),
     ]
     for refused, code, reason in refusals:

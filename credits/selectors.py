@@ -2,6 +2,7 @@
 
 import datetime as dt
 
+from django.conf import settings
 from django.db.models import Exists, F, OuterRef, Q, QuerySet
 
 from core.errors import InvalidInput
@@ -57,6 +58,7 @@ def discount_code_find(
         issued_to_id=discount.issued_to_id,
         is_redeemed=discount.is_redeemed,
         used_by_buyer=discount.orders.filter(buyer=buyer).exists(),
+        currency=settings.LOJIX_CURRENCY,
     )
     return discount, facts
 

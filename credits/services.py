@@ -6,6 +6,7 @@ from decimal import Decimal
 from django.db import transaction
 from django.db.models import F
 
+from core.display import when_text
 from core.errors import InvalidInput
 from core.roles import User
 from credits.models import CreditGrant, CreditTransaction, DiscountCode
@@ -103,7 +104,7 @@ def credit_expire_due(*, now: dt.datetime, limit: int, grant_ids=None) -> int:
             buyer_id=grant.buyer_id,
             kind=CreditTransaction.Kind.EXPIRY,
             amount=-grant.remaining,
-            note=f"Expired {grant.expires_at:%Y-%m-%d %H:%M} UTC (L-7.1)",
+            note=f"Expired {when_text(grant.expires_at)} (L-7.1)",
             created_at=now,
         )
         for grant in grants

@@ -29,7 +29,13 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.timesince import timesince
 
-from core.admin import DecideUrlMixin, ReadOnlyModelAdmin, SearchWithoutHashMixin
+from core.admin import (
+    DecideUrlMixin,
+    MoneyDisplayMixin,
+    ReadOnlyModelAdmin,
+    SearchWithoutHashMixin,
+    moment,
+)
 from core.errors import DomainError, InvalidInput
 from core.roles import is_supervisor
 from disputes.evidence_pdf import render_evidence_pdf
@@ -165,7 +171,9 @@ NEXT_ACTIONS = {
 
 
 @admin.register(Intervention)
-class InterventionAdmin(DecideUrlMixin, SearchWithoutHashMixin, admin.ModelAdmin):
+class InterventionAdmin(
+    DecideUrlMixin, SearchWithoutHashMixin, MoneyDisplayMixin, admin.ModelAdmin
+):
     """The one list of every case where the platform stepped in (K-OV), open ones first,
     oldest first, each with the one action it needs and, once resolved, its resolution.
     Agents decide open cases (the `change_intervention` permission, see core/roles.py);
@@ -302,7 +310,7 @@ class InterventionAdmin(DecideUrlMixin, SearchWithoutHashMixin, admin.ModelAdmin
         if case.status == Intervention.Status.OPEN:
             return "Open"
         who = case.resolved_by or "the platform"
-        when = timezone.localtime(case.resolved_at).strftime("%d %b %Y %H:%M")
+        when = moment(case.resolved_at)
         return f"{case.action_taken or 'Resolved'} ({who}, {when})"
 
     # -- deciding ----------------------------------------------------------------------------
@@ -390,7 +398,7 @@ class WorkForm(forms.Form):
 
 
 @admin.register(Incident)
-class IncidentAdmin(SearchWithoutHashMixin, admin.ModelAdmin):
+class IncidentAdmin(SearchWithoutHashMixin, MoneyDisplayMixin, admin.ModelAdmin):
     """Outages, allergen investigations and force majeure (L-10), open ones first. Supervisors
     enter an outage or force majeure (the `add_incident` permission, core/roles.py); an outage's
     page shows its dry run (the affected orders, the money and the split per restaurant, written
@@ -537,10 +545,9 @@ class IncidentAdmin(SearchWithoutHashMixin, admin.ModelAdmin):
     def window(self, incident: Incident) -> str:
         if incident.starts_at is None:
             return "-"
-        start = timezone.localtime(incident.starts_at)
         if incident.ends_at is None:
-            return f"from {start:%d %b %Y %H:%M}"
-        return f"{start:%d %b %Y %H:%M} to {timezone.localtime(incident.ends_at):%d %b %Y %H:%M}"
+            return f"from {moment(incident.starts_at)}"
+        return f"{moment(incident.starts_at)} to {moment(incident.ends_at)}"
 
     @admin.display(description="Progress")
     def progress(self, incident: Incident) -> str:
@@ -745,7 +752,7 @@ ESCALATION_OUTCOME = ("reviewer", "decided_by", "decided_at", "explanation", "am
 
 
 @admin.register(Escalation)
-class EscalationAdmin(DecideUrlMixin, SearchWithoutHashMixin, admin.ModelAdmin):
+class EscalationAdmin(DecideUrlMixin, SearchWithoutHashMixin, MoneyDisplayMixin, admin.ModelAdmin):
     """Supervisors' queue (L-8.1, K-DR): undecided escalations first, soonest due first, with
     the contested decision, the buyer's statement and photos, and the decision buttons. Agents
     see the queue (view permission) and cannot decide; the service refuses anyone but a
@@ -960,7 +967,7 @@ def _domain_error_message(admin_instance, request, error: DomainError) -> None:
 
 
 @admin.register(Chargeback)
-class ChargebackAdmin(SearchWithoutHashMixin, admin.ModelAdmin):
+class ChargebackAdmin(SearchWithoutHashMixin, MoneyDisplayMixin, admin.ModelAdmin):
     """Chargebacks by evidence due date (L-8.2). Agents enter them (a form calling
     `chargeback_open`) and send the evidence; supervisors record the outcome and suspend the
     buyer; everyone of support downloads the evidence bundle. No field is edited here."""
@@ -1163,7 +1170,7 @@ class ChargebackAdmin(SearchWithoutHashMixin, admin.ModelAdmin):
                 self.message_user(
                     request,
                     f"{chargeback} entered: {money(chargeback.amount_at_stake)} at stake, evidence "
-                    f"due by {chargeback.evidence_due_by:%Y-%m-%d %H:%M}.",
+                    f"due by {moment(chargeback.evidence_due_by)}.",
                     messages.SUCCESS,
                 )
                 return redirect("admin:disputes_chargeback_change", chargeback.pk)
@@ -1197,7 +1204,7 @@ class SuspensionAddForm(forms.Form):
 
 
 @admin.register(Suspension)
-class SuspensionAdmin(SearchWithoutHashMixin, admin.ModelAdmin):
+class SuspensionAdmin(SearchWithoutHashMixin, MoneyDisplayMixin, admin.ModelAdmin):
     """Suspended buyers (L-8.2, D-4), active ones first. Supervisors suspend (a form calling
     `buyer_suspend`) and reinstate (the action, calling `buyer_reinstate`); agents read."""
 

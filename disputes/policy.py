@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 
-from core.money import ZERO
+from core.money import ZERO, amount_text
 
 # -- escalations (L-8.1, K-DR) ----------------------------------------------------------------
 
@@ -126,7 +126,7 @@ def escalation_clock(
 
 
 def overturn_amount_error(
-    *, amount: Decimal, previous_amount: Decimal, refundable: Decimal
+    *, amount: Decimal, previous_amount: Decimal, refundable: Decimal, currency: str = ""
 ) -> str | None:
     """An overturn's `amount` is the new total refund of what was contested: more than the
     contested decision gave (`previous_amount`) and at most that plus what is still refundable
@@ -135,7 +135,10 @@ def overturn_amount_error(
     if refundable <= ZERO:
         return "Nothing more can be refunded for this order (L-7.2); uphold the decision."
     if not previous_amount < amount <= most:
-        return f"The new total must be more than {previous_amount} and at most {most}."
+        return (
+            f"The new total must be more than {amount_text(previous_amount, currency)} and at "
+            f"most {amount_text(most, currency)}."
+        )
     return None
 
 

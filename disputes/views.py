@@ -11,6 +11,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
+from core.display import day_text
 from core.errors import DomainError
 from disputes.forms import EscalationForm
 from disputes.models import EscalationEvidence
@@ -102,7 +103,7 @@ def _escalate(request, *, back: str, order_id: int, open_it):
     messages.success(
         request,
         f"Escalation #{escalation.pk} sent. A supervisor decides by "
-        f"{escalation.due_at:%a %d %b %Y}; the decision is final.",
+        f"{day_text(escalation.due_at)}; the decision is final.",
     )
     return redirect(escalation)
 

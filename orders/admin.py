@@ -9,7 +9,6 @@ stepping in, K-OV); a refusal is a message.
 from decimal import Decimal
 
 from django import forms
-from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -19,7 +18,13 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django_fsm import has_transition_perm
 
-from core.admin import ReadOnlyModelAdmin, ReadOnlyTabularInline, search_term_without_hash
+from core.admin import (
+    MoneyDisplayMixin,
+    ReadOnlyModelAdmin,
+    ReadOnlyTabularInline,
+    money,
+    search_term_without_hash,
+)
 from core.errors import DomainError
 from core.roles import is_supervisor
 from orders.models import (
@@ -184,7 +189,7 @@ class PublishForm(forms.Form):
 
 
 @admin.register(PolicyVersion)
-class PolicyVersionAdmin(admin.ModelAdmin):
+class PolicyVersionAdmin(MoneyDisplayMixin, admin.ModelAdmin):
     """K-UP in admin: a supervisor drafts a version (the add form; a draft stays editable, and
     whoever edits it last is its drafter), another supervisor approves it, and a supervisor
     publishes it with its effective date; then buyers and partners are told. Approved and
@@ -303,14 +308,14 @@ class PolicyVersionAdmin(admin.ModelAdmin):
 # -- restaurants and menus -----------------------------------------------------------------
 
 
-class MenuItemInline(admin.TabularInline):
+class MenuItemInline(MoneyDisplayMixin, admin.TabularInline):
     model = MenuItem
     extra = 0
     fields = ("name", "price", "is_promotional", "is_available", "allergens")
 
 
 @admin.register(Restaurant)
-class RestaurantAdmin(admin.ModelAdmin):
+class RestaurantAdmin(MoneyDisplayMixin, admin.ModelAdmin):
     list_display = (
         "name",
         "address",
@@ -331,7 +336,7 @@ class RestaurantAdmin(admin.ModelAdmin):
 
 
 @admin.register(MenuItem)
-class MenuItemAdmin(admin.ModelAdmin):
+class MenuItemAdmin(MoneyDisplayMixin, admin.ModelAdmin):
     list_display = ("name", "restaurant", "price", "is_promotional", "is_available")
     list_filter = ("is_promotional", "is_available", "restaurant")
     search_fields = ("name", "restaurant__name")
@@ -385,6 +390,7 @@ ORDER_FIELDS = (
 
 class OrderItemInline(ReadOnlyTabularInline):
     model = OrderItem
+    money_attributes = ("line_total",)
     fields = ("name", "unit_price", "quantity", "line_total", "is_promotional")
     readonly_fields = fields
 
@@ -459,7 +465,7 @@ class HeldForAgentsFilter(admin.SimpleListFilter):
 
 
 @admin.register(Order)
-class OrderAdmin(admin.ModelAdmin):
+class OrderAdmin(MoneyDisplayMixin, admin.ModelAdmin):
     """Orders for support. Only the delivery address of a delivery order is editable; status
     moves through the lifecycle buttons, which call `order_advance` (never a form field)."""
 
@@ -494,9 +500,10 @@ class OrderAdmin(admin.ModelAdmin):
     )
     date_hierarchy = "placed_at"
     list_select_related = ("buyer", "restaurant")
+    money_attributes = ("amount_paid",)
     fieldsets = (
         (None, {"fields": ORDER_FIELDS}),
-        ("Money (D-7)", {"fields": MONEY_FIELDS}),
+        ("Money", {"fields": MONEY_FIELDS}),
         ("Times", {"fields": TIME_FIELDS}),
         ("Cancellation (L-2.1, L-2.2)", {"fields": CANCELLATION_FIELDS}),
     )
@@ -736,10 +743,6 @@ class CancelForRestaurantForm(forms.Form):
     )
 
 
-def money(amount: Decimal) -> str:
-    return f"{amount:.2f} {settings.LOJIX_CURRENCY}"
-
-
 def form_errors(form: forms.Form) -> str:
     return " ".join(error for errors in form.errors.values() for error in errors)
 
@@ -797,6 +800,7 @@ def decide_cancellation_request(model_admin, request, *, order: Order, decision:
 @admin.register(OrderItem)
 class OrderItemAdmin(ReadOnlyModelAdmin):
     list_display = ("order", "name", "quantity", "unit_price", "line_total", "is_promotional")
+    money_attributes = ("line_total",)
     list_filter = ("is_promotional",)
     search_fields = ("order__id__exact", "name")
     list_select_related = ("order",)

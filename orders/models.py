@@ -13,6 +13,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django_fsm import ConcurrentTransitionMixin, FSMField, transition
 
+from core.display import money_text
 from core.money import ZERO
 from orders.policy import RestaurantCancelReason
 
@@ -746,7 +747,10 @@ class Payment(models.Model):
         ordering = ["created_at"]
 
     def __str__(self):
-        return f"{self.amount} {self.status} ({self.gateway_reference})"
+        return (
+            f"{money_text(self.amount)} {self.get_status_display().lower()} "
+            f"({self.gateway_reference})"
+        )
 
 
 # Referenced by migration 0001 (the removed `GatewayOperation`); migrations keep importing it.

@@ -5,7 +5,7 @@ import datetime as dt
 from dataclasses import dataclass
 from decimal import Decimal
 
-from core.money import ZERO, percent_of, percent_text, to_cents
+from core.money import ZERO, amount_text, percent_of, percent_text, to_cents
 from credits.policy import (
     CreditFacts,
     CreditSpend,
@@ -97,6 +97,8 @@ class BuyerCancellationFacts:
     amount_paid: Decimal
     refundable: Decimal  # what is still refundable: paid less what went back already (L-7.2)
     previously_denied: bool = False  # the restaurant already said no to a request
+    currency: str = ""  # the deployment's, for the amounts in `detail`
+    denied_by_support: bool = False  # support, not the restaurant, said no (K-OV)
 
 
 @dataclass(frozen=True)
@@ -119,8 +121,15 @@ class CancellationDecision:
         return self.outcome == CancelOutcome.REQUEST
 
 
-_AFTER_PREPARATION = {"preparing", "ready", "out_for_delivery", "delivered", "picked_up"}
-_ENDED = {"served", "closed", "cancelled", "missing", "undeliverable"}
+_ALREADY_DENIED = {
+    False: "The restaurant already declined to cancel this order.",
+    True: "Support already declined to cancel this order, deciding in the restaurant's place.",
+}
+_AFTER_PREPARATION = {"preparing", "ready", "out_for_delivery"}
+# Orders the buyer already has: a problem with one is a refund request (L-4.1), not a
+# cancellation. The words say what happened to the order.
+_RECEIVED = {"delivered": "delivered", "picked_up": "picked up", "served": "served"}
+_RECEIVED["closed"] = "served"
 
 
 def cancellation_fee_percent(facts: BuyerCancellationFacts) -> Decimal:
@@ -153,7 +162,7 @@ def decide_buyer_cancellation(facts: BuyerCancellationFacts, *, now: dt.datetime
             clauses=("L-2.1", "K-B3"),
             code="free_cancellation",
             detail="Free to cancel until the restaurant accepts: full refund of "
-            f"{facts.refundable}.",
+            f"{amount_text(facts.refundable, facts.currency)}.",
         )
     if facts.status == "accepted":
         window_ends_at = facts.accepted_at + dt.timedelta(minutes=facts.window_minutes)
@@ -167,8 +176,8 @@ def decide_buyer_cancellation(facts: BuyerCancellationFacts, *, now: dt.datetime
         if facts.previously_denied:
             return _refused(
                 "request_denied",
-                "The restaurant already declined to cancel this order.",
-                ("K-B1", "L-2.1"),
+                _ALREADY_DENIED[facts.denied_by_support],
+                ("K-B1", "L-2.1", "K-OV") if facts.denied_by_support else ("K-B1", "L-2.1"),
                 window_ends_at=window_ends_at,
             )
         fee = cancellation_fee(paid, facts)
@@ -179,7 +188,9 @@ def decide_buyer_cancellation(facts: BuyerCancellationFacts, *, now: dt.datetime
             refund=refund,
             clauses=("K-B1", "L-2.1"),
             code="cancellation_request",
-            detail=f"The restaurant must approve; cancelling costs {fee}, you get {refund} back.",
+            detail=f"The restaurant must approve; cancelling costs "
+            f"{amount_text(fee, facts.currency)}, you get "
+            f"{amount_text(refund, facts.currency)} back.",
             window_ends_at=window_ends_at,
             fee_percent=cancellation_fee_percent(facts),
         )
@@ -193,6 +204,13 @@ def decide_buyer_cancellation(facts: BuyerCancellationFacts, *, now: dt.datetime
             "The restaurant has started preparing this order, so it can no longer be cancelled "
             "and no refund is issued; it will be delivered or handed over as planned.",
             ("L-2.1",),
+        )
+    if facts.status in _RECEIVED:
+        return _refused(
+            "order_delivered",
+            f"This order was {_RECEIVED[facts.status]}, so it can no longer be cancelled. If "
+            "something was wrong with it, report a problem instead.",
+            ("L-2.1", "L-4.1"),
         )
     return _refused("order_closed", "This order can no longer be cancelled.", ("L-2.1",))
 
@@ -270,7 +288,13 @@ class RestaurantCancellationDecision:
 
 
 def decide_restaurant_cancellation(
-    *, status: str, reason: str, explanation: str, refundable: Decimal, goodwill: Decimal
+    *,
+    status: str,
+    reason: str,
+    explanation: str,
+    refundable: Decimal,
+    goodwill: Decimal,
+    currency: str = "",
 ) -> RestaurantCancellationDecision:
     """A restaurant may cancel until the order leaves it, for a reason of L-2.2 and with an
     explanation the buyer reads at once (K-S2); the buyer gets back everything still refundable
@@ -298,7 +322,8 @@ def decide_restaurant_cancellation(
         goodwill_credit=goodwill,
         clauses=clauses,
         code="restaurant_cancellation",
-        detail=f"The buyer gets {refundable} back in full and a goodwill credit of {goodwill}.",
+        detail=f"The buyer gets {amount_text(refundable, currency)} back in full and a goodwill "
+        f"credit of {amount_text(goodwill, currency)}.",
     )
 
 
@@ -479,6 +504,6 @@ def effective_date_refusal(
         return (
             "effective_date_too_early",
             "The effective date must come after the latest published version's "
-            f"({latest:%d %b %Y %H:%M}).",
+            f"({latest:%a %-d %b %Y, %H:%M} UTC).",
         )
     return None

@@ -3,6 +3,7 @@
 import datetime as dt
 from decimal import Decimal
 
+from django.conf import settings
 from django.db.models import (
     BooleanField,
     Case,
@@ -206,8 +207,22 @@ def buyer_cancellation_decision(order: Order, *, now: dt.datetime) -> policy.Can
             amount_paid=order.amount_paid,
             refundable=paid_facts(order).refundable,
             previously_denied=order.cancellation_denied_at is not None,
+            denied_by_support=order_cancellation_denied_by_support(order),
+            currency=settings.LOJIX_CURRENCY,
         ),
         now=now,
+    )
+
+
+def order_cancellation_denied_by_support(order: Order) -> bool:
+    """Whether support, deciding for the restaurant (K-OV), denied the buyer's request: read
+    from the timeline (prefetched by the pages that show it; one query otherwise, and only for
+    an order whose request was denied)."""
+    if order.cancellation_denied_at is None:
+        return False
+    return any(
+        event.name == "deny" and event.actor_role == OrderEvent.Role.SUPPORT
+        for event in order.events.all()
     )
 
 

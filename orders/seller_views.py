@@ -412,7 +412,7 @@ def cancel(request, order_id: int):
             messages.success(
                 request,
                 f"Order #{order.pk} cancelled. The buyer has your explanation and gets "
-                f"{order.amount_paid} {settings.LOJIX_CURRENCY} back in full.",
+                f"{money_text(order.amount_paid)} back in full.",
             )
             return redirect("seller:queue")
     return _render_cancel(request, order, form, status=400)
@@ -482,11 +482,10 @@ def cancellation_approve(request, order_id: int):
         order = order_cancellation_approve(order_id=order_id, actor=request.user)
     except DomainError as error:
         return _request_refused(request, order_id, error)
-    currency = settings.LOJIX_CURRENCY
     messages.success(
         request,
-        f"Order #{order.pk}: cancellation approved. You keep {order.cancellation_fee or ZERO} "
-        f"{currency}; the buyer gets {refund} {currency} back.",
+        f"Order #{order.pk}: cancellation approved. You keep "
+        f"{money_text(order.cancellation_fee or ZERO)}; the buyer gets {money_text(refund)} back.",
     )
     return redirect(_back_url(request, reverse("seller:cancellation-requests")))
 

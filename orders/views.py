@@ -8,7 +8,6 @@ import uuid
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.views import redirect_to_login
@@ -19,6 +18,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
+from core.display import days_text, money_text, when_text
 from core.errors import DomainError
 from core.money import ZERO, percent_text
 from credits.selectors import credit_balance
@@ -302,16 +302,11 @@ def _place(request, form: CheckoutForm, restaurant: Restaurant, basket: SessionC
 
 
 def _placed_message(order: Order) -> str:
-    currency = _currency()
     if order.amount_charged:
-        paid = f"{order.amount_charged} {currency} charged to your card."
+        paid = f"{money_text(order.amount_charged)} charged to your card."
     else:
         paid = "Paid in full with your credit; nothing charged to your card."
     return f"Order #{order.pk} placed at {order.restaurant.name}. {paid}"
-
-
-def _currency() -> str:
-    return settings.LOJIX_CURRENCY
 
 
 @login_required
@@ -375,11 +370,11 @@ def order_missing(request, order_id: int):
             raise Http404("No such order.") from error
         messages.error(request, refusal_text(error))
         return redirect("orders:detail", order_id=order_id)
-    give_up_at = timezone.localtime(selectors.order_missing_give_up_at(order))
+    give_up_at = selectors.order_missing_give_up_at(order)
     messages.success(
         request,
         f"Order #{order.pk} reported missing. The restaurant is looking for it; if it is not "
-        f"found by {give_up_at:%H:%M}, you are refunded in full.",
+        f"found by {when_text(give_up_at)}, you are refunded in full.",
     )
     return redirect(order)
 
@@ -401,6 +396,7 @@ class CancellationPanel:
     requested_fee: Decimal | None = None  # the quoted fee of a request waiting for an answer
     requested_refund: Decimal | None = None  # what that request gives back if approved
     cancelled_event: OrderEvent | None = None
+    denied_by_support: bool = False  # support, in the restaurant's place, denied the request
 
     @property
     def is_free(self) -> bool:
@@ -440,11 +436,10 @@ class CancellationPanel:
         where = {Refund.Destination.CARD: "to your card"}
         if len(self.refund_parts) == 1:
             return " " + where.get(self.refund_parts[0].destination, "as account credit")
-        currency = _currency()
         return (
             ": "
             + " and ".join(
-                f"{part.amount} {currency} {where.get(part.destination, 'as account credit')}"
+                f"{money_text(part.amount)} {where.get(part.destination, 'as account credit')}"
                 for part in self.refund_parts
             )
             if self.refund_parts
@@ -478,6 +473,7 @@ def cancellation_panel(order: Order, *, now: dt.datetime) -> CancellationPanel:
     if order.status == Order.Status.CANCELLED:
         events = [e for e in order.events.all() if e.to_status == Order.Status.CANCELLED]
         extra["cancelled_event"] = events[-1] if events else None
+    extra["denied_by_support"] = selectors.order_cancellation_denied_by_support(order)
     return CancellationPanel(order=order, decision=decision, now=now, **extra)
 
 
@@ -542,29 +538,28 @@ def _decision_text(decision: CancellationDecision) -> str:
 
 def _cancelled_text(order: Order, decision: CancellationDecision) -> str:
     """What happened, in the buyer's words: the refund and its dates, or the wait."""
-    currency = _currency()
     if order.status == Order.Status.CANCELLATION_REQUESTED:
         support_at = selectors.order_cancellation_support_decides_at(order)
         return (
             f"You asked to cancel order #{order.pk}. Waiting for the restaurant: if it agrees, "
-            f"you get {decision.refund} {currency} back ({decision.fee} {currency} fee). If it "
-            f"has not answered by {timezone.localtime(support_at):%H:%M}, support decides."
+            f"you get {money_text(decision.refund)} back ({money_text(decision.fee)} fee). If it "
+            f"has not answered by {when_text(support_at)}, support decides."
         )
     refunds = list(order.refunds.all())
     if not refunds:
         return f"Order #{order.pk} cancelled. Nothing was paid, so nothing needs refunding."
     total = sum((r.amount for r in refunds), ZERO)
-    parts = "; ".join(_refund_text(refund, currency) for refund in refunds)
-    return f"Order #{order.pk} cancelled. {total} {currency} comes back: {parts}."
+    parts = "; ".join(_refund_text(refund) for refund in refunds)
+    return f"Order #{order.pk} cancelled. {money_text(total)} comes back: {parts}."
 
 
-def _refund_text(refund: Refund, currency: str) -> str:
-    amount = f"{refund.amount} {currency}"
+def _refund_text(refund: Refund) -> str:
+    amount = money_text(refund.amount)
     if refund.status == Refund.Status.FAILED:
         return f"{amount} to your card could not be refunded yet ({refund.failure_message})"
     if refund.destination == Refund.Destination.CARD:
         return (
-            f"{amount} to your card, expected at your bank between "
-            f"{refund.expected_in_bank_from:%d %b} and {refund.expected_in_bank_by:%d %b %Y}"
+            f"{amount} to your card, expected at your bank "
+            f"{days_text(refund.expected_in_bank_from, refund.expected_in_bank_by)}"
         )
     return f"{amount} as {refund.get_destination_display().lower()}, in your wallet now"

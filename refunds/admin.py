@@ -29,9 +29,11 @@ from django.utils.timesince import timeuntil
 
 from core.admin import (
     DecideUrlMixin,
+    MoneyDisplayMixin,
     ReadOnlyModelAdmin,
     ReadOnlyTabularInline,
     SearchWithoutHashMixin,
+    moment,
     search_term_without_hash,
 )
 from core.errors import DomainError
@@ -474,7 +476,9 @@ REVIEW_DECISIONS = [
 
 
 @admin.register(RefundRequest)
-class RefundRequestAdmin(DecideUrlMixin, SearchWithoutHashMixin, admin.ModelAdmin):
+class RefundRequestAdmin(
+    DecideUrlMixin, SearchWithoutHashMixin, MoneyDisplayMixin, admin.ModelAdmin
+):
     """The review queue (L-4.1): open requests first, soonest due first. Agents decide through
     the buttons (the `change_refundrequest` permission, core/roles.py); nothing is a form field.
     """
@@ -943,7 +947,7 @@ class DeductionDisputeAdmin(SearchWithoutHashMixin, ReadOnlyModelAdmin):
         reversal = getattr(dispute.deduction, "reversal", None)
         if reversal is None:
             return "-"
-        return f"{money(reversal.amount)} booked {reversal.created_at:%d %b %Y %H:%M}"
+        return f"{money(reversal.amount)} booked {moment(reversal.created_at)}"
 
     def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
         if obj is not None and obj.is_open and self.has_decide_permission(request, obj):

@@ -10,6 +10,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django_fsm import ConcurrentTransitionMixin, FSMField, transition
 
+from core.display import money_text
 from core.models import PhotoEvidence
 from orders.models import MONEY, is_restaurant_member, is_support
 from refunds.policy import Reason
@@ -412,7 +413,9 @@ class Refund(models.Model):
         ]
 
     def __str__(self):
-        return f"Refund {self.amount} to {self.destination} ({self.status})"
+        where = self.get_destination_display().lower()
+        where = "to the card" if self.destination == self.Destination.CARD else f"as {where}"
+        return f"Refund {money_text(self.amount)} {where} ({self.get_status_display().lower()})"
 
     @property
     def is_money_back(self) -> bool:
@@ -492,7 +495,7 @@ class RestaurantLedgerEntry(models.Model):
         ]
 
     def __str__(self):
-        return f"{self.get_kind_display()} {self.amount} ({self.restaurant})"
+        return f"{self.get_kind_display()} {money_text(self.amount)} ({self.restaurant})"
 
 
 class DeductionDispute(models.Model):
@@ -527,7 +530,10 @@ class DeductionDispute(models.Model):
         ordering = ["opened_at"]
 
     def __str__(self):
-        return f"Dispute #{self.pk} of deduction {self.deduction.amount} ({self.restaurant})"
+        return (
+            f"Dispute #{self.pk} of deduction {money_text(self.deduction.amount)} "
+            f"({self.restaurant})"
+        )
 
     @property
     def is_open(self) -> bool:

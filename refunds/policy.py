@@ -5,7 +5,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import ROUND_DOWN, Decimal
 
-from core.money import CENT, ZERO, percent_of, percent_text, to_cents
+from core.money import CENT, ZERO, amount_text, percent_of, percent_text, to_cents
 
 
 @dataclass(frozen=True)
@@ -635,7 +635,7 @@ def _duplicate_charge(order: OrderRefundFacts) -> Eligibility:
     )
 
 
-def duplicate_charge_found(extra_charged: Decimal) -> Eligibility:
+def duplicate_charge_found(extra_charged: Decimal, currency: str = "") -> Eligibility:
     """L-3.1 once the processor's records are read: the extra charges of the buyer's checkout
     that no order recorded (`extra_charged`, in the deployment currency) are cancelled in full,
     at once; none found leaves the claim with support, who checks the buyer's bank statement."""
@@ -646,7 +646,8 @@ def duplicate_charge_found(extra_charged: Decimal) -> Eligibility:
             extra_charged,
             ("L-3.1",),
             "duplicate_charge_cancelled",
-            f"A second charge of {extra_charged} was found and cancelled in full; your order's "
+            f"A second charge of {amount_text(extra_charged, currency)} was found and cancelled "
+            "in full; your order's "
             "own payment stands (L-3.1).",
         )
     return Eligibility(
@@ -871,7 +872,7 @@ def _partial(claim: Claim, order: OrderRefundFacts) -> Eligibility:
         amount,
         ("L-3.2",),
         "partial_refund",
-        f"The paid share of the items named: {amount} (L-3.2, D-7).",
+        "The paid share of the items named (L-3.2).",
     )
 
 

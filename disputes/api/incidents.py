@@ -36,7 +36,7 @@ class IsSupport(BasePermission):
 
 
 class IsSupervisor(BasePermission):
-    message = "Only supervisors enter incidents and run an outage's bulk refund (D-4)."
+    message = "Only supervisors enter incidents and run an outage's bulk refund."
     code = "not_supervisor"
 
     def has_permission(self, request, view):

@@ -9,6 +9,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from core.display import money_text, when_text
 from core.errors import DomainError, InvalidInput
 from core.fsm import apply_transition
 from core.money import CENT, ZERO
@@ -90,7 +91,7 @@ def _open(
     if amount > payment.amount:
         raise InvalidInput(
             "chargeback_exceeds_charge",
-            f"The card was charged {payment.amount}; a chargeback cannot dispute more.",
+            f"The card was charged {money_text(payment.amount)}; a chargeback cannot dispute more.",
             clauses=["L-7.2"],
         )
     at_stake = min(amount, paid_facts(order).card_refundable)
@@ -115,9 +116,9 @@ def _open(
         actor=actor,
         role=OrderEvent.Role.SYSTEM if actor is None else OrderEvent.Role.SUPPORT,
         message=(
-            f"The buyer's bank opened a chargeback of {amount} {settings.LOJIX_CURRENCY} "
+            f"The buyer's bank opened a chargeback of {money_text(amount)} "
             f"(reference {bank_reference})"
-            + (f"; {already} of it was already refunded." if already else ".")
+            + (f"; {money_text(already)} of it was already refunded." if already else ".")
         ),
         clauses=("L-8.2",),
         amount=amount,
@@ -128,8 +129,8 @@ def _open(
             user=supervisor,
             title=f"Chargeback on order #{order.pk}",
             body=(
-                f"{amount} {settings.LOJIX_CURRENCY} disputed by the buyer's bank; evidence due "
-                f"by {chargeback.evidence_due_by:%Y-%m-%d %H:%M} UTC."
+                f"{money_text(amount)} disputed by the buyer's bank; evidence due by "
+                f"{when_text(chargeback.evidence_due_by)}."
             ),
             url=chargeback.get_absolute_url(),
         )
@@ -197,7 +198,7 @@ def chargeback_submit_evidence(*, chargeback_id: int, actor: User, note: str = "
     if now > chargeback.evidence_due_by:
         raise DomainError(
             "evidence_overdue",
-            f"The evidence was due by {chargeback.evidence_due_by:%Y-%m-%d %H:%M} UTC.",
+            f"The evidence was due by {when_text(chargeback.evidence_due_by)}.",
             clauses=["L-8.2"],
         )
     apply_transition(
@@ -268,8 +269,8 @@ def _decide(chargeback_id, actor, note, *, transition: str, message: str) -> Cha
         chargeback.save(update_fields=["settlement_key"])
         outbox_enqueue(task=SETTLE_TASK, kwargs={"chargeback_id": chargeback.pk}, now=now)
         message += (
-            f" {chargeback.amount_at_stake} {settings.LOJIX_CURRENCY} goes back to the buyer's "
-            "card through their bank."
+            f" {money_text(chargeback.amount_at_stake)} goes back to the buyer's card through "
+            "their bank."
         )
     elif moves:
         chargeback.settled_at = now
@@ -344,7 +345,7 @@ def chargeback_settle(*, chargeback_id: int) -> str:
             actor=None,
             role=OrderEvent.Role.SYSTEM,
             message=(
-                f"{chargeback.amount_at_stake} {settings.LOJIX_CURRENCY} went back to the card "
+                f"{money_text(chargeback.amount_at_stake)} went back to the card "
                 f"through the buyer's bank (chargeback #{chargeback.pk})."
             ),
             clauses=("L-8.2",),

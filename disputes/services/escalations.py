@@ -13,6 +13,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from core.business_days import add_business_days
+from core.display import day_text, money_text
 from core.errors import DomainError, InvalidInput
 from core.roles import User, is_supervisor
 from core.services import notify
@@ -211,7 +212,7 @@ def _attach_held(escalation: Escalation, held, *, actor) -> None:
 
 
 def _when(moment: dt.datetime) -> str:
-    return f"{timezone.localtime(moment):%a %d %b %Y}"
+    return day_text(moment)
 
 
 def _opened_told(escalation: Escalation, *, now) -> None:
@@ -341,7 +342,10 @@ def escalation_decide(
             previous_amount=escalation.previous_amount, refundable=refundable
         )
     error = policy.overturn_amount_error(
-        amount=amount, previous_amount=escalation.previous_amount, refundable=refundable
+        amount=amount,
+        previous_amount=escalation.previous_amount,
+        refundable=refundable,
+        currency=settings.LOJIX_CURRENCY,
     )
     if error:
         raise InvalidInput("invalid_amount", error, clauses=["L-7.2"])
@@ -389,7 +393,7 @@ def _tell_decision(escalation: Escalation, *, money: str, now) -> None:
     verdict = (
         "upheld: the decision stands"
         if escalation.status == Escalation.Status.UPHELD
-        else f"overturned: the new total refund is {escalation.amount} {settings.LOJIX_CURRENCY}"
+        else f"overturned: the new total refund is {money_text(escalation.amount)}"
     )
     message = (
         f"Escalation #{escalation.pk} {verdict}. Final decision. {escalation.explanation} {money}"

@@ -7,6 +7,7 @@ import datetime as dt
 from django.db import transaction
 from django.urls import reverse
 
+from core.display import day_text
 from core.errors import DomainError, InvalidInput
 from core.services import notify, notify_restaurant
 from disputes.lock_objects import incident_for_update
@@ -55,7 +56,7 @@ def _allergen_for_update(incident_id: int) -> Incident:
     if incident.status == Incident.Status.CLOSED:
         raise DomainError(
             "incident_closed",
-            f"This investigation was closed on {incident.closed_at:%d %b %Y}.",
+            f"This investigation was closed on {day_text(incident.closed_at)}.",
             clauses=["L-10"],
         )
     return incident

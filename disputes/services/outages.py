@@ -12,11 +12,11 @@ from the restaurants (L-9: platform-caused)."""
 
 import datetime as dt
 
-from django.conf import settings
 from django.db import transaction
 from django.db.models import F
 from django.urls import reverse
 
+from core.display import day_text, money_text
 from core.errors import DomainError, InvalidInput
 from core.money import ZERO
 from core.outbox import outbox_enqueue
@@ -161,7 +161,7 @@ def outage_refund_start(*, incident_id: int, actor, now: dt.datetime) -> Inciden
     if incident.status == Incident.Status.CLOSED:
         raise DomainError(
             "incident_closed",
-            f"The bulk refund of this outage finished on {incident.refund_finished_at:%d %b %Y}.",
+            f"The bulk refund of this outage finished on {day_text(incident.refund_finished_at)}.",
             clauses=["L-10"],
         )
     if incident.status == Incident.Status.OPEN:
@@ -317,15 +317,14 @@ def outage_refund_finish(*, incident_id: int, now: dt.datetime) -> bool:
 
 def outage_summary_text(incident: Incident) -> str:
     """The bulk refund's summary as people read it: orders, money, per restaurant."""
-    currency = settings.LOJIX_CURRENCY
     shares = "; ".join(
-        f"{share.restaurant}: {share.orders} orders, {share.amount} {currency}"
+        f"{share.restaurant}: {share.orders} orders, {money_text(share.amount)}"
         for share in outage_refunds_by_restaurant(incident)
     )
     skipped = incident.affected_orders - incident.refunded_orders
     text = (
         f"{incident.refunded_orders} of {incident.affected_orders} affected orders refunded in "
-        f"full, {incident.refunded_amount} {currency} (L-10); nothing deducted from the "
+        f"full, {money_text(incident.refunded_amount)} (L-10); nothing deducted from the "
         "restaurants (L-9)."
     )
     if skipped > 0:

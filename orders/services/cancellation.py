@@ -8,6 +8,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from core.display import money_text
 from core.errors import DomainError, InvalidInput
 from core.money import ZERO
 from core.roles import User
@@ -42,7 +43,7 @@ def order_cancel_by_buyer(*, order_id: int, actor: User, quote: Decimal | None =
 
     Errors: `not_found` (404, also for another buyer's order); `quote_changed` (409, with the
     new `cancellation`); the policy's refusals `window_passed`, `request_denied`,
-    `already_requested`, `preparation_started`, `order_closed` (409)."""
+    `already_requested`, `preparation_started`, `order_delivered`, `order_closed` (409)."""
     order = order_for_update(order_id, buyer=actor)
     buyer_must_not_be_suspended(actor)
     now = timezone.now()
@@ -86,8 +87,9 @@ def _request_cancellation(order, decision, *, actor, now) -> None:
         cancellation_fee=decision.fee,
         actor=actor,
         role=OrderEvent.Role.BUYER,
-        message=f"You asked to cancel; if the restaurant agrees you get {decision.refund} back "
-        f"({decision.fee} fee). Waiting for the restaurant.",
+        message=f"You asked to cancel; if the restaurant agrees you get "
+        f"{money_text(decision.refund)} back ({money_text(decision.fee)} fee). Waiting for the "
+        "restaurant.",
         clauses=decision.clauses,
         amount=decision.fee,
         at=now,
@@ -95,7 +97,8 @@ def _request_cancellation(order, decision, *, actor, now) -> None:
     notify_restaurant(
         order.restaurant,
         title=f"Cancellation request for order #{order.pk}",
-        body=f"The buyer asks to cancel order #{order.pk}. Approve (you keep {decision.fee}) or "
+        body=f"The buyer asks to cancel order #{order.pk}. Approve (you keep "
+        f"{money_text(decision.fee)}) or "
         f"deny within {minutes} minutes, or support decides.",
         order=None,
         url="/seller/cancellation-requests/",
@@ -121,7 +124,7 @@ def order_cancellation_approve(*, order_id: int, actor: User) -> Order:
         refund=order_cancellation_request_refund(order),
         actor=actor,
         role=role,
-        message=f"Cancellation approved{by_whom(role)}; a fee of {fee} applies.",
+        message=f"Cancellation approved{by_whom(role)}; a fee of {money_text(fee)} applies.",
         clauses=("K-B1", "L-2.1", *stepping_in(role)),
         now=now,
     )
@@ -169,7 +172,8 @@ def order_cancellation_deny(*, order_id: int, actor: User, reason: str) -> Order
     )
     notify(
         user=order.buyer,
-        title=f"Order #{order.pk}: cancellation denied",
+        title=f"Order #{order.pk}: cancellation denied"
+        + (" by support" if stepping_in(role) else " by the restaurant"),
         body=f"Cancellation request denied{by_whom(role)}; the order goes on. {reason}",
         order=order,
     )
@@ -221,6 +225,7 @@ def order_cancel_by_restaurant(
         explanation=explanation,
         refundable=paid_facts(order).refundable,
         goodwill=version.restaurant_cancel_goodwill,
+        currency=settings.LOJIX_CURRENCY,
     )
     if not decision.allowed:
         kind = "conflict" if decision.code == "not_cancellable" else "invalid"
@@ -246,10 +251,9 @@ def order_cancel_by_restaurant(
         user=order.buyer,
         title=f"{order.restaurant.name} cancelled order #{order.pk}",
         body=f"{order.restaurant.name} cancelled your order: {explanation}\n"
-        f"Reason: {label}. A full refund of {decision.refund} {settings.LOJIX_CURRENCY} is on "
-        "its way to you"
+        f"Reason: {label}. A full refund of {money_text(decision.refund)} is on its way to you"
         + (
-            f", and {goodwill} {settings.LOJIX_CURRENCY} promotional credit is in your wallet."
+            f", and {money_text(goodwill)} promotional credit is in your wallet."
             if goodwill
             else "; the order page shows when it is sent."
         ),
@@ -276,7 +280,7 @@ def _grant_goodwill(order: Order, amount: Decimal, *, now) -> Decimal:
         name="goodwill_credit",
         actor=None,
         role=OrderEvent.Role.POLICY,
-        message=f"{amount} {settings.LOJIX_CURRENCY} promotional credit for the inconvenience.",
+        message=f"{money_text(amount)} promotional credit for the inconvenience.",
         clauses=("L-2.2", "L-7.1"),
         amount=amount,
         at=now,
@@ -325,7 +329,7 @@ def _cancel_and_refund(
         notify(
             user=order.buyer,
             title=f"Order #{order.pk} cancelled",
-            body=f"{message} {refund} {settings.LOJIX_CURRENCY} is on its way back to you; the "
-            "order page shows when it is sent.",
+            body=f"{message} {money_text(refund)} is on its way back to you; the order page "
+            "shows when it is sent.",
             order=order,
         )

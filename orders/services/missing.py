@@ -9,6 +9,7 @@ from django.db import transaction
 from django.utils import timezone
 from django_fsm import has_transition_perm
 
+from core.display import money_text, when_text
 from core.errors import DomainError
 from core.fsm import apply_transition
 from core.money import ZERO
@@ -64,21 +65,21 @@ def order_report_missing(*, order_id: int, actor: User) -> Order:
         actor=actor,
         role=role,
         message="Reported missing: the delivery never came. The restaurant is looking for it; "
-        f"if it is not found by {_hhmm(give_up_at)}, the order is refunded in full.",
+        f"if it is not found by {when_text(give_up_at)}, the order is refunded in full.",
         clauses=decision.clauses,
         at=now,
     )
     intervention_open(
         order=order,
         kind=Intervention.Kind.MISSING_ORDER,
-        summary=f"Reported missing; given up at {_hhmm(give_up_at)} unless located.",
+        summary=f"Reported missing; given up at {when_text(give_up_at)} unless located.",
         now=now,
     )
     notify_restaurant(
         order.restaurant,
         title=f"Order #{order.pk} reported missing",
         body=f"The buyer says order #{order.pk} never came. Find it and mark it delivered by "
-        f"{_hhmm(give_up_at)}, or it is refunded in full (L-6.2).",
+        f"{when_text(give_up_at)}, or it is refunded in full (L-6.2).",
         url=f"/seller/orders/{order.pk}/",
     )
     return order
@@ -165,14 +166,14 @@ def order_missing_give_up(*, order_id: int, now: dt.datetime) -> bool:
         order=order,
         kind=Intervention.Kind.MISSING_ORDER,
         actor=None,
-        action=f"Given up after {minutes} minutes; refunded {refunded} in full",
+        action=f"Given up after {minutes} minutes; refunded {money_text(refunded)} in full",
         now=now,
     )
     notify(
         user=order.buyer,
         title=f"Order #{order.pk} refunded in full",
         body=f"We could not find your order #{order.pk} within {minutes} minutes, so we are "
-        f"refunding everything you paid ({refunded}) to where it came from (L-6.2).",
+        f"refunding everything you paid ({money_text(refunded)}) to where it came from (L-6.2).",
         order=order,
     )
     return True
@@ -230,7 +231,3 @@ def _sale_booked(order: Order) -> bool:
         entry.kind == RestaurantLedgerEntry.Kind.SALE
         for entry in restaurant_ledger_entries_for_order(order)
     )
-
-
-def _hhmm(moment: dt.datetime | None) -> str:
-    return f"{timezone.localtime(moment):%H:%M}" if moment else ""

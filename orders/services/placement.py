@@ -9,6 +9,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from core.display import money_text, when_text
 from core.errors import DomainError, InvalidInput
 from core.money import ZERO
 from credits import selectors as credit_selectors
@@ -78,10 +79,10 @@ def _check_can_order(*, buyer, restaurant: Restaurant, fulfillment: str, address
         label = Order.Fulfillment(fulfillment).label.lower()
         raise InvalidInput("fulfillment_not_offered", f"{restaurant.name} does not offer {label}.")
     if not restaurant.is_open_at(now):
-        opens = timezone.localtime(restaurant.next_opening(now))
         raise InvalidInput(
             "restaurant_closed",
-            f"{restaurant.name} is closed now; it opens at {opens:%H:%M} on {opens:%a %d %b}.",
+            f"{restaurant.name} is closed now; it opens on "
+            f"{when_text(restaurant.next_opening(now))}.",
         )
     if fulfillment == Order.Fulfillment.DELIVERY and not address.strip():
         raise InvalidInput("address_required", "A delivery order needs a delivery address.")
@@ -428,7 +429,7 @@ def _payment_record(order: Order, *, checkout: Checkout, now) -> Payment:
         name="charge",
         actor=None,
         role=OrderEvent.Role.SYSTEM,
-        message=f"{order.amount_charged} {_currency()} charged to the card.",
+        message=f"{money_text(order.amount_charged)} charged to the card.",
         amount=order.amount_charged,
         at=now,
     )

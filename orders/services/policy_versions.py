@@ -9,6 +9,7 @@ from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.urls import reverse
 
+from core.display import day_text
 from core.errors import DomainError
 from core.outbox import outbox_enqueue
 from core.roles import User, is_supervisor
@@ -159,7 +160,7 @@ def policy_version_announce(*, version_id: int, now: dt.datetime, limit: int) ->
 
 
 def _announcement(version: PolicyVersion, user):
-    when = f"{version.effective_from:%d %B %Y}"
+    when = day_text(version.effective_from)
     summary = version.summary_of_changes.strip() or "See what changed on the policy page."
     return notification(
         user=user,

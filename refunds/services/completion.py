@@ -8,8 +8,7 @@ has one), by `refunds.services.execution` and `refunds.services.processing`.
 
 import datetime as dt
 
-from django.conf import settings
-
+from core.display import days_text, money_text
 from core.services import notification, notify, notify_many
 from disputes.models import Intervention
 from disputes.services.interventions import intervention_open, interventions_resolve_for_orders
@@ -24,12 +23,11 @@ from refunds.services.ledger import restaurant_deduct_refunds
 def refund_message(refund: Refund) -> str:
     """The refund as the buyer reads it: on its way, sent, delayed, with support, or credited.
     Never "sent" for money that did not move (D-7)."""
-    amount = f"{refund.amount} {settings.LOJIX_CURRENCY}"
+    amount = money_text(refund.amount)
     if refund.destination != Refund.Destination.CARD:
         return f"{amount} added to your wallet as {refund.get_destination_display().lower()}."
-    bank = (
-        f"expected at your bank between {refund.expected_in_bank_from:%d %b} and "
-        f"{refund.expected_in_bank_by:%d %b %Y}"
+    bank = "expected at your bank " + days_text(
+        refund.expected_in_bank_from, refund.expected_in_bank_by
     )
     if refund.status == Refund.Status.SUCCEEDED:
         return f"Refund of {amount} sent to your card; {bank}."
@@ -98,8 +96,8 @@ def refund_given_up(refund: Refund, *, now: dt.datetime) -> None:
         order=refund.order,
         refund_request=refund.request,
         kind=Intervention.Kind.REFUND_FAILED,
-        summary=f"Refund of {refund.amount} to the card failed {refund.attempts} times: "
-        f"{refund.failure_message}"[:240],
+        summary=f"Refund of {money_text(refund.amount)} to the card failed {refund.attempts} "
+        f"times: {refund.failure_message}"[:240],
         now=now,
     )
     order_event_record(
@@ -138,7 +136,7 @@ def _request_refunded_if_paid(request: RefundRequest, *, actor, role: str, now) 
     )
     notify(
         user=request.buyer,
-        title=f"Refund request #{request.pk}: {request.decided_amount} back",
+        title=f"Refund request #{request.pk}: {money_text(request.decided_amount)} back",
         body=messages,
         url=request.get_absolute_url(),
     )

@@ -6,6 +6,7 @@ from decimal import Decimal
 from django.db import transaction
 from django.utils import timezone
 
+from core.display import money_text
 from core.errors import DomainError, InvalidInput
 from core.money import ZERO, to_cents
 from core.roles import User, is_supervisor
@@ -49,7 +50,7 @@ def refund_request_approve(
         actor=actor,
         amount=amount,
         method=method,
-        explanation="Approved.",
+        explanation="Approved at the amount the policy sets for this reason.",
         clauses=request.suggested_clauses,
         now=timezone.now(),
     )
@@ -72,7 +73,8 @@ def refund_request_partially_approve(
     refundable = paid_facts(request.order).refundable
     if not ZERO < amount <= refundable:
         raise InvalidInput(
-            "invalid_amount", f"The amount must be more than 0 and at most {refundable}."
+            "invalid_amount",
+            f"The amount must be more than zero and at most {money_text(refundable)}.",
         )
     require_explanation(explanation)
     decide(
@@ -127,7 +129,8 @@ def refund_request_offer_credit(
     require_reviewable(request)
     if not ZERO < amount <= request.order.total:
         raise InvalidInput(
-            "invalid_amount", f"The credit must be more than 0 and at most {request.order.total}."
+            "invalid_amount",
+            f"The credit must be more than zero and at most {money_text(request.order.total)}.",
         )
     require_explanation(explanation)
     decide(
@@ -300,7 +303,7 @@ def decide(
         role=who,
         at=now,
         clauses=clauses,
-        message=f"{verdict}{f': {amount}' if amount else ''}. {explanation}".strip(),
+        message=_decision_message(verdict, amount, explanation),
         decided_amount=amount,
         decided_method=method or request.preferred_method,
         resolution=resolution if amount is not None else "",
@@ -324,6 +327,12 @@ def decide(
             "review this decision (L-8.1).",
             url=request.get_absolute_url(),
         )
+
+
+def _decision_message(verdict: str, amount: Decimal | None, explanation: str) -> str:
+    """The timeline line of a decision: "Approved: 6.00 USD. <explanation>"."""
+    money = f": {money_text(amount)}" if amount else ""
+    return f"{verdict}{money}. {explanation}".strip()
 
 
 def _record_line_refunds(request: RefundRequest, amount: Decimal) -> None:
@@ -475,7 +484,7 @@ def _pay(request: RefundRequest, *, actor, now) -> None:
     )
     notify(
         user=request.buyer,
-        title=f"Refund request #{request.pk}: {request.decided_amount} on its way",
+        title=f"Refund request #{request.pk}: {money_text(request.decided_amount)} on its way",
         body=message,
         url=request.get_absolute_url(),
     )

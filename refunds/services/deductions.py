@@ -9,10 +9,10 @@ from the platform to the restaurant. Agents see the disputes (read-only) but do 
 
 import datetime as dt
 
-from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.urls import reverse
 
+from core.display import money_text
 from core.errors import DomainError, InvalidInput
 from core.roles import User, is_supervisor
 from core.services import notify_restaurant
@@ -67,7 +67,9 @@ def deduction_dispute_open(
     intervention_open(
         order=entry.order,
         kind=Intervention.Kind.DEDUCTION_DISPUTE,
-        summary=f"{entry.restaurant} disputes a deduction of {-entry.amount}: {note}"[:240],
+        summary=(f"{entry.restaurant} disputes a deduction of {money_text(-entry.amount)}: {note}")[
+            :240
+        ],
         now=now,
     )
     return dispute
@@ -149,7 +151,7 @@ def _refuse(refusal: tuple[str, str] | None) -> None:
 
 
 def _decision_notice(dispute: DeductionDispute) -> None:
-    amount = f"{-dispute.deduction.amount} {settings.LOJIX_CURRENCY}"
+    amount = money_text(-dispute.deduction.amount)
     if dispute.status == Outcome.UPHELD:
         verdict = f"we agree: the {amount} deducted is given back to your next payout."
     else:

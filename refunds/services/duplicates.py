@@ -10,6 +10,7 @@ outcome in a short transaction under the order's and the request's locks.
 import datetime as dt
 from decimal import Decimal
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
@@ -85,7 +86,7 @@ def _record(request_id: int, *, cancelled: Decimal, now: dt.datetime) -> str:
     request = refund_request_for_update(request_id)
     if not _waiting_for_check(request):
         return "skipped"
-    decision = policy.duplicate_charge_found(cancelled)
+    decision = policy.duplicate_charge_found(cancelled, settings.LOJIX_CURRENCY)
     if decision.route != policy.Route.AUTOMATIC:
         refund_request_event_record(
             request,

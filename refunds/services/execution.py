@@ -11,6 +11,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from core.business_days import add_business_days
+from core.display import money_text
 from core.errors import DomainError, InvalidInput
 from core.money import ZERO
 from core.outbox import outbox_enqueue_many
@@ -104,7 +105,7 @@ def refund_execute(
         if destination == Refund.Destination.CARD and amount > paid.card_refundable:
             raise DomainError(
                 "refund_exceeds_card",
-                f"Only {paid.card_refundable} can still go back to the card.",
+                f"Only {money_text(paid.card_refundable)} can still go back to the card.",
                 clauses=["L-7.2"],
             )
     elif amount <= ZERO:
@@ -132,7 +133,8 @@ def _check_refundable(amount: Decimal, paid: policy.PaidFacts) -> None:
     if amount > paid.refundable:
         raise DomainError(
             "refund_exceeds_paid",
-            f"Only {paid.refundable} of the {paid.amount_paid} paid can still be refunded.",
+            f"Only {money_text(paid.refundable)} of the {money_text(paid.amount_paid)} paid can "
+            "still be refunded.",
             clauses=["L-7.2"],
         )
 

@@ -2,9 +2,9 @@
 
 from decimal import Decimal
 
-from django.conf import settings
 from django.urls import reverse
 
+from core.display import money_text
 from core.money import ZERO
 from core.money_db import MoneySum
 from core.services import notify_restaurant
@@ -90,7 +90,7 @@ def restaurant_deduct_refunds(order: Order, refunds: list[Refund]) -> None:
 def _deduction_notice(entry: RestaurantLedgerEntry, refund: Refund) -> None:
     """Tell the restaurant's partners of a deduction, its reason and clauses (L-9), and that
     they may dispute it once from the ledger (K-DR)."""
-    amount = f"{-entry.amount} {settings.LOJIX_CURRENCY}"
+    amount = money_text(-entry.amount)
     clauses = ", ".join(policy.deduction_clauses(refund.clauses))
     notify_restaurant(
         entry.order.restaurant,

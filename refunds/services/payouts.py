@@ -13,6 +13,7 @@ import zoneinfo
 
 from django.db import IntegrityError, transaction
 
+from core.display import day_text
 from orders.lock_objects import restaurant_for_update_skip_locked
 from refunds import policy
 from refunds.models import RestaurantLedgerEntry
@@ -46,7 +47,7 @@ def restaurant_close_periods(
                         order=None,
                         period_starts_on=starts_on,
                         created_at=ends_at - LAST_INSTANT,
-                        description=f"Payout for the week of {starts_on:%a %d %b %Y}",
+                        description=f"Payout for the week of {day_text(starts_on)}",
                     )
                 )
         except IntegrityError:  # closed meanwhile by a run that did not lock the row first

@@ -17,6 +17,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from core.display import money_text
 from core.errors import DomainError
 from core.roles import User
 from orders.events import order_event_record
@@ -139,7 +140,9 @@ def refund_retry_by_support(*, refund_id: int, actor: User) -> Refund:
     refund.next_attempt_at = now
     refund.save(update_fields=["next_attempt_at"])
     refunds_process_requested([refund.pk], now=now)
-    _support_note(refund, actor, f"Support tries the refund of {refund.amount} again.", now)
+    _support_note(
+        refund, actor, f"Support tries the refund of {money_text(refund.amount)} again.", now
+    )
     return refund
 
 
@@ -158,7 +161,7 @@ def refund_pay_as_account_credit(*, refund_id: int, actor: User) -> Refund:
         raise DomainError(
             "refund_made_after_all",
             "The processor made this refund after all; it is now recorded as sent.",
-            clauses=["D-7"],
+            clauses=["K-OV"],
         )
     return _replace_with_account_credit(refund_id, actor)
 

@@ -63,10 +63,10 @@ def test_wallet_shows_balances_and_grants_soonest_expiry_first(
     assert "99.00" not in page
     assert (
         "Promotional credit Restaurant cancellation: Trattoria Roma cancelled your order "
-        "Expired Tue 10 Nov 2026 0.00 / 5.00 USD "
-        "Promotional credit Promotion: Welcome offer Sun 20 Dec 2026 3.00 / 3.00 USD "
-        "Promotional credit Support resolution: Late delivery Tue 19 Jan 2027 2.00 / 2.00 USD "
-        "Account credit Refund: Refund Never 7.50 / 7.50 USD"
+        "Expired Tue 10 Nov 2026 0.00 USD of 5.00 USD "
+        "Promotional credit Promotion: Welcome offer Sun 20 Dec 2026 3.00 USD of 3.00 USD "
+        "Promotional credit Support resolution: Late delivery Tue 19 Jan 2027 2.00 USD of 2.00 USD "
+        "Account credit Refund: Refund Never 7.50 USD of 7.50 USD"
     ) in page
     assert response.content.decode().count('<tr class="expired">') == 1
 
@@ -88,7 +88,7 @@ def test_wallet_shows_spent_credit_and_the_codes_used_with_their_orders(
     page = text(ada.get(reverse("credits:wallet")))
 
     assert "Account credit 0.00 USD" in page
-    assert "Account credit Support resolution: Goodwill Never 0.00 / 4.00 USD" in page
+    assert "Account credit Support resolution: Goodwill Never 0.00 USD of 4.00 USD" in page
     assert f"TENOFF 10 % off · used on order #{second.pk} " in page
     assert f"WELCOME5 5.00 USD off · Welcome · used on order #{first.pk} " in page
     assert "NOTMINE" not in page

@@ -251,7 +251,8 @@ def test_an_agent_approves_an_unanswered_request(agent, buyer, case):
         ["K-B1", "L-2.1", "K-OV"],
     )
     assert approved.message == (
-        "Cancellation approved by support on the restaurant's behalf (K-OV); a fee of 4.20 applies."
+        "Cancellation approved by support on the restaurant's behalf (K-OV); a fee of 4.20 USD "
+        "applies."
     )
     assert Notification.objects.filter(user=buyer, title=f"Order #{order.pk} cancelled").exists()
 
@@ -286,7 +287,9 @@ def test_an_agent_denies_an_unanswered_request_with_a_reason(agent, buyer, case)
         "The kitchen had already started your pizzas.",
         ["L-2.1", "K-OV"],
     )
-    told = Notification.objects.get(user=buyer, title=f"Order #{order.pk}: cancellation denied")
+    told = Notification.objects.get(
+        user=buyer, title=f"Order #{order.pk}: cancellation denied by support"
+    )
     assert told.body.endswith("The kitchen had already started your pizzas.")
 
 

@@ -96,7 +96,7 @@ def test_money_already_refunded_counts_against_the_disputed_amount(delivered, ag
 
     assert (chargeback.amount, chargeback.amount_at_stake) == (PAID, D("10.49"))
     assert (
-        "5.00 of it was already refunded"
+        "5.00 USD of it was already refunded"
         in delivered.events.get(name="chargeback_received").message
     )
 

@@ -166,7 +166,7 @@ def test_a_refused_decision_is_a_message_and_changes_nothing(escalation, supervi
     assert response.status_code == 302
     ((level, message),) = messages_of(response)
     assert level == "error"
-    assert "The new total must be more than 0.00 and at most 33.99." in message
+    assert "The new total must be more than 0.00 USD and at most 33.99 USD." in message
     escalation.refresh_from_db()
     assert escalation.status == "open"
     assert Refund.objects.count() == 0

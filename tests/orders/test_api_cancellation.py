@@ -113,7 +113,7 @@ def test_a_placed_order_previews_a_free_cancellation(api_as, buyer, paid_order):
         "refund_amount": "24.99",
         "clauses": ["L-2.1", "K-B3"],
         "code": "free_cancellation",
-        "detail": "Free to cancel until the restaurant accepts: full refund of 24.99.",
+        "detail": "Free to cancel until the restaurant accepts: full refund of 24.99 USD.",
         "window_ends_at": None,
     }
 
@@ -130,7 +130,7 @@ def test_an_accepted_order_previews_the_fee_and_the_end_of_the_window(api_as, bu
         "refund_amount": "21.24",
         "clauses": ["K-B1", "L-2.1"],
         "code": "cancellation_request",
-        "detail": "The restaurant must approve; cancelling costs 3.75, you get 21.24 back.",
+        "detail": "The restaurant must approve; cancelling costs 3.75 USD, you get 21.24 USD back.",
         "window_ends_at": (order.accepted_at + dt.timedelta(minutes=5)).isoformat(),
     }
 
@@ -232,7 +232,7 @@ def test_buyer_asks_inside_the_window_and_waits_for_the_restaurant(
         ),
         pytest.param(
             1, ["accept", "start_preparation", "mark_ready", "dispatch", "deliver"],
-            "preparation_started", ["L-2.1"], id="delivered",
+            "order_delivered", ["L-2.1", "L-4.1"], id="delivered",
         ),
     ],
 )  # fmt: skip
@@ -508,7 +508,9 @@ def test_partner_denies_and_the_order_goes_on(api_as, buyer, partner, requested)
     assert (order.cancellation_fee, order.cancellation_denied_at is not None) == (None, True)
     assert not Refund.objects.exists()
     assert not RestaurantLedgerEntry.objects.exists()
-    note = Notification.objects.get(user=buyer, title=f"Order #{requested.pk}: cancellation denied")
+    note = Notification.objects.get(
+        user=buyer, title=f"Order #{requested.pk}: cancellation denied by the restaurant"
+    )
     assert note.body.endswith("The pizzas are already in the oven.")
     deny = OrderEvent.objects.get(order=requested, name="deny")
     assert (deny.reason, deny.actor) == ("The pizzas are already in the oven.", partner)

@@ -230,6 +230,50 @@ def test_a_denied_request_shows_the_refusal(clock, ada, buyer, partner, order):
     )
 
 
+def test_a_request_support_denied_says_support_decided(clock, ada, buyer, agent, order):
+    advance(order, "accept")
+    order_cancel_by_buyer(order_id=order.pk, actor=buyer, quote=D("4.20"))
+    order_cancellation_deny(order_id=order.pk, actor=agent, reason="Already in the oven.")
+
+    response = ada.get(order.get_absolute_url())
+
+    assert panel(response) == (
+        "Cancellation Support already declined to cancel this order, deciding in the "
+        "restaurant's place. Why? K-B1, L-2.1, K-OV"
+    )
+    assert "Support denied your cancellation request" in words(response.content.decode())
+    assert "The restaurant denied" not in words(response.content.decode())
+    assert Notification.objects.get(user=buyer, title__contains="denied").title == (
+        f"Order #{order.pk}: cancellation denied by support"
+    )
+
+
+@pytest.mark.parametrize(
+    ("steps", "what"),
+    [
+        (["dispatch", "deliver"], "delivered"),
+        (["serve"], "served"),
+        (["serve", "close"], "served"),
+    ],
+)
+def test_a_received_order_says_so_and_points_to_reporting_a_problem(
+    clock, ada, buyer, restaurant, menu, steps, what
+):
+    fulfillment = Order.Fulfillment.DELIVERY if "deliver" in steps else Order.Fulfillment.DINE_IN
+    order = place_order(buyer, restaurant, {menu["Margherita"]: 1}, fulfillment=fulfillment)
+    advance(order, "accept", "start_preparation", "mark_ready", *steps)
+
+    response = ada.get(order.get_absolute_url())
+    text = panel(response)
+
+    assert text == (
+        f"Cancellation This order was {what}, so it can no longer be cancelled. If something was "
+        "wrong with it, report a problem instead. Why? L-2.1, L-4.1"
+    )
+    assert "prepar" not in text
+    assert f'href="/refunds/new/{order.pk}/">Report a problem</a>' in response.content.decode()
+
+
 def test_a_cancelled_order_says_what_happened_and_its_refund_shows_the_bank_dates(
     clock, ada, buyer, order
 ):
@@ -254,7 +298,8 @@ def test_a_cancelled_order_says_what_happened_and_its_refund_shows_the_bank_date
         "Tue 1 Dec and Thu 10 Dec 2026 Why? L-2.1, K-B3 Succeeded 27.99 USD"
     ) in page
     assert (
-        "Refund of 27.99 USD sent to your card; expected at your bank between 01 Dec and 10 Dec "
+        "Refund of 27.99 USD sent to your card; expected at your bank between Tue 1 Dec and "
+        "Thu 10 Dec "
         "2026."
     ) in page
 
@@ -327,7 +372,7 @@ def test_confirming_a_placed_order_cancels_it_with_one_refund_and_a_notification
     ]
     assert messages_of(response) == [
         f"Order #{order.pk} cancelled. 27.99 USD comes back: 27.99 USD to your card, expected at "
-        "your bank between 01 Dec and 10 Dec 2026."
+        "your bank between Tue 1 Dec and Thu 10 Dec 2026."
     ]
     assert [(n.user, n.title) for n in Notification.objects.order_by("pk")] == [
         (buyer, f"Order #{order.pk} cancelled"),
@@ -343,7 +388,8 @@ def test_confirming_a_split_refund_says_where_each_part_goes(clock, ada, buyer, 
 
     assert messages_of(response) == [
         f"Order #{order.pk} cancelled. 27.99 USD comes back: 22.99 USD to your card, expected at "
-        "your bank between 01 Dec and 10 Dec 2026; 5.00 USD as account credit, in your wallet "
+        "your bank between Tue 1 Dec and Thu 10 Dec 2026; 5.00 USD as account credit, in your "
+        "wallet "
         "now."
     ]
     assert Refund.objects.filter(order=order).count() == 2
@@ -363,7 +409,8 @@ def test_asking_to_cancel_inside_the_window_waits_for_the_restaurant(
     page = text(response)
     assert (
         f"You asked to cancel order #{order.pk}. Waiting for the restaurant: if it agrees, you "
-        "get 23.79 USD back (4.20 USD fee). If it has not answered by 12:12, support decides."
+        "get 23.79 USD back (4.20 USD fee). If it has not answered by Fri 20 Nov 2026, 12:12, "
+        "support decides."
     ) in page
     assert "Waiting for the restaurant. You asked to cancel at 12:02." in page
     assert list(Notification.objects.values_list("user", "title")) == [
@@ -402,7 +449,8 @@ def test_a_stale_quote_changes_nothing_and_shows_the_new_terms(
 
     assert response["Location"] == order.get_absolute_url()
     assert messages_of(response) == [
-        "The terms changed: The restaurant must approve; cancelling costs 5.60, you get 22.39 back."
+        "The terms changed: The restaurant must approve; cancelling costs 5.60 USD, you get "
+        "22.39 USD back."
     ]
     nothing_moved(order, Order.Status.ACCEPTED)
     assert order.cancellation_fee is None
@@ -418,7 +466,8 @@ def test_a_quote_for_a_placed_order_is_stale_once_the_restaurant_accepted(clock,
     response = ada.post(cancel_url(order), {"quote": "0.00"})
 
     assert messages_of(response) == [
-        "The terms changed: The restaurant must approve; cancelling costs 4.20, you get 23.79 back."
+        "The terms changed: The restaurant must approve; cancelling costs 4.20 USD, you get "
+        "23.79 USD back."
     ]
     nothing_moved(order, Order.Status.ACCEPTED)
 

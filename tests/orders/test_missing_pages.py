@@ -67,7 +67,7 @@ def test_the_buyer_reports_it_from_the_page(buyer, partner, restaurant):
     assert Order.objects.get(pk=order.pk).status == "missing"
     assert texts(response) == [
         f"Order #{order.pk} reported missing. The restaurant is looking for it; if it is not "
-        "found by 13:00, you are refunded in full."
+        "found by Fri 20 Nov 2026, 13:00, you are refunded in full."
     ]
     with time_machine.travel(NOW + dt.timedelta(minutes=5), tick=False):
         page = signed_in(buyer).get(order.get_absolute_url()).content.decode()

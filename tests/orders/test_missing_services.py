@@ -307,7 +307,7 @@ def test_the_sweep_gives_up_after_exactly_locate_minutes_and_refunds_in_full(
     assert order.amount_paid == D("25.00") + order.delivery_fee
     assert order.events.get(name="give_up").actor_role == "policy"
     assert missing_cases(order) == [
-        ("resolved", None, f"Given up after 60 minutes; refunded {order.amount_paid} in full")
+        ("resolved", None, f"Given up after 60 minutes; refunded {order.amount_paid} USD in full")
     ]
     told = Notification.objects.get(user=buyer, title=f"Order #{order.pk} refunded in full")
     assert str(order.amount_paid) in told.body

@@ -382,9 +382,9 @@ def test_a_closed_restaurant_refuses_the_order(ada, restaurant, menu):
 
     assert response.status_code == 200
     assert messages_of(response) == [
-        "Trattoria Roma is closed now; it opens at 11:00 on Fri 20 Nov."
+        "Trattoria Roma is closed now; it opens on Fri 20 Nov 2026, 11:00."
     ]
-    assert "Trattoria Roma is closed now; it opens at 11:00 on Fri 20 Nov." in text(response)
+    assert "Trattoria Roma is closed now; it opens on Fri 20 Nov 2026, 11:00." in text(response)
     assert_nothing_placed()
     assert ada.session["cart"]["lines"] == {str(menu["Margherita"].pk): 1}
 

@@ -455,7 +455,7 @@ def test_denying_lets_the_order_go_on_and_tells_the_buyer_why(
     assert not Refund.objects.exists()
     assert not RestaurantLedgerEntry.objects.exists()
     [note] = Notification.objects.filter(user=buyer)
-    assert note.title == f"Order #{order.pk}: cancellation denied"
+    assert note.title == f"Order #{order.pk}: cancellation denied by the restaurant"
     assert note.body.endswith("Already in the oven.")
     assert "Already in the oven." in mail.outbox[0].body
     denied = order.events.get(name="deny")

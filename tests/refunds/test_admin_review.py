@@ -444,11 +444,11 @@ def test_approving_as_account_credit_follows_the_chosen_method(agent, buyer, cla
     [
         (
             {"amount": "34.00", "explanation": "Half of the order was cold.", "method": "original"},
-            "The amount must be more than 0 and at most 33.99.",
+            "The amount must be more than zero and at most 33.99 USD.",
         ),
         (
             {"amount": "0.00", "explanation": "Half of the order was cold.", "method": "original"},
-            "The amount must be more than 0 and at most 33.99.",
+            "The amount must be more than zero and at most 33.99 USD.",
         ),
         (
             {"amount": "three", "explanation": "Half of the order was cold.", "method": "original"},

@@ -276,8 +276,8 @@ def test_preview_shows_the_exact_amount_where_it_goes_and_the_clause_and_creates
     )
     assert section == (
         "What the policy would do 5.12 USD Suggested to support, who decide within 48 hours "
-        "( L-4.1 ). It would go 5.12 USD to your card. The paid share of the items named: 5.12 "
-        "(L-3.2, D-7). Why? L-3.2"
+        "( L-4.1 ). It would go 5.12 USD to your card. The paid share of the items named "
+        "(L-3.2). Why? L-3.2"
     )
     # The form keeps what was filled in.
     assert 'value="missing_items" checked' in _html(response)
@@ -540,7 +540,10 @@ def test_after_an_agent_approves_the_page_shows_the_amount_where_it_goes_and_the
     assert "Refunded" in page
     assert "Who has it now Done" in page
     assert "Decided Fri 20 Nov 2026, 12:00 by support" in page
-    assert "Decision 5.12 USD Approved. Why? L-3.2" in page
+    assert (
+        "Decision 5.12 USD Approved at the amount the policy sets for this reason. Why? L-3.2"
+        in page
+    )
     # L-4.2 from Friday 20 Nov 2026: processed within 3 business days (Wed 25); at the bank 1+5
     # business days on (Thanksgiving, Thu 26, skipped: Tue 1 Dec) to 3+10 (Thu 10 Dec).
     assert (

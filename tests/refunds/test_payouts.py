@@ -75,7 +75,7 @@ def test_an_ended_week_is_closed_by_one_payout_of_its_balance(restaurant, week_1
 
     assert payouts() == [(restaurant.pk, dt.date(2026, 11, 9), D("-25.00"), SUNDAY_LAST_INSTANT)]
     payout = RestaurantLedgerEntry.objects.get(kind=Kind.PAYOUT)
-    assert payout.description == "Payout for the week of Mon 09 Nov 2026"
+    assert payout.description == "Payout for the week of Mon 9 Nov 2026"
     assert run_at(MONDAY_WEEK_2 + dt.timedelta(hours=1)) == {
         "restaurants": 0,
         "payouts": 0,

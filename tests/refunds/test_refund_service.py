@@ -260,7 +260,7 @@ RECONCILIATION = {
     # case: (corrupt(payment, card refund), expected report, put right(payment, card refund))
     "processor lacks the charge": (
         lambda p, r: Payment.objects.filter(pk=p.pk).update(idempotency_key="ghost"),
-        r"Payment 23.99 succeeded \(sim_ch_\w+\) \(ghost\): the processor has nothing",
+        r"Payment 23.99 USD succeeded \(sim_ch_\w+\) \(ghost\): the processor has nothing",
         lambda p, r: Payment.objects.filter(pk=p.pk).update(idempotency_key=p.idempotency_key),
     ),
     "another charge reference": (
@@ -270,7 +270,8 @@ RECONCILIATION = {
     ),
     "processor lacks the refund": (
         lambda p, r: SimulatedGateway.forget(idempotency_key=r.idempotency_key),
-        r"Refund 7.06 to card \(succeeded\) \(k1:card\): no processor refund sim_re_\w+ of 7.06",
+        r"Refund 7.06 USD to the card \(succeeded\) \(k1:card\): no processor refund "
+        r"sim_re_\w+ of 7.06",
         lambda p, r: Refund.objects.filter(pk=r.pk).update(status="failed"),
     ),
     "another refund amount": (
