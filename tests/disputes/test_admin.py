@@ -445,7 +445,11 @@ def test_idempotency_records_are_for_superusers_only(agent, admin_user, partner,
     order = place_order(buyer, restaurant)
     api = Client()
     api.force_login(partner)
-    api.post(f"/api/seller/orders/{order.pk}/accept/", HTTP_IDEMPOTENCY_KEY="accept-once")
+    api.post(
+        f"/api/seller/orders/{order.pk}/accept/",
+        content_type="application/json",
+        HTTP_IDEMPOTENCY_KEY="accept-once",
+    )
     record = IdempotencyRecord.objects.get(key="accept-once")
     url = reverse("admin:core_idempotencyrecord_changelist")
 
