@@ -22,6 +22,7 @@ from django_fsm import has_transition_perm
 from core.admin import ReadOnlyModelAdmin, ReadOnlyTabularInline, search_term_without_hash
 from core.errors import DomainError
 from core.roles import is_supervisor
+from orders.clause_links import clause_links
 from orders.models import (
     MenuItem,
     Order,
@@ -393,7 +394,15 @@ class PaymentInline(ReadOnlyTabularInline):
     show_change_link = True
 
 
-class RefundInline(ReadOnlyTabularInline):
+class ClauseLinksMixin:
+    """`clause_links` for a read-only row's `clauses`: each linked to /policy/ (D-9)."""
+
+    @admin.display(description="clauses")
+    def clause_links(self, obj) -> str:
+        return clause_links(obj.clauses) or "-"
+
+
+class RefundInline(ClauseLinksMixin, ReadOnlyTabularInline):
     model = Refund
     fields = (
         "created_at",
@@ -402,7 +411,7 @@ class RefundInline(ReadOnlyTabularInline):
         "status",
         "gateway_reference",
         "reason",
-        "clauses",
+        "clause_links",
         "created_by",
         "expected_in_bank_by",
     )
@@ -413,7 +422,7 @@ class RefundInline(ReadOnlyTabularInline):
         return super().get_queryset(request).select_related("created_by")
 
 
-class OrderEventInline(ReadOnlyTabularInline):
+class OrderEventInline(ClauseLinksMixin, ReadOnlyTabularInline):
     """The order's timeline: every transition, payment and refund, with who and why."""
 
     model = OrderEvent
@@ -429,7 +438,7 @@ class OrderEventInline(ReadOnlyTabularInline):
         "actor_role",
         "message",
         "reason",
-        "clauses",
+        "clause_links",
         "amount",
     )
     readonly_fields = fields

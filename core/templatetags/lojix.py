@@ -6,7 +6,7 @@ template (settings TEMPLATES): `{{ order.total|money }}` -> "23.03 USD",
 from django import template
 
 from core.display import day_text, money_text, when_text
-from orders.clause_links import clause_link
+from orders.clause_links import clause_link, link_clauses_in
 
 register = template.Library()
 
@@ -32,3 +32,9 @@ def clause(clause_id: str) -> str:
     """`{% clause "L-2.1" %}`: the clause's link to /policy/#L-2.1 with its text on hover, tap
     and focus (`orders.clause_links`)."""
     return clause_link(clause_id)
+
+
+@register.filter(is_safe=True)
+def linkclauses(text) -> str:
+    """`{{ event.message|linkclauses }}`: the text escaped, its clause ids linked to /policy/."""
+    return link_clauses_in("" if text is None else str(text))
