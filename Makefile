@@ -6,7 +6,7 @@ UV_VERSION := 0.13.8
 export UV_PYTHON_DOWNLOADS := never
 PORT ?= 8000
 
-.PHONY: install migrate demo run test test-sqlite lint format bench check clean
+.PHONY: install migrate demo run test test-sqlite lint format bench check docs clean
 
 install: $(VENV)/.installed
 
@@ -66,6 +66,11 @@ format: install
 
 check: install
 	$(PY) manage.py check_ledgers
+
+# docs/policy-map.md from the code: every clause, the functions implementing it, its tests
+# (tests/test_docs.py fails when the committed file is stale).
+docs: install
+	$(PY) manage.py policy_map
 
 clean:
 	rm -rf $(VENV) var db.sqlite3 db.sqlite3-* media

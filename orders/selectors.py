@@ -251,7 +251,7 @@ def policy_document(version: PolicyVersion | None) -> PolicyDocument:
 
 def policy_clause_texts(now: dt.datetime) -> dict[str, str]:
     """Clause id -> its text in the version in force (K-UP), for the "Why?" links' tooltips:
-    {"L-2.1": "Customer-Initiated Cancellation. Before Restaurant Accepts Order: ..."}.
+    {clause id: "<title>. <text as one line>"}.
 
     Read from the cache; on a miss, one query parses the version in force and caches it for
     10 minutes or until the next published version takes effect, whichever is sooner.
