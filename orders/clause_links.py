@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import escape, format_html, format_html_join
-from django.utils.safestring import SafeString, mark_safe
+from django.utils.safestring import SafeData, SafeString, mark_safe
 
 from orders.selectors import policy_clause_texts
 
@@ -39,7 +39,10 @@ _CLAUSE_IN_TEXT = re.compile(r"(?<![\w#/-])([LK]-(?:\d+(?:\.\d+)?|[A-Z]{1,2}\d?)
 
 def link_clauses_in(text: str) -> SafeString:
     """`text` escaped, with every clause id of the version in force in it linked
-    ("Refused (L-3.3)." -> "Refused (<a class="clause" ...>L-3.3</a>).")."""
+    ("Refused (L-3.3)." -> "Refused (<a class="clause" ...>L-3.3</a>)."); text already marked
+    safe (HTML) is returned as it is."""
+    if isinstance(text, SafeData):
+        return text  # already HTML: left as written
     known = policy_clause_texts(timezone.now())
 
     def link(match: re.Match) -> str:

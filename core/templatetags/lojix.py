@@ -37,4 +37,4 @@ def clause(clause_id: str) -> str:
 @register.filter(is_safe=True)
 def linkclauses(text) -> str:
     """`{{ event.message|linkclauses }}`: the text escaped, its clause ids linked to /policy/."""
-    return link_clauses_in("" if text is None else str(text))
+    return link_clauses_in("" if text is None else text if isinstance(text, str) else str(text))

@@ -15,9 +15,11 @@ import pytest
 from django.core.management import call_command
 from django.test import Client
 from django.urls import reverse
+from django.utils.safestring import mark_safe
 
 from disputes.models import Chargeback, Escalation
 from disputes.services.escalations import escalation_open
+from orders.clause_links import link_clauses_in
 from orders.models import Order, PolicyVersion
 from orders.policy_seed import seed_version_1
 from orders.selectors import policy_document
@@ -158,3 +160,15 @@ def code_clause_ids() -> set[str]:
     for path in (ROOT / "templates").rglob("*.html"):
         found |= set(re.findall(r'{% clause "([^"]+)" %}', path.read_text(encoding="utf-8")))
     return found
+
+
+def test_clause_ids_in_a_text_are_linked_and_the_rest_escaped(db):
+    html = link_clauses_in("Refused <b>now</b> (L-3.3, K-S1..3; not L-99 or BANK-E2E).")
+
+    assert html.startswith(
+        'Refused &lt;b&gt;now&lt;/b&gt; (<a class="clause" href="/policy/#L-3.3"'
+    )
+    assert 'title="L-3.3 · No Refund Scenarios. Refunds will NOT be issued for:' in html
+    assert ">K-S1</a>..3; not L-99 or BANK-E2E)." in html
+    assert html.count('class="clause"') == 2
+    assert link_clauses_in(mark_safe("<em>L-3.3</em>")) == "<em>L-3.3</em>"
