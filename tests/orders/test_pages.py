@@ -146,6 +146,14 @@ def test_policy_page_shows_an_earlier_version_by_its_label(client):
     assert "Refunds within 48 hours." not in page
 
 
+def test_an_order_links_to_the_policy_version_it_pinned(ada, buyer, restaurant, menu):
+    order = place_order(buyer, restaurant, {menu["Margherita"]: 1})
+
+    page = ada.get(order.get_absolute_url()).content.decode()
+
+    assert '<a href="/policy/?version=1">version 1</a> (in force when you ordered)' in page
+
+
 @pytest.mark.parametrize("label", ["9", "draft"])
 def test_policy_page_for_an_unknown_or_unpublished_version_is_a_404(client, label):
     PolicyVersion.objects.create(
@@ -564,7 +572,7 @@ def test_order_detail_shows_status_timeline_items_and_every_figure(ada, buyer, r
         "Estimated ready Fri 20 Nov 2026, 12:22 Estimated delivery Fri 20 Nov 2026, 12:47" in page
     )
     assert (
-        "Fri 20 Nov 2026, 12:00 · Buyer Order placed at Trattoria Roma. Why? L-7.2, L-7.1 "
+        "Fri 20 Nov 2026, 12:00 · Buyer Order placed at Trattoria Roma. Why? L-7.2 , L-7.1 "
         "Fri 20 Nov 2026, 12:00 · System 21.99 USD charged to the card. "
         "Fri 20 Nov 2026, 12:02 · Restaurant Accepted by the restaurant."
     ) in page
