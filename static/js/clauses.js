@@ -31,7 +31,12 @@
       build();
     }
     var id = link.textContent.trim();
-    popover.firstChild.textContent = link.getAttribute("data-clause-text");
+    var text = popover.firstChild;
+    var label = document.createElement("strong");
+    label.textContent = id + " ";
+    text.textContent = "";
+    text.appendChild(label);
+    text.appendChild(document.createTextNode(link.getAttribute("data-clause-text")));
     popover.lastChild.textContent = "Read " + id + " in the policy";
     popover.lastChild.href = link.href;
     popover.hidden = false;
