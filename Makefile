@@ -5,8 +5,11 @@ PY := $(VENV)/bin/python
 UV_VERSION := 0.13.8
 export UV_PYTHON_DOWNLOADS := never
 PORT ?= 8000
+# Links in emails: the port the web process listens on. Set for every process, since honcho
+# gives each Procfile process a PORT of its own (web 8000, worker 8100, beat 8200).
+LOJIX_SITE_URL ?= http://127.0.0.1:$(PORT)
 
-.PHONY: install migrate demo run test test-sqlite lint format bench check docs clean
+.PHONY: install migrate demo demo-reset run test test-sqlite lint format bench check docs clean
 
 install: $(VENV)/.installed
 
@@ -21,17 +24,23 @@ migrate: install
 demo: migrate
 	$(PY) manage.py load_demo
 
+# Empty the database and load the demo again, its time-sensitive cases counted from now.
+demo-reset: migrate
+	$(PY) manage.py load_demo --reset --noinput
+
 run: demo
 	@echo ""
 	@echo "  lojix is starting at http://127.0.0.1:$(PORT)/  (admin: http://127.0.0.1:$(PORT)/admin/)"
 	@echo "  web + Celery worker + Celery beat; Ctrl-C stops all three."
 	@echo ""
-	PORT=$(PORT) $(VENV)/bin/honcho start -f Procfile
+	PORT=$(PORT) LOJIX_SITE_URL=$(LOJIX_SITE_URL) $(VENV)/bin/honcho start -f Procfile
 
 # The whole suite, against PostgreSQL and Redis (DATABASE_URL / REDIS_URL, see config/settings/test.py),
 # then the money, ledger and page tests again on SQLite, the embedded default (D-7).
+# Two pytest-xdist workers (the CI machine's two cores), each with its own database and Redis db.
+PYTEST_WORKERS ?= 2
 test: install
-	$(VENV)/bin/pytest
+	$(VENV)/bin/pytest -n $(PYTEST_WORKERS) --dist worksteal
 	$(MAKE) test-sqlite
 
 # Tests marked `postgres` (real concurrency, row locks) run only in the PostgreSQL suite.
@@ -48,7 +57,7 @@ SQLITE_TESTS := \
 	tests/disputes/test_chargebacks.py tests/disputes/test_suspension_pages.py
 
 test-sqlite: install
-	DATABASE_URL=sqlite://:memory: $(VENV)/bin/pytest -m "not postgres" $(SQLITE_TESTS)
+	DATABASE_URL=sqlite://:memory: $(VENV)/bin/pytest -n $(PYTEST_WORKERS) --dist worksteal -m "not postgres" $(SQLITE_TESTS)
 
 # Performance as ratios against baselines measured in the same run (D-11, tests/bench/README.md);
 # creates and drops its own database (bench_ + the name in DATABASE_URL); exits 1 past a threshold.

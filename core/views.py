@@ -9,6 +9,7 @@ from django.core.exceptions import NON_FIELD_ERRORS
 from django.core.paginator import Paginator
 from django.http import Http404
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 
@@ -20,8 +21,16 @@ NOTIFICATIONS_PER_PAGE = 30
 
 
 class SignInView(LoginView):
+    """Sign in (throttled). A safe `next` wins; otherwise a restaurant partner lands on the
+    seller portal (D-9) and everybody else on LOGIN_REDIRECT_URL."""
+
     form_class = ThrottledAuthenticationForm
     redirect_authenticated_user = True
+
+    def get_default_redirect_url(self):
+        if self.request.user.restaurants.exists():
+            return reverse("seller:queue")
+        return super().get_default_redirect_url()
 
     def form_invalid(self, form):
         response = super().form_invalid(form)

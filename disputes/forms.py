@@ -2,12 +2,13 @@
 
 from django import forms
 
-from refunds.forms import MAX_TEXT_LENGTH, PhotosField
+from refunds.forms import MAX_TEXT_LENGTH, HeldPhotosForm, PhotosField
 from refunds.services.evidence import MAX_PHOTOS
 
 
-class EscalationForm(forms.Form):
-    """Ask a supervisor to review a decision: why, and photos if they help."""
+class EscalationForm(HeldPhotosForm):
+    """Ask a supervisor to review a decision: why, and photos if they help (kept, by id, when
+    the form is refused)."""
 
     statement = forms.CharField(
         label="Why you disagree",

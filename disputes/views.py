@@ -18,6 +18,8 @@ from disputes.selectors import escalation_detail_queryset, escalation_list_for_b
 from disputes.services.escalations import escalation_open, escalation_open_for_order
 from orders.models import is_support
 from orders.views import form_errors_text, refusal_text
+from refunds.selectors import held_photos_for_buyer, refund_request_order_id_for_buyer
+from refunds.views import form_photos_hold
 
 
 @login_required
@@ -43,14 +45,18 @@ def escalation_detail(request, escalation_id: int):
 @require_POST
 def escalate_refund_request(request, request_id: int):
     """The request page's "Ask a supervisor to review" form (L-8.1)."""
+    order_id = refund_request_order_id_for_buyer(request.user, request_id)
+    if order_id is None:
+        raise Http404("No such refund request.")
     return _escalate(
         request,
         back=reverse("refunds:request", args=[request_id]),
-        open_it=lambda data: escalation_open(
+        order_id=order_id,
+        open_it=lambda data, held_ids: escalation_open(
             request_id=request_id,
             actor=request.user,
             statement=data["statement"],
-            photos=data["photos"],
+            held_photo_ids=held_ids,
         ),
     )
 
@@ -62,34 +68,60 @@ def escalate_order(request, order_id: int):
     return _escalate(
         request,
         back=reverse("orders:detail", args=[order_id]),
-        open_it=lambda data: escalation_open_for_order(
+        order_id=order_id,
+        open_it=lambda data, held_ids: escalation_open_for_order(
             order_id=order_id,
             actor=request.user,
             subject=request.POST.get("subject", ""),
             statement=data["statement"],
-            photos=data["photos"],
+            held_photo_ids=held_ids,
         ),
     )
 
 
-def _escalate(request, *, back: str, open_it):
-    form = EscalationForm(request.POST, request.FILES)
-    if not form.is_valid():
-        messages.error(request, form_errors_text(form))
-        return redirect(back)
+def _escalate(request, *, back: str, order_id: int, open_it):
+    """Open the escalation through the service, its photos first kept for the buyer and order
+    (refunds.views.form_photos_hold); a refused form comes back with the statement as typed,
+    the photos kept and why (400 bad input, 409 a refusal of the state)."""
+    form = EscalationForm(
+        request.POST,
+        request.FILES,
+        held_photos=held_photos_for_buyer(request.user, order_id),
+    )
+    is_valid = form.is_valid()
+    held = form_photos_hold(request, order_id, form)
+    if not is_valid or form.errors:
+        return _retry(request, form, held, back=back, error=form_errors_text(form), status=400)
     try:
-        escalation = open_it(form.cleaned_data)
+        escalation = open_it(form.cleaned_data, [photo.pk for photo in held])
     except DomainError as error:
         if error.kind == "not_found":
             raise Http404(error.detail) from error
-        messages.error(request, refusal_text(error))
-        return redirect(back)
+        status = 400 if error.kind == "invalid" else 409
+        return _retry(request, form, held, back=back, error=refusal_text(error), status=status)
     messages.success(
         request,
         f"Escalation #{escalation.pk} sent. A supervisor decides by "
         f"{escalation.due_at:%a %d %b %Y}; the decision is final.",
     )
     return redirect(escalation)
+
+
+def _retry(request, form: EscalationForm, held, *, back: str, error: str, status: int):
+    return render(
+        request,
+        "disputes/escalation_retry.html",
+        {
+            "form": form,
+            "held_photos": held,
+            "error": error,
+            "back": back,
+            "action": request.path,
+            "subject": request.POST.get("subject", ""),
+            "statement": form.data.get("statement", ""),
+        },
+        status=status,
+    )
 
 
 @login_required

@@ -1,7 +1,7 @@
 """Row locks for orders, always taken first: order, then request, then refund (D-3)."""
 
 from core.errors import DomainError
-from orders.models import Order, PolicyVersion, Restaurant
+from orders.models import MenuItem, Order, PolicyVersion, Restaurant
 
 
 def order_for_update(order_id: int, *, buyer=None) -> Order:
@@ -58,3 +58,9 @@ def orders_for_update_skip_locked(order_ids) -> list[Order]:
     for order in orders:
         order.policy_version = versions[order.policy_version_id]
     return orders
+
+
+def menu_item_for_update(menu_item_id: int) -> MenuItem | None:
+    """Lock a menu item row (its name, price, allergens, availability); None if there is none.
+    Call inside a transaction."""
+    return MenuItem.objects.select_for_update().filter(pk=menu_item_id).first()

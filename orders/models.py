@@ -239,6 +239,9 @@ class MenuItem(models.Model):
     price = models.DecimalField(validators=[MinValueValidator(Decimal("0.01"))], **MONEY)
     is_promotional = models.BooleanField(default=False)
     is_available = models.BooleanField(default=True)
+    # The partner took the dish off for this local day only ("sold out today"): it is back on
+    # the menu the next day without anyone doing anything.
+    unavailable_on = models.DateField(null=True, blank=True)
     allergens = models.JSONField(default=list, blank=True)
 
     class Meta:
@@ -246,6 +249,15 @@ class MenuItem(models.Model):
 
     def __str__(self):
         return f"{self.name} ({self.restaurant})"
+
+    def is_available_on(self, day: dt.date) -> bool:
+        """Whether buyers may order the dish on the local date `day`."""
+        return self.is_available and self.unavailable_on != day
+
+    @property
+    def is_available_today(self) -> bool:
+        """Whether buyers may order the dish today, in the restaurants' time zone (TIME_ZONE)."""
+        return self.is_available_on(timezone.localdate())
 
 
 def _is_buyer(order: "Order", user) -> bool:

@@ -49,6 +49,23 @@ def order_list_for_partner(user) -> QuerySet[Order]:
     )
 
 
+def order_detail_for_partner(user, order_id: int) -> Order | None:
+    """One order of the user's restaurants for the seller's order page, or None (not theirs,
+    or no such order): its lines, its refunds (what approving a cancellation request would
+    refund) and its timeline for the partner, which leaves out the buyer's card payments (D-4:
+    no payment details), each event with its actor."""
+    partner_events = OrderEvent.objects.exclude(kind=OrderEvent.Kind.PAYMENT).select_related(
+        "actor"
+    )
+    return (
+        order_list_for_partner(user)
+        .select_related("policy_version")
+        .prefetch_related("refunds", Prefetch("events", queryset=partner_events))
+        .filter(pk=order_id)
+        .first()
+    )
+
+
 def order_queue_for_partner(user) -> QuerySet[Order]:
     """The seller's live queue: open orders, oldest first (new ones are marked by the page)."""
     return (
@@ -203,6 +220,11 @@ def menu_item_find(menu_item_id: int | None) -> MenuItem | None:
     if menu_item_id is None:
         return None
     return MenuItem.objects.select_related("restaurant").filter(pk=menu_item_id).first()
+
+
+def menu_items_of_restaurant(restaurant: Restaurant) -> QuerySet[MenuItem]:
+    """A restaurant's dishes by name, for its partners' menu page."""
+    return MenuItem.objects.filter(restaurant=restaurant).order_by("name", "pk")
 
 
 def menu_items_by_id(restaurant: Restaurant, item_ids) -> dict[int, MenuItem]:

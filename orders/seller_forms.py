@@ -78,3 +78,44 @@ class RestaurantTermsForm(forms.Form):
             self.add_error(field if field in self.fields else None, message)
         if not by_field:
             self.add_error(None, error.detail)
+
+
+class MenuItemForm(forms.Form):
+    """A dish as the partner edits it: name, price and allergens (comma-separated). Only the
+    shape is checked here; `orders.services.menu` decides what is acceptable and its refusals
+    are shown on the fields."""
+
+    name = forms.CharField(label="Name", max_length=200)
+    price = forms.DecimalField(label="Price", max_digits=14)
+    allergens = forms.CharField(
+        label="Allergens",
+        required=False,
+        max_length=1000,
+        help_text="Separated by commas, e.g. gluten, milk, nuts. Empty: none declared.",
+    )
+
+    def __init__(self, *args, currency: str = "", **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["price"].label = f"Price ({currency})" if currency else "Price"
+        self.fields["price"].widget.attrs.update(min="0.01", step="0.01", inputmode="decimal")
+
+    def clean_allergens(self) -> list[str]:
+        return [part for part in self.cleaned_data["allergens"].split(",") if part.strip()]
+
+    def add_domain_error(self, error) -> None:
+        """The service's errors by field (`invalid_menu_item`), or its message on the form."""
+        by_field = error.extra.get("errors") or {}
+        for field, message in by_field.items():
+            self.add_error(field if field in self.fields else None, message)
+        if not by_field:
+            self.add_error(None, error.detail)
+
+
+class SoldOutForm(forms.Form):
+    """Sold out today (`sold_out=1`) or back on sale (`sold_out=0`)."""
+
+    sold_out = forms.TypedChoiceField(
+        choices=[("1", "Sold out today"), ("0", "Back on sale")],
+        coerce=lambda value: value == "1",
+        error_messages={"required": "Say whether the dish is sold out today or back on sale."},
+    )

@@ -49,4 +49,9 @@ urlpatterns = [
         name="incident-answer",
     ),
     path("settings/", seller_views.restaurant_settings, name="settings"),
+    path("menu/", seller_views.menu, name="menu"),
+    path("menu/<int:item_id>/", seller_views.menu_item_edit, name="menu-item"),
+    path(
+        "menu/<int:item_id>/sold-out/", seller_views.menu_item_sold_out, name="menu-item-sold-out"
+    ),
 ]

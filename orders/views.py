@@ -144,6 +144,9 @@ def cart_add(request):
         return redirect("orders:restaurants")
     if not request.user.is_authenticated:
         return redirect_to_login(item.restaurant.get_absolute_url())
+    if item.is_available and not item.is_available_today:
+        messages.error(request, f"{item.name} is sold out today; it is back on the menu tomorrow.")
+        return redirect(item.restaurant)
     form = AddToCartForm(request.POST)
     if not form.is_valid():
         messages.error(request, form_errors_text(form))
@@ -182,9 +185,7 @@ def cart(request):
         basket.clear()
         return render(request, "orders/cart.html", {"restaurant": None})
     if request.method == "POST" and "remove" in request.POST:
-        basket.lines.pop(_int_or_none(request.POST["remove"]), None)
-        basket.save()
-        return redirect("orders:cart")
+        return _remove_line(request, basket, restaurant)
     if request.method != "POST":
         form = CheckoutForm(
             restaurant=restaurant, items=items, initial=_initial(basket, restaurant)
@@ -199,6 +200,19 @@ def cart(request):
     if request.POST.get("action") == "place":
         return _place(request, form, restaurant, basket)
     return _render_cart(request, form, restaurant)
+
+
+def _remove_line(request, basket: SessionCart, restaurant: Restaurant):
+    """Remove one line. Sent from the checkout form, the page comes back with everything else
+    as typed (address, code, credit, the other quantities); sent alone, back to the cart."""
+    basket.lines.pop(_int_or_none(request.POST["remove"]), None)
+    basket.save()
+    items = _cart_items(basket, restaurant)
+    if "token" not in request.POST or not items:
+        return redirect("orders:cart")
+    return _render_cart(
+        request, CheckoutForm(request.POST, restaurant=restaurant, items=items), restaurant
+    )
 
 
 def _int_or_none(value) -> int | None:

@@ -4,6 +4,7 @@ is allowed is the services' decision (refunds.services), shown on these pages wh
 
 from django import forms
 
+from core.display import when_text
 from core.errors import DomainError
 from refunds.models import RefundRequest
 from refunds.photos import PHOTO_FORMATS, photo_prepare
@@ -38,9 +39,43 @@ class PhotosField(forms.FileField):
             raise forms.ValidationError(error.detail, code=error.code) from error
 
 
-class RefundRequestForm(forms.Form):
+class HeldPhotosForm(forms.Form):
+    """A form with `photos` (new uploads) and `held_photos`: the ids of the buyer's photos
+    already kept for this order (HeldPhoto, given as `held_photos=`), carried in hidden fields
+    so a preview or a refusal never asks for them again. Only those ids are accepted, and new
+    and held photos count together towards MAX_PHOTOS."""
+
+    held_photos = forms.TypedMultipleChoiceField(
+        coerce=int, required=False, widget=forms.MultipleHiddenInput
+    )
+
+    def __init__(self, *args, held_photos=(), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.held_photo_rows = list(held_photos)
+        self.fields["held_photos"].choices = [(photo.pk, str(photo.pk)) for photo in held_photos]
+        self.fields["held_photos"].error_messages["invalid_choice"] = (
+            "A photo you chose is no longer kept; choose it again."
+        )
+
+    def clean(self):
+        cleaned = super().clean()
+        if "photos" in cleaned and "held_photos" in cleaned:
+            try:
+                photos_check_count(
+                    adding=len(cleaned["photos"]), already=len(cleaned["held_photos"])
+                )
+            except DomainError as error:
+                self.add_error("photos", forms.ValidationError(error.detail, code=error.code))
+        return cleaned
+
+
+class RefundRequestForm(HeldPhotosForm):
     """Report a problem: a reason, the items concerned (partial reasons), a description, photos
-    and where the money should go. One `qty_<order item id>` field per order line."""
+    and where the money should go. One `qty_<order item id>` field per order line.
+
+    Photos chosen before are carried as `held_photos` (HeldPhotosForm).
+    `closed_reasons` maps a reason whose reporting window has closed (L-5.1) to when it closed:
+    choosing one is a field error."""
 
     reason = forms.ChoiceField(label="What went wrong?", choices=list(Reason.LABELS.items()))
     description = forms.CharField(
@@ -67,9 +102,10 @@ class RefundRequestForm(forms.Form):
         widget=forms.RadioSelect,
     )
 
-    def __init__(self, *args, order_items, **kwargs):
+    def __init__(self, *args, order_items, closed_reasons=None, **kwargs):
         super().__init__(*args, **kwargs)
         self.order_items = list(order_items)
+        self.closed_reasons = closed_reasons or {}
         for item in self.order_items:
             self.fields[self.quantity_name(item)] = forms.TypedChoiceField(
                 label=f"How many {item.name}?",
@@ -79,6 +115,16 @@ class RefundRequestForm(forms.Form):
                 required=False,
                 empty_value=0,
             )
+
+    def clean_reason(self) -> str:
+        reason = self.cleaned_data["reason"]
+        closed_at = self.closed_reasons.get(reason)
+        if closed_at is not None:
+            raise forms.ValidationError(
+                f"The window for reporting this closed at {when_text(closed_at)} (L-5.1).",
+                code="report_window_closed",
+            )
+        return reason
 
     @staticmethod
     def quantity_name(item) -> str:
@@ -96,8 +142,8 @@ class RefundRequestForm(forms.Form):
         return [(item_id, quantity) for item_id, quantity in quantities.items() if quantity]
 
 
-class ReplyForm(forms.Form):
-    """The buyer writes on a request, with photos if they like."""
+class ReplyForm(HeldPhotosForm):
+    """The buyer writes on a request, with photos if they like (kept on a refusal)."""
 
     body = forms.CharField(
         label="Your message",

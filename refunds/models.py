@@ -266,6 +266,31 @@ class RefundEvidence(PhotoEvidence):
         return f"Photo {self.pk} for {self.request}"
 
 
+def _held_photo_path(instance, filename):
+    return f"evidence/{instance.order_id}/held/{filename}"
+
+
+def _held_photo_thumbnail_path(instance, filename):
+    return f"evidence/{instance.order_id}/held/thumbs/{filename}"
+
+
+class HeldPhoto(PhotoEvidence):
+    """A photo a buyer chose on the report-a-problem form, validated and re-encoded like any
+    evidence (refunds.photos) and kept for that buyer and order until the request is sent, when
+    it becomes the request's `RefundEvidence` (same stored files); unsent ones are purged by age
+    (refunds.tasks.purge_held_photos). Served only to the buyer who chose it."""
+
+    order = models.ForeignKey("orders.Order", on_delete=models.CASCADE, related_name="+")
+    file = models.ImageField(upload_to=_held_photo_path, width_field="width", height_field="height")
+    thumbnail = models.ImageField(upload_to=_held_photo_thumbnail_path, blank=True)
+
+    class Meta(PhotoEvidence.Meta):
+        indexes = [models.Index(fields=["created_at"], name="held_photo_created_at")]
+
+    def __str__(self):
+        return f"Held photo {self.pk} for order #{self.order_id}"
+
+
 class RefundMessage(models.Model):
     """The conversation on a request between the buyer, support and the restaurant."""
 

@@ -43,6 +43,7 @@ from refunds.models import (
     DECIDED_STATUSES,
     OPEN_STATUSES,
     DeductionDispute,
+    HeldPhoto,
     Refund,
     RefundEvidence,
     RefundMessage,
@@ -411,6 +412,27 @@ def refund_evidence_for_viewer(user, evidence_id: int):
         )
         photos = photos.filter(Q(request__buyer_id=user.pk) | Exists(partner))
     return photos.first()
+
+
+def held_photos_for_buyer(buyer, order_id: int) -> list[HeldPhoto]:
+    """The photos this buyer holds for a request on this order not sent yet, oldest first
+    (one query)."""
+    return list(
+        HeldPhoto.objects.filter(order_id=order_id, uploaded_by_id=buyer.pk).order_by(
+            "created_at", "pk"
+        )
+    )
+
+
+def refund_request_order_id_for_buyer(buyer, request_id: int) -> int | None:
+    """The order of the buyer's refund request; None when it is not theirs (one query)."""
+    found = RefundRequest.objects.filter(pk=request_id, buyer_id=buyer.pk)
+    return found.values_list("order_id", flat=True).first()
+
+
+def held_photo_for_viewer(user, photo_id: int) -> HeldPhoto | None:
+    """A held photo if the user is the buyer who chose it; None for anyone else (a 404)."""
+    return HeldPhoto.objects.filter(pk=photo_id, uploaded_by_id=user.pk).first()
 
 
 # -- what the refund policy is told about an order (D-6, D-7) --------------------------------

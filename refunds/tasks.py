@@ -16,6 +16,7 @@ from refunds.selectors import (
     restaurant_ids_with_periods_to_close,
 )
 from refunds.services.duplicates import duplicate_charge_settle
+from refunds.services.evidence import held_photos_purge
 from refunds.services.late import HELD, REFUNDED, late_orders_auto_refund
 from refunds.services.payouts import restaurant_close_periods
 from refunds.services.processing import refund_process
@@ -138,3 +139,11 @@ def close_payout_periods(batch_size: int = BATCH_SIZE) -> dict:
             counts["restaurants"] += 1
             counts["payouts"] += len(booked)
     return dict(counts)
+
+
+@shared_task
+@task_run_recorded
+def purge_held_photos(batch_size: int = BATCH_SIZE) -> dict:
+    """Delete the photos buyers chose on the report-a-problem form but never sent, once older
+    than a day, with their files (L-5.2 evidence is kept only on a request). Counts them."""
+    return {"deleted": held_photos_purge(now=timezone.now(), limit=batch_size)}

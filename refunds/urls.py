@@ -12,4 +12,5 @@ urlpatterns = [
     path("<int:request_id>/", views.request_detail, name="request"),
     path("<int:request_id>/reply/", views.request_reply, name="reply"),
     path("evidence/<int:evidence_id>/", views.evidence, name="evidence"),
+    path("evidence/held/<int:photo_id>/", views.held_photo, name="held_photo"),
 ]

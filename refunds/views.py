@@ -23,9 +23,11 @@ from orders import selectors as order_selectors
 from orders.models import Order
 from orders.views import refusal_text
 from refunds import policy
-from refunds.forms import RefundRequestForm, ReplyForm
-from refunds.models import OPEN_STATUSES, Refund, RefundMessage, RefundRequest
+from refunds.forms import HeldPhotosForm, RefundRequestForm, ReplyForm
+from refunds.models import OPEN_STATUSES, HeldPhoto, Refund, RefundMessage, RefundRequest
 from refunds.selectors import (
+    held_photo_for_viewer,
+    held_photos_for_buyer,
     order_refund_facts,
     paid_facts,
     refund_eligibility,
@@ -35,9 +37,12 @@ from refunds.selectors import (
     refund_request_open_for_order,
     refund_terms,
 )
+from refunds.services.evidence import refund_photos_hold
 from refunds.services.requests import refund_request_reply, refund_request_submit
 
 REQUESTS_PER_PAGE = 20
+# The policy's refusal of a quality reason reported after its window (L-5.1).
+WINDOW_CLOSED = "report_window_closed"
 Status = RefundRequest.Status
 
 
@@ -46,7 +51,8 @@ Status = RefundRequest.Status
 
 @dataclass(frozen=True)
 class ReasonChoice:
-    """One reason on the form with the policy's answer for this order now."""
+    """One reason on the form with the policy's answer for this order now; `closed_at` is set
+    when the reason's reporting window (L-5.1) has closed, and then it cannot be chosen."""
 
     code: str
     label: str
@@ -56,6 +62,7 @@ class ReasonChoice:
     needs_items: bool
     needs_evidence: bool
     open_until: dt.datetime | None
+    closed_at: dt.datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -90,10 +97,22 @@ def reason_groups(order: Order, *, now: dt.datetime) -> list[ReasonGroup]:
                     needs_items=code in policy.PARTIAL_REASONS,
                     needs_evidence=code in policy.QUALITY_REASONS,
                     open_until=closes_at if is_open and code in policy.QUALITY_REASONS else None,
+                    closed_at=closes_at if answer.code == WINDOW_CLOSED else None,
                 )
             )
         groups.append(ReasonGroup(label, clause, choices))
     return groups
+
+
+def closed_reasons(groups: list[ReasonGroup]) -> dict[str, dt.datetime]:
+    """Reason code -> when its reporting window closed (L-5.1), for the reasons that cannot be
+    chosen any more."""
+    return {
+        reason.code: reason.closed_at
+        for group in groups
+        for reason in group.reasons
+        if reason.closed_at is not None
+    }
 
 
 @dataclass(frozen=True)
@@ -104,7 +123,6 @@ class Preview:
     method_label: str
     parts: list[policy.RefundPart]
     review_hours: int
-    photos_to_choose_again: int
 
     @property
     def route(self) -> str:
@@ -119,7 +137,9 @@ class Preview:
 @require_http_methods(["GET", "POST"])
 def request_new(request, order_id: int):
     """GET: the form. POST "preview": the same form with the policy's answer for the claim.
-    POST "submit": the request through the service; a refusal changes nothing and is shown."""
+    POST "submit": the request through the service; a refusal changes nothing and is shown.
+    On every POST the photos chosen are kept for the buyer (refund_photos_hold) and carried
+    by id, so neither the preview nor a refused form asks for them again (L-5.2)."""
     order = _buyer_order_or_404(request.user, order_id)
     open_request = refund_request_open_for_order(order)
     if open_request is not None:
@@ -129,13 +149,24 @@ def request_new(request, order_id: int):
             "you can add messages and photos to it.",
         )
         return redirect(open_request)
+    groups = reason_groups(order, now=timezone.now())
     if request.method == "GET":
-        return _render_new(request, order, RefundRequestForm(order_items=order.items.all()))
-    form = RefundRequestForm(request.POST, request.FILES, order_items=order.items.all())
-    if not form.is_valid():
-        return _render_new(request, order, form, status=400)
+        form = RefundRequestForm(order_items=order.items.all())
+        return _render_new(request, order, form, groups=groups)
+    form = RefundRequestForm(
+        request.POST,
+        request.FILES,
+        order_items=order.items.all(),
+        held_photos=held_photos_for_buyer(request.user, order.pk),
+        closed_reasons=closed_reasons(groups),
+    )
+    is_valid = form.is_valid()
+    held = form_photos_hold(request, order.pk, form)
+    if not is_valid or form.errors:
+        return _render_new(request, order, form, groups=groups, held=held, status=400)
     if request.POST.get("action") != "submit":
-        return _render_new(request, order, form, preview=_preview(order, form))
+        preview = _preview(order, form, photo_count=len(held))
+        return _render_new(request, order, form, groups=groups, held=held, preview=preview)
     data = form.cleaned_data
     try:
         refund_request = refund_request_submit(
@@ -145,15 +176,37 @@ def request_new(request, order_id: int):
             items=_claimed_items(form),
             description=data["description"],
             preferred_method=data["preferred_method"],
-            photos=data["photos"],
+            held_photo_ids=[photo.pk for photo in held],
         )
     except DomainError as error:
         if error.kind == "not_found":
             raise Http404(error.detail) from error
         messages.error(request, refusal_text(error))
-        return _render_new(request, order, form, status=400)
+        return _render_new(request, order, form, groups=groups, held=held, status=400)
     messages.success(request, _submitted_text(refund_request))
     return redirect(refund_request)
+
+
+def form_photos_hold(request, order_id: int, form: HeldPhotosForm) -> list[HeldPhoto]:
+    """Keep a bound form's valid new photos for the buyer and order with the held ones it
+    carried, whatever else the form says, and return them all (shown as thumbnails and carried
+    again by id); a refusal becomes a form error and keeps what was held. Call after
+    `form.is_valid()`. Raises Http404 for another buyer's order."""
+    cleaned = getattr(form, "cleaned_data", {})
+    keep_ids = cleaned.get("held_photos", [])
+    new = cleaned.get("photos", [])
+    kept = [photo for photo in form.held_photo_rows if photo.pk in keep_ids]
+    if not new:
+        return kept
+    try:
+        return refund_photos_hold(
+            order_id=order_id, actor=request.user, photos=new, keep_ids=keep_ids
+        )
+    except DomainError as error:
+        if error.kind == "not_found":
+            raise Http404(error.detail) from error
+        form.add_error("photos", refusal_text(error))
+        return kept
 
 
 def _buyer_order_or_404(buyer, order_id: int) -> Order:
@@ -170,10 +223,10 @@ def _claimed_items(form: RefundRequestForm) -> list[tuple[int, int]]:
     return []
 
 
-def _preview(order: Order, form: RefundRequestForm) -> Preview:
+def _preview(order: Order, form: RefundRequestForm, *, photo_count: int) -> Preview:
     data = form.cleaned_data
     claim = policy.Claim(
-        data["reason"], tuple(_claimed_items(form)), data["description"], len(data["photos"])
+        data["reason"], tuple(_claimed_items(form)), data["description"], photo_count
     )
     eligibility = refund_eligibility(order, claim, now=timezone.now())
     method = data["preferred_method"]
@@ -185,11 +238,10 @@ def _preview(order: Order, form: RefundRequestForm) -> Preview:
         method_label=dict(form.fields["preferred_method"].choices)[method],
         parts=parts,
         review_hours=order.policy_version.review_sla_hours,
-        photos_to_choose_again=len(data["photos"]),
     )
 
 
-def _render_new(request, order, form, *, preview=None, status=200):
+def _render_new(request, order, form, *, groups, held=(), preview=None, status=200):
     selected = form.data.get("reason") if form.is_bound else None
     return render(
         request,
@@ -197,8 +249,9 @@ def _render_new(request, order, form, *, preview=None, status=200):
         {
             "order": order,
             "form": form,
-            "groups": reason_groups(order, now=timezone.now()),
+            "groups": groups,
             "selected_reason": selected,
+            "held_photos": held,
             "preview": preview,
         },
         status=status,
@@ -243,22 +296,28 @@ def request_detail(request, request_id: int):
 def request_reply(request, request_id: int):
     """The buyer answers or adds to the request, with photos; the service decides."""
     refund_request = _buyer_request_or_404(request.user, request_id)
-    form = ReplyForm(request.POST, request.FILES)
-    if not form.is_valid():
-        return _render_detail(request, refund_request, form, status=400)
+    form = ReplyForm(
+        request.POST,
+        request.FILES,
+        held_photos=held_photos_for_buyer(request.user, refund_request.order_id),
+    )
+    is_valid = form.is_valid()
+    held = form_photos_hold(request, refund_request.order_id, form)
+    if not is_valid or form.errors:
+        return _render_detail(request, refund_request, form, held=held, status=400)
     try:
         refund_request_reply(
             request_id=refund_request.pk,
             actor=request.user,
             body=form.cleaned_data["body"],
-            photos=form.cleaned_data["photos"],
+            held_photo_ids=[photo.pk for photo in held],
         )
     except DomainError as error:
         if error.kind == "not_found":
             raise Http404(error.detail) from error
         messages.error(request, refusal_text(error))
-        return _render_detail(request, refund_request, form, status=400)
-    photos = len(form.cleaned_data["photos"])
+        return _render_detail(request, refund_request, form, held=held, status=400)
+    photos = len(held)
     added = f" with {photos} photo{'s' if photos != 1 else ''}" if photos else ""
     messages.success(request, f"Your message{added} was added to request #{refund_request.pk}.")
     return redirect(refund_request)
@@ -271,7 +330,7 @@ def _buyer_request_or_404(buyer, request_id: int) -> RefundRequest:
     return found
 
 
-def _render_detail(request, refund_request, form, *, status=200):
+def _render_detail(request, refund_request, form, *, held=(), status=200):
     escalation, can_escalate = refund_request_escalation_panel(refund_request)
     return render(
         request,
@@ -284,6 +343,7 @@ def _render_detail(request, refund_request, form, *, status=200):
             "refunds": [_refund_row(r) for r in refund_request.refunds.all()],
             "can_reply": refund_request.status in OPEN_STATUSES,
             "form": form,
+            "held_photos": held,
             "escalation": escalation,
             "can_escalate": can_escalate,
             "escalation_days": (
@@ -383,7 +443,22 @@ def evidence(request, evidence_id: int):
     photo = refund_evidence_for_viewer(request.user, evidence_id)
     if photo is None:
         raise Http404("No such photo.")
-    stored = photo.thumbnail if request.GET.get("size") == "thumb" else photo.file
+    return _photo_response(photo, thumbnail=request.GET.get("size") == "thumb")
+
+
+@login_required
+@require_GET
+def held_photo(request, photo_id: int):
+    """A photo held for a request not sent yet (or `?size=thumb`), only for the buyer who
+    chose it; anyone else gets a 404. Served like `evidence`."""
+    photo = held_photo_for_viewer(request.user, photo_id)
+    if photo is None:
+        raise Http404("No such photo.")
+    return _photo_response(photo, thumbnail=request.GET.get("size") == "thumb")
+
+
+def _photo_response(photo, *, thumbnail: bool) -> FileResponse:
+    stored = photo.thumbnail if thumbnail else photo.file
     if not stored:
         raise Http404("This photo has no thumbnail.")
     response = FileResponse(stored.open("rb"), content_type=photo.content_type)

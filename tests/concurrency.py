@@ -23,5 +23,5 @@ def run_concurrently(target, count: int) -> list:
     for thread in threads:
         thread.start()
     for thread in threads:
-        thread.join(timeout=60)
+        thread.join(timeout=300)
     return results

@@ -134,6 +134,13 @@ class CeleryProcesses:
             task.interval = interval
             task.save()
 
+    def task_kwargs(self, task: str, **kwargs) -> None:
+        """Run periodic `task` with these keyword arguments, as an operator sets them in admin
+        (Periodic tasks, Keyword arguments); the running beat picks the change up."""
+        periodic = PeriodicTask.objects.get(task=task)
+        periodic.kwargs = json.dumps(kwargs)
+        periodic.save()
+
     def stop(self) -> None:
         """End every process, beat first: SIGTERM (a worker finishes the tasks it is running
         and takes no more), then SIGKILL to the process group after STOP_SECONDS."""

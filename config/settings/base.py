@@ -34,6 +34,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "django_celery_beat",
     "django_fsm",
+    "django_htmx",
     "core",
     "orders",
     "refunds",
@@ -50,6 +51,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # request.htmx: the seller queue answers htmx requests with a fragment (D-9).
+    "django_htmx.middleware.HtmxMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -120,8 +123,8 @@ WHITENOISE_USE_FINDERS = DEBUG
 EMAIL_CONFIG = env.email_url("EMAIL_URL", default="consolemail://")
 vars().update(EMAIL_CONFIG)
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="lojix <support@lojix.example>")
-# Links in emails point here.
-LOJIX_SITE_URL = env("LOJIX_SITE_URL", default="http://127.0.0.1:8000")
+# Links in emails point here: by default the local server on PORT (`make run` sets both).
+LOJIX_SITE_URL = env("LOJIX_SITE_URL", default=f"http://127.0.0.1:{env('PORT', default='8000')}")
 
 # Money: one currency per deployment (D-7).
 LOJIX_CURRENCY = env("LOJIX_CURRENCY", default="USD")
@@ -255,6 +258,11 @@ CELERY_BEAT_SCHEDULE = {
     "outbox-relay": {
         "task": "core.tasks.outbox_relay",
         "schedule": 30.0,
+    },
+    # L-5.2: photos chosen on the report-a-problem form and never sent.
+    "purge-held-photos": {
+        "task": "refunds.tasks.purge_held_photos",
+        "schedule": 3600.0,
     },
     "purge-idempotency-records": {
         "task": "core.tasks.purge_idempotency_records",

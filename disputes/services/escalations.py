@@ -31,7 +31,7 @@ from refunds.models import RefundRequest
 from refunds.photos import Photo
 from refunds.selectors import paid_facts, supervisor_list
 from refunds.services.completion import refund_message
-from refunds.services.evidence import validated_photos
+from refunds.services.evidence import held_photos_owned, held_photos_release, validated_photos
 from refunds.services.execution import refund_order
 
 MAX_STATEMENT = 4000
@@ -44,9 +44,12 @@ def escalation_refund_key(escalation: Escalation) -> str:
 
 
 @transaction.atomic
-def escalation_open(*, request_id: int, actor: User, statement: str, photos=()) -> Escalation:
+def escalation_open(
+    *, request_id: int, actor: User, statement: str, photos=(), held_photo_ids=()
+) -> Escalation:
     """The buyer asks a supervisor to review a denied or partially approved refund request
-    (L-8.1), once, with a statement and photos; due in the version's `escalation_max_days`
+    (L-8.1), once, with a statement and photos (uploads, and `held_photo_ids`: the buyer's
+    photos held for the order after a refused try); due in the version's `escalation_max_days`
     business days. Takes the request's row lock (the one-to-one constraint settles two at once).
 
     Errors: `not_found` (404, also another buyer's request); `account_suspended` (403,
@@ -68,6 +71,7 @@ def escalation_open(*, request_id: int, actor: User, statement: str, photos=()) 
         actor=actor,
         statement=statement,
         photos=photos,
+        held_photo_ids=held_photo_ids,
         previous_amount=previous,
     )
     refund_request_event_record(
@@ -85,11 +89,11 @@ def escalation_open(*, request_id: int, actor: User, statement: str, photos=()) 
 
 @transaction.atomic
 def escalation_open_for_order(
-    *, order_id: int, actor: User, subject: str, statement: str, photos=()
+    *, order_id: int, actor: User, subject: str, statement: str, photos=(), held_photo_ids=()
 ) -> Escalation:
     """The buyer contests the restaurant's denial of their cancellation request, or the fee it
     kept on approving one (K-DR, L-8.1): an escalation on the order, once per subject. Takes the
-    order's row lock.
+    order's row lock. Photos as for `escalation_open`.
 
     Errors: `not_found` (404, also another buyer's order); `account_suspended` (403, L-8.2);
     `already_escalated`,
@@ -108,6 +112,7 @@ def escalation_open_for_order(
         actor=actor,
         statement=statement,
         photos=photos,
+        held_photo_ids=held_photo_ids,
         previous_amount=previous or Decimal("0.00"),
     )
 
@@ -132,10 +137,11 @@ def _require_statement(statement: str) -> str:
 
 
 def _create(
-    *, order, subject, refund_request, actor, statement, photos, previous_amount
+    *, order, subject, refund_request, actor, statement, photos, held_photo_ids, previous_amount
 ) -> Escalation:
     statement = _require_statement(statement)
-    prepared = validated_photos(list(photos), already=0)
+    held = held_photos_owned(order=order, actor=actor, ids=held_photo_ids)
+    prepared = validated_photos(list(photos), already=len(held))
     now = timezone.now()
     version = order.policy_version
     deadlines = policy.escalation_deadlines(
@@ -165,6 +171,7 @@ def _create(
             "This decision was already escalated; the supervisor's decision is final.",
             clauses=["L-8.1"],
         ) from error
+    _attach_held(escalation, held, actor=actor)
     _store_photos(escalation, prepared, actor=actor, now=now)
     _opened_told(escalation, now=now)
     return escalation
@@ -184,6 +191,23 @@ def _store_photos(escalation: Escalation, photos: list[Photo], *, actor, now) ->
             uploaded_by=actor,
             created_at=now,
         )
+
+
+def _attach_held(escalation: Escalation, held, *, actor) -> None:
+    """The held photos become the escalation's evidence (the same stored files)."""
+    for photo in held:
+        EscalationEvidence.objects.create(
+            escalation=escalation,
+            file=photo.file.name,
+            thumbnail=photo.thumbnail.name,
+            content_type=photo.content_type,
+            size=photo.size,
+            width=photo.width,
+            height=photo.height,
+            uploaded_by=actor,
+            created_at=photo.created_at,
+        )
+    held_photos_release(held, order=escalation.order, actor=actor)
 
 
 def _when(moment: dt.datetime) -> str:

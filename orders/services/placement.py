@@ -33,7 +33,9 @@ class LineRequest:
     quantity: int
 
 
-def _validated_lines(restaurant: Restaurant, lines: list[LineRequest]) -> list[tuple]:
+def _validated_lines(
+    restaurant: Restaurant, lines: list[LineRequest], *, today: dt.date
+) -> list[tuple]:
     if not lines:
         raise InvalidInput("empty_order", "An order needs at least one item.")
     if len(lines) > MAX_LINES:
@@ -57,6 +59,11 @@ def _validated_lines(restaurant: Restaurant, lines: list[LineRequest]) -> list[t
             )
         if not item.is_available:
             raise InvalidInput("item_unavailable", f"{item.name} is not available right now.")
+        if not item.is_available_on(today):
+            raise InvalidInput(
+                "item_unavailable_today",
+                f"{item.name} is sold out today; it is back on the menu tomorrow.",
+            )
         if quantity > MAX_QUANTITY_PER_LINE:
             raise InvalidInput(
                 "invalid_quantity", f"At most {MAX_QUANTITY_PER_LINE} of {item.name} per order."
@@ -134,7 +141,7 @@ def order_checkout_charge(
     cart = Checkout(
         buyer=buyer,
         restaurant=restaurant,
-        items=_validated_lines(restaurant, lines),
+        items=_validated_lines(restaurant, lines, today=timezone.localdate(now)),
         fulfillment=fulfillment,
         delivery_address=delivery_address,
         discount_code=discount_code,

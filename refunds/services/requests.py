@@ -29,7 +29,12 @@ from refunds.services.common import (
     require_text,
 )
 from refunds.services.decisions import decide
-from refunds.services.evidence import store_photos, validated_photos
+from refunds.services.evidence import (
+    held_photos_attach,
+    held_photos_owned,
+    store_photos,
+    validated_photos,
+)
 from refunds.services.late import order_mark_auto_late_refunded
 
 
@@ -44,32 +49,37 @@ def refund_request_submit(
     preferred_method: str = RefundRequest.Method.ORIGINAL,
     discovered_at: dt.datetime | None = None,
     photos=(),
+    held_photo_ids=(),
 ) -> RefundRequest:
     """A buyer asks for a refund (L-4.1). The policy decides at once what it can (L-3.3 and
     L-5.1 refusals, L-10 and duplicate-charge refunds, a delivery over 2 hours late, L-6.1);
     the rest goes to support with a 48-hour SLA. `items` are (order item id, quantity) pairs
-    for a partial claim (L-3.2). Takes the order's row lock. Bad input, or a quality claim
-    without its evidence (L-5.2), changes nothing.
+    for a partial claim (L-3.2); `photos` are uploads, `held_photo_ids` the buyer's photos held
+    for this order (refund_photos_hold), which become the request's evidence, while the others
+    the buyer held for it are dropped. Takes the order's row lock. Bad input, or a quality
+    claim without its evidence (L-5.2), changes nothing.
 
     Errors: `not_found` (404, also for another buyer's order); `request_open` (409) while the
     order has an undecided request; 400: `invalid_method`, `invalid_discovered_at`, the claim's
     `invalid_reason`, `unknown_item`, `invalid_quantity`, `item_already_refunded` (L-7.2),
-    `items_required` (L-3.2), `evidence_required` (L-5.2), and the photos' `too_many_photos`,
-    `file_too_large`, `image_too_large`, `unsupported_image`, `not_an_image`."""
+    `items_required` (L-3.2), `evidence_required` (L-5.2), `unknown_photo` (a held photo that is
+    not this buyer's for this order), and the photos' `too_many_photos`, `file_too_large`,
+    `image_too_large`, `unsupported_image`, `not_an_image`."""
     order = order_for_update(order_id)
     if order.buyer_id != actor.pk:
         raise DomainError("not_found", f"You have no order {order_id}.", kind="not_found")
     buyer_must_not_be_suspended(actor)
     order_must_not_have_chargeback(order)
     now = timezone.now()
-    prepared = validated_photos(photos, already=0)
+    held = held_photos_owned(order=order, actor=actor, ids=held_photo_ids)
+    prepared = validated_photos(photos, already=len(held))
     if preferred_method not in RefundRequest.Method.values:
         raise InvalidInput("invalid_method", f"Unknown refund method {preferred_method!r}.")
     if discovered_at is not None and discovered_at > now:
         raise InvalidInput("invalid_discovered_at", "The problem cannot be found in the future.")
     if RefundRequest.objects.filter(order=order, status__in=OPEN_STATUSES).exists():
         raise DomainError("request_open", "This order already has a refund request in progress.")
-    claim = policy.Claim(reason, tuple(items), description, len(photos))
+    claim = policy.Claim(reason, tuple(items), description, len(prepared) + len(held))
     eligibility = refund_eligibility(order, claim, now=now)
     if eligibility.route == policy.Route.INVALID:
         raise InvalidInput(eligibility.code, eligibility.detail, clauses=eligibility.clauses)
@@ -88,6 +98,7 @@ def refund_request_submit(
         suggested_clauses=list(eligibility.clauses),
     )
     _store_items(request, claim.items)
+    held_photos_attach(request, held, actor=actor)
     store_photos(request, prepared, actor=actor, now=now)
     refund_request_event_record(
         request,
@@ -207,21 +218,28 @@ def _support_asks(request_id, actor, question, *, transition: str, timeline: str
 
 
 @transaction.atomic
-def refund_request_reply(*, request_id: int, actor: User, body: str, photos=()) -> RefundRequest:
-    """The buyer writes on the request, with photos if they like (L-5.2); an answer to a
-    question restarts the review clock where it stopped (L-4.1). Takes the request's row lock.
+def refund_request_reply(
+    *, request_id: int, actor: User, body: str, photos=(), held_photo_ids=()
+) -> RefundRequest:
+    """The buyer writes on the request, with photos if they like (L-5.2): uploads, and the
+    buyer's photos held for the order (`held_photo_ids`, refund_photos_hold) after a refused
+    reply; an answer to a question restarts the review clock where it stopped (L-4.1). Takes
+    the request's row lock.
 
     Errors: `not_found` (404, also for another buyer's request); `request_closed` (409) once
     decided; `message_required` / `message_too_long` (400); the photos' `too_many_photos`,
-    `file_too_large`, `image_too_large`, `unsupported_image`, `not_an_image` (400)."""
+    `file_too_large`, `image_too_large`, `unsupported_image`, `not_an_image`, `unknown_photo`
+    (400)."""
     request = refund_request_for_update(request_id, buyer=actor)
     buyer_must_not_be_suspended(actor)
     if request.status not in OPEN_STATUSES:
         raise DomainError("request_closed", "This request has been decided; you can escalate it.")
     require_text(body, "message")
-    prepared = validated_photos(photos, already=request.evidence.count())
+    held = held_photos_owned(order=request.order, actor=actor, ids=held_photo_ids)
+    prepared = validated_photos(photos, already=request.evidence.count() + len(held))
     now = timezone.now()
     message_add(request, author=actor, role=RefundMessage.Role.BUYER, body=body, now=now)
+    held_photos_attach(request, held, actor=actor)
     store_photos(request, prepared, actor=actor, now=now)
     if request.status == RefundRequest.Status.INFO_REQUESTED:
         refund_request_step(

@@ -96,6 +96,39 @@ def test_sign_in_follows_a_safe_next(client, buyer):
     assert response["Location"] == "/cart/"
 
 
+def test_a_partner_lands_on_the_seller_portal(client, partner, restaurant):
+    response = client.post(reverse("login"), {"username": "luigi", "password": PASSWORD})
+
+    assert (response.status_code, response["Location"]) == (302, reverse("seller:queue"))
+    assert signed_in_user_id(client) == partner.pk
+    # Signed in already, the sign-in page sends the partner to the portal too.
+    assert client.get(reverse("login"))["Location"] == reverse("seller:queue")
+
+
+def test_a_partners_next_still_wins(client, partner, restaurant):
+    response = client.post(
+        reverse("login") + "?next=/policy/",
+        {"username": "luigi", "password": PASSWORD, "next": "/policy/"},
+    )
+
+    assert response["Location"] == "/policy/"
+
+
+def test_an_unsafe_next_sends_a_partner_to_the_portal(client, partner, restaurant):
+    response = client.post(
+        reverse("login"),
+        {"username": "luigi", "password": PASSWORD, "next": "https://evil.example/"},
+    )
+
+    assert response["Location"] == reverse("seller:queue")
+
+
+def test_a_buyer_still_lands_on_the_restaurants(client, buyer, restaurant):
+    response = client.post(reverse("login"), {"username": "ada", "password": PASSWORD})
+
+    assert response["Location"] == reverse("home")
+
+
 def test_wrong_password_is_refused(client, buyer):
     response = client.post(reverse("login"), {"username": "ada", "password": "wrong"})
     assert response.status_code == 200

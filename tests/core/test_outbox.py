@@ -5,6 +5,7 @@ worker."""
 
 import datetime as dt
 import logging
+import os
 import socket
 import subprocess
 import time
@@ -243,12 +244,14 @@ def test_support_sees_the_unsent_backlog_read_only(agent, buyer):
 
 
 class PrivateRedis:
-    """A throwaway redis-server on a free port from 6390, stopped by the PID it wrote; the
-    machine's Redis on 6379 is never touched."""
+    """A throwaway redis-server on a free port from 6390 (ten a pytest-xdist worker, so two
+    workers never race for one), stopped by the PID it wrote; the machine's Redis on 6379 is
+    never touched."""
 
     def __init__(self, folder):
         self.folder = folder
-        self.port = _free_port(range(6390, 6400))
+        first = 6390 + 10 * int(os.environ.get("PYTEST_XDIST_WORKER", "gw0")[2:])
+        self.port = _free_port(range(first, first + 10))
         self.pidfile = folder / f"redis-{self.port}.pid"
         self.pid = None
 

@@ -90,17 +90,18 @@ def test_escalating_from_the_request_page(buyer, denied, django_capture_on_commi
     assert "Mon 30 Nov 2026" in mail.outbox[0].subject
 
 
-def test_a_refused_escalation_is_a_message_and_stores_nothing(buyer, denied):
+def test_a_refused_escalation_keeps_the_statement_and_stores_nothing(buyer, denied):
     bad = SimpleUploadedFile("x.png", b"not an image", content_type="image/png")
+    url = reverse("disputes:escalate-request", args=[denied.pk])
 
-    response = signed_in(buyer).post(
-        reverse("disputes:escalate-request", args=[denied.pk]),
-        {"statement": STATEMENT, "photos": [bad]},
-        follow=True,
-    )
+    response = signed_in(buyer).post(url, {"statement": STATEMENT, "photos": [bad]})
 
-    assert response.redirect_chain[-1][0] == denied.get_absolute_url()
-    assert "Photos:" in text(response)
+    assert response.status_code == 400
+    assert "Photos: x.png is not an image we can read." in text(response)
+    page = response.content.decode()
+    assert f'action="{url}"' in page
+    assert f">{STATEMENT}</textarea>" in page
+    assert f'href="{denied.get_absolute_url()}"' in page
     assert (Escalation.objects.count(), EscalationEvidence.objects.count()) == (0, 0)
 
 

@@ -4,7 +4,6 @@ lifecycle buttons, as a restaurant partner, a stranger and an anonymous visitor 
 import datetime as dt
 import re
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 import time_machine
@@ -26,6 +25,8 @@ pytestmark = pytest.mark.django_db
 
 QUEUE = reverse("seller:queue")
 FRAGMENT = reverse("seller:queue-fragment")
+# What htmx sends with every request it makes (django-htmx sets request.htmx from it).
+HTMX = {"HX-Request": "true"}
 TIMES = "\N{MULTIPLICATION SIGN}"
 
 LIFECYCLES = {
@@ -293,7 +294,7 @@ def test_filtering_by_a_restaurant_that_is_not_the_partners_is_a_404(
     place_order(other_buyer, other_restaurant)
 
     assert luigi.get(QUEUE, {"restaurant": other_restaurant.pk}).status_code == 404
-    assert luigi.get(FRAGMENT, {"restaurant": other_restaurant.pk}).status_code == 404
+    assert luigi.get(FRAGMENT, {"restaurant": other_restaurant.pk}, headers=HTMX).status_code == 404
     assert luigi.get(QUEUE, {"restaurant": "roma"}).status_code == 404
 
 
@@ -418,7 +419,7 @@ def test_a_user_of_no_restaurant_gets_a_403_explaining_the_portal(client, buyer,
     client.force_login(buyer)
 
     page = client.get(QUEUE)
-    fragment = client.get(FRAGMENT)
+    fragment = client.get(FRAGMENT, headers=HTMX)
     post = client.post(advance_url(order, "accept"))
 
     assert page.status_code == 403
@@ -451,7 +452,7 @@ def test_anonymous_visitors_are_sent_to_sign_in(client, buyer, restaurant):
 def test_the_fragment_is_the_list_only(luigi, buyer, restaurant):
     order = place_order(buyer, restaurant)
 
-    response = luigi.get(FRAGMENT)
+    response = luigi.get(FRAGMENT, headers=HTMX)
 
     html = response.content.decode()
     assert response.status_code == 200
@@ -465,25 +466,136 @@ def test_the_fragment_is_the_list_only(luigi, buyer, restaurant):
     assert "no-store" in response["Cache-Control"]
 
 
-def test_the_page_polls_the_fragment_and_keeps_a_refresh_link(luigi, buyer, restaurant):
+def test_the_fragment_opened_as_a_page_goes_to_the_queue(luigi, buyer, restaurant):
+    place_order(buyer, restaurant)
+
+    response = luigi.get(FRAGMENT, {"restaurant": restaurant.pk})
+
+    assert response.status_code == 302
+    assert response.url == f"{QUEUE}?restaurant={restaurant.pk}"
+
+
+def test_the_page_polls_the_fragment_through_htmx_and_keeps_a_refresh_link(
+    luigi, buyer, restaurant
+):
     place_order(buyer, restaurant)
 
     html = luigi.get(QUEUE).content.decode()
 
-    assert f'<div id="seller-queue" data-fragment-url="{FRAGMENT}">' in html
-    assert 'src="/static/js/seller-queue.js"' in html
+    assert (
+        f'<div id="seller-queue" hx-get="{FRAGMENT}" hx-trigger="every 10s" hx-swap="innerHTML">'
+        in html
+    )
     assert f'<a href="{QUEUE}" class="button secondary" id="seller-queue-refresh">Refresh</a>' in (
         html
     )
+    assert "Updates itself every 10 seconds" in html
 
 
-def test_the_queue_script_polls_every_ten_seconds_without_external_code():
-    script = Path(finders.find("js/seller-queue.js")).read_text()
+def test_htmx_is_served_from_static_and_no_script_is_inline(luigi, buyer, restaurant):
+    place_order(buyer, restaurant)
 
-    assert "INTERVAL_MS = 10000" in script
-    assert "seller-queue" in script
-    assert "http://" not in script
-    assert "https://" not in script
+    html = luigi.get(QUEUE).content.decode()
+
+    sources = re.findall(r'<script src="([^"]+)"', html)
+    assert "/static/django_htmx/htmx-2.min.js" in sources
+    assert all(src.startswith("/static/") for src in sources)
+    assert len(re.findall(r"<script\b", html)) == len(sources)
+    assert "seller-queue.js" not in html
+    assert finders.find("django_htmx/htmx-2.min.js") is not None
+    assert finders.find("js/seller-queue.js") is None
+    # htmx would otherwise add an inline <style> for its indicators (the coming CSP).
+    assert '"includeIndicatorStyles": false' in html
+
+
+def test_a_polled_fragment_marks_orders_it_already_showed_as_seen(luigi, buyer, restaurant, now):
+    earlier = place_order(buyer, restaurant)
+    now.shift(dt.timedelta(seconds=30))
+    just_now = place_order(buyer, restaurant)
+
+    response = luigi.get(FRAGMENT, headers=HTMX)
+
+    assert 'class="card order-card alert-new seen"' in card(response, earlier)
+    assert 'class="card order-card alert-new"' in card(response, just_now)
+    # A full page load shows every incoming order as new.
+    page = luigi.get(QUEUE)
+    assert 'class="card order-card alert-new"' in card(page, earlier)
+
+
+def test_signed_out_htmx_polls_are_sent_to_sign_in_as_a_whole_page(client, buyer, restaurant):
+    order = place_order(buyer, restaurant)
+    headers = {**HTMX, "HX-Current-URL": "http://testserver/seller/?restaurant=1"}
+
+    poll = client.get(FRAGMENT, headers=headers)
+    button = client.post(advance_url(order, "accept"), headers=headers)
+
+    for response in (poll, button):
+        assert response.status_code == 200
+        assert response["HX-Redirect"] == f"{reverse('login')}?next=/seller/%3Frestaurant%3D1"
+        assert response.content == b""
+    order.refresh_from_db()
+    assert order.status == "placed"
+
+
+# -- the queue's buttons through htmx ---------------------------------------------------------
+
+
+def test_an_htmx_button_answers_with_the_card_in_its_new_state(luigi, buyer, restaurant):
+    order = place_order(buyer, restaurant)
+
+    response = luigi.post(advance_url(order, "accept"), {"restaurant": restaurant.pk}, headers=HTMX)
+
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert [t.name for t in response.templates] == ["seller/_order_card.html"]
+    assert html.lstrip().startswith(f'<article class="card order-card" id="order-{order.pk}"')
+    assert f"Order #{order.pk}: Accepted by the restaurant." in html
+    assert buttons(html) == [(advance_url(order, "start_preparation"), "Start preparing")]
+    assert f'hx-post="{advance_url(order, "start_preparation")}"' in html
+    assert f'hx-target="#order-{order.pk}"' in html
+    assert f'<input type="hidden" name="restaurant" value="{restaurant.pk}">' in html
+    order.refresh_from_db()
+    assert order.status == "accepted"
+    # The card said it: nothing is left over for the next page.
+    assert messages_of(response) == []
+
+
+def test_an_htmx_button_refused_shows_the_reason_on_the_card(luigi, buyer, restaurant):
+    order = advance(place_order(buyer, restaurant), "accept")
+
+    response = luigi.post(advance_url(order, "accept"), headers=HTMX)
+
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert 'class="message error card-message" role="alert"' in html
+    assert f"Order #{order.pk}: " in html
+    assert buttons(html) == [(advance_url(order, "start_preparation"), "Start preparing")]
+    order.refresh_from_db()
+    assert order.status == "accepted"
+    assert OrderEvent.objects.filter(order=order, name="accept").count() == 1
+
+
+def test_the_last_htmx_step_leaves_a_card_without_buttons(luigi, buyer, restaurant):
+    order = advance(
+        place_order(buyer, restaurant), "accept", "start_preparation", "mark_ready", "dispatch"
+    )
+
+    response = luigi.post(advance_url(order, "deliver"), headers=HTMX)
+
+    html = response.content.decode()
+    assert buttons(html) == []
+    assert f"Order #{order.pk}: Delivered." in html
+    assert "Delivered" in html
+
+
+def test_an_htmx_button_on_another_restaurants_order_is_a_404(luigi, other_restaurant, other_buyer):
+    order = place_order(other_buyer, other_restaurant)
+
+    response = luigi.post(advance_url(order, "accept"), headers=HTMX)
+
+    assert response.status_code == 404
+    order.refresh_from_db()
+    assert order.status == "placed"
 
 
 # -- query counts -------------------------------------------------------------------------
@@ -526,6 +638,6 @@ def test_fragment_query_count_is_constant(
     _fill_queue(buyer, restaurant, menu, count)
 
     with django_assert_num_queries(6):
-        response = luigi.get(FRAGMENT)
+        response = luigi.get(FRAGMENT, headers=HTMX)
 
     assert response.content.decode().count('class="card order-card') == count

@@ -320,7 +320,7 @@ def test_a_partial_claim_returns_the_exact_suggested_amount(api_as, buyer, resta
              "clauses": []},
             {"at": submitted, "name": "start_review", "from_status": "submitted",
              "to_status": "under_review", "actor_role": "policy",
-             "message": "Support reviews this request by Sun 22 Nov, 12:00.",
+             "message": "Support reviews this request by Sun 22 Nov 2026, 12:00.",
              "clauses": ["L-4.1"]},
         ],
         "messages": [],

@@ -81,6 +81,9 @@ def test_a_worker_killed_mid_sweep_leaves_every_late_order_refunded_exactly_once
     celery_processes.configure(LOJIX_SIMULATED_GATEWAY_FAULTS=faults, **FAST_RETRIES)
     celery_processes.start_beat()
     celery_processes.beat_every(5, SWEEP, RETRY, RELAY)
+    # Batches of 50 (a tenth of the deployment's) make the sweep last long enough for the kill
+    # to land in it however busy the machine is; what a kill loses is still one batch.
+    celery_processes.task_kwargs(SWEEP, batch_size=50)
     celery_processes.start_worker(concurrency=WORKER_CONCURRENCY)
 
     assert wait_for(lambda: made() >= 1 and decided() >= LATE_ORDERS // 10, 300)

@@ -230,10 +230,12 @@ def test_quality_reasons_close_with_the_delivery_window_and_say_when(
     assert reasons["missing_items"].is_open
     assert reasons["wrong_order"].is_open
     if not is_open:
+        # The tags' text joined by spaces: "13:00</time>." reads "13:00 ." here.
         assert reason_item(response, "item_quality") == (
-            "Quality issue with some items Closed Quality issues must be reported within 60 "
-            "minutes of delivery; this window closed at 13:00 on 20 Nov. Why? L-5.1"
+            "Quality issue with some items Closed Window closed at Fri 20 Nov 2026, 13:00 . "
+            "Why? L-5.1"
         )
+        assert 'name="reason" value="item_quality" disabled' in _html(response)
         assert reasons["item_quality"].clauses == ("L-5.1",)
 
 
@@ -674,6 +676,15 @@ def asked(buyer, agent, delivered):
     )
 
 
+def test_the_seller_order_page_sends_the_partner_to_supports_question(luigi, asked, delivered):
+    response = luigi.get(reverse("seller:order", args=[delivered.pk]))
+
+    link = f'href="{VERIFICATIONS}#verification-{asked.pk}" class="button secondary">Answer support'
+    assert link in _html(response)
+    assert f"Support asks you to verify refund request #{asked.pk} on this order" in text(response)
+    assert "Nothing left to do on this order" not in text(response)
+
+
 def test_the_partner_sees_the_question_and_the_claim(luigi, asked, delivered):
     response = luigi.get(VERIFICATIONS)
 
@@ -714,7 +725,12 @@ def test_the_partner_answers_with_a_note_and_support_decides(luigi, asked):
 def test_an_empty_note_is_refused_and_changes_nothing(luigi, asked):
     response = luigi.post(reverse("seller:verification-answer", args=[asked.pk]), {"note": " "})
 
-    assert flash(response) == [f"Refund request #{asked.pk}: Write a note."]
+    # Said on the claim's own form, which keeps what was typed (400).
+    assert response.status_code == 400
+    assert [(r.pk, r.note_error) for r in response.context["requests"]] == [
+        (asked.pk, f"Refund request #{asked.pk}: Write a note.")
+    ]
+    assert f"Refund request #{asked.pk}: Write a note." in text(response)
     asked.refresh_from_db()
     assert asked.status == "awaiting_restaurant"
     assert not asked.messages.filter(role="restaurant").exists()

@@ -1,5 +1,12 @@
-"""Idempotent demo data for `make run`: restaurants with menus, buyers, partners, an agent, a
-supervisor, discount codes, credit, and orders along every lifecycle the platform has."""
+"""Demo data for `make run`: restaurants with menus, buyers, partners, an agent, a supervisor,
+discount codes, credit, and orders along every lifecycle the platform has.
+
+Safe to run again: what exists is left as it is. The time-sensitive cases (a cancellation
+window counting down, a cancellation request support takes over in 10 minutes, a delivery
+running late and one about to be refunded automatically, a quality window still open, credit
+about to expire) are counted from the moment the command runs, and made again by a later run
+once the last ones have run out. `--reset` (`make demo-reset`) empties the database and loads
+everything again."""
 
 import datetime as dt
 import uuid
@@ -7,7 +14,8 @@ from decimal import Decimal
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
-from django.core.management.base import BaseCommand
+from django.core.management import call_command
+from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 from django.utils import timezone
 
@@ -15,7 +23,8 @@ from core.roles import SUPERVISOR, SUPPORT_AGENT, sync_role_permissions
 from credits.models import CreditGrant, DiscountCode
 from credits.services import credit_grant_create
 from disputes.services.chargebacks import chargeback_open
-from orders.models import MenuItem, Order, PolicyVersion, Restaurant
+from orders.models import MenuItem, Order, OrderEvent, Payment, PolicyVersion, Restaurant
+from orders.policy_seed import seed_version_1
 from orders.services.cancellation import order_cancel_by_buyer, order_cancel_by_restaurant
 from orders.services.lifecycle import order_advance
 from orders.services.placement import LineRequest, order_checkout
@@ -99,7 +108,6 @@ RESTAURANTS = [
 # Orders for Ada: (restaurant, fulfilment, [(item, qty)], actions taken by the restaurant)
 ORDERS = [
     ("trattoria-roma", "delivery", [("Margherita", 2), ("Tiramisu", 1)], []),
-    ("golden-dragon", "delivery", [("Mapo tofu", 1), ("Spring rolls", 2)], ["accept"]),
     ("trattoria-roma", "pickup", [("Diavola", 1)], ["accept", "start_preparation"]),
     (
         "golden-dragon",
@@ -144,17 +152,33 @@ ORDERS = [
 CANCELLATIONS = [
     # Cancelled by Ada before the restaurant accepted: free, full refund.
     ("trattoria-roma", "delivery", [("Diavola", 1), ("Lemonade", 1)], [], "buyer"),
-    # Ada asked inside Golden Dragon's 8-minute window: waiting for Mei (or support, K-OV).
-    (
-        "golden-dragon",
-        "delivery",
-        [("Kung pao chicken", 1), ("Jasmine tea", 1)],
-        ["accept"],
-        "buyer",
-    ),
     # Trattoria Roma cancelled: an item ran out; full refund and a goodwill credit.
     ("trattoria-roma", "delivery", [("Tiramisu", 2), ("Margherita", 1)], ["accept"], "restaurant"),
 ]
+DELIVERED = ["accept", "start_preparation", "mark_ready", "dispatch", "deliver"]
+# Minutes after placement at which a demo order's steps happened (a 20-minute kitchen and a
+# 25-minute ride, the restaurants' defaults), so a case moved back in time reads like a real one.
+STEP_MINUTES = {
+    "placed_at": 0,
+    "accepted_at": 2,
+    "preparation_started_at": 3,
+    "ready_at": 22,
+    "dispatched_at": 24,
+    "delivered_at": 50,
+    "picked_up_at": 25,
+    "served_at": 25,
+    "closed_at": 60,
+}
+STEP_STATUS = {
+    "placed": "placed_at",
+    "accepted": "accepted_at",
+    "preparing": "preparation_started_at",
+    "ready": "ready_at",
+    "out_for_delivery": "dispatched_at",
+    "delivered": "delivered_at",
+}
+# A countdown with less than this left is made again by the next run.
+COUNTDOWN_MIN_LEFT = dt.timedelta(minutes=2)
 RESTAURANT_EXPLANATION = (
     "We are so sorry: the tiramisu ran out a minute after you ordered. Your money is on its way "
     "back, with a little credit for next time."
@@ -162,10 +186,45 @@ RESTAURANT_EXPLANATION = (
 
 
 class Command(BaseCommand):
-    help = "Load demo data (safe to run again: existing demo data is left as it is)."
+    help = (
+        "Load demo data (safe to run again: existing demo data is left as it is, and the "
+        "time-sensitive cases are made again once they have run out). --reset empties the "
+        "database first and loads everything again."
+    )
 
-    @transaction.atomic
-    def handle(self, *args, **options):
+    def add_arguments(self, parser):
+        parser.add_argument(
+            "--reset",
+            action="store_true",
+            help="Delete every row of the database (flush), then load the demo again.",
+        )
+        parser.add_argument(
+            "--noinput",
+            "--no-input",
+            action="store_false",
+            dest="interactive",
+            help="With --reset, do not ask for confirmation.",
+        )
+
+    def handle(self, *args, reset=False, interactive=True, **options):
+        if reset:
+            self._reset(interactive)
+        with transaction.atomic():
+            self._load(timezone.now())
+        self.stdout.write(self._logins())
+
+    def _reset(self, interactive: bool) -> None:
+        """Flush every table (the demo's database holds only demo data), then put back what the
+        migrations seed: policy version 1 (the roles are synced by `_load`)."""
+        if interactive:
+            answer = input("This deletes every row in the database. Type 'yes' to go on: ")
+            if answer.strip().lower() != "yes":
+                raise CommandError("Reset cancelled; nothing was deleted.")
+        call_command("flush", interactive=False, verbosity=0)
+        seed_version_1(PolicyVersion)
+        self.stdout.write("Database emptied; loading the demo again.")
+
+    def _load(self, now: dt.datetime) -> None:
         sync_role_permissions()
         users = {username: self._user(username, name, role) for username, name, role in USERS}
         restaurants = {spec["slug"]: self._restaurant(spec, users) for spec in RESTAURANTS}
@@ -175,7 +234,8 @@ class Command(BaseCommand):
             self._orders(users, restaurants)
             self._disputed_deduction(users, restaurants["trattoria-roma"])
             self._policy_draft(users)
-        self.stdout.write(self._logins())
+        if not self._countdown_running(users["ada"], restaurants["golden-dragon"], now):
+            self._live_cases(users, restaurants, now)
 
     def _user(self, username, first_name, role):
         user, created = get_user_model().objects.get_or_create(
@@ -349,6 +409,79 @@ class Command(BaseCommand):
             actor=users["sofia"],
         )
 
+    # -- the time-sensitive cases, counted from now --------------------------------------------
+
+    def _countdown_running(self, ada, restaurant, now: dt.datetime) -> bool:
+        """Whether Ada's accepted order at this restaurant still has its cancellation window
+        open for a while (K-B1): the live cases made with it have not run out."""
+        window = dt.timedelta(minutes=restaurant.cancellation_window_minutes)
+        return Order.objects.filter(
+            buyer=ada,
+            restaurant=restaurant,
+            status=Order.Status.ACCEPTED,
+            accepted_at__gt=now - window + COUNTDOWN_MIN_LEFT,
+        ).exists()
+
+    def _live_cases(self, users, restaurants, now: dt.datetime) -> None:
+        """JOURNEYS buyer 3-5 and 7, partner 1 and 3, at the moment the demo starts."""
+        ada = users["ada"]
+        dragon, roma = restaurants["golden-dragon"], restaurants["trattoria-roma"]
+        # K-B1, L-2.1: accepted now; the cancellation panel counts Golden Dragon's 8 minutes.
+        self._order(ada, dragon, "delivery", [("Mapo tofu", 1), ("Spring rolls", 2)], ["accept"])
+        # K-OV: Ada asked to cancel now; support takes it over if Mei does not answer in time.
+        asked = self._order(
+            ada, dragon, "delivery", [("Kung pao chicken", 1), ("Jasmine tea", 1)], ["accept"]
+        )
+        order_cancel_by_buyer(order_id=asked.pk, actor=ada)
+        # L-5.1: delivered 15 minutes ago; quality problems can be reported for 45 more.
+        fresh = self._order(ada, roma, "delivery", [("Diavola", 1), ("Tiramisu", 1)], DELIVERED)
+        self._retime(fresh, placed_at=now - dt.timedelta(minutes=STEP_MINUTES["delivered_at"] + 15))
+        # L-6.1: on its way and 45 minutes late (a partial refund on request), and one 115
+        # minutes late, which the late sweep refunds in full on its own within minutes.
+        for minutes_late in (45, 115):
+            late = self._order(
+                ada, roma, "delivery", [("Margherita", 1), ("Lemonade", 1)], DELIVERED[:-1]
+            )
+            self._retime(late, placed_at=self._placed_for_lateness(late, minutes_late, now))
+        # L-7.1: promotional credit that expires in three days.
+        credit_grant_create(
+            buyer=ada,
+            kind=CreditGrant.Kind.PROMO,
+            amount=Decimal("3.00"),
+            source=CreditGrant.Source.PROMOTION,
+            reason="Weekend treat: use it before it expires",
+            expires_at=now + dt.timedelta(days=3),
+        )
+
+    @staticmethod
+    def _placed_for_lateness(order: Order, minutes_late: int, now: dt.datetime) -> dt.datetime:
+        """When the order must have been placed for its delivery estimate to have passed
+        `minutes_late` minutes ago, its steps spaced as STEP_MINUTES."""
+        estimate_after = order.estimated_delivery_at - order.accepted_at
+        accepted = dt.timedelta(minutes=STEP_MINUTES["accepted_at"])
+        return now - dt.timedelta(minutes=minutes_late) - estimate_after - accepted
+
+    @staticmethod
+    def _retime(order: Order, *, placed_at: dt.datetime) -> None:
+        """Move an order made just now back in time: placed at `placed_at`, each step it went
+        through STEP_MINUTES later, its estimates and timeline with them (demo data only: a
+        real order's times are what happened)."""
+        moved = {}
+        for field, minutes in STEP_MINUTES.items():
+            if getattr(order, field) is not None:
+                moved[field] = placed_at + dt.timedelta(minutes=minutes)
+        delta = moved["accepted_at"] - order.accepted_at if "accepted_at" in moved else None
+        if delta is not None:
+            for field in ("estimated_ready_at", "estimated_delivery_at"):
+                if getattr(order, field) is not None:
+                    moved[field] = getattr(order, field) + delta
+        Order.objects.filter(pk=order.pk).update(**moved)
+        for event in OrderEvent.objects.filter(order=order):
+            field = STEP_STATUS.get(event.to_status)
+            event.created_at = moved.get(field, placed_at)
+            event.save(update_fields=["created_at"])
+        Payment.objects.filter(order=order).update(created_at=placed_at)
+
     def _order(self, buyer, restaurant, fulfillment, lines, actions) -> Order:
         """Place an order through the service and take the restaurant's actions on it."""
         menu = {item.name: item for item in restaurant.menu.all()}
@@ -376,6 +509,11 @@ class Command(BaseCommand):
                 "  restaurants: luigi (Trattoria Roma), mei (Golden Dragon), sam (Sunrise Diner)",
                 "  support:     agnes (agent), sofia (supervisor), admin (superuser)",
                 "  discount codes: WELCOME5, LOJIX10",
+                "  counted from now: ada's Golden Dragon order can be cancelled for 8 minutes;"
+                " her cancellation request goes to support if mei does not answer in 10; one"
+                " delivery is 45 minutes late and one is refunded automatically at 2 hours;"
+                " a delivered order's quality window is open; 3.00 of credit expires in 3 days."
+                " `make demo-reset` starts them again.",
                 "",
             ]
         )
