@@ -9,7 +9,7 @@ PORT ?= 8000
 # gives each Procfile process a PORT of its own (web 8000, worker 8100, beat 8200).
 LOJIX_SITE_URL ?= http://127.0.0.1:$(PORT)
 
-.PHONY: install migrate demo demo-reset run test test-sqlite lint format bench check docs clean
+.PHONY: install migrate static demo demo-reset run test test-sqlite lint format bench check docs clean
 
 install: $(VENV)/.installed
 
@@ -21,11 +21,16 @@ $(VENV)/.installed: pyproject.toml uv.lock
 migrate: install
 	$(PY) manage.py migrate --noinput
 
-demo: migrate
+# DEBUG is off in the demo (config/settings/base.py): WhiteNoise serves the CSS and JS from
+# STATIC_ROOT, so collect them first.
+static: install
+	$(PY) manage.py collectstatic --noinput --verbosity 0
+
+demo: migrate static
 	$(PY) manage.py load_demo
 
 # Empty the database and load the demo again, its time-sensitive cases counted from now.
-demo-reset: migrate
+demo-reset: migrate static
 	$(PY) manage.py load_demo --reset --noinput
 
 run: demo
@@ -54,7 +59,10 @@ SQLITE_TESTS := \
 	tests/orders/test_missing_services.py \
 	tests/disputes/test_escalation_services.py tests/disputes/test_escalation_pages.py \
 	tests/disputes/test_escalation_admin.py \
-	tests/disputes/test_chargebacks.py tests/disputes/test_suspension_pages.py
+	tests/disputes/test_chargebacks.py tests/disputes/test_suspension_pages.py \
+	tests/core/test_admin_approvals.py tests/core/test_error_pages.py \
+	tests/orders/test_seller_menu.py tests/orders/test_seller_order_page.py \
+	tests/orders/test_api_catalogue.py tests/core/test_forms_keep_input.py
 
 test-sqlite: install
 	DATABASE_URL=sqlite://:memory: $(VENV)/bin/pytest -n $(PYTEST_WORKERS) --dist worksteal -m "not postgres" $(SQLITE_TESTS)

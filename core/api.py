@@ -2,8 +2,9 @@
 
 from django.core.exceptions import PermissionDenied
 from django.http import Http404
+from drf_spectacular.utils import OpenApiExample
 from rest_framework import exceptions, serializers, status
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.parsers import JSONParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
@@ -56,8 +57,13 @@ class ApiErrorSerializer(serializers.Serializer):
 # a signed-in user of the wrong role gets.
 ERRORS = {code: ApiErrorSerializer for code in (400, 401, 404, 409, 422)}
 ROLE_ERRORS = {code: ApiErrorSerializer for code in (400, 401, 403, 404, 409, 422)}
-# A body with files (evidence photos) comes multipart; the rest JSON or a form.
-UPLOAD_PARSERS = [JSONParser, MultiPartParser, FormParser]
+# What a read can answer besides 200: not signed in, and an object that is not yours (D-4).
+READ_ERRORS = {code: ApiErrorSerializer for code in (401, 404)}
+ROLE_READ_ERRORS = {code: ApiErrorSerializer for code in (401, 403, 404)}
+# Bodies are JSON (REST_FRAMEWORK's default parser). A request that may carry photos also
+# accepts multipart; one that is nothing but a file accepts only multipart.
+UPLOAD_PARSERS = [JSONParser, MultiPartParser]
+FILE_PARSERS = [MultiPartParser]
 
 GENERIC_CODES = {
     "required": "missing_field",
@@ -109,3 +115,48 @@ def _first_error(errors, path):
                 nested = isinstance(value, dict | list)
                 return _first_error(value, [*path, index] if nested else path)
     return path, errors
+
+
+def json_or_multipart(serializer_class, files_field: str = "photos") -> dict:
+    """The request bodies of an endpoint that takes JSON, or multipart when it carries files:
+    `{"application/json": <the serializer without files_field>, "multipart/form-data":
+    serializer_class}`, two schema components (`<Name>JsonRequest`, `<Name>Request`) so a
+    generated client can tell the two bodies apart."""
+    name = serializer_class.__name__.removesuffix("Serializer")
+    json_variant = type(
+        f"{name}JsonSerializer",
+        (serializer_class,),
+        {
+            files_field: None,  # DRF drops a field set to None in a subclass
+            "__module__": serializer_class.__module__,
+            "__doc__": f"{serializer_class.__doc__ or name} As JSON: no files.",
+        },
+    )
+    return {"application/json": json_variant, "multipart/form-data": serializer_class}
+
+
+def request_example(name: str, value: dict, summary: str | None = None) -> OpenApiExample:
+    """An example request body for the schema (`extend_schema(examples=[...])`)."""
+    return OpenApiExample(name, value=value, summary=summary, request_only=True)
+
+
+def error_example(
+    name: str, status_code: int, code: str, detail: str, clauses: list[str] | None = None
+) -> OpenApiExample:
+    """An example error answer of D-10 (`code`, `detail`, `clauses` for a policy refusal) under
+    its status code."""
+    value = {"code": code, "detail": detail} | ({"clauses": clauses} if clauses else {})
+    return OpenApiExample(name, value=value, response_only=True, status_codes=[str(status_code)])
+
+
+# Errors any signed-in operation can give, with the wording the API really uses.
+NOT_SIGNED_IN = error_example(
+    "Not signed in", 401, "not_authenticated", "Authentication credentials were not provided."
+)
+KEY_REUSED = error_example(
+    "Idempotency-Key reused with another body",
+    422,
+    "idempotency_key_mismatch",
+    "This Idempotency-Key was already used for a different request; use a new key for a new "
+    "request.",
+)

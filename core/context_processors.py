@@ -8,6 +8,7 @@ from django.db.models.functions import Coalesce
 from core.models import Notification
 from disputes.models import Suspension
 from orders.models import Restaurant
+from orders.views import SessionCart
 
 
 def lojix(request):
@@ -15,7 +16,8 @@ def lojix(request):
 
 
 def site_header(request):
-    """`site_header.unread_notifications` and `site_header.is_partner` for base.html."""
+    """`site_header.unread_notifications`, `.is_partner`, `.is_suspended` and `.cart_items` for
+    base.html."""
     return {"site_header": SiteHeader(request)}
 
 
@@ -27,6 +29,7 @@ class SiteHeader:
 
     def __init__(self, request):
         self.user = getattr(request, "user", None)
+        self.session = getattr(request, "session", None)
 
     @cached_property
     def _facts(self) -> dict:
@@ -63,3 +66,11 @@ class SiteHeader:
     @property
     def is_suspended(self) -> bool:
         return self._facts["is_suspended"]
+
+    @cached_property
+    def cart_items(self) -> int:
+        """How many items the cart holds (the sum of its quantities). The cart lives in the
+        session, which the authentication middleware has already read: no query."""
+        if self.session is None:
+            return 0
+        return sum(SessionCart(self.session).lines.values())

@@ -81,6 +81,12 @@ class OutboxMessage(models.Model):
     attempts = models.PositiveIntegerField(default=0, help_text="Failed hand-overs so far.")
     sent_at = models.DateTimeField(null=True, blank=True)
     last_error = models.TextField(blank=True)
+    request_id = models.CharField(
+        max_length=64,
+        blank=True,
+        default="",
+        help_text="The web request that wrote it (X-Request-ID), published with the message.",
+    )
 
     class Meta:
         ordering = ["created_at", "pk"]

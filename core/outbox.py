@@ -20,6 +20,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from core.models import OutboxMessage
+from core.request_id import TASK_HEADER, request_id_get
 
 logger = logging.getLogger(__name__)
 
@@ -77,8 +78,11 @@ def outbox_enqueue_many(
     if not transaction.get_connection().in_atomic_block:
         raise OutboxNotInTransaction()
     now = now or timezone.now()
+    request_id = request_id_get() or ""
     messages = OutboxMessage.objects.bulk_create(
-        OutboxMessage(task=task, kwargs=kwargs, created_at=now, available_at=now)
+        OutboxMessage(
+            task=task, kwargs=kwargs, created_at=now, available_at=now, request_id=request_id
+        )
         for kwargs in kwargs_list
     )
     # One callback per call: Django drops the callbacks of a rolled-back savepoint with it, and
@@ -155,13 +159,18 @@ def backoff(attempts: int) -> dt.timedelta:
 
 def outbox_publish(message: OutboxMessage) -> None:
     """Hand one message to Celery as `apply_async`, with the stable task id `outbox-<pk>` (so
-    `CELERY_TASK_ALWAYS_EAGER` runs it in-process). Raises the broker's error (kombu
-    `OperationalError`) or `celery.exceptions.NotRegistered` for an unknown task name."""
+    `CELERY_TASK_ALWAYS_EAGER` runs it in-process) and the id of the request that wrote it as
+    the `lojix_request_id` header (`core.request_id`), so the task logs under that id whoever
+    relays it. Raises the broker's error (kombu `OperationalError`) or
+    `celery.exceptions.NotRegistered` for an unknown task name."""
     tasks = current_app.tasks
     if message.task not in tasks:
         # Web processes import task modules only when something imports them.
         current_app.loader.import_default_modules()
-    tasks[message.task].apply_async(kwargs=message.kwargs, task_id=f"outbox-{message.pk}")
+    headers = {TASK_HEADER: message.request_id} if message.request_id else {}
+    tasks[message.task].apply_async(
+        kwargs=message.kwargs, task_id=f"outbox-{message.pk}", headers=headers
+    )
 
 
 def _publish(messages: list[OutboxMessage], *, now: dt.datetime, retry_at) -> RelayResult:

@@ -1,8 +1,9 @@
 """Read queries for the platform's own records."""
 
-from django.db.models import QuerySet
+from django.db.models import Count, Min, Q, QuerySet, Sum
 
-from core.models import Notification
+from core.models import Notification, OutboxMessage, TaskRun
+from refunds.models import Refund
 
 
 def notification_list_for(user) -> QuerySet[Notification]:
@@ -15,3 +16,38 @@ def notification_of(user, notification_id: int | None) -> Notification | None:
     if notification_id is None:
         return None
     return Notification.objects.filter(pk=notification_id, user=user).first()
+
+
+def task_run_outcomes() -> list[dict]:
+    """The last run of every periodic task (`TaskRun`, one row per task): dicts with `name`,
+    `outcome`, `started_at`, `duration_ms` and `last_success_at`. One query over a table as
+    small as the beat schedule."""
+    return list(
+        TaskRun.objects.order_by("name").values(
+            "name", "outcome", "started_at", "duration_ms", "last_success_at"
+        )
+    )
+
+
+def refund_outcomes() -> list[dict]:
+    """Refunds grouped by `destination` and `status`: dicts with those two, `count` and
+    `amount` (Decimal, the sum). One grouped aggregate over the whole refund table (a
+    sequential scan of the table: its cost grows with the number of refunds)."""
+    return list(
+        Refund.objects.order_by()
+        .values("destination", "status")
+        .annotate(count=Count("pk"), amount=Sum("amount"))
+        .order_by("destination", "status")
+    )
+
+
+def outbox_backlog() -> dict:
+    """The outbox messages not yet handed to the broker: `{"unsent": n, "failing": n (unsent
+    after at least one failed hand-over), "oldest_created_at": datetime | None}`. One aggregate
+    over the unsent rows only (the partial index `outbox_message_unsent_due` covers them), so
+    its cost follows the backlog, not the table."""
+    return OutboxMessage.objects.filter(sent_at__isnull=True).aggregate(
+        unsent=Count("pk"),
+        failing=Count("pk", filter=Q(attempts__gt=0)),
+        oldest_created_at=Min("created_at"),
+    )

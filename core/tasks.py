@@ -1,5 +1,7 @@
 """Platform tasks: notification emails, the outbox relay and timed housekeeping (D-8)."""
 
+import logging
+
 from celery import shared_task
 from django.conf import settings
 from django.core.mail import send_mail
@@ -11,6 +13,8 @@ from core.outbox import RELAY_BATCH_SIZE, outbox_relay_due
 from core.services import task_run_recorded
 
 OUTBOX_RELAY_MAX_BATCHES = 10
+
+logger = logging.getLogger(__name__)
 
 
 @shared_task
@@ -57,6 +61,10 @@ def send_notification_emails(notification_ids: list[int]) -> int:
         )
         Notification.objects.filter(pk=notification.pk).update(emailed_at=timezone.now())
         sent += 1
+    logger.info(
+        "notification emails sent",
+        extra={"sent": sent, "already_sent": len(notification_ids) - sent},
+    )
     return sent
 
 

@@ -41,13 +41,15 @@ class PolicyVersion(models.Model):
 
     An order pins the version in force when it was placed and is always judged by it. A new
     version is drafted by a supervisor, approved by another (four eyes), then published with
-    its effective date (K-UP): draft -> approved -> published. Only a draft is edited.
+    its effective date (K-UP): draft -> approved -> published, or draft -> rejected when the
+    reviewing supervisor refuses it (with the reason its drafter reads). Only a draft is edited.
     """
 
     class Status(models.TextChoices):
         DRAFT = "draft"
         APPROVED = "approved", "Approved, not yet published"
         PUBLISHED = "published"
+        REJECTED = "rejected", "Rejected in review"
 
     label = models.CharField(max_length=40, unique=True)
     # Proposed while a draft; fixed when published.
@@ -64,6 +66,11 @@ class PolicyVersion(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
     approved_at = models.DateTimeField(null=True, blank=True)
+    rejected_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    rejected_at = models.DateTimeField(null=True, blank=True)
+    rejection_reason = models.TextField(blank=True)
     published_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )

@@ -444,13 +444,15 @@ def policy_changes(before: dict, after: dict, labels: dict[str, str]) -> list[Po
 def policy_review_refusal(
     *, action: str, status: str, actor_id: int, drafted_by_id
 ) -> tuple | None:
-    """K-UP's review: a draft is approved by a supervisor other than its drafter (four eyes),
-    and only an approved version is published. None when allowed; otherwise (code, detail)."""
-    expected = {"approve": "draft", "publish": "approved"}[action]
+    """K-UP's review: a draft is approved by a supervisor other than its drafter (four eyes) or
+    rejected, and only an approved version is published. `action` is approve, reject or
+    publish. None when allowed; otherwise (code, detail)."""
+    expected = {"approve": "draft", "reject": "draft", "publish": "approved"}[action]
     if status != expected:
         return (
             "wrong_status",
-            f"Only a version that is {expected} can be {action}d; it is {status}.",
+            f"Only a version that is {expected} can be {action.removesuffix('e')}ed; "
+            f"it is {status}.",
         )
     if action == "approve" and actor_id == drafted_by_id:
         return (

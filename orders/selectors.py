@@ -5,13 +5,19 @@ from decimal import Decimal
 
 from django.core.cache import cache
 from django.db.models import (
+    BooleanField,
+    Case,
     Exists,
+    F,
     OuterRef,
     Prefetch,
     Q,
     QuerySet,
+    Value,
+    When,
 )
 from django.db.models.functions import Coalesce
+from django.utils import timezone
 
 from disputes.models import Intervention
 from orders import policy
@@ -84,10 +90,41 @@ def order_next_actions(order: Order) -> list[str]:
 
 def restaurant_list_for_buyers(now) -> list[Restaurant]:
     """Restaurants with open ones first (D-9), each annotated with `is_open`."""
-    restaurants = list(Restaurant.objects.all())
-    for restaurant in restaurants:
-        restaurant.is_open = restaurant.is_open_at(now)
-    return sorted(restaurants, key=lambda r: (not r.is_open, r.name))
+    return list(restaurant_catalogue(now))
+
+
+def restaurant_catalogue(now: dt.datetime) -> QuerySet[Restaurant]:
+    """Every restaurant, open ones first, then by name; each annotated with `is_open` at `now`
+    (local time), computed by the database as `Restaurant.is_open_at` does, so the list pages
+    in one query whatever its length."""
+    local = timezone.localtime(now).time()
+    in_hours = Q(opens_at__lte=local, closes_at__gt=local)
+    past_midnight = Q(opens_at__lte=local) | Q(closes_at__gt=local)
+    is_open = Case(
+        When(opens_at=F("closes_at"), then=Value(True)),  # around the clock
+        When(Q(opens_at__lt=F("closes_at")) & in_hours, then=Value(True)),
+        When(Q(opens_at__gt=F("closes_at")) & past_midnight, then=Value(True)),
+        default=Value(False),
+        output_field=BooleanField(),
+    )
+    return Restaurant.objects.annotate(is_open=is_open).order_by(F("is_open").desc(), "name", "pk")
+
+
+def menu_for_restaurant(restaurant_id: int, *, today: dt.date) -> QuerySet[MenuItem]:
+    """A restaurant's menu items, each annotated with `available_today` (on the menu and not
+    sold out for the local date `today`, as `MenuItem.is_available_on` says), those first, then
+    by name (one query)."""
+    sold_out_today = Q(unavailable_on=today)
+    available_today = Case(
+        When(Q(is_available=True) & ~sold_out_today, then=Value(True)),
+        default=Value(False),
+        output_field=BooleanField(),
+    )
+    return (
+        MenuItem.objects.filter(restaurant_id=restaurant_id)
+        .annotate(available_today=available_today)
+        .order_by(F("available_today").desc(), "name", "pk")
+    )
 
 
 def order_list_recently_finished_for_partner(user, *, since) -> QuerySet[Order]:
@@ -374,3 +411,13 @@ def order_missing_give_up_at(order: Order) -> dt.datetime | None:
     if order.status != Order.Status.MISSING or order.reported_missing_at is None:
         return None
     return policy.missing_give_up_at(order.reported_missing_at, order.policy_version.locate_minutes)
+
+
+def policy_versions_awaiting_approval() -> QuerySet[PolicyVersion]:
+    """Drafts submitted for review (a drafter is recorded), waiting for a second supervisor
+    (K-UP), oldest first, with their drafter; one query."""
+    return (
+        PolicyVersion.objects.filter(status=PolicyVersion.Status.DRAFT, drafted_by__isnull=False)
+        .select_related("drafted_by")
+        .order_by("created_at", "pk")
+    )

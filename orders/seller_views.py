@@ -500,6 +500,9 @@ def cancellation_deny(request, order_id: int):
     typed = request.POST.get("reason", "")
     if not form.is_valid():
         error = f"Order #{order_id}: {form.errors['reason'][0]}"
+        if request.POST.get("next"):  # from the order page, which says why at its form
+            messages.error(request, error)
+            return redirect(_back_url(request, reverse("seller:cancellation-requests")))
         return _render_cancellation_requests(request, draft=(order_id, typed, error), status=400)
     try:
         order = order_cancellation_deny(

@@ -42,6 +42,7 @@ from orders.clause_links import clause_links as policy_clause_links
 from refunds import policy
 from refunds.models import (
     DeductionDispute,
+    HeldPhoto,
     Refund,
     RefundEvidence,
     RefundMessage,
@@ -368,6 +369,14 @@ class NoInputForm(forms.Form):
     pass
 
 
+class SendBackForm(forms.Form):
+    explanation = forms.CharField(
+        label="Why (the agent and the buyer read it)",
+        max_length=400,
+        widget=forms.Textarea(attrs={"rows": 2, "cols": 60}),
+    )
+
+
 def _paid_or_waiting(refund_request: RefundRequest) -> str:
     amount = money(refund_request.decided_amount)
     if refund_request.status == Status.REFUNDED:
@@ -439,6 +448,12 @@ DECISIONS = {
         NoInputForm,
         decisions.refund_request_second_approve,
         lambda r: f"second approval given: {_paid_or_waiting(r)}",
+    ),
+    "send_back": Decision(
+        "Send back to review",
+        SendBackForm,
+        decisions.refund_request_second_reject,
+        lambda r: "sent back to review; nothing was paid.",
     ),
 }
 REVIEW_DECISIONS = [
@@ -637,6 +652,8 @@ class RefundRequestAdmin(DecideUrlMixin, SearchWithoutHashMixin, admin.ModelAdmi
         if obj is not None:
             context["review"] = refund_request_review_context(obj)
             context["decisions"] = self.decision_panel(request, obj, context["review"])
+            running = obj.decided_at is None and obj.review_due_at is not None
+            context["deadline"] = deadline_text(obj, timezone.now()) if running else ""
         return super().render_change_form(request, context, add, change, form_url, obj)
 
     def decision_panel(self, request, obj: RefundRequest, review: dict) -> dict:
@@ -687,7 +704,7 @@ class RefundRequestAdmin(DecideUrlMixin, SearchWithoutHashMixin, admin.ModelAdmi
             return names, " ".join(notes)
         if waits_for_second_approval(obj):
             if is_supervisor(request.user) and obj.decided_by_id != request.user.pk:
-                return ["second_approve"], ""
+                return ["second_approve", "send_back"], ""
             return [], (
                 f"{money(obj.decided_amount)} was approved by {obj.decided_by_label}; above "
                 f"{money(obj.order.policy_version.supervisor_approval_above)} another "
@@ -815,6 +832,18 @@ class RefundEvidenceAdmin(RequestLinkMixin, SearchWithoutHashMixin, ReadOnlyMode
         return evidence_preview(evidence)
 
 
+@admin.register(HeldPhoto)
+class HeldPhotoAdmin(SearchWithoutHashMixin, ReadOnlyModelAdmin):
+    """Photos buyers chose on a report-a-problem form not sent yet (purged after a day). Listed
+    for support's audit only; the image itself is the buyer's until the request is sent."""
+
+    list_display = ("id", "order", "uploaded_by", "content_type", "size", "created_at")
+    list_filter = ("created_at",)
+    search_fields = ("order__id__exact", "uploaded_by__username")
+    list_select_related = ("order", "uploaded_by")
+    fields = ("order", "uploaded_by", "content_type", "size", "width", "height", "created_at")
+
+
 @admin.register(RefundRequestItem)
 class RefundRequestItemAdmin(RequestLinkMixin, SearchWithoutHashMixin, ReadOnlyModelAdmin):
     list_display = ("id", "request_link", "order_item", "quantity")
@@ -916,6 +945,7 @@ class DeductionDisputeAdmin(SearchWithoutHashMixin, ReadOnlyModelAdmin):
     def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
         if obj is not None and obj.is_open and self.has_decide_permission(request, obj):
             context["decide_url"] = reverse("admin:refunds_deductiondispute_decide", args=[obj.pk])
+            context["deducted"] = -obj.deduction.amount  # booked negative (L-9)
         return super().render_change_form(request, context, add, change, form_url, obj)
 
     def get_urls(self):

@@ -204,6 +204,14 @@ class RefundRequest(ConcurrentTransitionMixin, models.Model):
     def mark_refunded(self, *, at):
         self.refunded_at = at
 
+    # Four eyes (D-6): a supervisor refuses the second approval; nothing was paid, so the
+    # request goes back to review and the decision is cleared by the service.
+    @transition(
+        status, source=[Status.APPROVED, Status.PARTIALLY_APPROVED], target=Status.UNDER_REVIEW
+    )
+    def send_back(self, *, at):
+        pass
+
 
 # Decided with a resolution (money, credit or a replacement): the lines it named are used up.
 DECIDED_STATUSES = [

@@ -741,3 +741,19 @@ def refund_ids_due(*, now: dt.datetime, limit: int) -> list[int]:
         .order_by("next_attempt_at", "pk")
         .values_list("pk", flat=True)[:limit]
     )
+
+
+def refund_requests_awaiting_second_approval() -> QuerySet:
+    """Decisions above the four-eyes threshold that no supervisor has confirmed yet (D-6,
+    L-4.1), oldest decision first, with the order, its restaurant and pinned version, the buyer
+    and who decided; constant queries."""
+    Status = RefundRequest.Status
+    return (
+        RefundRequest.objects.filter(
+            status__in=[Status.APPROVED, Status.PARTIALLY_APPROVED],
+            needs_second_approval=True,
+            second_approved_by__isnull=True,
+        )
+        .select_related("order__restaurant", "order__policy_version", "buyer", "decided_by")
+        .order_by("decided_at", "pk")
+    )

@@ -8,6 +8,7 @@ needs no server. Production sets the URLs (see production.py).
 from pathlib import Path
 
 import environ
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 VAR_DIR = BASE_DIR / "var"
@@ -16,22 +17,27 @@ env = environ.Env()
 environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
 
 SECRET_KEY = env("SECRET_KEY", default="lojix-embedded-default-not-for-production")
-DEBUG = env.bool("DEBUG", default=True)
+# Off unless asked for (DEBUG=true): the demo that `make run` starts shows the styled 403/404/500
+# pages, never Django's technical ones; its CSS comes from STATIC_ROOT (collectstatic, make demo).
+DEBUG = env.bool("DEBUG", default=False)
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    # Django's admin on lojix's site: the supervisors' second-approval queue (core.admin_site).
+    "core.apps.LojixAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "django.contrib.humanize",
+    "django_prometheus",
     "rest_framework",
     "rest_framework.authtoken",
     "django_filters",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
     "django_celery_beat",
     "django_fsm",
     "django_htmx",
@@ -42,7 +48,13 @@ INSTALLED_APPS = [
     "disputes",
 ]
 
+# The machine endpoints (/healthz, /readyz, /metrics) answer before anything else
+# (core.middleware; README, "Operations"); django-prometheus times everything else; every request
+# gets its X-Request-ID (core.request_id).
 MIDDLEWARE = [
+    "core.middleware.OperationsEndpointsMiddleware",
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",
+    "core.request_id.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -53,6 +65,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # request.htmx: the seller queue answers htmx requests with a fragment (D-9).
     "django_htmx.middleware.HtmxMiddleware",
+    "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -199,6 +212,8 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_SOFT_TIME_LIMIT = 240
 CELERY_TASK_TIME_LIMIT = 300
 CELERY_TIMEZONE = "UTC"
+# Workers log through LOGGING below (the request id, text or JSON), not Celery's own format.
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_BEAT_SCHEDULE = {
     "escalation-due-dates": {
@@ -284,6 +299,8 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    # Bodies are JSON; the few endpoints that take files say so themselves (core.api).
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
@@ -297,6 +314,14 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Orders, cancellations, refunds and credits, decided by the published policy.",
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
+    # Inputs and outputs are separate components (`OrderCreateRequest` vs `OrderDetail`), so a
+    # read-only field such as the token is never a required input of a generated client.
+    "COMPONENT_SPLIT_REQUEST": True,
+    # Swagger UI and Redoc come from drf-spectacular-sidecar, served from our static files:
+    # /api/docs/ works with no internet (D-9).
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
     # Several models have a `status`; name each choice set after its model.
     "ENUM_NAME_OVERRIDES": {
         "OrderStatusEnum": "orders.models.Order.Status",
@@ -313,9 +338,50 @@ SPECTACULAR_SETTINGS = {
     },
 }
 
+# Logs (README, "Operations"): every record the console writes carries the request id
+# (core.request_id), as text or as one JSON object per line (core.log_format),
+# LOJIX_LOG_FORMAT=text|json. A refused request (403) logs one line, method, path, user and
+# reason, without a traceback; 500s keep theirs (core.log_filters).
+LOG_FORMATS = ("text", "json")
+
+
+def log_format(default: str) -> str:
+    """LOJIX_LOG_FORMAT, or `default`; ImproperlyConfigured unless it is one of LOG_FORMATS."""
+    value = env("LOJIX_LOG_FORMAT", default=default)
+    if value not in LOG_FORMATS:
+        raise ImproperlyConfigured(f"LOJIX_LOG_FORMAT must be one of {LOG_FORMATS}, not {value!r}")
+    return value
+
+
+LOJIX_LOG_FORMAT = log_format(default="text")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "formatters": {
+        "text": {"()": "core.log_format.TextFormatter"},
+        "json": {"()": "core.log_format.JsonFormatter"},
+    },
+    "filters": {
+        "forbidden_one_line": {"()": "core.log_filters.ForbiddenOneLine"},
+        "request_id": {"()": "core.request_id.RequestIdFilter"},
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "filters": ["request_id"],
+            "formatter": LOJIX_LOG_FORMAT,
+        }
+    },
+    "loggers": {
+        "django.request": {"filters": ["forbidden_one_line"]},
+        "django.security.csrf": {"filters": ["forbidden_one_line"]},
+    },
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
 }
+
+# Who may read /metrics (core.metrics): these addresses or networks, or a client sending
+# `Authorization: Bearer <LOJIX_METRICS_TOKEN>`. The demo serves the local machine only.
+LOJIX_METRICS_ALLOWED_IPS = env.list("LOJIX_METRICS_ALLOWED_IPS", default=["127.0.0.1", "::1"])
+LOJIX_METRICS_TOKEN = env("LOJIX_METRICS_TOKEN", default="")
+# django-prometheus: no migration gauges (they query the database as each process starts).
+PROMETHEUS_EXPORT_MIGRATIONS = False

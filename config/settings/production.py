@@ -1,7 +1,8 @@
 """Production: every secret from the environment with no default, and Django's deploy checklist."""
 
+from config.sentry import sentry_init_from_env
 from config.settings.base import *  # noqa: F403
-from config.settings.base import env
+from config.settings.base import LOGGING, env, log_format
 
 SECRET_KEY = env("SECRET_KEY")
 LOJIX_GATEWAY_WEBHOOK_SECRET = env("LOJIX_GATEWAY_WEBHOOK_SECRET")
@@ -24,3 +25,14 @@ SECURE_HSTS_PRELOAD = True
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
 WHITENOISE_USE_FINDERS = False
+
+# Operations: JSON logs for the log shipper; /metrics only for LOJIX_METRICS_ALLOWED_IPS (none
+# unless set) or the bearer token (README, "Operations").
+LOJIX_LOG_FORMAT = log_format(default="json")
+LOGGING["handlers"]["console"]["formatter"] = LOJIX_LOG_FORMAT
+LOJIX_METRICS_ALLOWED_IPS = env.list("LOJIX_METRICS_ALLOWED_IPS", default=[])
+# /healthz, /readyz and /metrics answer before SECURE_SSL_REDIRECT and ALLOWED_HOSTS apply
+# (core.middleware): no SECURE_REDIRECT_EXEMPT needed for probes over plain HTTP.
+
+# Sentry, when SENTRY_DSN is set (config/sentry.py).
+SENTRY_ENABLED = sentry_init_from_env(env, default_environment="production")

@@ -1,9 +1,11 @@
 """The credits API (D-10): the buyer's wallet, through `credits.selectors`."""
 
 from django.utils import timezone
+from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import generics
 from rest_framework.pagination import PageNumberPagination
 
+from core.api import READ_ERRORS
 from credits.api.serializers import CreditBalanceSerializer, CreditGrantSerializer
 from credits.models import CreditGrant
 from credits.selectors import credit_balance, credit_grant_list_for_buyer
@@ -28,6 +30,12 @@ class CreditWalletPagination(PageNumberPagination):
         return paginated
 
 
+@extend_schema_view(
+    get=extend_schema(
+        responses={200: CreditGrantSerializer(many=True), **READ_ERRORS},
+        summary="The buyer's credit wallet: grants and balance",
+    )
+)
 class CreditWalletApi(generics.ListAPIView):
     """The buyer's credit grants, soonest-expiring first, with the usable balance."""
 

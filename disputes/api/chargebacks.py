@@ -18,9 +18,10 @@ from rest_framework.permissions import AllowAny, BasePermission, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from core.api import ROLE_ERRORS, ApiErrorSerializer, validated
+from core.api import ROLE_ERRORS, ROLE_READ_ERRORS, ApiErrorSerializer, validated
 from core.errors import DomainError
 from core.idempotency import idempotent
+from disputes.api import examples
 from disputes.api.chargeback_serializers import (
     ChargebackCreateSerializer,
     ChargebackSerializer,
@@ -74,7 +75,10 @@ class ChargebackListCreateApi(SupportApi):
     the pinned version's `chargeback_evidence_days`). What the card refunds already took back
     is left out of `amount_at_stake`."""
 
-    @extend_schema(responses={200: ChargebackSerializer(many=True), **ROLE_ERRORS})
+    @extend_schema(
+        responses={200: ChargebackSerializer(many=True), **ROLE_READ_ERRORS},
+        summary="Chargebacks, the soonest evidence due date first",
+    )
     def get(self, request):
         return Response(ChargebackSerializer(chargeback_list()[:200], many=True).data)
 
@@ -82,6 +86,7 @@ class ChargebackListCreateApi(SupportApi):
         request=ChargebackCreateSerializer,
         responses={201: ChargebackSerializer, **ROLE_ERRORS},
         summary="Enter a chargeback",
+        examples=examples.CHARGEBACK,
     )
     @idempotent
     def post(self, request):
@@ -100,7 +105,9 @@ class ChargebackListCreateApi(SupportApi):
 
 
 class ChargebackDetailApi(SupportApi):
-    @extend_schema(responses={200: ChargebackSerializer, **ROLE_ERRORS})
+    @extend_schema(
+        responses={200: ChargebackSerializer, **ROLE_READ_ERRORS}, summary="A chargeback"
+    )
     def get(self, request, pk: int):
         return Response(ChargebackSerializer(_chargeback(pk)).data)
 
@@ -109,7 +116,10 @@ class ChargebackEvidenceJsonApi(SupportApi):
     """The evidence bundle as JSON (L-8.2): order, timeline, payments, refunds, requests with
     messages and photos, the accepted policy version and the delivery times."""
 
-    @extend_schema(responses={200: OpenApiTypes.OBJECT, **ROLE_ERRORS})
+    @extend_schema(
+        responses={200: OpenApiTypes.OBJECT, **ROLE_READ_ERRORS},
+        summary="The evidence bundle as JSON",
+    )
     def get(self, request, pk: int):
         bundle = chargeback_evidence_bundle(_chargeback(pk).pk)
         response = HttpResponse(
@@ -124,7 +134,11 @@ class ChargebackEvidencePdfApi(SupportApi):
     """The evidence bundle as a PDF for the bank (L-8.2)."""
 
     @extend_schema(
-        responses={200: OpenApiResponse(OpenApiTypes.BINARY, "application/pdf"), **ROLE_ERRORS}
+        responses={
+            200: OpenApiResponse(OpenApiTypes.BINARY, "application/pdf"),
+            **ROLE_READ_ERRORS,
+        },
+        summary="The evidence bundle as PDF",
     )
     def get(self, request, pk: int):
         bundle = chargeback_evidence_bundle(_chargeback(pk).pk)
@@ -152,6 +166,7 @@ def _action_schema(summary: str):
         request=NoteSerializer,
         responses={200: ChargebackSerializer, **ROLE_ERRORS},
         summary=summary,
+        examples=examples.NOTE,
     )
 
 
@@ -179,7 +194,12 @@ class BuyerSuspendApi(SupportApi):
     """`POST /api/support/buyers/{user_id}/suspend/` (supervisors; L-8.2): `reason`,
     `suspected_fraud`, optional `chargeback`. 201 with the suspension."""
 
-    @extend_schema(request=SuspendSerializer, responses={201: SuspensionSerializer, **ROLE_ERRORS})
+    @extend_schema(
+        request=SuspendSerializer,
+        responses={201: SuspensionSerializer, **ROLE_ERRORS},
+        summary="Suspend a buyer (supervisors)",
+        examples=examples.SUSPEND,
+    )
     @idempotent
     def post(self, request, user_id: int):
         data = validated(SuspendSerializer, request.data)
@@ -196,7 +216,12 @@ class BuyerSuspendApi(SupportApi):
 class BuyerReinstateApi(SupportApi):
     """`POST /api/support/buyers/{user_id}/reinstate/` (supervisors): lifts the suspension."""
 
-    @extend_schema(request=NoteSerializer, responses={200: SuspensionSerializer, **ROLE_ERRORS})
+    @extend_schema(
+        request=NoteSerializer,
+        responses={200: SuspensionSerializer, **ROLE_ERRORS},
+        summary="Lift a buyer's suspension (supervisors)",
+        examples=examples.NOTE,
+    )
     @idempotent
     def post(self, request, user_id: int):
         data = validated(NoteSerializer, request.data)

@@ -4,21 +4,24 @@ A buyer escalates and reads their own escalations (another buyer's request or es
 404); supervisors list the queue by due date and decide (anyone else gets a 403). Refusals are
 the services' own: 409 for the state or the policy (with the clause), 400 for bad input."""
 
-from drf_spectacular.utils import extend_schema, extend_schema_field
+from drf_spectacular.utils import extend_schema, extend_schema_field, extend_schema_view
 from rest_framework import generics, serializers, status
 from rest_framework.permissions import BasePermission, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from core.api import (
-    ERRORS,
+    READ_ERRORS,
     ROLE_ERRORS,
+    ROLE_READ_ERRORS,
     UPLOAD_PARSERS,
+    json_or_multipart,
     validated,
 )
 from core.errors import DomainError
 from core.idempotency import idempotent
 from core.roles import is_supervisor
+from disputes.api import examples
 from disputes.models import Escalation, EscalationEvidence
 from disputes.selectors import (
     escalation_detail_queryset,
@@ -175,12 +178,11 @@ class RefundRequestEscalateApi(APIView):
     parser_classes = UPLOAD_PARSERS
 
     @extend_schema(
-        request={
-            "application/json": EscalateSerializer,
-            "multipart/form-data": EscalateSerializer,
-        },
-        responses={201: EscalationDetailSerializer, **ERRORS},
+        request=json_or_multipart(EscalateSerializer),
+        # 403: a suspended buyer (`account_suspended`, L-8.2).
+        responses={201: EscalationDetailSerializer, **ROLE_ERRORS},
         summary="Escalate a refund decision to a supervisor",
+        examples=examples.ESCALATE,
     )
     @idempotent
     def post(self, request, pk: int):
@@ -199,12 +201,10 @@ class OrderEscalateApi(APIView):
     parser_classes = UPLOAD_PARSERS
 
     @extend_schema(
-        request={
-            "application/json": EscalateOrderSerializer,
-            "multipart/form-data": EscalateOrderSerializer,
-        },
-        responses={201: EscalationDetailSerializer, **ERRORS},
+        request=json_or_multipart(EscalateOrderSerializer),
+        responses={201: EscalationDetailSerializer, **ROLE_ERRORS},
         summary="Contest the restaurant's answer to a cancellation request",
+        examples=examples.ESCALATE_ORDER,
     )
     @idempotent
     def post(self, request, pk: int):
@@ -219,6 +219,12 @@ class OrderEscalateApi(APIView):
         return Response(_detail(escalation.pk), status=status.HTTP_201_CREATED)
 
 
+@extend_schema_view(
+    get=extend_schema(
+        responses={200: EscalationSerializer(many=True), **READ_ERRORS},
+        summary="The buyer's escalations, newest first",
+    )
+)
 class EscalationListApi(generics.ListAPIView):
     """`GET /api/escalations/`: the buyer's own escalations, newest first."""
 
@@ -234,7 +240,9 @@ class EscalationDetailApi(APIView):
     """`GET /api/escalations/{id}/`: one of the buyer's own escalations, with the money an
     overturn moved."""
 
-    @extend_schema(responses={200: EscalationDetailSerializer, **ERRORS})
+    @extend_schema(
+        responses={200: EscalationDetailSerializer, **READ_ERRORS}, summary="One escalation"
+    )
     def get(self, request, pk: int):
         if not escalation_list_for_buyer(request.user).filter(pk=pk).exists():
             raise DomainError("not_found", f"You have no escalation {pk}.", kind="not_found")
@@ -252,6 +260,12 @@ class IsSupervisor(BasePermission):
         return is_supervisor(request.user)
 
 
+@extend_schema_view(
+    get=extend_schema(
+        responses={200: SupportEscalationSerializer(many=True), **ROLE_READ_ERRORS},
+        summary="Escalations to decide, soonest due first",
+    )
+)
 class SupportEscalationListApi(generics.ListAPIView):
     """`GET /api/support/escalations/` (supervisors): undecided escalations first, soonest due
     first (L-8.1), then the decided ones."""
@@ -270,7 +284,11 @@ class SupportEscalationTakeApi(APIView):
 
     permission_classes = [IsAuthenticated, IsSupervisor]
 
-    @extend_schema(request=None, responses={200: EscalationDetailSerializer, **ROLE_ERRORS})
+    @extend_schema(
+        request=None,
+        responses={200: EscalationDetailSerializer, **ROLE_ERRORS},
+        summary="Take an escalation for review",
+    )
     @idempotent
     def post(self, request, pk: int):
         escalation_take(escalation_id=pk, actor=request.user)
@@ -289,6 +307,7 @@ class SupportEscalationDecideApi(APIView):
         request=DecideSerializer,
         responses={200: EscalationDetailSerializer, **ROLE_ERRORS},
         summary="Decide an escalation (final)",
+        examples=examples.DECIDE,
     )
     @idempotent
     def post(self, request, pk: int):

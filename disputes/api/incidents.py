@@ -10,10 +10,11 @@ from rest_framework.permissions import BasePermission, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from core.api import ROLE_ERRORS, validated
+from core.api import ROLE_ERRORS, ROLE_READ_ERRORS, validated
 from core.errors import DomainError, InvalidInput
 from core.idempotency import idempotent
 from core.roles import is_supervisor
+from disputes.api import examples
 from disputes.api.incident_serializers import (
     FIELD_CODES,
     IncidentCreateSerializer,
@@ -62,6 +63,7 @@ class IncidentCreateApi(APIView):
         request=IncidentCreateSerializer,
         responses={200: OutageEstimateSerializer, 201: IncidentSerializer, **ROLE_ERRORS},
         summary="Enter an incident, or dry-run an outage's bulk refund",
+        examples=examples.INCIDENT,
     )
     @idempotent
     def post(self, request):
@@ -89,7 +91,7 @@ class IncidentDetailApi(APIView):
 
     permission_classes = [IsAuthenticated, IsSupport]
 
-    @extend_schema(responses={200: IncidentSerializer, **ROLE_ERRORS}, summary="An incident")
+    @extend_schema(responses={200: IncidentSerializer, **ROLE_READ_ERRORS}, summary="An incident")
     def get(self, request, pk: int):
         return Response(_detail(pk))
 
@@ -101,7 +103,11 @@ class IncidentRefundApi(APIView):
 
     permission_classes = [IsAuthenticated, IsSupervisor]
 
-    @extend_schema(request=None, responses={202: IncidentSerializer, **ROLE_ERRORS})
+    @extend_schema(
+        request=None,
+        responses={202: IncidentSerializer, **ROLE_ERRORS},
+        summary="Run or resume an outage's bulk refund",
+    )
     @idempotent
     def post(self, request, pk: int):
         outage_refund_start(incident_id=pk, actor=request.user, now=timezone.now())

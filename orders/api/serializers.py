@@ -134,6 +134,8 @@ class PaymentSerializer(serializers.ModelSerializer):
 
 
 class RefundSerializer(serializers.ModelSerializer):
+    clauses = serializers.ListField(child=serializers.CharField(), read_only=True)
+
     class Meta:
         model = Refund
         fields = [

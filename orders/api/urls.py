@@ -1,9 +1,15 @@
 from django.urls import path
 
-from orders.api import views
+from orders.api import catalogue, views
 from orders.models import SELLER_ACTIONS
 
 urlpatterns = [
+    path("restaurants/", catalogue.RestaurantListApi.as_view(), name="api-restaurants"),
+    path(
+        "restaurants/<int:pk>/menu/",
+        catalogue.RestaurantMenuApi.as_view(),
+        name="api-restaurant-menu",
+    ),
     path("orders/", views.OrderListCreateApi.as_view(), name="api-orders"),
     path("orders/<int:pk>/", views.OrderDetailApi.as_view(), name="api-order"),
     path("orders/<int:pk>/cancel/", views.OrderCancelApi.as_view(), name="api-order-cancel"),

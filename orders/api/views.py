@@ -7,17 +7,25 @@ of their restaurants (another restaurant's is a 404; a user who is no partner ge
 import uuid
 
 from django.utils import timezone
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import generics, status
 from rest_framework.parsers import JSONParser
 from rest_framework.permissions import BasePermission, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from core.api import ERRORS, ApiErrorSerializer, invalid_input_from
+from core.api import (
+    ERRORS,
+    READ_ERRORS,
+    ROLE_ERRORS,
+    ROLE_READ_ERRORS,
+    ApiErrorSerializer,
+    invalid_input_from,
+)
 from core.errors import DomainError
 from core.idempotency import HEADER as IDEMPOTENCY_HEADER
 from core.idempotency import idempotency_key_generation, idempotent, request_fingerprint
+from orders.api import examples
 from orders.api.serializers import (
     CANCEL_FIELD_CODES,
     DELAY_FIELD_CODES,
@@ -51,7 +59,7 @@ from orders.services.lifecycle import order_advance
 from orders.services.missing import order_missing_locate, order_report_missing
 from orders.services.placement import LineRequest, order_checkout_charge, order_place
 
-SELLER_ERRORS = {code: ApiErrorSerializer for code in (400, 401, 403, 404, 409, 422)}
+SELLER_ERRORS = ROLE_ERRORS
 
 
 def _buyer_order(user, order_id: int) -> Order:
@@ -69,6 +77,12 @@ def _no_buyer_order(order_id: int) -> DomainError:
 # -- buyer -------------------------------------------------------------------------------
 
 
+@extend_schema_view(
+    get=extend_schema(
+        responses={200: OrderListSerializer(many=True), **READ_ERRORS},
+        summary="The buyer's orders, newest first",
+    )
+)
 class OrderListCreateApi(generics.ListAPIView):
     """`GET` the buyer's own orders, newest first; `POST` places an order."""
 
@@ -82,8 +96,10 @@ class OrderListCreateApi(generics.ListAPIView):
 
     @extend_schema(
         request=OrderCreateSerializer,
-        responses={201: OrderDetailSerializer, **ERRORS},
+        # 403: a suspended buyer (`account_suspended`, L-8.2).
+        responses={201: OrderDetailSerializer, **ROLE_ERRORS},
         summary="Place and pay for an order",
+        examples=examples.PLACE_ORDER,
     )
     @idempotent
     def post(self, request):
@@ -123,7 +139,8 @@ class OrderDetailApi(APIView):
     """One of the buyer's own orders with its money, lines, payments, refunds and timeline."""
 
     @extend_schema(
-        responses={200: OrderDetailSerializer, 401: ApiErrorSerializer, 404: ApiErrorSerializer}
+        responses={200: OrderDetailSerializer, **READ_ERRORS},
+        summary="One of the buyer's orders, with its timeline",
     )
     def get(self, request, pk: int):
         return Response(_order_detail(request.user, pk))
@@ -146,6 +163,7 @@ class OrderCancelApi(APIView):
             **{code: ApiErrorSerializer for code in (400, 401, 404, 422)},
         },
         summary="Cancel an order, or ask the restaurant to",
+        examples=examples.CANCEL_ORDER,
     )
     @idempotent
     def post(self, request, pk: int):
@@ -195,6 +213,12 @@ class IsRestaurantPartner(BasePermission):
         return request.user.restaurants.exists()
 
 
+@extend_schema_view(
+    get=extend_schema(
+        responses={200: SellerOrderSerializer(many=True), **ROLE_READ_ERRORS},
+        summary="Orders of the partner's restaurants",
+    )
+)
 class SellerOrderListApi(generics.ListAPIView):
     """Orders of the partner's restaurants, newest first, each with the actions it allows."""
 
@@ -214,7 +238,12 @@ class SellerOrderActionApi(APIView):
 
     permission_classes = [IsAuthenticated, IsRestaurantPartner]
 
-    @extend_schema(request=None, responses={200: SellerOrderSerializer, **SELLER_ERRORS})
+    @extend_schema(
+        request=None,
+        responses={200: SellerOrderSerializer, **SELLER_ERRORS},
+        summary="Take the order one step along its lifecycle",
+        examples=examples.SELLER_ACTION,
+    )
     @idempotent
     def post(self, request, pk: int, action: str):
         _check_partner_order(request.user, pk)
@@ -234,6 +263,7 @@ class SellerOrderCancelApi(APIView):
         request=SellerOrderCancelSerializer,
         responses={200: SellerOrderSerializer, **SELLER_ERRORS},
         summary="Cancel an order as its restaurant",
+        examples=examples.SELLER_CANCEL,
     )
     @idempotent
     def post(self, request, pk: int):
@@ -276,6 +306,7 @@ class SellerOrderDelayApi(APIView):
         request=SellerOrderDelaySerializer,
         responses={200: SellerOrderSerializer, **SELLER_ERRORS},
         summary="Set why a delivery is late",
+        examples=examples.SELLER_DELAY,
     )
     @idempotent
     def post(self, request, pk: int):
@@ -287,6 +318,12 @@ class SellerOrderDelayApi(APIView):
         return Response(_seller_order(request.user, pk))
 
 
+@extend_schema_view(
+    get=extend_schema(
+        responses={200: SellerCancellationRequestSerializer(many=True), **ROLE_READ_ERRORS},
+        summary="Buyers' cancellation requests waiting for an answer",
+    )
+)
 class SellerCancellationRequestListApi(generics.ListAPIView):
     """Buyers' cancellation requests waiting for the partner's restaurants, the oldest first:
     the fee the restaurant keeps if it approves, what the buyer gets back, and when support
@@ -331,6 +368,7 @@ class SellerCancellationRequestDenyApi(APIView):
         request=SellerCancellationDenySerializer,
         responses={200: SellerOrderSerializer, **SELLER_ERRORS},
         summary="Deny a buyer's cancellation request",
+        examples=examples.SELLER_DENY,
     )
     @idempotent
     def post(self, request, order_id: int):

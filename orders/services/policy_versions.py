@@ -12,7 +12,7 @@ from django.urls import reverse
 from core.errors import DomainError
 from core.outbox import outbox_enqueue
 from core.roles import User, is_supervisor
-from core.services import notification, notify_many
+from core.services import notification, notify, notify_many
 from orders import policy
 from orders.models import PolicyVersion
 from orders.selectors import (
@@ -23,6 +23,7 @@ from orders.selectors import (
 
 ANNOUNCE_TASK = "orders.tasks.announce_policy_versions"
 CLAUSES = ("K-UP",)
+REASON_MAX_LENGTH = 4000
 
 
 def policy_version_save_draft(*, version: PolicyVersion, actor: User) -> PolicyVersion:
@@ -60,6 +61,40 @@ def policy_version_approve(*, version_id: int, actor: User, now: dt.datetime) ->
     version.status = PolicyVersion.Status.APPROVED
     version.approved_by, version.approved_at = actor, now
     version.save(update_fields=["status", "approved_by", "approved_at"])
+    return version
+
+
+@transaction.atomic
+def policy_version_reject(
+    *, version_id: int, actor: User, explanation: str, now: dt.datetime
+) -> PolicyVersion:
+    """A supervisor rejects a draft in review (K-UP): it never applies and stays on record,
+    read-only, with the reason; its drafter is told why. Takes the version's row lock.
+
+    Errors: `not_found` (404); `supervisor_required`, `wrong_status` (409);
+    `explanation_required` / `explanation_too_long` (400)."""
+    _require_supervisor(actor)
+    version = _for_update(version_id)
+    _refuse(
+        policy.policy_review_refusal(
+            action="reject",
+            status=version.status,
+            actor_id=actor.pk,
+            drafted_by_id=version.drafted_by_id,
+        )
+    )
+    _refuse(_reason_refusal(explanation), kind="invalid")
+    version.status = PolicyVersion.Status.REJECTED
+    version.rejected_by, version.rejected_at = actor, now
+    version.rejection_reason = explanation.strip()
+    version.save(update_fields=["status", "rejected_by", "rejected_at", "rejection_reason"])
+    if version.drafted_by_id is not None:
+        notify(
+            user=version.drafted_by,
+            title=f"Policy version {version.label} was rejected",
+            body=f"{actor.get_username()} rejected it in review: {version.rejection_reason}",
+            url=reverse("admin:orders_policyversion_change", args=[version.pk]),
+        )
     return version
 
 
@@ -159,6 +194,14 @@ def _require_supervisor(actor: User) -> None:
             "Only a supervisor drafts, approves or publishes a policy version.",
             clauses=CLAUSES,
         )
+
+
+def _reason_refusal(explanation: str) -> tuple | None:
+    if not explanation.strip():
+        return "explanation_required", "Say why the version is rejected; its drafter reads it."
+    if len(explanation) > REASON_MAX_LENGTH:
+        return "explanation_too_long", f"Keep the reason under {REASON_MAX_LENGTH} characters."
+    return None
 
 
 def _refuse(refusal: tuple | None, *, kind: str = "conflict") -> None:

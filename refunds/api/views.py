@@ -8,24 +8,28 @@ bad input.
 """
 
 from django.utils import timezone
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import generics, status
-from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.permissions import BasePermission, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from core.api import (
     ERRORS,
+    FILE_PARSERS,
+    READ_ERRORS,
     ROLE_ERRORS,
+    ROLE_READ_ERRORS,
     UPLOAD_PARSERS,
     ApiErrorSerializer,
+    json_or_multipart,
     validated,
 )
 from core.errors import DomainError, InvalidInput
 from core.idempotency import idempotent
 from orders.api.views import IsRestaurantPartner
 from orders.models import is_support
+from refunds.api import examples
 from refunds.api.serializers import (
     FIELD_CODES,
     ApproveSerializer,
@@ -92,6 +96,12 @@ def _detail(request_id: int) -> dict:
 # -- buyer -----------------------------------------------------------------------------------
 
 
+@extend_schema_view(
+    get=extend_schema(
+        responses={200: RefundRequestListSerializer(many=True), **READ_ERRORS},
+        summary="The buyer's refund requests, newest first",
+    )
+)
 class RefundRequestListCreateApi(generics.ListAPIView):
     """`GET` the buyer's own refund requests, newest first; `POST` asks for a refund (L-4.1).
 
@@ -110,12 +120,11 @@ class RefundRequestListCreateApi(generics.ListAPIView):
         return refund_request_list_for_buyer(self.request.user)
 
     @extend_schema(
-        request={
-            "application/json": RefundRequestCreateSerializer,
-            "multipart/form-data": RefundRequestCreateSerializer,
-        },
-        responses={201: RefundRequestDetailSerializer, **ERRORS},
+        request=json_or_multipart(RefundRequestCreateSerializer),
+        # 403: a suspended buyer (`account_suspended`, L-8.2).
+        responses={201: RefundRequestDetailSerializer, **ROLE_ERRORS},
         summary="Ask for a refund",
+        examples=examples.SUBMIT,
     )
     @idempotent
     def post(self, request):
@@ -138,11 +147,8 @@ class RefundRequestDetailApi(APIView):
     photos and refunds with their expected dates."""
 
     @extend_schema(
-        responses={
-            200: RefundRequestDetailSerializer,
-            401: ApiErrorSerializer,
-            404: ApiErrorSerializer,
-        }
+        responses={200: RefundRequestDetailSerializer, **READ_ERRORS},
+        summary="One of the buyer's refund requests, with its timeline",
     )
     def get(self, request, pk: int):
         return Response(_buyer_detail(request.user, pk))
@@ -153,7 +159,7 @@ class RefundRequestEvidenceApi(APIView):
     request. A file that is not an image (`not_an_image`), too large (`file_too_large`) or one
     too many (`too_many_photos`) is a 400 and nothing is stored."""
 
-    parser_classes = [MultiPartParser, FormParser]
+    parser_classes = FILE_PARSERS
 
     @extend_schema(
         request={"multipart/form-data": EvidenceUploadSerializer},
@@ -174,9 +180,10 @@ class RefundRequestReplyApi(APIView):
     parser_classes = UPLOAD_PARSERS
 
     @extend_schema(
-        request={"application/json": ReplySerializer, "multipart/form-data": ReplySerializer},
+        request=json_or_multipart(ReplySerializer),
         responses={201: RefundRequestDetailSerializer, **ERRORS},
         summary="Reply on a refund request",
+        examples=examples.REPLY,
     )
     @idempotent
     def post(self, request, pk: int):
@@ -190,6 +197,12 @@ class RefundRequestReplyApi(APIView):
 # -- seller ----------------------------------------------------------------------------------
 
 
+@extend_schema_view(
+    get=extend_schema(
+        responses={200: SellerRefundRequestSerializer(many=True), **ROLE_READ_ERRORS},
+        summary="Refund requests support asked the restaurants to verify",
+    )
+)
 class SellerRefundRequestListApi(generics.ListAPIView):
     """Requests support asked the partner's restaurants to verify, the oldest first."""
 
@@ -215,6 +228,7 @@ class SellerRefundRequestVerifyApi(APIView):
         request=VerifySerializer,
         responses={200: SellerRefundRequestSerializer, **ROLE_ERRORS},
         summary="Answer support's verification request",
+        examples=examples.VERIFY,
     )
     @idempotent
     def post(self, request, pk: int):
@@ -236,6 +250,7 @@ class SellerDeductionDisputeApi(APIView):
         request=DeductionDisputeCreateSerializer,
         responses={201: LedgerEntrySerializer, **ROLE_ERRORS},
         summary="Dispute a refund deduction, once",
+        examples=examples.DEDUCTION_DISPUTE,
     )
     @idempotent
     def post(self, request, pk: int):
@@ -263,7 +278,7 @@ class SellerLedgerApi(generics.ListAPIView):
 
     @extend_schema(
         parameters=[OpenApiParameter("restaurant", int, required=False)],
-        responses={200: SellerLedgerSerializer, **ROLE_ERRORS},
+        responses={200: SellerLedgerSerializer, 400: ApiErrorSerializer, **ROLE_READ_ERRORS},
         summary="The restaurants' ledger with its weekly payout periods",
     )
     def get(self, request, *args, **kwargs):
@@ -322,15 +337,16 @@ class SupportActionApi(APIView):
         return Response(_detail(pk))
 
 
-def _support_schema(summary: str, serializer=None):
+def _support_schema(summary: str, serializer=None, request_examples=()):
     return extend_schema(
         request=serializer,
         responses={200: RefundRequestDetailSerializer, **ROLE_ERRORS},
         summary=summary,
+        examples=list(request_examples),
     )
 
 
-@_support_schema("Approve the suggested refund", ApproveSerializer)
+@_support_schema("Approve the suggested refund", ApproveSerializer, examples.APPROVE)
 class SupportApproveApi(SupportActionApi):
     """Approve what the policy suggested, bounded by what can still be refunded; above the
     version's threshold a supervisor approves too. Nothing left to refund is a 409
@@ -341,21 +357,21 @@ class SupportApproveApi(SupportActionApi):
     service = staticmethod(refund_request_approve)
 
 
-@_support_schema("Approve part of the claim", PartialApproveSerializer)
+@_support_schema("Approve part of the claim", PartialApproveSerializer, examples.PARTIALLY_APPROVE)
 class SupportPartiallyApproveApi(SupportActionApi):
     input_serializer = PartialApproveSerializer
 
     service = staticmethod(refund_request_partially_approve)
 
 
-@_support_schema("Deny with an explanation", DenySerializer)
+@_support_schema("Deny with an explanation", DenySerializer, examples.DENY)
 class SupportDenyApi(SupportActionApi):
     input_serializer = DenySerializer
 
     service = staticmethod(refund_request_deny)
 
 
-@_support_schema("Ask the buyer for more information", QuestionSerializer)
+@_support_schema("Ask the buyer for more information", QuestionSerializer, examples.QUESTION)
 class SupportRequestInfoApi(SupportActionApi):
     """The review clock pauses until the buyer replies (L-4.1)."""
 
@@ -364,14 +380,14 @@ class SupportRequestInfoApi(SupportActionApi):
     service = staticmethod(refund_request_request_info)
 
 
-@_support_schema("Ask the restaurant to verify", QuestionSerializer)
+@_support_schema("Ask the restaurant to verify", QuestionSerializer, examples.QUESTION)
 class SupportAskRestaurantApi(SupportActionApi):
     input_serializer = QuestionSerializer
 
     service = staticmethod(refund_request_ask_restaurant)
 
 
-@_support_schema("Offer promotional credit instead", OfferCreditSerializer)
+@_support_schema("Offer promotional credit instead", OfferCreditSerializer, examples.OFFER_CREDIT)
 class SupportOfferCreditApi(SupportActionApi):
     """L-4.3: promotional credit instead of money for a minor issue."""
 
@@ -380,7 +396,7 @@ class SupportOfferCreditApi(SupportActionApi):
     service = staticmethod(refund_request_offer_credit)
 
 
-@_support_schema("Send a replacement order instead", DenySerializer)
+@_support_schema("Send a replacement order instead", DenySerializer, examples.REPLACEMENT)
 class SupportOfferReplacementApi(SupportActionApi):
     """L-4.1 step 4: the claimed items (or the whole order) again, free of charge."""
 

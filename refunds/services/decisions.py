@@ -8,7 +8,7 @@ from django.utils import timezone
 
 from core.errors import DomainError, InvalidInput
 from core.money import ZERO, to_cents
-from core.roles import User
+from core.roles import User, is_supervisor
 from core.services import notify
 from disputes.services.interventions import intervention_resolve_for_refund_request
 from orders.services.placement import order_place_replacement
@@ -376,6 +376,55 @@ def refund_request_second_approve(*, request_id: int, actor: User) -> RefundRequ
     else:
         _pay(request, actor=actor, now=now)
     return request
+
+
+@transaction.atomic
+def refund_request_second_reject(
+    *, request_id: int, actor: User, explanation: str
+) -> RefundRequest:
+    """A supervisor refuses the second approval of a resolution above the four-eyes threshold
+    (D-6, L-4.1): nothing was paid, credited or placed, so the request goes back under review
+    with its decision cleared (amount, method, resolution, who, the lines' booked shares) and
+    the explanation on its timeline, which the deciding agent and the buyer read. Takes the
+    request's row lock.
+
+    Errors: `not_found` (404); `supervisor_required`, `no_second_approval_due` (409);
+    `explanation_required` / `explanation_too_long` (400)."""
+    request = refund_request_for_update(request_id)
+    if not is_supervisor(actor):
+        raise DomainError(
+            "supervisor_required", "Only a supervisor can refuse the second approval."
+        )
+    if not _waits_for_second_approval(request):
+        raise DomainError("no_second_approval_due", "This request is not waiting for a supervisor.")
+    require_explanation(explanation)
+    refund_request_step(
+        request,
+        request.send_back,
+        actor=actor,
+        role="support",
+        at=timezone.now(),
+        clauses=("L-4.1",),
+        message=f"Sent back for another review by a supervisor: {explanation.strip()}",
+        decided_amount=None,
+        decided_method="",
+        resolution="",
+        explanation="",
+        decision_clauses=[],
+        decided_by=None,
+        decided_at=None,
+        needs_second_approval=False,
+    )
+    request.items.update(refunded_amount=ZERO)
+    return request
+
+
+def _waits_for_second_approval(request: RefundRequest) -> bool:
+    return policy.waits_for_second_approval(
+        status=request.status,
+        needs_second_approval=request.needs_second_approval,
+        second_approved=request.second_approved_by_id is not None,
+    )
 
 
 def _pay(request: RefundRequest, *, actor, now) -> None:

@@ -159,4 +159,4 @@ def test_no_page_or_admin_screen_shows_more_than_two_decimals(
         name: [] for name in pages
     }
     assert "28.20 USD" in seller_ledger.content.decode()
-    assert "2.99 of the order can still be refunded" in review.content.decode()
+    assert "<strong>2.99 USD</strong> of the order is still refundable" in review.content.decode()

@@ -109,6 +109,29 @@ def test_list_query_count_does_not_grow_with_orders(
         assert len(client.get(ORDERS).json()["results"]) == 7
 
 
+def test_restaurant_list_query_count_does_not_grow_with_restaurants(
+    api_client, restaurant, django_assert_num_queries
+):
+    with django_assert_num_queries(2):  # count + one page, `is_open` computed in the query
+        assert len(api_client.get("/api/restaurants/").json()["results"]) == 1
+    for _ in range(8):
+        RestaurantFactory()
+    with django_assert_num_queries(2):
+        assert len(api_client.get("/api/restaurants/").json()["results"]) == 9
+
+
+def test_menu_query_count_does_not_grow_with_items(
+    api_client, restaurant, django_assert_num_queries
+):
+    url = f"/api/restaurants/{restaurant.pk}/menu/"
+    with django_assert_num_queries(3):  # the restaurant, count, one page
+        assert len(api_client.get(url).json()["results"]) == 3
+    for _ in range(12):
+        MenuItemFactory(restaurant=restaurant, allergens=["milk", "nuts"])
+    with django_assert_num_queries(3):
+        assert len(api_client.get(url).json()["results"]) == 15
+
+
 # -- placing ---------------------------------------------------------------------------------
 
 
@@ -333,6 +356,27 @@ def test_matrix_order_detail(users, restaurant, role, expected):
         assert "total" not in response.json()
 
 
+@pytest.mark.parametrize("role", ROLES)
+def test_matrix_restaurants(users, restaurant, role):
+    """Browsing needs no account: everyone, anonymous included, sees every restaurant."""
+    response = token_client(users[role]).get("/api/restaurants/")
+    assert response.status_code == 200
+    names = [r["name"] for r in response.json()["results"]]
+    assert names == ["Osteria Blu", "Trattoria Roma"]
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_matrix_restaurant_menu(users, restaurant, menu, role):
+    """Every role reads every restaurant's menu, its own partners' or not; no one writes
+    (partners change their menus in the seller portal)."""
+    client = token_client(users[role])
+    response = client.get(f"/api/restaurants/{restaurant.pk}/menu/")
+    assert response.status_code == 200
+    assert {item["id"] for item in response.json()["results"]} == {i.pk for i in menu.values()}
+    response = client.post(f"/api/restaurants/{restaurant.pk}/menu/", {}, format="json")
+    assert response.status_code == 405
+
+
 def test_anonymous_is_asked_for_a_token(restaurant):
     order = place_order(UserFactory(username="zoe"), restaurant)
     response = APIClient().get(order_url(order.pk))
@@ -544,11 +588,13 @@ def test_sign_in_attempts_are_throttled(buyer):
     allowed = int(settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]["login"].split("/")[0])
     client = APIClient()
     wrong = {"username": "ada", "password": "guess"}
-    statuses = [client.post("/api/auth/token/", wrong).status_code for _ in range(allowed)]
+    statuses = [
+        client.post("/api/auth/token/", wrong, format="json").status_code for _ in range(allowed)
+    ]
     assert statuses == [400] * allowed
 
     right = {"username": "ada", "password": "pass-word-123"}
-    response = client.post("/api/auth/token/", right)
+    response = client.post("/api/auth/token/", right, format="json")
 
     assert response.status_code == 429
     assert response.json()["code"] == "throttled"

@@ -260,7 +260,9 @@ def test_a_refused_cancellation_is_a_409_with_the_clause_and_changes_nothing(
 
 
 def test_a_second_request_after_a_denial_is_refused(api_as, buyer, partner, requested):
-    api_as(partner).post(request_url(requested.pk, "deny"), {"reason": "Already cooking."})
+    api_as(partner).post(
+        request_url(requested.pk, "deny"), {"reason": "Already cooking."}, format="json"
+    )
     response = api_as(buyer).post(cancel_url(requested.pk))
     assert response.status_code == 409
     assert response.json() == {
@@ -537,7 +539,9 @@ def test_an_order_without_a_request_is_a_409(api_as, partner, paid_order, decisi
     order = advance(paid_order, "accept")
     before = money_moved()
 
-    response = api_as(partner).post(request_url(order.pk, decision), {"reason": "Too late."})
+    response = api_as(partner).post(
+        request_url(order.pk, decision), {"reason": "Too late."}, format="json"
+    )
 
     assert response.status_code == 409
     assert response.json()["code"] == "no_cancellation_request"
@@ -810,7 +814,7 @@ def test_matrix_answer_a_cancellation_request(
     before = money_moved()
 
     response = token_client(users[role]).post(
-        request_url(order.pk, decision), {"reason": "Already cooking."}
+        request_url(order.pk, decision), {"reason": "Already cooking."}, format="json"
     )
 
     assert response.status_code == expected

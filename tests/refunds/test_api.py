@@ -952,8 +952,9 @@ def test_the_schema_lists_the_refund_endpoints_without_warnings(client, tmp_path
 def test_support_sends_a_replacement_order_instead(reviewing, agent, buyer):
     body = {"explanation": "A fresh tiramisu is on its way to you"}
 
-    refused = client_for(buyer).post(support_url(reviewing.pk, "offer-replacement"), body)
-    response = client_for(agent).post(support_url(reviewing.pk, "offer-replacement"), body)
+    url = support_url(reviewing.pk, "offer-replacement")
+    refused = client_for(buyer).post(url, body, format="json")
+    response = client_for(agent).post(url, body, format="json")
 
     assert refused.status_code == 403
     assert response.status_code == 200
