@@ -9,7 +9,7 @@ PORT ?= 8000
 # gives each Procfile process a PORT of its own (web 8000, worker 8100, beat 8200).
 LOJIX_SITE_URL ?= http://127.0.0.1:$(PORT)
 
-.PHONY: install migrate static demo demo-reset run test test-sqlite lint format bench check clean
+.PHONY: install migrate static demo demo-reset run test test-sqlite lint format bench check docs clean
 
 install: $(VENV)/.installed
 
@@ -84,6 +84,11 @@ format: install
 
 check: install
 	$(PY) manage.py check_ledgers
+
+# docs/policy-map.md from the code: every clause, the functions implementing it, its tests
+# (tests/test_docs.py fails when the committed file is stale).
+docs: install
+	$(PY) manage.py policy_map
 
 clean:
 	rm -rf $(VENV) var db.sqlite3 db.sqlite3-* media

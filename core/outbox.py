@@ -1,6 +1,6 @@
 """The transactional outbox: Celery task requests written in the same transaction as the change
-that needs them, and the relay that hands them to the broker (STYLE.md, "Side effects after
-commit, through an outbox").
+that needs them, and the relay that hands them to the broker (docs/architecture.md, "The money
+path").
 
 A message is written by `outbox_enqueue` inside the caller's transaction, so it exists exactly
 when the change does. After commit a relay publishes it at once; if the broker is down the

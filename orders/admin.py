@@ -27,6 +27,7 @@ from core.admin import (
 )
 from core.errors import DomainError
 from core.roles import is_supervisor
+from orders.clause_links import clause_links
 from orders.models import (
     MenuItem,
     Order,
@@ -402,7 +403,15 @@ class PaymentInline(ReadOnlyTabularInline):
     show_change_link = True
 
 
-class RefundInline(ReadOnlyTabularInline):
+class ClauseLinksMixin:
+    """`clause_links` for a read-only row's `clauses`: each linked to /policy/ (D-9)."""
+
+    @admin.display(description="clauses")
+    def clause_links(self, obj) -> str:
+        return clause_links(obj.clauses) or "-"
+
+
+class RefundInline(ClauseLinksMixin, ReadOnlyTabularInline):
     model = Refund
     fields = (
         "created_at",
@@ -411,7 +420,7 @@ class RefundInline(ReadOnlyTabularInline):
         "status",
         "gateway_reference",
         "reason",
-        "clauses",
+        "clause_links",
         "created_by",
         "expected_in_bank_by",
     )
@@ -422,7 +431,7 @@ class RefundInline(ReadOnlyTabularInline):
         return super().get_queryset(request).select_related("created_by")
 
 
-class OrderEventInline(ReadOnlyTabularInline):
+class OrderEventInline(ClauseLinksMixin, ReadOnlyTabularInline):
     """The order's timeline: every transition, payment and refund, with who and why."""
 
     model = OrderEvent
@@ -438,7 +447,7 @@ class OrderEventInline(ReadOnlyTabularInline):
         "actor_role",
         "message",
         "reason",
-        "clauses",
+        "clause_links",
         "amount",
     )
     readonly_fields = fields

@@ -4,6 +4,7 @@ import datetime as dt
 from decimal import Decimal
 
 from django.conf import settings
+from django.core.cache import cache
 from django.db.models import (
     BooleanField,
     Case,
@@ -23,6 +24,7 @@ from disputes.models import Intervention
 from orders import policy
 from orders.models import SELLER_ACTIONS, MenuItem, Order, OrderEvent, PolicyVersion, Restaurant
 from orders.policy import support_decides_cancellation_at
+from orders.policy_text import PolicyDocument, parse_policy
 from refunds.selectors import paid_facts
 
 
@@ -310,6 +312,44 @@ def policy_versions(now: dt.datetime) -> tuple[PolicyVersion | None, list[Policy
             _parameters(previous, labels), _parameters(version, labels), labels
         )
     return current, published
+
+
+CLAUSE_TEXTS_CACHE_KEY = "lojix:policy:clause-texts"
+CLAUSE_TEXTS_SECONDS = 600
+
+
+def policy_document(version: PolicyVersion | None) -> PolicyDocument:
+    """A version's text parsed into its texts, sections and clauses (empty before the first)."""
+    return parse_policy(version.text if version is not None else "")
+
+
+def policy_clause_texts(now: dt.datetime) -> dict[str, str]:
+    """Clause id -> its text in the version in force (K-UP), for the "Why?" links' tooltips:
+    {clause id: "<title>. <text as one line>"}.
+
+    Read from the cache; on a miss, one query parses the version in force and caches it for
+    10 minutes or until the next published version takes effect, whichever is sooner.
+    Publishing a version clears it (`policy_clause_texts_forget`)."""
+    texts = cache.get(CLAUSE_TEXTS_CACHE_KEY)
+    if texts is None:
+        versions = list(
+            PolicyVersion.objects.published()
+            .only("text", "effective_from")
+            .order_by("effective_from")
+        )
+        current = next((v for v in reversed(versions) if v.effective_from <= now), None)
+        upcoming = [v.effective_from for v in versions if v.effective_from > now]
+        seconds = CLAUSE_TEXTS_SECONDS
+        if upcoming:
+            seconds = max(1, min(seconds, int((upcoming[0] - now).total_seconds())))
+        texts = policy_document(current).clause_texts()
+        cache.set(CLAUSE_TEXTS_CACHE_KEY, texts, seconds)
+    return texts
+
+
+def policy_clause_texts_forget() -> None:
+    """Drop the cached clause texts (a version was published)."""
+    cache.delete(CLAUSE_TEXTS_CACHE_KEY)
 
 
 def policy_parameter_labels() -> dict[str, str]:

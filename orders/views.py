@@ -87,12 +87,26 @@ class SessionCart:
 
 
 def policy(request):
-    """The policy in force with its "Last updated" date, and every version (K-UP)."""
+    """The policy in force (or the published version `?version=<label>`, e.g. the one an order
+    pinned) as a reference: both texts with their sections and an anchor per clause id
+    (`/policy/#L-2.1`), its "Last updated" date, and every version with what changed (K-UP).
+    An unknown or unpublished version is a 404."""
     now = timezone.now()
     current, versions = selectors.policy_versions(now)
-    return render(
-        request, "orders/policy.html", {"current": current, "versions": versions, "now": now}
-    )
+    shown = current
+    label = request.GET.get("version")
+    if label:
+        shown = next((version for version in versions if version.label == label), None)
+        if shown is None:
+            raise Http404("No published policy version has that label.")
+    context = {
+        "current": current,
+        "shown": shown,
+        "document": selectors.policy_document(shown),
+        "versions": versions,
+        "now": now,
+    }
+    return render(request, "orders/policy.html", context)
 
 
 def restaurant_list(request):

@@ -24,7 +24,7 @@ from django.http import HttpResponseNotAllowed
 from django.shortcuts import redirect
 from django.urls import path, reverse
 from django.utils import timezone
-from django.utils.html import format_html, format_html_join
+from django.utils.html import format_html
 from django.utils.timesince import timeuntil
 
 from core.admin import (
@@ -40,6 +40,7 @@ from core.errors import DomainError
 from core.money import ZERO
 from core.roles import is_supervisor
 from orders.admin import form_errors, money
+from orders.clause_links import clause_links as policy_clause_links
 from refunds import policy
 from refunds.models import (
     DeductionDispute,
@@ -225,12 +226,8 @@ def waits_for_second_approval(refund_request: RefundRequest) -> bool:
 
 
 def clause_links(clauses) -> str:
-    return (
-        format_html_join(
-            ", ", '<a href="{}#{}">{}</a>', ((reverse("policy"), c, c) for c in clauses)
-        )
-        or "-"
-    )
+    """Each clause linked to /policy/ with its text on hover (D-9); "-" for none."""
+    return policy_clause_links(clauses) or "-"
 
 
 # -- the request's own records, shown on its page ---------------------------------------------

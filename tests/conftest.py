@@ -22,6 +22,7 @@ from credits.services import credit_grant_create
 from orders.gateway import ProcessorRecord, SimulatedGateway, get_gateway
 from orders.models import Order, PolicyVersion
 from orders.policy_seed import seed_version_1
+from orders.selectors import policy_clause_texts, policy_clause_texts_forget
 from orders.services.lifecycle import order_advance
 from orders.services.placement import LineRequest, order_checkout
 from refunds.tasks import retry_failed_refunds
@@ -65,6 +66,18 @@ def ledgers_balance(request, processor_reset):
         return
     yield
     assert ledger_violations() == []
+
+
+@pytest.fixture(autouse=True)
+def policy_clause_texts_cached(request, ledgers_balance):
+    """Pages read the clause texts of their "Why?" links from the cache (one query on a miss,
+    `orders.selectors.policy_clause_texts`): every test that uses the database starts with them
+    cached from its own database, so the query counts pages assert do not depend on which test
+    ran before."""
+    policy_clause_texts_forget()
+    marker = request.node.get_closest_marker("django_db")
+    if marker is not None or {"db", "transactional_db", "live_server"} & set(request.fixturenames):
+        policy_clause_texts(dt.datetime.now(dt.UTC))
 
 
 NOW = dt.datetime(2026, 11, 20, 12, 0, tzinfo=dt.UTC)  # a Friday, noon UTC

@@ -16,7 +16,11 @@ from core.roles import User, is_supervisor
 from core.services import notification, notify, notify_many
 from orders import policy
 from orders.models import PolicyVersion
-from orders.selectors import orders_placed_since_exist, policy_version_latest_effective_from
+from orders.selectors import (
+    orders_placed_since_exist,
+    policy_clause_texts_forget,
+    policy_version_latest_effective_from,
+)
 
 ANNOUNCE_TASK = "orders.tasks.announce_policy_versions"
 CLAUSES = ("K-UP",)
@@ -126,6 +130,9 @@ def policy_version_publish(
     version.published_by, version.published_at = actor, now
     version.save(update_fields=["status", "effective_from", "published_by", "published_at"])
     outbox_enqueue(task=ANNOUNCE_TASK, kwargs={}, now=now)
+    # The "Why?" tooltips must switch to this version when it takes effect (sooner than the
+    # cache's own 10 minutes).
+    transaction.on_commit(policy_clause_texts_forget)
     return version
 
 

@@ -1,6 +1,7 @@
-"""The transactional outbox (STYLE.md, issue 7): task requests are rows written with the change,
-published after commit and by the beat relay; a broker outage delays them and never fails a
-committed request. The outage test runs a Redis of its own and a real Celery worker."""
+"""The transactional outbox (docs/architecture.md, issue 7): task requests are rows written
+with the change, published after commit and by the beat relay; a broker outage delays them and
+never fails a committed request. The outage test runs a Redis of its own and a real Celery
+worker."""
 
 import datetime as dt
 import logging

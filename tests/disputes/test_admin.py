@@ -214,7 +214,8 @@ def test_an_open_case_shows_both_decisions_with_what_each_does(agent, case):
     assert (
         f"Approve: the order is cancelled, the buyer gets {money('23.79')} back and the "
         f"restaurant keeps the {money('4.20')} fee (K-B1, L-2.1, K-OV)."
-    ) in page
+    ) in re.sub(r"<[^>]+>", "", page)
+    assert 'href="/policy/#K-OV"' in page  # each clause links to the policy (D-9)
     assert 'name="_save"' not in page  # nothing on the case itself is edited
 
 

@@ -114,7 +114,12 @@ def test_a_second_escalation_from_the_page_is_refused_with_the_clause(buyer, den
         follow=True,
     )
 
-    assert "the supervisor&#x27;s decision is final. Why? L-8.1" in text(response)
+    # The message links the clause it cites (D-9).
+    assert re.search(
+        r"the supervisor&#x27;s decision is final\. Why\? "
+        r'<a class="clause" href="/policy/#L-8\.1" title="L-8\.1 · Escalation Process\.',
+        text(response),
+    )
     assert Escalation.objects.count() == 1
 
 

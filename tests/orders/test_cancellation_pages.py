@@ -104,7 +104,12 @@ def test_placed_order_is_free_to_cancel_with_a_full_refund_to_the_card(ada, orde
     )
     html = response.content.decode()
     assert f'<a class="button" href="/orders/{order.pk}/cancel/">Cancel</a>' in html
-    assert '<a href="/policy/#L-2.1">L-2.1</a>, <a href="/policy/#K-B3">K-B3</a>' in html
+    # Each clause links to its anchor on /policy/ with its text (D-9).
+    assert re.search(
+        r'<a class="clause" href="/policy/#L-2\.1" title="L-2\.1 · Customer-Initiated [^"]*"'
+        r' data-clause-text="[^"]*">L-2\.1</a>, <a class="clause" href="/policy/#K-B3"',
+        html,
+    )
     assert "cancel-countdown.js" not in html
 
 

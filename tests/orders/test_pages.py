@@ -92,10 +92,12 @@ def test_policy_page_shows_the_version_in_force_and_the_history(client):
     response = client.get(reverse("policy"))
 
     page = text(response)
-    assert "Version 2 · Last updated Sun 1 Jun 2025" in page
-    assert "Refunds within 48 hours.<br>Credits expire after 30 days." in (
+    assert "Version 2 · Last updated Sun 1 Jun 2025 in force" in page
+    # A plain text (no known title) is its paragraphs, with no contents and no clause ids.
+    assert "<p>Refunds within 48 hours.</p><p>Credits expire after 30 days.</p>" in (
         response.content.decode()
     )
+    assert "Contents" not in page
     assert "Future text." not in page
     assert (
         "3 upcoming Thu 1 Jan 2099 Longer window. "
@@ -104,10 +106,60 @@ def test_policy_page_shows_the_version_in_force_and_the_history(client):
     ) in page
 
 
-def test_policy_page_shows_version_1_with_its_line_breaks(client):
+def test_policy_page_shows_both_texts_as_a_reference_with_an_anchor_per_clause(client):
     response = client.get(reverse("policy"))
-    assert "Version 1 · Last updated Wed 20 Nov 2024" in text(response)
-    assert "<br>" in response.content.decode()
+
+    html = response.content.decode()
+    page = text(response)
+    assert "Version 1 · Last updated Wed 20 Nov 2024 in force" in page
+    assert "<h2>Refund Policy</h2>" in html
+    assert "<h2>Kajet&#x27;s Cancellation Policy</h2>" in html
+    assert "This text last updated Wed 20 Nov 2024" in page
+    assert "This text last updated Thu 12 Oct 2023" in page
+    # The contents list every section and clause, linking to its anchor.
+    assert '<a href="#L-2">L-2 · Order Cancellation</a>' in html
+    assert '<a href="#L-2.1" title="Customer-Initiated Cancellation"' in html
+    assert '<a href="#K-B1" title="Cancellation Window"' in html
+    # Each clause is a section with its id, heading and text.
+    assert re.search(r'<section id="L-2\.1"[^>]*>\s*<h4[^>]*>.*2\.1 Customer-Initiated', html)
+    assert re.search(r'<section id="K-DR"[^>]*>\s*<h3[^>]*>.*Dispute Resolution</span></h3>', html)
+    assert "L-2.1 2.1 Customer-Initiated Cancellation Before Restaurant Accepts Order " in page
+    assert "<li>You may cancel your order free of charge</li>" in html
+    assert "K-B1 1. Cancellation Window Buyers have the option to cancel" in page
+    for clause in ("L-1", "L-3.3", "L-8.2", "L-11", "K-B3", "K-S2", "K-OV", "K-UP"):
+        assert f'id="{clause}"' in html
+
+
+def test_policy_page_shows_an_earlier_version_by_its_label(client):
+    PolicyVersion.objects.create(
+        status="published",
+        label="2",
+        effective_from=dt.datetime(2025, 6, 1, tzinfo=dt.UTC),
+        text="Refunds within 48 hours.",
+    )
+
+    response = client.get(reverse("policy"), {"version": "1"})
+
+    page = text(response)
+    assert "Version 1 · Last updated Wed 20 Nov 2024 replaced" in page
+    assert 'id="L-2.1"' in response.content.decode()
+    assert "Refunds within 48 hours." not in page
+
+
+def test_an_order_links_to_the_policy_version_it_pinned(ada, buyer, restaurant, menu):
+    order = place_order(buyer, restaurant, {menu["Margherita"]: 1})
+
+    page = ada.get(order.get_absolute_url()).content.decode()
+
+    assert '<a href="/policy/?version=1">version 1</a> (in force when you ordered)' in page
+
+
+@pytest.mark.parametrize("label", ["9", "draft"])
+def test_policy_page_for_an_unknown_or_unpublished_version_is_a_404(client, label):
+    PolicyVersion.objects.create(
+        status="draft", label="draft", effective_from=dt.datetime(2025, 6, 1, tzinfo=dt.UTC)
+    )
+    assert client.get(reverse("policy"), {"version": label}).status_code == 404
 
 
 # -- restaurants and menus ----------------------------------------------------------------
@@ -520,7 +572,7 @@ def test_order_detail_shows_status_timeline_items_and_every_figure(ada, buyer, r
         "Estimated ready Fri 20 Nov 2026, 12:22 Estimated delivery Fri 20 Nov 2026, 12:47" in page
     )
     assert (
-        "Fri 20 Nov 2026, 12:00 · Buyer Order placed at Trattoria Roma. Why? L-7.2, L-7.1 "
+        "Fri 20 Nov 2026, 12:00 · Buyer Order placed at Trattoria Roma. Why? L-7.2 , L-7.1 "
         "Fri 20 Nov 2026, 12:00 · System 21.99 USD charged to the card. "
         "Fri 20 Nov 2026, 12:02 · Restaurant Accepted by the restaurant."
     ) in page

@@ -8,6 +8,7 @@ from decimal import Decimal as D
 
 import pytest
 from django.contrib.messages import get_messages
+from django.core.cache import cache
 from django.db import IntegrityError, transaction
 from django.test import Client
 from django.urls import reverse
@@ -17,6 +18,11 @@ from config.celery import app as celery_app
 from core.errors import DomainError
 from core.models import Notification, OutboxMessage
 from orders.models import PolicyVersion
+from orders.selectors import (
+    CLAUSE_TEXTS_CACHE_KEY,
+    policy_clause_texts,
+    policy_clause_texts_forget,
+)
 from orders.services.policy_versions import (
     policy_version_approve,
     policy_version_publish,
@@ -323,3 +329,26 @@ def test_publishing_tells_everyone_through_a_real_worker(worker, supervisor, sec
     assert sorted(told.values_list("user__username", flat=True)) == sorted(
         d.username for d in diners
     )
+
+
+def test_the_clause_texts_of_the_why_links_follow_the_version_in_force(
+    now, supervisor, second_supervisor, django_capture_on_commit_callbacks
+):
+    assert policy_clause_texts(timezone.now())["L-8.1"].startswith("Escalation Process. If you")
+    text = "Refund Policy\n8. Disputes\n8.1 Escalation\nAsk a supervisor within 30 days."
+    version = policy_version_save_draft(
+        version=PolicyVersion(label="2", text=text, summary_of_changes="Shorter."), actor=supervisor
+    )
+    policy_version_approve(version_id=version.pk, actor=second_supervisor, now=timezone.now())
+
+    with django_capture_on_commit_callbacks(execute=True):
+        publish(version, supervisor, timezone.now() + dt.timedelta(days=7))
+
+    # Publishing dropped the cached texts; version 1 stays in force until version 2's date.
+    assert cache.get(CLAUSE_TEXTS_CACHE_KEY) is None
+    assert policy_clause_texts(timezone.now())["L-8.1"].startswith("Escalation Process. If you")
+    now.shift(dt.timedelta(days=8))
+    policy_clause_texts_forget()  # what the cache's timeout (at most until that date) does
+    texts = policy_clause_texts(timezone.now())
+    assert texts["L-8.1"] == "Escalation. Ask a supervisor within 30 days."
+    assert "K-B1" not in texts

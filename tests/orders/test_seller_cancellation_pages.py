@@ -92,7 +92,7 @@ def text(response_or_html) -> str:
     raw = getattr(response_or_html, "content", None)
     raw = raw.decode() if raw is not None else response_or_html
     words = " ".join(html_lib.unescape(re.sub(r"<[^>]+>", " ", raw)).split())
-    return re.sub(r" ([.,;:)])", r"\1", words)
+    return re.sub(r"\( ", "(", re.sub(r" ([.,;:)])", r"\1", words))
 
 
 def section(response, element_id: str) -> str:

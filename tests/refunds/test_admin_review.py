@@ -347,7 +347,7 @@ def test_the_request_page_shows_what_the_agent_needs_to_decide(
     assert f'data-claim="{earlier.pk}"' in page
     assert "Which bag?" in page
     assert "The brown one." in page
-    assert '<a href="/policy/#L-3.2">L-3.2</a>' in page  # the suggestion's clause
+    assert re.search(r'<a class="clause" href="/policy/#L-3\.2" title="L-3\.2 · [^"]+"', page)
     assert f"The policy suggests <strong>partial {money('6.00')}</strong>" in page
     assert f"<strong>{money('33.99')}</strong> of the order is still refundable" in page
 
