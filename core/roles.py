@@ -32,6 +32,7 @@ _AGENT_VIEW = {
         "refundrequest",
         "refundrequestitem",
         "refundevidence",
+        "heldphoto",
         "refundmessage",
         "refundrequestevent",
         "deductiondispute",

@@ -205,7 +205,7 @@ def test_a_worker_killed_mid_run_and_restarted_finishes_the_rest_each_order_once
 
     with worker_process(batch_size=5) as first:
         outage_refund_start(incident_id=incident.pk, actor=supervisor, now=AFTER)
-        assert wait_for(lambda: progress(incident) >= 20, seconds=60)
+        assert wait_for(lambda: progress(incident) >= 20, seconds=180)
         os.killpg(first.pid, signal.SIGKILL)  # no shutdown: the batch in hand dies with it
         first.wait(timeout=10)
 

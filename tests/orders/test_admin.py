@@ -38,6 +38,7 @@ from orders.models import (
 from orders.services.cancellation import order_cancel_by_buyer
 from refunds.models import (
     DeductionDispute,
+    HeldPhoto,
     Refund,
     RefundEvidence,
     RefundMessage,
@@ -48,6 +49,7 @@ from refunds.models import (
 )
 from refunds.services.decisions import refund_request_approve
 from refunds.services.deductions import deduction_dispute_open
+from refunds.services.evidence import refund_photos_hold
 from refunds.services.execution import refund_order
 from refunds.services.requests import refund_request_request_info, refund_request_submit
 from tests.conftest import advance, give_credit, place_order, refunds_processed
@@ -129,6 +131,7 @@ def one_of_each(buyer, restaurant, menu, partner, agent):
     )
     refund_request_request_info(request_id=claim.pk, actor=agent, question="Which bag?")
     dispute = _disputed_deduction(buyer, restaurant, menu, partner, agent)
+    [held] = refund_photos_hold(order_id=delivered.pk, actor=buyer, photos=[_photo()])
     return {
         DeductionDispute: dispute,
         PolicyVersion: PolicyVersion.objects.get(label="1"),
@@ -146,6 +149,7 @@ def one_of_each(buyer, restaurant, menu, partner, agent):
         RefundRequest: claim,
         RefundRequestItem: claim.items.get(),
         RefundEvidence: claim.evidence.get(),
+        HeldPhoto: held,
         RefundMessage: claim.messages.get(),
         RefundRequestEvent: claim.events.first(),
     }
