@@ -32,7 +32,7 @@ from refunds.models import RefundRequest
 from refunds.photos import Photo
 from refunds.selectors import paid_facts, supervisor_list
 from refunds.services.completion import refund_message
-from refunds.services.evidence import held_photos_owned, held_photos_release, validated_photos
+from refunds.services.evidence import held_photos_attach, held_photos_owned, validated_photos
 from refunds.services.execution import refund_order
 
 MAX_STATEMENT = 4000
@@ -172,7 +172,13 @@ def _create(
             "This decision was already escalated; the supervisor's decision is final.",
             clauses=["L-8.1"],
         ) from error
-    _attach_held(escalation, held, actor=actor)
+    held_photos_attach(
+        held,
+        order=escalation.order,
+        actor=actor,
+        evidence=EscalationEvidence,
+        escalation=escalation,
+    )
     _store_photos(escalation, prepared, actor=actor, now=now)
     _opened_told(escalation, now=now)
     return escalation
@@ -192,23 +198,6 @@ def _store_photos(escalation: Escalation, photos: list[Photo], *, actor, now) ->
             uploaded_by=actor,
             created_at=now,
         )
-
-
-def _attach_held(escalation: Escalation, held, *, actor) -> None:
-    """The held photos become the escalation's evidence (the same stored files)."""
-    for photo in held:
-        EscalationEvidence.objects.create(
-            escalation=escalation,
-            file=photo.file.name,
-            thumbnail=photo.thumbnail.name,
-            content_type=photo.content_type,
-            size=photo.size,
-            width=photo.width,
-            height=photo.height,
-            uploaded_by=actor,
-            created_at=photo.created_at,
-        )
-    held_photos_release(held, order=escalation.order, actor=actor)
 
 
 def _when(moment: dt.datetime) -> str:

@@ -124,14 +124,15 @@ def held_photos_owned(*, order, actor: User, ids) -> list[HeldPhoto]:
     return sorted(held, key=lambda photo: (photo.created_at, photo.pk))
 
 
-def held_photos_attach(request, held: list[HeldPhoto], *, actor: User) -> None:
-    """Make the held photos the request's evidence (the same stored files), and drop every
-    other photo the buyer held for this order. Call inside the request's transaction, holding
-    the order's or the request's row lock; raises no domain error (held_photos_owned checked
-    them)."""
+def held_photos_attach(held: list[HeldPhoto], *, order, actor: User, evidence, **owner) -> None:
+    """Make the held photos evidence of `owner` (`request=` a refund request, or `escalation=`)
+    as rows of `evidence`, a `core.models.PhotoEvidence` model (the same stored files), and drop
+    every other photo the buyer held for this order. Call inside the owner's transaction,
+    holding the order's or the owner's row lock; raises no domain error (held_photos_owned
+    checked them)."""
     for photo in held:
-        RefundEvidence.objects.create(
-            request=request,
+        evidence.objects.create(
+            **owner,
             file=photo.file.name,
             thumbnail=photo.thumbnail.name,
             content_type=photo.content_type,
@@ -141,7 +142,7 @@ def held_photos_attach(request, held: list[HeldPhoto], *, actor: User) -> None:
             uploaded_by=actor,
             created_at=photo.created_at,
         )
-    held_photos_release(held, order=request.order, actor=actor)
+    held_photos_release(held, order=order, actor=actor)
 
 
 def held_photos_release(held: list[HeldPhoto], *, order, actor: User) -> None:

@@ -20,7 +20,13 @@ from orders.models import is_restaurant_member
 from refunds import policy
 from refunds.events import refund_request_event_record, refund_request_step
 from refunds.lock_objects import refund_request_for_update
-from refunds.models import OPEN_STATUSES, RefundMessage, RefundRequest, RefundRequestItem
+from refunds.models import (
+    OPEN_STATUSES,
+    RefundEvidence,
+    RefundMessage,
+    RefundRequest,
+    RefundRequestItem,
+)
 from refunds.selectors import refund_eligibility
 from refunds.services.common import (
     message_add,
@@ -98,7 +104,9 @@ def refund_request_submit(
         suggested_clauses=list(eligibility.clauses),
     )
     _store_items(request, claim.items)
-    held_photos_attach(request, held, actor=actor)
+    held_photos_attach(
+        held, order=request.order, actor=actor, evidence=RefundEvidence, request=request
+    )
     store_photos(request, prepared, actor=actor, now=now)
     refund_request_event_record(
         request,
@@ -239,7 +247,9 @@ def refund_request_reply(
     prepared = validated_photos(photos, already=request.evidence.count() + len(held))
     now = timezone.now()
     message_add(request, author=actor, role=RefundMessage.Role.BUYER, body=body, now=now)
-    held_photos_attach(request, held, actor=actor)
+    held_photos_attach(
+        held, order=request.order, actor=actor, evidence=RefundEvidence, request=request
+    )
     store_photos(request, prepared, actor=actor, now=now)
     if request.status == RefundRequest.Status.INFO_REQUESTED:
         refund_request_step(
