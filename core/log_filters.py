@@ -10,11 +10,13 @@ class ForbiddenOneLine(logging.Filter):
     `django.request`, a CSRF failure on `django.security.csrf`) with the exception's
     traceback. This rewrites such a record in place as one line, `Forbidden: GET /path
     user=<username or anonymous> reason=<why>`, without the traceback. Every other record,
-    a 500's traceback included, passes unchanged. Never drops a record."""
+    a 500's traceback included, passes unchanged. Never drops a record. Idempotent: logging
+    configured twice in one process (dictConfig adds a logger's filters again) rewrites once."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if getattr(record, "status_code", None) != FORBIDDEN:
+        if getattr(record, "status_code", None) != FORBIDDEN or getattr(record, "one_line", False):
             return True
+        record.one_line = True
         request = getattr(record, "request", None)
         method = getattr(request, "method", "-")
         path = getattr(request, "path", "-")

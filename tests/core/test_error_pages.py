@@ -9,6 +9,7 @@ from django.test import Client, RequestFactory
 from django.urls import path, reverse
 from django.views.defaults import server_error
 
+from core.log_filters import ForbiddenOneLine
 from orders.models import PolicyVersion
 from tests.conftest import place_order
 
@@ -161,3 +162,18 @@ def test_the_500_page_renders_without_a_database_or_a_request_context():
     assert "Something went wrong on our side" in page
     assert 'href="/orders/"' in page
     assert "/static/css/lojix.css" in page
+
+
+def test_the_one_line_filter_rewrites_a_record_once_when_logging_is_configured_twice():
+    record = logging.LogRecord(
+        "django.request", logging.WARNING, __file__, 1, "Forbidden: %s", ("/x/",), None
+    )
+    record.status_code = 403
+    one_line = ForbiddenOneLine()
+
+    one_line.filter(record)
+    first = record.getMessage()
+    one_line.filter(record)
+
+    assert first == "Forbidden: - - user=anonymous reason=Forbidden: /x/"
+    assert record.getMessage() == first
