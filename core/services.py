@@ -140,7 +140,14 @@ def task_run_recorded(func):
 def _finish(name, started_at, started, outcome, counts, error) -> None:
     duration_ms = round((time.monotonic() - started) * 1000)
     fields = {"task": name, "outcome": outcome, "duration_ms": duration_ms, **counts}
-    logger.info("task_run", extra=fields | ({"error": error} if error else {}))
+    logger.info(
+        "task %s %s in %d ms %s",
+        name,
+        outcome,
+        duration_ms,
+        counts or "",
+        extra=fields | ({"error": error} if error else {}),
+    )
     try:
         task_run_record(
             name=name,

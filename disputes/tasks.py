@@ -168,5 +168,7 @@ def outage_refund_run(*, incident_id: int, batch_size: int | None, max_rows: int
         "finished": finished,
         "stopped_at_time_limit": stopped,
     }
-    logger.info("refund_outage", extra={"incident": incident_id, **result})
+    logger.info(
+        "outage %s bulk refund: %s", incident_id, result, extra={"incident": incident_id, **result}
+    )
     return result

@@ -118,7 +118,13 @@ def auto_refund_late_orders(
         "stopped_at_time_limit": stopped,
         "duration_ms": round((time.monotonic() - started) * 1000, 1),
     }
-    logger.info("auto_refund_late_orders", extra=result)
+    logger.info(
+        "late sweep: %d looked at, %d refunded, %d skipped",
+        result["looked_at"],
+        result["acted_on"],
+        result["skipped"],
+        extra=result,
+    )
     return result
 
 

@@ -214,6 +214,8 @@ CELERY_TASK_TIME_LIMIT = 300
 CELERY_TIMEZONE = "UTC"
 # Workers log through LOGGING below (the request id, text or JSON), not Celery's own format.
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+# What a task prints (the demo's console email backend) is logged as INFO, not as warnings.
+CELERY_WORKER_REDIRECT_STDOUTS_LEVEL = "INFO"
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_BEAT_SCHEDULE = {
     "escalation-due-dates": {

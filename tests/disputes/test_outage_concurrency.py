@@ -79,7 +79,7 @@ class RunsLogged(logging.Handler):
         self.records = []
 
     def emit(self, record):
-        if record.getMessage() == "refund_outage":
+        if record.getMessage().startswith("outage ") and hasattr(record, "incident"):
             self.records.append(record)
 
 
