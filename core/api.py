@@ -126,9 +126,15 @@ class BoundedDateTimeField(serializers.DateTimeField):
         super().__init__(**kwargs)
 
     def to_internal_value(self, value):
-        moment = super().to_internal_value(value)
         latest = timezone.now() + self.max_future
-        if not EARLIEST_MOMENT <= moment <= latest:
+        try:
+            moment = super().to_internal_value(value)
+        except exceptions.ValidationError as error:
+            # DRF's `overflow` (year 1 or 9999 shifted past the calendar) is the same mistake.
+            if error.get_codes() != ["overflow"]:
+                raise
+            moment = None
+        if moment is None or not EARLIEST_MOMENT <= moment <= latest:
             self.fail(
                 "out_of_range",
                 earliest=EARLIEST_MOMENT.isoformat(),
