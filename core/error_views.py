@@ -40,6 +40,11 @@ def page_not_found(request, exception=None):
     return defaults.page_not_found(request, exception)
 
 
+def api_route_not_found(request, exception=None):
+    """The JSON 404 of an `/api/` path no route matches (`config.api_urls`' last route)."""
+    return page_not_found(request, exception)
+
+
 def server_error(request):
     """500 `server_error`: the error is logged with its request id; the body says nothing
     more."""

@@ -388,6 +388,13 @@ def test_unknown_api_routes_are_a_json_404(buyer, method, path):
     assert_refused(response, 404, "not_found")
 
 
+def test_unknown_api_routes_are_json_with_debug_on_too(buyer, settings):
+    settings.DEBUG = True  # the demo: Django's technical 404 page for everything else
+    response = Client().get("/api/orders/abc/")
+    assert_refused(response, 404, "not_found")
+    assert Client().get("/api/orders").status_code == 301  # APPEND_SLASH still redirects
+
+
 def test_an_unknown_page_keeps_the_styled_html_404(buyer):
     response = Client().get("/no-such-page/")
     assert response.status_code == 404
