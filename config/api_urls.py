@@ -1,7 +1,8 @@
-from django.urls import include, path
+from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from core.api_views import TokenObtainApi
+from core.error_views import api_route_not_found
 
 urlpatterns = [
     path("auth/token/", TokenObtainApi.as_view(), name="api-token"),
@@ -13,4 +14,7 @@ urlpatterns = [
     path("", include("credits.api.urls")),
     path("", include("refunds.api.urls")),
     path("", include("disputes.api.urls")),
+    # Last: any other /api/.../ path is the API's JSON 404, DEBUG or not (handler404 only
+    # answers when DEBUG is off). Paths without the slash still get APPEND_SLASH's redirect.
+    re_path(r"^.*/$", api_route_not_found),
 ]

@@ -16,3 +16,9 @@ urlpatterns = [
     path("notifications/", notifications, name="notifications"),
     path("", include("orders.urls")),
 ]
+
+# JSON under /api/ (D-10), the styled pages elsewhere.
+handler400 = "core.error_views.bad_request"
+handler403 = "core.error_views.permission_denied"
+handler404 = "core.error_views.page_not_found"
+handler500 = "core.error_views.server_error"

@@ -1,14 +1,19 @@
-"""API plumbing shared by every app: the error format of D-10."""
+"""API plumbing shared by every app: the error format of D-10 and the strict input fields."""
+
+import datetime as dt
+import re
 
 from django.core.exceptions import PermissionDenied
 from django.http import Http404
+from django.utils import timezone
 from drf_spectacular.utils import OpenApiExample
 from rest_framework import exceptions, serializers, status
-from rest_framework.parsers import JSONParser, MultiPartParser
+from rest_framework.parsers import MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from core.errors import DomainError, InvalidInput
+from core.parsers import SafeJSONParser
 
 STATUS_BY_KIND = {
     "conflict": status.HTTP_409_CONFLICT,
@@ -62,8 +67,81 @@ READ_ERRORS = {code: ApiErrorSerializer for code in (401, 404)}
 ROLE_READ_ERRORS = {code: ApiErrorSerializer for code in (401, 403, 404)}
 # Bodies are JSON (REST_FRAMEWORK's default parser). A request that may carry photos also
 # accepts multipart; one that is nothing but a file accepts only multipart.
-UPLOAD_PARSERS = [JSONParser, MultiPartParser]
+UPLOAD_PARSERS = [SafeJSONParser, MultiPartParser]
 FILE_PARSERS = [MultiPartParser]
+
+# -- strict input fields (issue 11): one class per kind, used by every input serializer ------
+
+MAX_DB_ID = 2**63 - 1  # bigint primary keys
+# Digits only, ASCII: a JSON client sends a number, a multipart form sends the same digits as
+# text. Never "1.0", " 1", "1e3" or other scripts' digits, all of which int() would take.
+_INTEGER_TEXT = re.compile(r"-?[0-9]{1,20}")
+EARLIEST_MOMENT = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)  # before lojix: a typo, not a date
+DEFAULT_MAX_FUTURE = dt.timedelta(days=5 * 366)
+
+
+def _is_integer_input(data) -> bool:
+    if isinstance(data, bool):  # True is an int to Python, not to a client
+        return False
+    if isinstance(data, int):
+        return True
+    return isinstance(data, str) and _INTEGER_TEXT.fullmatch(data) is not None
+
+
+class StrictIntegerField(serializers.IntegerField):
+    """An integer: a JSON integer, or (multipart) a string of ASCII digits. Refuses bools,
+    floats (`1.5`, also `1.0`) and other text with DRF's `invalid` code (the API's
+    `wrong_type`)."""
+
+    def to_internal_value(self, data):
+        if not _is_integer_input(data):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class StrictPrimaryKeyRelatedField(serializers.PrimaryKeyRelatedField):
+    """A row by its integer id, read like `StrictIntegerField`: `incorrect_type` for
+    anything but an integer (`1.5` is not restaurant 1, `true` is not 1), `does_not_exist`
+    for an id outside 1..MAX_DB_ID or not in the queryset."""
+
+    def to_internal_value(self, data):
+        if not _is_integer_input(data):
+            self.fail("incorrect_type", data_type=type(data).__name__)
+        if not 1 <= int(data) <= MAX_DB_ID:
+            self.fail("does_not_exist", pk_value=data)
+        return super().to_internal_value(int(data))
+
+
+class BoundedDateTimeField(serializers.DateTimeField):
+    """A moment (ISO 8601) no earlier than EARLIEST_MOMENT and no later than now +
+    `max_future` (a timedelta; default about five years; pass a small skew for moments that
+    must be past). Out of range: `out_of_range`."""
+
+    default_error_messages = {
+        "out_of_range": "Date and time out of range: {earliest} to {latest} are accepted."
+    }
+
+    def __init__(self, *, max_future: dt.timedelta = DEFAULT_MAX_FUTURE, **kwargs):
+        self.max_future = max_future
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, value):
+        latest = timezone.now() + self.max_future
+        try:
+            moment = super().to_internal_value(value)
+        except exceptions.ValidationError as error:
+            # DRF's `overflow` (year 1 or 9999 shifted past the calendar) is the same mistake.
+            if error.get_codes() != ["overflow"]:
+                raise
+            moment = None
+        if moment is None or not EARLIEST_MOMENT <= moment <= latest:
+            self.fail(
+                "out_of_range",
+                earliest=EARLIEST_MOMENT.isoformat(),
+                latest=latest.replace(microsecond=0).isoformat(),
+            )
+        return moment
+
 
 GENERIC_CODES = {
     "required": "missing_field",

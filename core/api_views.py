@@ -1,10 +1,10 @@
 from drf_spectacular.utils import OpenApiExample, extend_schema
 from rest_framework.authtoken.serializers import AuthTokenSerializer
 from rest_framework.authtoken.views import ObtainAuthToken
-from rest_framework.parsers import JSONParser
 from rest_framework.throttling import ScopedRateThrottle
 
 from core.api import ApiErrorSerializer
+from core.parsers import SafeJSONParser
 
 
 class TokenSerializer(AuthTokenSerializer):
@@ -18,7 +18,7 @@ class TokenObtainApi(ObtainAuthToken):
 
     throttle_classes = [ScopedRateThrottle]
     throttle_scope = "login"
-    parser_classes = [JSONParser]
+    parser_classes = [SafeJSONParser]
     serializer_class = TokenSerializer
 
     @extend_schema(

@@ -59,6 +59,7 @@ from rest_framework.response import Response
 from rest_framework.utils.encoders import JSONEncoder
 
 from core.models import IdempotencyRecord
+from core.safe_json import safe_json_loads
 
 HEADER = "Idempotency-Key"
 REPLAYED_HEADER = "Idempotent-Replayed"
@@ -201,9 +202,9 @@ def body_fingerprint(body: bytes) -> str:
     """sha256 of a request body; JSON in a canonical form, anything else byte for byte."""
     try:
         canonical = json.dumps(
-            json.loads(body), sort_keys=True, separators=(",", ":"), ensure_ascii=False
+            safe_json_loads(body), sort_keys=True, separators=(",", ":"), ensure_ascii=False
         ).encode()
-    except ValueError:  # not JSON (or not UTF-8): compare the bytes
+    except ValueError:  # not JSON, not UTF-8 or refused as unsafe: compare the bytes
         canonical = body
     return hashlib.sha256(canonical).hexdigest()
 

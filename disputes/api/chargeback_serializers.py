@@ -2,6 +2,7 @@
 
 from rest_framework import serializers
 
+from core.api import MAX_DB_ID, BoundedDateTimeField, StrictIntegerField
 from disputes.models import Chargeback, Suspension
 
 
@@ -10,11 +11,11 @@ def _amount(**kwargs):
 
 
 class ChargebackCreateSerializer(serializers.Serializer):
-    order = serializers.IntegerField(min_value=1)
+    order = StrictIntegerField(min_value=1, max_value=MAX_DB_ID)
     amount = _amount()
     bank_reference = serializers.CharField(max_length=80)
     reason_code = serializers.CharField(max_length=40)
-    evidence_due_by = serializers.DateTimeField(required=False, allow_null=True, default=None)
+    evidence_due_by = BoundedDateTimeField(required=False, allow_null=True, default=None)
 
 
 class NoteSerializer(serializers.Serializer):
@@ -24,7 +25,9 @@ class NoteSerializer(serializers.Serializer):
 class SuspendSerializer(serializers.Serializer):
     reason = serializers.CharField(max_length=2000)
     suspected_fraud = serializers.BooleanField(required=False, default=False)
-    chargeback = serializers.IntegerField(required=False, allow_null=True, default=None)
+    chargeback = StrictIntegerField(
+        min_value=1, max_value=MAX_DB_ID, required=False, allow_null=True, default=None
+    )
 
 
 class ChargebackSerializer(serializers.ModelSerializer):

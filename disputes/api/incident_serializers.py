@@ -2,6 +2,7 @@
 
 from rest_framework import serializers
 
+from core.api import BoundedDateTimeField, StrictIntegerField
 from disputes.models import Incident
 
 MONEY = {"max_digits": 12, "decimal_places": 2}
@@ -9,6 +10,8 @@ FIELD_CODES = {
     ("kind", "invalid_choice"): "invalid_kind",
     ("starts_at", "invalid"): "invalid_datetime",
     ("ends_at", "invalid"): "invalid_datetime",
+    ("starts_at", "out_of_range"): "invalid_datetime",
+    ("ends_at", "out_of_range"): "invalid_datetime",
     ("restaurants", "invalid"): "wrong_type",
 }
 
@@ -19,10 +22,10 @@ class IncidentCreateSerializer(serializers.Serializer):
     kind = serializers.ChoiceField(choices=Incident.Kind.choices)
     title = serializers.CharField(max_length=160)
     description = serializers.CharField(max_length=4000, required=False, default="")
-    starts_at = serializers.DateTimeField()
-    ends_at = serializers.DateTimeField(required=False, allow_null=True, default=None)
+    starts_at = BoundedDateTimeField()
+    ends_at = BoundedDateTimeField(required=False, allow_null=True, default=None)
     restaurants = serializers.ListField(
-        child=serializers.IntegerField(min_value=1, max_value=2**31 - 1),
+        child=StrictIntegerField(min_value=1, max_value=2**31 - 1),
         required=False,
         default=list,
         max_length=1000,

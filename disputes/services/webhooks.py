@@ -2,7 +2,6 @@
 opened at the bank becomes a `Chargeback` (L-8.2). A refused call changes nothing."""
 
 import datetime as dt
-import json
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -10,6 +9,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from core.errors import DomainError, InvalidInput
+from core.safe_json import UnsafeJson, safe_json_loads
 from disputes.models import GatewayEvent
 from disputes.services.chargebacks import chargeback_open
 from orders.gateway import webhook_signature_problem
@@ -44,7 +44,7 @@ def gateway_event_receive(*, body: bytes, signature: str) -> tuple[GatewayEvent,
     try:
         with transaction.atomic():
             event = GatewayEvent.objects.create(
-                event_id=event_id, type=event_type, payload=json.loads(body)
+                event_id=event_id, type=event_type, payload=safe_json_loads(body)
             )
             if event_type != CHARGEBACK_OPENED:
                 return event, False
@@ -61,8 +61,10 @@ def gateway_event_receive(*, body: bytes, signature: str) -> tuple[GatewayEvent,
 
 def _event(body: bytes) -> tuple[str, str, dict]:
     try:
-        event = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        event = safe_json_loads(body)
+    except UnsafeJson as error:
+        raise InvalidInput("invalid_event", f"The body is refused: {error.detail}") from error
+    except ValueError as error:  # not UTF-8, not JSON
         raise InvalidInput("invalid_event", "The body is not JSON.") from error
     if not isinstance(event, dict):
         raise InvalidInput("invalid_event", "The body must be a JSON object.")

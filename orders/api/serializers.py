@@ -4,7 +4,12 @@ from django.utils import timezone
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from core.api import ApiErrorSerializer
+from core.api import (
+    MAX_DB_ID,
+    ApiErrorSerializer,
+    StrictIntegerField,
+    StrictPrimaryKeyRelatedField,
+)
 from orders.models import Order, OrderEvent, OrderItem, Payment, Restaurant
 from orders.policy import MAX_EXPLANATION_LENGTH, RestaurantCancelReason
 from orders.selectors import (
@@ -17,7 +22,7 @@ from orders.selectors import (
 from orders.services.placement import MAX_LINES, MAX_QUANTITY_PER_LINE
 from refunds.models import Refund
 
-MAX_ID = 2**63 - 1  # bigint primary keys
+MAX_ID = MAX_DB_ID
 MONEY = {"max_digits": 12, "decimal_places": 2, "read_only": True}
 
 # -- errors ------------------------------------------------------------------------------
@@ -42,7 +47,7 @@ FIELD_CODES = {
 
 
 class OrderLineInSerializer(serializers.Serializer):
-    menu_item = serializers.IntegerField(
+    menu_item = StrictIntegerField(
         min_value=1,
         max_value=MAX_ID,
         error_messages={
@@ -50,7 +55,7 @@ class OrderLineInSerializer(serializers.Serializer):
             "max_value": "There is no such menu item.",
         },
     )
-    quantity = serializers.IntegerField(
+    quantity = StrictIntegerField(
         min_value=1,
         max_value=MAX_QUANTITY_PER_LINE,
         error_messages={
@@ -64,7 +69,7 @@ class OrderCreateSerializer(serializers.Serializer):
     """The body of `POST /api/orders/`. The service checks the rest (menu, opening hours,
     codes, credit) and refuses with a 400 that changes nothing."""
 
-    restaurant = serializers.PrimaryKeyRelatedField(
+    restaurant = StrictPrimaryKeyRelatedField(
         queryset=Restaurant.objects.all(),
         error_messages={"does_not_exist": "There is no restaurant {pk_value}."},
     )

@@ -9,7 +9,6 @@ import uuid
 from django.utils import timezone
 from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import generics, status
-from rest_framework.parsers import JSONParser
 from rest_framework.permissions import BasePermission, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -25,6 +24,7 @@ from core.api import (
 from core.errors import DomainError
 from core.idempotency import HEADER as IDEMPOTENCY_HEADER
 from core.idempotency import idempotency_key_generation, idempotent, request_fingerprint
+from core.parsers import SafeJSONParser
 from orders.api import examples
 from orders.api.serializers import (
     CANCEL_FIELD_CODES,
@@ -87,7 +87,7 @@ class OrderListCreateApi(generics.ListAPIView):
     """`GET` the buyer's own orders, newest first; `POST` places an order."""
 
     serializer_class = OrderListSerializer
-    parser_classes = [JSONParser]
+    parser_classes = [SafeJSONParser]
 
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):  # schema generation has no user

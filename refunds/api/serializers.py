@@ -1,12 +1,14 @@
 """What the refund request API reads and writes (D-10). Money fields are strings with two
 decimals; the services judge everything beyond the shape of the input."""
 
-import json
+import datetime as dt
 
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from core.api import BoundedDateTimeField, StrictIntegerField
+from core.safe_json import UnsafeJson, safe_json_loads
 from orders.api.serializers import MAX_ID, MONEY, RefundSerializer, RestaurantRefSerializer
 from refunds.models import (
     DeductionDispute,
@@ -22,6 +24,8 @@ from refunds.policy import Reason, deduction_clauses
 MAX_CLAIM_QUANTITY = 99
 MAX_CLAIM_LINES = 50
 MAX_TEXT = 4000
+# A phone whose clock runs a little fast still reports "just now".
+DISCOVERY_CLOCK_SKEW = dt.timedelta(minutes=5)
 REASON_CHOICES = list(Reason.LABELS.items())  # named RefundReasonEnum in the schema
 
 
@@ -39,6 +43,7 @@ FIELD_CODES = {
     ("preferred_method", "invalid_choice"): "invalid_method",
     ("method", "invalid_choice"): "invalid_method",
     ("discovered_at", "invalid"): "invalid_discovered_at",
+    ("discovered_at", "out_of_range"): "invalid_discovered_at",
     ("order", "min_value"): "not_found",
     ("order", "max_value"): "not_found",
     ("order_item", "min_value"): "unknown_item",
@@ -53,8 +58,8 @@ FIELD_CODES = {
 
 
 class ClaimLineInSerializer(serializers.Serializer):
-    order_item = serializers.IntegerField(min_value=1, max_value=MAX_ID)
-    quantity = serializers.IntegerField(min_value=1, max_value=MAX_CLAIM_QUANTITY)
+    order_item = StrictIntegerField(min_value=1, max_value=MAX_ID)
+    quantity = StrictIntegerField(min_value=1, max_value=MAX_CLAIM_QUANTITY)
 
 
 class ClaimLinesField(serializers.ListField):
@@ -74,7 +79,9 @@ class ClaimLinesField(serializers.ListField):
         lines = []
         for value in values:
             try:
-                parsed = json.loads(value)
+                parsed = safe_json_loads(value)
+            except UnsafeJson as error:
+                raise serializers.ValidationError(error.detail, code=error.code) from error
             except ValueError:
                 self.fail("not_a_list", input_type="text that is not JSON")
             lines.extend(parsed if isinstance(parsed, list) else [parsed])
@@ -93,7 +100,7 @@ def _photos(**kwargs):
 class RefundRequestCreateSerializer(serializers.Serializer):
     """The body of `POST /api/refund-requests/` (JSON, or multipart with `photos`)."""
 
-    order = serializers.IntegerField(min_value=1, max_value=MAX_ID)
+    order = StrictIntegerField(min_value=1, max_value=MAX_ID)
     reason = serializers.ChoiceField(choices=REASON_CHOICES)
     items = ClaimLinesField(
         required=False,
@@ -107,8 +114,12 @@ class RefundRequestCreateSerializer(serializers.Serializer):
     preferred_method = serializers.ChoiceField(
         choices=RefundRequest.Method.choices, required=False, default=RefundRequest.Method.ORIGINAL
     )
-    discovered_at = serializers.DateTimeField(
-        required=False, allow_null=True, default=None, help_text="Default: now."
+    discovered_at = BoundedDateTimeField(
+        max_future=DISCOVERY_CLOCK_SKEW,
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text="Default: now.",
     )
     photos = _photos(help_text="Multipart only: JPEG, PNG, WebP or GIF, at most 5 of 8 MB each.")
 

@@ -83,6 +83,10 @@ def refund_request_submit(
         raise InvalidInput("invalid_method", f"Unknown refund method {preferred_method!r}.")
     if discovered_at is not None and discovered_at > now:
         raise InvalidInput("invalid_discovered_at", "The problem cannot be found in the future.")
+    if discovered_at is not None and discovered_at < order.placed_at:
+        raise InvalidInput(
+            "invalid_discovered_at", "The problem cannot be found before the order was placed."
+        )
     if RefundRequest.objects.filter(order=order, status__in=OPEN_STATUSES).exists():
         raise DomainError("request_open", "This order already has a refund request in progress.")
     claim = policy.Claim(reason, tuple(items), description, len(prepared) + len(held))

@@ -1,0 +1,53 @@
+"""The 400/403/404/500 handlers (`config.urls`): JSON with a `code` under `/api/` (D-10), the
+styled HTML pages (`templates/404.html`, ...) everywhere else."""
+
+from django.http import JsonResponse
+from django.views import defaults
+
+API_PREFIX = "/api/"
+
+
+def _is_api(request) -> bool:
+    return request.path_info.startswith(API_PREFIX)
+
+
+def _api_error(code: str, detail: str, status: int) -> JsonResponse:
+    return JsonResponse({"code": code, "detail": detail}, status=status)
+
+
+def bad_request(request, exception=None):
+    """400 `bad_request` (a request Django refused before any view: a bad host, a body too
+    large)."""
+    if _is_api(request):
+        return _api_error("bad_request", "The request could not be read.", 400)
+    return defaults.bad_request(request, exception)
+
+
+def permission_denied(request, exception=None):
+    """403 `permission_denied`, the code DRF gives the same refusal inside a view."""
+    if _is_api(request):
+        return _api_error(
+            "permission_denied", "You do not have permission to perform this action.", 403
+        )
+    return defaults.permission_denied(request, exception)
+
+
+def page_not_found(request, exception=None):
+    """404 `not_found`: an unknown route, or an id in the path that is not a number
+    (`/api/orders/abc/`)."""
+    if _is_api(request):
+        return _api_error("not_found", f"There is no API endpoint at {request.path}.", 404)
+    return defaults.page_not_found(request, exception)
+
+
+def api_route_not_found(request, exception=None):
+    """The JSON 404 of an `/api/` path no route matches (`config.api_urls`' last route)."""
+    return page_not_found(request, exception)
+
+
+def server_error(request):
+    """500 `server_error`: the error is logged with its request id; the body says nothing
+    more."""
+    if _is_api(request):
+        return _api_error("server_error", "Something went wrong on our side; try again.", 500)
+    return defaults.server_error(request)
