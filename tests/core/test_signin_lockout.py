@@ -62,6 +62,7 @@ def assert_locked_page(response):
     assert "Sign-in paused" in text
     assert "Too many failed sign-ins. Try again after" in text
     assert 0 < int(response["Retry-After"]) <= 15 * 60
+    assert "script-src 'self'" in response["Content-Security-Policy"]
 
 
 # -- the sign-in page -----------------------------------------------------------------------
