@@ -391,6 +391,8 @@ LOGGING = {
     "loggers": {
         "django.request": {"filters": ["forbidden_one_line"]},
         "django.security.csrf": {"filters": ["forbidden_one_line"]},
+        # django-axes: a failed sign-in and a lockout are warnings; its step-by-step INFO is noise.
+        "axes": {"level": "WARNING"},
     },
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
 }
@@ -414,6 +416,7 @@ AXES_COOLOFF_TIME = timedelta(minutes=env.int("LOJIX_SIGNIN_COOLOFF_MINUTES", de
 AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
 AXES_RESET_ON_SUCCESS = True
 AXES_HTTP_RESPONSE_CODE = 429
+AXES_VERBOSE = False  # no start-up banner in every process's log
 AXES_LOCKOUT_CALLABLE = "core.signin.lockout_response"
 # The client's address: REMOTE_ADDR, unless the deployment runs behind this many reverse proxies
 # that each append to X-Forwarded-For; then the entry that many places from the right (the one
