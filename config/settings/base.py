@@ -414,16 +414,17 @@ AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
 AXES_FAILURE_LIMIT = env.int("LOJIX_SIGNIN_FAILURE_LIMIT", default=10)
 AXES_COOLOFF_TIME = timedelta(minutes=env.int("LOJIX_SIGNIN_COOLOFF_MINUTES", default=15))
 AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
-AXES_RESET_ON_SUCCESS = True
+# A success does not wipe failures: axes would wipe every failure from that address too, so an
+# attacker with an account of their own could sign in between guesses and never be locked.
+AXES_RESET_ON_SUCCESS = False
 AXES_HTTP_RESPONSE_CODE = 429
 AXES_VERBOSE = False  # no start-up banner in every process's log
 AXES_LOCKOUT_CALLABLE = "core.signin.lockout_response"
 # The client's address: REMOTE_ADDR, unless the deployment runs behind this many reverse proxies
 # that each append to X-Forwarded-For; then the entry that many places from the right (the one
 # the outermost trusted proxy saw). With 0 (the default) X-Forwarded-For is ignored: anybody can
-# send one.
+# send one. (core.signin.client_ip rather than axes' django-ipware path: one rule, tested.)
 LOJIX_TRUSTED_PROXY_COUNT = env.int("LOJIX_TRUSTED_PROXY_COUNT", default=0)
-AXES_IPWARE_PROXY_COUNT = LOJIX_TRUSTED_PROXY_COUNT
 AXES_CLIENT_IP_CALLABLE = "core.signin.client_ip"
 
 # -- Headers: Content-Security-Policy (django-csp) and Permissions-Policy ------------------------

@@ -102,11 +102,18 @@ def test_an_address_is_locked_whatever_usernames_it_tries(buyer, other_buyer):
     assert (response.status_code, signed_in_user_id(elsewhere)) == (302, buyer.pk)
 
 
-def test_a_successful_sign_in_forgets_earlier_failures(client, buyer):
-    for _ in range(LIMIT - 1):
-        page_sign_in(client, "ada", "wrong")
-    assert page_sign_in(client, "ada", PASSWORD).status_code == 302
-    client.post(reverse("logout"))
+def test_signing_in_to_an_own_account_does_not_wipe_the_guesses_in_between(buyer, other_buyer):
+    attacker = Client(REMOTE_ADDR="10.6.6.6")  # ada is the attacker's own account
+    for n in range(LIMIT - 1):
+        page_sign_in(attacker, "grace", f"guess{n}")
+    assert page_sign_in(attacker, "ada", PASSWORD).status_code == 302
+    attacker.post(reverse("logout"))
+
+    assert_locked_page(page_sign_in(attacker, "grace", "one-more-guess"))
+    assert_locked_page(page_sign_in(Client(REMOTE_ADDR="10.1.1.1"), "grace", PASSWORD))
+
+
+def test_failures_below_the_limit_do_not_stop_a_sign_in(client, buyer):
     for _ in range(LIMIT - 1):
         page_sign_in(client, "ada", "wrong")
 
