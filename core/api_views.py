@@ -1,10 +1,11 @@
 from drf_spectacular.utils import OpenApiExample, extend_schema
 from rest_framework.authtoken.serializers import AuthTokenSerializer
 from rest_framework.authtoken.views import ObtainAuthToken
-from rest_framework.throttling import ScopedRateThrottle
+from rest_framework.exceptions import ValidationError
 
 from core.api import ApiErrorSerializer
 from core.parsers import SafeJSONParser
+from core.signin import lockout_response
 
 
 class TokenSerializer(AuthTokenSerializer):
@@ -13,11 +14,12 @@ class TokenSerializer(AuthTokenSerializer):
 
 
 class TokenObtainApi(ObtainAuthToken):
-    """`POST /api/auth/token/` with username and password returns `{"token": ...}`; throttled
-    like the sign-in page. Send it as `Authorization: Token <token>` on every other call."""
+    """`POST /api/auth/token/` with username and password returns `{"token": ...}`. Send
+    it as `Authorization: Token <token>` on every other call. Failures count with the sign-in
+    page's and the admin's (django-axes, D-11): a locked-out username or address gets a 429
+    `{"code": "locked_out", ...}` with Retry-After."""
 
-    throttle_classes = [ScopedRateThrottle]
-    throttle_scope = "login"
+    throttle_classes = []
     parser_classes = [SafeJSONParser]
     serializer_class = TokenSerializer
 
@@ -46,7 +48,22 @@ class TokenObtainApi(ObtainAuthToken):
                 response_only=True,
                 status_codes=["400"],
             ),
+            OpenApiExample(
+                "Locked out",
+                value={
+                    "code": "locked_out",
+                    "detail": "Too many failed sign-ins. Try again after Mon 30 Nov 2026, 14:05.",
+                },
+                response_only=True,
+                status_codes=["429"],
+            ),
         ],
     )
     def post(self, request, *args, **kwargs):
-        return super().post(request, *args, **kwargs)
+        try:
+            return super().post(request, *args, **kwargs)
+        except ValidationError:
+            # axes flags DRF's request object, which its middleware never sees: answer here.
+            if getattr(request, "axes_locked_out", False):
+                return lockout_response(request._request, credentials=request.data)
+            raise

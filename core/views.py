@@ -1,11 +1,11 @@
-"""Accounts: sign up, sign in (throttled), sign out; every user's notifications."""
+"""Accounts: sign up, sign in (django-axes locks out repeated failures), sign out; every
+user's notifications."""
 
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.views import LoginView
-from django.core.exceptions import NON_FIELD_ERRORS
 from django.core.paginator import Paginator
 from django.http import Http404
 from django.shortcuts import redirect, render
@@ -13,7 +13,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 
-from core.forms import SignUpForm, ThrottledAuthenticationForm
+from core.forms import SignUpForm
 from core.selectors import notification_list_for, notification_of
 from core.services import notifications_mark_read
 
@@ -21,22 +21,16 @@ NOTIFICATIONS_PER_PAGE = 30
 
 
 class SignInView(LoginView):
-    """Sign in (throttled). A safe `next` wins; otherwise a restaurant partner lands on the
-    seller portal (D-9) and everybody else on LOGIN_REDIRECT_URL."""
+    """Sign in. A safe `next` wins; otherwise a restaurant partner lands on the seller portal
+    (D-9) and everybody else on LOGIN_REDIRECT_URL. Too many failures: django-axes answers
+    with the lockout page instead (core.signin)."""
 
-    form_class = ThrottledAuthenticationForm
     redirect_authenticated_user = True
 
     def get_default_redirect_url(self):
         if self.request.user.restaurants.exists():
             return reverse("seller:queue")
         return super().get_default_redirect_url()
-
-    def form_invalid(self, form):
-        response = super().form_invalid(form)
-        if form.has_error(NON_FIELD_ERRORS, "throttled"):
-            response.status_code = 429
-        return response
 
 
 def signup(request):

@@ -12,6 +12,7 @@ import pytest
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
+from django.http import HttpRequest
 from django.test import Client
 
 from disputes.models import Chargeback
@@ -56,7 +57,8 @@ _PAGE_QUERY = re.compile(r"^\?(?:page=\d+)?$")  # a list's next page is another 
 
 def signed_in(username: str) -> Client:
     client = Client()
-    assert client.login(username=username, password=PASSWORD), username
+    # django-axes checks every sign-in against its request.
+    assert client.login(request=HttpRequest(), username=username, password=PASSWORD), username
     return client
 
 

@@ -5,6 +5,7 @@ default: a SQLite file in the project folder and kombu's filesystem broker, so a
 needs no server. Production sets the URLs (see production.py).
 """
 
+from datetime import timedelta
 from pathlib import Path
 
 import environ
@@ -41,6 +42,8 @@ INSTALLED_APPS = [
     "django_celery_beat",
     "django_fsm",
     "django_htmx",
+    # Failed sign-ins recorded in the database, lockouts per username and per address (D-11).
+    "axes",
     "core",
     "orders",
     "refunds",
@@ -63,8 +66,15 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Content-Security-Policy and Permissions-Policy on every response (CONTENT_SECURITY_POLICY,
+    # PERMISSIONS_POLICY below).
+    "csp.middleware.CSPMiddleware",
+    "django_permissions_policy.PermissionsPolicyMiddleware",
     # request.htmx: the seller queue answers htmx requests with a fragment (D-9).
     "django_htmx.middleware.HtmxMiddleware",
+    # Last before the metrics: turns a sign-in that axes refused into the lockout page (or the
+    # API's JSON 429) through AXES_LOCKOUT_CALLABLE.
+    "axes.middleware.AxesMiddleware",
     "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 
@@ -112,6 +122,11 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+# axes first: it refuses a locked-out username or address before any password is checked.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
 ]
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
@@ -309,7 +324,6 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "core.api.exception_handler",
     "COERCE_DECIMAL_TO_STRING": True,
-    "DEFAULT_THROTTLE_RATES": {"login": env("LOGIN_THROTTLE_RATE", default="10/min")},
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "lojix API",
@@ -377,6 +391,8 @@ LOGGING = {
     "loggers": {
         "django.request": {"filters": ["forbidden_one_line"]},
         "django.security.csrf": {"filters": ["forbidden_one_line"]},
+        # django-axes: a failed sign-in and a lockout are warnings; its step-by-step INFO is noise.
+        "axes": {"level": "WARNING"},
     },
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
 }
@@ -387,3 +403,62 @@ LOJIX_METRICS_ALLOWED_IPS = env.list("LOJIX_METRICS_ALLOWED_IPS", default=["127.
 LOJIX_METRICS_TOKEN = env("LOJIX_METRICS_TOKEN", default="")
 # django-prometheus: no migration gauges (they query the database as each process starts).
 PROMETHEUS_EXPORT_MIGRATIONS = False
+
+# -- Signing in (D-11): django-axes on the sign-in page, the admin and POST /api/auth/token/ --
+# Failures are rows in the database (no cache: with Redis down sign-in still works). A username
+# is locked after AXES_FAILURE_LIMIT failures from any address, and an address after as many
+# failures for any usernames; a lock lasts AXES_COOLOFF_TIME after the last failure, and further
+# attempts while locked do not extend it, so the time the lockout page gives stays true.
+AXES_HANDLER = "axes.handlers.database.AxesDatabaseHandler"
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_FAILURE_LIMIT = env.int("LOJIX_SIGNIN_FAILURE_LIMIT", default=10)
+AXES_COOLOFF_TIME = timedelta(minutes=env.int("LOJIX_SIGNIN_COOLOFF_MINUTES", default=15))
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+# A success does not wipe failures: axes would wipe every failure from that address too, so an
+# attacker with an account of their own could sign in between guesses and never be locked.
+AXES_RESET_ON_SUCCESS = False
+AXES_HTTP_RESPONSE_CODE = 429
+AXES_VERBOSE = False  # no start-up banner in every process's log
+AXES_LOCKOUT_CALLABLE = "core.signin.lockout_response"
+# The client's address: REMOTE_ADDR, unless the deployment runs behind this many reverse proxies
+# that each append to X-Forwarded-For; then the entry that many places from the right (the one
+# the outermost trusted proxy saw). With 0 (the default) X-Forwarded-For is ignored: anybody can
+# send one. (core.signin.client_ip rather than axes' django-ipware path: one rule, tested.)
+LOJIX_TRUSTED_PROXY_COUNT = env.int("LOJIX_TRUSTED_PROXY_COUNT", default=0)
+AXES_CLIENT_IP_CALLABLE = "core.signin.client_ip"
+
+# -- Headers: Content-Security-Policy (django-csp) and Permissions-Policy ------------------------
+# No inline scripts anywhere (JS lives in static/js/); inline style attributes are still used by
+# Django's admin and Swagger UI, hence 'unsafe-inline' for styles only.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'", "'unsafe-inline'"],
+        "img-src": ["'self'", "data:"],
+        "font-src": ["'self'"],
+        "connect-src": ["'self'"],
+        "frame-ancestors": ["'none'"],
+        "form-action": ["'self'"],
+        "base-uri": ["'self'"],
+        "object-src": ["'none'"],
+    }
+}
+# Powerful browser features no lojix page uses, denied to the page and anything it embeds.
+PERMISSIONS_POLICY = {
+    feature: []
+    for feature in (
+        "accelerometer",
+        "autoplay",
+        "camera",
+        "display-capture",
+        "geolocation",
+        "gyroscope",
+        "magnetometer",
+        "microphone",
+        "midi",
+        "payment",
+        "usb",
+        "xr-spatial-tracking",
+    )
+}

@@ -15,7 +15,6 @@ from decimal import Decimal as D
 
 import attrs
 import pytest
-from django.core.cache import cache
 from django.core.management import call_command
 from openapi_python_client import generate
 from openapi_python_client.config import Config, ConfigFile, MetaType
@@ -90,7 +89,6 @@ def test_buyer_and_partner_journey_through_the_generated_client(
     api, models = lojix_client.api, lojix_client.models
     restaurant.cancellation_window_minutes = 15
     restaurant.save(update_fields=["cancellation_window_minutes"])
-    cache.clear()  # the sign-in throttle counts per address across tests
     anonymous = lojix_client.Client(base_url=live_server.url, raise_on_unexpected_status=True)
 
     # Sign in: a wrong password is a documented 400, the right one a token.
@@ -181,7 +179,6 @@ def test_a_claim_with_photos_goes_multipart_through_the_generated_client(
     then one more photo (multipart only); the JSON body of the same claim has no photos."""
     models, types = lojix_client.models, importlib.import_module(f"{PACKAGE}.types")
     order = advance(place_order(buyer, restaurant, {menu["Tiramisu"]: 1}), *DELIVER)
-    cache.clear()
     token_create = importlib.import_module(f"{PACKAGE}.api.auth.auth_token_create")
     diner = _signed_in(lojix_client, live_server, token_create, "ada")
     line = _op(lojix_client.api, "orders.orders_retrieve").sync(id=order.pk, client=diner).items[0]

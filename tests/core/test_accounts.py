@@ -1,28 +1,15 @@
-"""Accounts: sign up, sign in with its throttle, sign out, and which pages need a sign-in."""
+"""Accounts: sign up, sign in, sign out, and which pages need a sign-in (lockouts:
+test_signin_lockout.py)."""
 
 import pytest
 from django.contrib.auth import get_user_model
 from django.test import Client
 from django.urls import reverse
 
-from core.forms import LOGIN_FAILURE_LIMIT, LoginThrottle
-
 pytestmark = pytest.mark.django_db
 
 User = get_user_model()
 PASSWORD = "pass-word-123"  # tests.factories.UserFactory's password
-OTHER_IP = "10.1.2.3"
-
-
-@pytest.fixture(autouse=True)
-def _fresh_throttle():
-    """The throttle lives in the shared cache: start and end every test with no failures."""
-    keys = [LoginThrottle(name, ip) for name in ("ada", "nobody") for ip in ("127.0.0.1", OTHER_IP)]
-    for throttle in keys:
-        throttle.reset()
-    yield
-    for throttle in keys:
-        throttle.reset()
 
 
 def signed_in_user_id(client) -> int | None:
@@ -134,40 +121,6 @@ def test_wrong_password_is_refused(client, buyer):
     assert response.status_code == 200
     assert "Please enter a correct username and password" in response.content.decode()
     assert signed_in_user_id(client) is None
-
-
-def test_sign_in_is_throttled_per_username_and_address(client, buyer):
-    for _ in range(LOGIN_FAILURE_LIMIT):
-        response = client.post(reverse("login"), {"username": "ada", "password": "wrong"})
-        assert response.status_code == 200
-
-    # Even the right password is refused now, with a clear reason.
-    response = client.post(reverse("login"), {"username": "ada", "password": PASSWORD})
-    assert response.status_code == 429
-    assert "Too many failed sign-ins for this account from your network. Wait 5 minutes" in (
-        response.content.decode()
-    )
-    assert signed_in_user_id(client) is None
-
-    # The same account from another address, and another account, are not blocked.
-    other = Client(REMOTE_ADDR=OTHER_IP)
-    response = other.post(reverse("login"), {"username": "ada", "password": PASSWORD})
-    assert (response.status_code, signed_in_user_id(other)) == (302, buyer.pk)
-    response = client.post(reverse("login"), {"username": "nobody", "password": "wrong"})
-    assert response.status_code == 200
-
-
-def test_a_successful_sign_in_forgets_earlier_failures(client, buyer):
-    for _ in range(LOGIN_FAILURE_LIMIT - 1):
-        client.post(reverse("login"), {"username": "ada", "password": "wrong"})
-    client.post(reverse("login"), {"username": "ada", "password": PASSWORD})
-    client.post(reverse("logout"))
-    for _ in range(LOGIN_FAILURE_LIMIT - 1):
-        client.post(reverse("login"), {"username": "ada", "password": "wrong"})
-
-    response = client.post(reverse("login"), {"username": "ada", "password": PASSWORD})
-
-    assert (response.status_code, signed_in_user_id(client)) == (302, buyer.pk)
 
 
 def test_home_shows_the_restaurants(client):

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from django.core.management import call_command
+from django.http import HttpRequest
 from django.test import Client
 from django.urls import reverse
 from django.utils.safestring import mark_safe
@@ -41,7 +42,8 @@ BARE_CLAUSE = re.compile(r"(?<![\w-])[LK]-(?:\d+(?:\.\d+)?|[A-Z]{1,2}\d?)(?![\w-
 
 def signed_in(username: str) -> Client:
     client = Client()
-    assert client.login(username=username, password=PASSWORD), username
+    # django-axes checks every sign-in against its request.
+    assert client.login(request=HttpRequest(), username=username, password=PASSWORD), username
     return client
 
 
