@@ -11,16 +11,18 @@ os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/0")
 # Under pytest-xdist each worker process (gw0, gw1, ...) gets its own Redis database, the next
 # ones after REDIS_URL's, as pytest-django gives it its own PostgreSQL database: one worker's
 # Celery worker never takes another's tasks.
-if os.environ.get("PYTEST_XDIST_WORKER", "").startswith("gw"):
+# Once per worker: the processes a test starts inherit the variables and must not move again.
+_worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+if _worker.startswith("gw") and os.environ.get("LOJIX_TEST_REDIS_WORKER") != _worker:
     _base, _, _db = os.environ["REDIS_URL"].rpartition("/")
-    _db = (int(_db or 0) + int(os.environ["PYTEST_XDIST_WORKER"][2:])) % 16
+    _db = (int(_db or 0) + int(_worker[2:])) % 16
     os.environ["REDIS_URL"] = f"{_base}/{_db}"
+    os.environ["LOJIX_TEST_REDIS_WORKER"] = _worker
 # The simulated processor's store: one file per test process (and the processes it starts,
 # which inherit the variable), never the demo's, removed when the process that made it exits.
 # Under pytest-xdist each worker makes its own (the workers inherit the controller's variable).
-_xdist_worker = os.environ.get("PYTEST_XDIST_WORKER", "")
-if f"lojix-processor-{_xdist_worker}" not in os.environ.get("LOJIX_TEST_PROCESSOR_PATH", ""):
-    _processor_dir = tempfile.mkdtemp(prefix=f"lojix-processor-{_xdist_worker}")
+if f"lojix-processor-{_worker}" not in os.environ.get("LOJIX_TEST_PROCESSOR_PATH", ""):
+    _processor_dir = tempfile.mkdtemp(prefix=f"lojix-processor-{_worker}")
     atexit.register(shutil.rmtree, _processor_dir, ignore_errors=True)
     os.environ["LOJIX_TEST_PROCESSOR_PATH"] = str(Path(_processor_dir) / "processor.sqlite3")
 
