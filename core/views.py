@@ -22,7 +22,8 @@ NOTIFICATIONS_PER_PAGE = 30
 
 class SignInView(LoginView):
     """Sign in. A safe `next` wins; otherwise a restaurant partner lands on the seller portal
-    (D-9) and everybody else on LOGIN_REDIRECT_URL. Too many failures: django-axes answers
+    (D-9), staff (support agents, supervisors) on admin, where they work, and everybody else on
+    LOGIN_REDIRECT_URL. Too many failures: django-axes answers
     with the lockout page instead (core.signin)."""
 
     redirect_authenticated_user = True
@@ -30,6 +31,8 @@ class SignInView(LoginView):
     def get_default_redirect_url(self):
         if self.request.user.restaurants.exists():
             return reverse("seller:queue")
+        if self.request.user.is_staff:
+            return reverse("admin:index")
         return super().get_default_redirect_url()
 
 

@@ -116,6 +116,12 @@ def test_a_buyer_still_lands_on_the_restaurants(client, buyer, restaurant):
     assert response["Location"] == reverse("home")
 
 
+def test_a_support_agent_lands_in_admin(client, agent):
+    response = client.post(reverse("login"), {"username": agent.username, "password": PASSWORD})
+
+    assert response["Location"] == reverse("admin:index")
+
+
 def test_wrong_password_is_refused(client, buyer):
     response = client.post(reverse("login"), {"username": "ada", "password": "wrong"})
     assert response.status_code == 200
