@@ -15,6 +15,19 @@ from orders.policy import (
 CANCEL_ERROR_FIELDS = {"invalid_reason": "reason", "explanation_required": "explanation"}
 
 
+class DomainErrorsOnFields:
+    """For forms whose service refuses with DomainError: `add_domain_error(error)` shows the
+    error's per-field messages (`error.extra["errors"]`, e.g. terms_out_of_bounds,
+    invalid_menu_item) on their fields, or its detail on the whole form."""
+
+    def add_domain_error(self, error) -> None:
+        by_field = error.extra.get("errors") or {}
+        for field, message in by_field.items():
+            self.add_error(field if field in self.fields else None, message)
+        if not by_field:
+            self.add_error(None, error.detail)
+
+
 class RestaurantCancelForm(forms.Form):
     """The partner cancels an order (L-2.2): a reason from the policy's list and an explanation
     the buyer reads at once (K-S2)."""
@@ -52,7 +65,7 @@ class CancellationDenyForm(forms.Form):
     )
 
 
-class RestaurantTermsForm(forms.Form):
+class RestaurantTermsForm(DomainErrorsOnFields, forms.Form):
     """The restaurant's cancellation window (K-B1) and fee (L-2.1), with the bounds of the
     policy version in force as the inputs' limits; the service enforces them."""
 
@@ -71,16 +84,8 @@ class RestaurantTermsForm(forms.Form):
             min=bounds.fee_min_percent, max=bounds.fee_max_percent, step="0.01"
         )
 
-    def add_domain_error(self, error) -> None:
-        """The service's errors by field (terms_out_of_bounds), or its message on the form."""
-        by_field = error.extra.get("errors") or {}
-        for field, message in by_field.items():
-            self.add_error(field if field in self.fields else None, message)
-        if not by_field:
-            self.add_error(None, error.detail)
 
-
-class MenuItemForm(forms.Form):
+class MenuItemForm(DomainErrorsOnFields, forms.Form):
     """A dish as the partner edits it: name, price and allergens (comma-separated). Only the
     shape is checked here; `orders.services.menu` decides what is acceptable and its refusals
     are shown on the fields."""
@@ -101,14 +106,6 @@ class MenuItemForm(forms.Form):
 
     def clean_allergens(self) -> list[str]:
         return [part for part in self.cleaned_data["allergens"].split(",") if part.strip()]
-
-    def add_domain_error(self, error) -> None:
-        """The service's errors by field (`invalid_menu_item`), or its message on the form."""
-        by_field = error.extra.get("errors") or {}
-        for field, message in by_field.items():
-            self.add_error(field if field in self.fields else None, message)
-        if not by_field:
-            self.add_error(None, error.detail)
 
 
 class SoldOutForm(forms.Form):

@@ -51,14 +51,7 @@ def policy_version_approve(*, version_id: int, actor: User, now: dt.datetime) ->
     Errors: `not_found` (404); `supervisor_required`, `wrong_status`, `four_eyes` (409)."""
     _require_supervisor(actor)
     version = _for_update(version_id)
-    _refuse(
-        policy.policy_review_refusal(
-            action="approve",
-            status=version.status,
-            actor_id=actor.pk,
-            drafted_by_id=version.drafted_by_id,
-        )
-    )
+    _refuse_review("approve", version, actor)
     version.status = PolicyVersion.Status.APPROVED
     version.approved_by, version.approved_at = actor, now
     version.save(update_fields=["status", "approved_by", "approved_at"])
@@ -76,14 +69,7 @@ def policy_version_reject(
     `explanation_required` / `explanation_too_long` (400)."""
     _require_supervisor(actor)
     version = _for_update(version_id)
-    _refuse(
-        policy.policy_review_refusal(
-            action="reject",
-            status=version.status,
-            actor_id=actor.pk,
-            drafted_by_id=version.drafted_by_id,
-        )
-    )
+    _refuse_review("reject", version, actor)
     _refuse(_reason_refusal(explanation), kind="invalid")
     version.status = PolicyVersion.Status.REJECTED
     version.rejected_by, version.rejected_at = actor, now
@@ -112,14 +98,7 @@ def policy_version_publish(
     `effective_date_required`, `effective_date_past`, `effective_date_too_early` (400)."""
     _require_supervisor(actor)
     version = _for_update(version_id)
-    _refuse(
-        policy.policy_review_refusal(
-            action="publish",
-            status=version.status,
-            actor_id=actor.pk,
-            drafted_by_id=version.drafted_by_id,
-        )
-    )
+    _refuse_review("publish", version, actor)
     refusal = policy.effective_date_refusal(
         effective_from=effective_from, now=now, latest=policy_version_latest_effective_from()
     )
@@ -203,6 +182,18 @@ def _reason_refusal(explanation: str) -> tuple | None:
     if len(explanation) > REASON_MAX_LENGTH:
         return "explanation_too_long", f"Keep the reason under {REASON_MAX_LENGTH} characters."
     return None
+
+
+def _refuse_review(action: str, version: PolicyVersion, actor: User) -> None:
+    """Raise the review rule's refusal of `actor` doing `action` to `version` (K-UP), if any."""
+    _refuse(
+        policy.policy_review_refusal(
+            action=action,
+            status=version.status,
+            actor_id=actor.pk,
+            drafted_by_id=version.drafted_by_id,
+        )
+    )
 
 
 def _refuse(refusal: tuple | None, *, kind: str = "conflict") -> None:
