@@ -24,6 +24,7 @@ from django_prometheus.exports import ExportToDjangoView
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import REGISTRY, Collector, CollectorRegistry
 
+from core.money import ZERO, cents
 from core.selectors import outbox_backlog, refund_outcomes, task_run_outcomes
 
 logger = logging.getLogger(__name__)
@@ -36,8 +37,9 @@ class LojixCollector(Collector):
       it failed; `lojix_task_last_run_timestamp_seconds{task}`,
       `lojix_task_last_run_duration_seconds{task}`, `lojix_task_last_success_timestamp_seconds
       {task}` (absent until it has succeeded once); `lojix_tasks_by_last_outcome{outcome}`.
-    - `lojix_refunds{destination,status}` and `lojix_refunds_amount{destination,status}` (in
-      the deployment's currency).
+    - `lojix_refunds{destination,status}` and `lojix_refunds_amount_cents{destination,status}`
+      (in cents of the deployment's currency: an integer, exact in Prometheus's float64 samples
+      up to 2**53 cents, where a float of the Decimal sum would round).
     - `lojix_outbox_unsent_messages`, `lojix_outbox_failing_messages` and
       `lojix_outbox_oldest_unsent_age_seconds` (0 with no backlog).
     - `lojix_metrics_database_up`: 0 when the database did not answer; the others are then
@@ -153,14 +155,14 @@ def _refund_families(refunds: list[dict]) -> list:
         labels=["destination", "status"],
     )
     amount = GaugeMetricFamily(
-        "lojix_refunds_amount",
-        "The sum of refunds by destination and status, in the deployment's currency.",
+        "lojix_refunds_amount_cents",
+        "The sum of refunds by destination and status, in cents of the deployment's currency.",
         labels=["destination", "status"],
     )
     for group in refunds:
         labels = [group["destination"], group["status"]]
         count.add_metric(labels, group["count"])
-        amount.add_metric(labels, float(group["amount"] or 0))
+        amount.add_metric(labels, cents(group["amount"] or ZERO))
     return [count, amount]
 
 

@@ -27,3 +27,9 @@ def amount_text(amount: Decimal | int | str, currency: str) -> str:
     `currency` ("1,234.50 USD"). Pages and services use `core.display.money_text`, which gives
     the deployment currency."""
     return f"{to_cents(amount):,.2f} {currency}".strip()
+
+
+def cents(amount: Decimal) -> int:
+    """An amount as a whole number of cents (rounded half-up first), for outputs that hold
+    numbers as floats: an integer stays exact there up to 2**53."""
+    return int(to_cents(amount) * 100)

@@ -500,8 +500,8 @@ def test_metrics_count_task_outcomes_refunds_and_the_outbox_backlog(
     assert value("lojix_tasks_by_last_outcome", outcome="failed") == 1
     assert value("lojix_refunds", destination="card", status="succeeded") == 1
     assert value("lojix_refunds", destination="card", status="failed") == 1
-    assert value("lojix_refunds_amount", destination="card", status="succeeded") == float(
-        refunds[made.pk].amount
+    assert value("lojix_refunds_amount_cents", destination="card", status="succeeded") == (
+        refunds[made.pk].amount * 100
     )
     assert value("lojix_outbox_unsent_messages") == unsent >= 2
     assert 90 <= value("lojix_outbox_oldest_unsent_age_seconds") < 120
