@@ -20,7 +20,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
 
-from core.display import money_text
+from core.display import day_text, money_text
 from core.errors import DomainError
 from core.roles import is_supervisor
 from orders.selectors import policy_versions_awaiting_approval
@@ -98,7 +98,7 @@ def _version_row(version, user) -> Awaiting:
         object_id=version.pk,
         title=f"Policy version {version.label}",
         url=reverse("admin:orders_policyversion_change", args=[version.pk]),
-        what=summary if proposed is None else f"{summary} (proposed from {proposed:%d %b %Y})",
+        what=summary if proposed is None else f"{summary} (proposed from {day_text(proposed)})",
         amount=None,
         threshold=None,
         by=str(version.drafted_by),

@@ -83,7 +83,7 @@ def escalation_open(
         role="buyer",
         at=escalation.opened_at,
         clauses=("L-8.1",),
-        message=f"Escalated to a supervisor, who decides by {_when(escalation.due_at)}.",
+        message=f"Escalated to a supervisor, who decides by {day_text(escalation.due_at)}.",
     )
     return escalation
 
@@ -200,10 +200,6 @@ def _store_photos(escalation: Escalation, photos: list[Photo], *, actor, now) ->
         )
 
 
-def _when(moment: dt.datetime) -> str:
-    return day_text(moment)
-
-
 def _opened_told(escalation: Escalation, *, now) -> None:
     what = _subject_text(escalation)
     order_event_record(
@@ -212,21 +208,21 @@ def _opened_told(escalation: Escalation, *, now) -> None:
         name="escalation_opened",
         actor=escalation.buyer,
         role=OrderEvent.Role.BUYER,
-        message=f"{what} escalated to a supervisor (decision by {_when(escalation.due_at)}).",
+        message=f"{what} escalated to a supervisor (decision by {day_text(escalation.due_at)}).",
         clauses=_clauses(escalation),
         at=now,
     )
     notify(
         user=escalation.buyer,
-        title=f"Escalation #{escalation.pk}: a supervisor decides by {_when(escalation.due_at)}",
+        title=f"Escalation #{escalation.pk}: a supervisor decides by {day_text(escalation.due_at)}",
         body=f"We received your request to review the {what.lower()}. A supervisor decides by "
-        f"{_when(escalation.due_at)} (L-8.1); the decision is final and sent to you by email.",
+        f"{day_text(escalation.due_at)} (L-8.1); the decision is final and sent to you by email.",
         url=escalation.get_absolute_url(),
     )
     for supervisor in supervisor_list():
         notify(
             user=supervisor,
-            title=f"Escalation #{escalation.pk} to decide by {_when(escalation.due_at)}",
+            title=f"Escalation #{escalation.pk} to decide by {day_text(escalation.due_at)}",
             body=f"{what} on order #{escalation.order_id}: {escalation.statement[:200]}",
             url=reverse("admin:disputes_escalation_change", args=[escalation.pk]),
             email=False,
@@ -445,7 +441,7 @@ def escalation_check_due(*, escalation_id: int, now: dt.datetime) -> str:
                 user=supervisor,
                 title=f"Escalation #{escalation.pk} is overdue",
                 body=f"Escalation #{escalation.pk} on order #{escalation.order_id} was due by "
-                f"{_when(escalation.due_at)} (L-8.1); decide it now.",
+                f"{day_text(escalation.due_at)} (L-8.1); decide it now.",
                 url=reverse("admin:disputes_escalation_change", args=[escalation.pk]),
             )
         done = "overdue"
