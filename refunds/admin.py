@@ -537,7 +537,7 @@ class RefundRequestAdmin(
             },
         ),
         (
-            "Policy suggestion (D-6)",
+            "Policy suggestion",
             {
                 "fields": (
                     "suggested_outcome",

@@ -76,8 +76,10 @@ def money_problems(text: str, currency: str) -> list[str]:
     return sorted(set(problems))
 
 
-def reference_problems(text: str) -> list[str]:
-    """Design references (D-7) and snake_case codes (`partial_refund`, `window_passed`) in a
-    text meant for a buyer or a partner; a snippet around each."""
-    found = [*_DESIGN_REFERENCE.finditer(text), *_STATUS_CODE.finditer(text)]
+def reference_problems(text: str, *, status_codes: bool = True) -> list[str]:
+    """Design references (D-7), and unless `status_codes` is false (admin, where agents read
+    the state machine's names) snake_case codes (`partial_refund`, `window_passed`), in a text
+    meant for people; a snippet around each."""
+    found = [*_DESIGN_REFERENCE.finditer(text)]
+    found += _STATUS_CODE.finditer(text) if status_codes else []
     return sorted({_snippet(text, match) for match in found})
