@@ -8,7 +8,9 @@ from decimal import Decimal, InvalidOperation
 from django.db import transaction
 from django.utils import timezone
 
+from core.display import money_text
 from core.errors import DomainError, InvalidInput
+from core.money import to_cents
 from core.roles import User
 from orders.lock_objects import menu_item_for_update
 from orders.models import MenuItem, is_restaurant_member
@@ -48,11 +50,11 @@ def _price_error(price) -> str:
     if not price.is_finite():
         return "Enter a price such as 12.50."
     if price <= 0:
-        return "A price must be more than 0.00."
-    if price.as_tuple().exponent < -2 and price != price.quantize(Decimal("0.01")):
+        return f"A price must be more than {money_text(0)}."
+    if price != to_cents(price):
         return "A price has at most two decimals (cents), such as 12.50."
     if price > MAX_PRICE:
-        return f"A price is at most {MAX_PRICE}."
+        return f"A price is at most {money_text(MAX_PRICE)}."
     return ""
 
 
@@ -83,7 +85,7 @@ def menu_item_update(
     if errors:
         raise InvalidInput("invalid_menu_item", " ".join(errors.values()), extra={"errors": errors})
     item.name = name.strip()
-    item.price = Decimal(price).quantize(Decimal("0.01"))
+    item.price = to_cents(price)
     item.allergens = allergens
     item.save(update_fields=["name", "price", "allergens"])
     return item

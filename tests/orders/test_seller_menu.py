@@ -193,11 +193,11 @@ def test_placed_orders_keep_their_copied_names_and_prices(luigi, buyer, restaura
 @pytest.mark.parametrize(
     ("case", "post", "field", "message"),
     [
-        ("zero", {"price": "0"}, "price", "A price must be more than 0.00."),
-        ("negative", {"price": "-3.00"}, "price", "A price must be more than 0.00."),
+        ("zero", {"price": "0"}, "price", "A price must be more than 0.00 USD."),
+        ("negative", {"price": "-3.00"}, "price", "A price must be more than 0.00 USD."),
         ("three decimals", {"price": "12.505"}, "price", "A price has at most two decimals"),
         ("not a number", {"price": "twelve"}, "price", "Enter a number."),
-        ("too large", {"price": "100000"}, "price", "A price is at most 9999.99."),
+        ("too large", {"price": "100000"}, "price", "A price is at most 9,999.99 USD."),
         ("no price", {"price": ""}, "price", "This field is required."),
         ("blank name", {"name": "   "}, "name", "This field is required."),
         ("long name", {"name": "x" * 121}, "name", "A dish name has at most 120 characters."),
