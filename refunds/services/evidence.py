@@ -130,8 +130,8 @@ def held_photos_attach(held: list[HeldPhoto], *, order, actor: User, evidence, *
     every other photo the buyer held for this order. Call inside the owner's transaction,
     holding the order's or the owner's row lock; raises no domain error (held_photos_owned
     checked them)."""
-    for photo in held:
-        evidence.objects.create(
+    evidence.objects.bulk_create(
+        evidence(
             **owner,
             file=photo.file.name,
             thumbnail=photo.thumbnail.name,
@@ -142,6 +142,8 @@ def held_photos_attach(held: list[HeldPhoto], *, order, actor: User, evidence, *
             uploaded_by=actor,
             created_at=photo.created_at,
         )
+        for photo in held
+    )
     held_photos_release(held, order=order, actor=actor)
 
 
