@@ -9,8 +9,19 @@ LOJIX_GATEWAY_WEBHOOK_SECRET = env("LOJIX_GATEWAY_WEBHOOK_SECRET")
 DEBUG = False
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS")
 DATABASES = {"default": env.db("DATABASE_URL")}
-DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
+# psycopg's pool, one per process: a gunicorn thread (config/gunicorn.conf.py) holds a connection
+# for the length of a request, so the pool is as large as a worker's threads. Health checks: a
+# connection PostgreSQL dropped is replaced before a request gets it. Celery's prefork workers
+# close the pool they inherit (celery.fixups.django).
+DATABASES["default"]["CONN_MAX_AGE"] = 0
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+DATABASES["default"]["OPTIONS"] = {
+    "pool": {
+        "min_size": 1,
+        "max_size": env.int("DATABASE_POOL_SIZE", default=env.int("WEB_THREADS", default=4)),
+        "timeout": env.float("DATABASE_POOL_TIMEOUT", default=10.0),
+    }
+}
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", default=env("REDIS_URL"))
 EMAIL_CONFIG = env.email_url("EMAIL_URL")
 vars().update(EMAIL_CONFIG)

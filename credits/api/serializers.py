@@ -2,12 +2,13 @@
 
 from rest_framework import serializers
 
+from core.serializers import ModelSerializer
 from credits.models import CreditGrant
 
 MONEY = {"max_digits": 12, "decimal_places": 2, "read_only": True}
 
 
-class CreditGrantSerializer(serializers.ModelSerializer):
+class CreditGrantSerializer(ModelSerializer):
     class Meta:
         model = CreditGrant
         fields = [

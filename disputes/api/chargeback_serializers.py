@@ -3,6 +3,7 @@
 from rest_framework import serializers
 
 from core.api import MAX_DB_ID, BoundedDateTimeField, StrictIntegerField
+from core.serializers import ModelSerializer
 from disputes.models import Chargeback, Suspension
 
 
@@ -30,7 +31,7 @@ class SuspendSerializer(serializers.Serializer):
     )
 
 
-class ChargebackSerializer(serializers.ModelSerializer):
+class ChargebackSerializer(ModelSerializer):
     amount = _amount(read_only=True)
     amount_at_stake = _amount(read_only=True)
     charge_reference = serializers.CharField(source="payment.gateway_reference", read_only=True)
@@ -74,7 +75,7 @@ class ChargebackSerializer(serializers.ModelSerializer):
         return f"/api/support/chargebacks/{chargeback.pk}/evidence.json"
 
 
-class SuspensionSerializer(serializers.ModelSerializer):
+class SuspensionSerializer(ModelSerializer):
     buyer = serializers.SlugRelatedField(slug_field="username", read_only=True)
     created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
     lifted_by = serializers.SlugRelatedField(slug_field="username", read_only=True)

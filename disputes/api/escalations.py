@@ -21,6 +21,7 @@ from core.api import (
 from core.errors import DomainError
 from core.idempotency import idempotent
 from core.roles import is_supervisor
+from core.serializers import ModelSerializer
 from disputes.api import examples
 from disputes.models import Escalation, EscalationEvidence
 from disputes.selectors import (
@@ -84,7 +85,7 @@ class DecideSerializer(serializers.Serializer):
 # -- output ------------------------------------------------------------------------------------
 
 
-class EscalationEvidenceSerializer(serializers.ModelSerializer):
+class EscalationEvidenceSerializer(ModelSerializer):
     url = serializers.SerializerMethodField()
 
     class Meta:
@@ -109,7 +110,7 @@ class EscalationDecisionSerializer(serializers.Serializer):
         return True
 
 
-class EscalationSerializer(serializers.ModelSerializer):
+class EscalationSerializer(ModelSerializer):
     """An escalation: what is contested, the statement and photos, the due date, and once
     decided the final decision; `previous_amount` is what the contested decision gave back."""
 

@@ -3,6 +3,7 @@
 from rest_framework import serializers
 
 from core.api import BoundedDateTimeField, StrictIntegerField
+from core.serializers import ModelSerializer
 from disputes.models import Incident
 
 MONEY = {"max_digits": 12, "decimal_places": 2}
@@ -48,7 +49,7 @@ class OutageEstimateSerializer(serializers.Serializer):
     per_restaurant = RestaurantShareSerializer(many=True)
 
 
-class IncidentSerializer(serializers.ModelSerializer):
+class IncidentSerializer(ModelSerializer):
     """An incident with its progress (an outage's bulk refund: `affected_orders`,
     `refunded_orders`, `refunded_amount`, and `refunded_per_restaurant` so far)."""
 

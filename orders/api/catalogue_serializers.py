@@ -6,6 +6,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from core.serializers import ModelSerializer
 from orders.models import MenuItem, Order, Restaurant
 
 
@@ -28,7 +29,7 @@ class CancellationTermsSerializer(serializers.Serializer):
     clauses = serializers.ListField(child=serializers.CharField())
 
 
-class RestaurantCatalogueSerializer(serializers.ModelSerializer):
+class RestaurantCatalogueSerializer(ModelSerializer):
     """A restaurant as the catalogue lists it: open or not now, its hours, what it offers, its
     delivery fee and cancellation terms, and where its menu is."""
 
@@ -76,7 +77,7 @@ class RestaurantCatalogueSerializer(serializers.ModelSerializer):
         return reverse("api-restaurant-menu", args=[restaurant.pk])
 
 
-class MenuItemSerializer(serializers.ModelSerializer):
+class MenuItemSerializer(ModelSerializer):
     """A dish: its price (for new orders; placed orders keep the price they were placed at),
     its allergens and whether it can be ordered today (`available`: on the menu and not sold
     out for today)."""

@@ -10,6 +10,7 @@ from core.api import (
     StrictIntegerField,
     StrictPrimaryKeyRelatedField,
 )
+from core.serializers import ModelSerializer
 from orders.models import Order, OrderEvent, OrderItem, Payment, Restaurant
 from orders.policy import MAX_EXPLANATION_LENGTH, RestaurantCancelReason
 from orders.selectors import (
@@ -95,14 +96,14 @@ class OrderCreateSerializer(serializers.Serializer):
 # -- buyer: reading orders -----------------------------------------------------------------
 
 
-class RestaurantRefSerializer(serializers.ModelSerializer):
+class RestaurantRefSerializer(ModelSerializer):
     class Meta:
         model = Restaurant
         fields = ["id", "name", "slug"]
         read_only_fields = fields
 
 
-class OrderListSerializer(serializers.ModelSerializer):
+class OrderListSerializer(ModelSerializer):
     restaurant = RestaurantRefSerializer(read_only=True)
     amount_paid = serializers.DecimalField(**MONEY)
 
@@ -122,7 +123,7 @@ class OrderListSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class OrderItemSerializer(serializers.ModelSerializer):
+class OrderItemSerializer(ModelSerializer):
     line_total = serializers.DecimalField(**MONEY)
 
     class Meta:
@@ -131,14 +132,14 @@ class OrderItemSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class PaymentSerializer(serializers.ModelSerializer):
+class PaymentSerializer(ModelSerializer):
     class Meta:
         model = Payment
         fields = ["id", "amount", "status", "created_at"]
         read_only_fields = fields
 
 
-class RefundSerializer(serializers.ModelSerializer):
+class RefundSerializer(ModelSerializer):
     clauses = serializers.ListField(child=serializers.CharField(), read_only=True)
 
     class Meta:
@@ -159,7 +160,7 @@ class RefundSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class TimelineEventSerializer(serializers.ModelSerializer):
+class TimelineEventSerializer(ModelSerializer):
     at = serializers.DateTimeField(source="created_at", read_only=True)
     clauses = serializers.ListField(child=serializers.CharField(), read_only=True)
 
@@ -195,7 +196,7 @@ class CancellationSerializer(serializers.Serializer):
     )
 
 
-class OrderDetailSerializer(serializers.ModelSerializer):
+class OrderDetailSerializer(ModelSerializer):
     """Everything the buyer's order page shows: money (D-7), times, lines, payments,
     refunds, the timeline and what cancelling would do now. Expects
     `orders.selectors.order_detail_for_buyer`; `context["now"]` is the moment of the
@@ -244,14 +245,14 @@ class OrderDetailSerializer(serializers.ModelSerializer):
 # -- seller --------------------------------------------------------------------------------
 
 
-class SellerOrderItemSerializer(serializers.ModelSerializer):
+class SellerOrderItemSerializer(ModelSerializer):
     class Meta:
         model = OrderItem
         fields = ["id", "name", "quantity", "unit_price"]
         read_only_fields = fields
 
 
-class SellerOrderSerializer(serializers.ModelSerializer):
+class SellerOrderSerializer(ModelSerializer):
     """An order as its restaurant sees it: what to cook and where it goes, never how it was
     paid (D-4). Expects `orders.selectors.order_list_for_partner`."""
 

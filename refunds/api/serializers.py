@@ -9,6 +9,7 @@ from rest_framework import serializers
 
 from core.api import BoundedDateTimeField, StrictIntegerField
 from core.safe_json import UnsafeJson, safe_json_loads
+from core.serializers import ModelSerializer
 from orders.api.serializers import MAX_ID, MONEY, RefundSerializer, RestaurantRefSerializer
 from refunds.models import (
     DeductionDispute,
@@ -177,7 +178,7 @@ class OfferCreditSerializer(serializers.Serializer):
 # -- output ----------------------------------------------------------------------------------
 
 
-class ClaimLineSerializer(serializers.ModelSerializer):
+class ClaimLineSerializer(ModelSerializer):
     order_item = serializers.IntegerField(source="order_item_id", read_only=True)
     name = serializers.CharField(source="order_item.name", read_only=True)
     unit_price = serializers.DecimalField(source="order_item.unit_price", **MONEY)
@@ -188,7 +189,7 @@ class ClaimLineSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class RequestEventSerializer(serializers.ModelSerializer):
+class RequestEventSerializer(ModelSerializer):
     at = serializers.DateTimeField(source="created_at", read_only=True)
     clauses = serializers.ListField(child=serializers.CharField(), read_only=True)
 
@@ -198,7 +199,7 @@ class RequestEventSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class MessageSerializer(serializers.ModelSerializer):
+class MessageSerializer(ModelSerializer):
     at = serializers.DateTimeField(source="created_at", read_only=True)
     author = serializers.SerializerMethodField()
 
@@ -211,7 +212,7 @@ class MessageSerializer(serializers.ModelSerializer):
         return message.author.first_name or message.author.get_username()
 
 
-class EvidenceSerializer(serializers.ModelSerializer):
+class EvidenceSerializer(ModelSerializer):
     """A stored photo (re-encoded, capped): `url` the photo, `thumbnail_url` its thumbnail (null
     for an old photo that could not be re-encoded); type, bytes and pixels of what is stored."""
 
@@ -257,7 +258,7 @@ class DecisionSerializer(serializers.Serializer):
     second_approved_at = serializers.DateTimeField(read_only=True, allow_null=True)
 
 
-class RefundRequestListSerializer(serializers.ModelSerializer):
+class RefundRequestListSerializer(ModelSerializer):
     restaurant = serializers.CharField(source="order.restaurant.name", read_only=True)
     suggested_amount = serializers.DecimalField(**MONEY)
     decided_amount = serializers.DecimalField(allow_null=True, **MONEY)
@@ -278,7 +279,7 @@ class RefundRequestListSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class RefundRequestDetailSerializer(serializers.ModelSerializer):
+class RefundRequestDetailSerializer(ModelSerializer):
     """Everything the request page shows: the claim, what the policy suggested, the decision,
     the review deadline, the timeline, the conversation, the photos and the money that moved
     with its expected dates (L-4.2). Expects `refund_request_detail_queryset`."""
@@ -328,7 +329,7 @@ class RefundRequestDetailSerializer(serializers.ModelSerializer):
         return DecisionSerializer(request).data if request.decided_at else None
 
 
-class SellerRefundRequestSerializer(serializers.ModelSerializer):
+class SellerRefundRequestSerializer(ModelSerializer):
     """A request as the restaurant sees it when support asks it to verify: the claim, the
     lines, the photos and what support and the restaurant wrote; never the buyer's payment
     (D-4). Expects `refund_request_list_for_partner`."""
@@ -360,7 +361,7 @@ class SellerRefundRequestSerializer(serializers.ModelSerializer):
 # -- the seller's ledger (D-10, L-9) ---------------------------------------------------------
 
 
-class DeductionDisputeSerializer(serializers.ModelSerializer):
+class DeductionDisputeSerializer(ModelSerializer):
     """A restaurant's dispute of a deduction (L-9, K-DR): `open`, then `upheld` (the deduction
     reversed by an entry of its own) or `rejected`, with support's explanation."""
 
@@ -374,7 +375,7 @@ class DeductionDisputeCreateSerializer(serializers.Serializer):
     note = serializers.CharField(max_length=MAX_TEXT, allow_blank=True, trim_whitespace=False)
 
 
-class LedgerEntrySerializer(serializers.ModelSerializer):
+class LedgerEntrySerializer(ModelSerializer):
     """One line of a restaurant's ledger: a sale, a cancellation fee kept, a refund deducted
     (L-9) with its reason, clauses and dispute, a deduction reversed, or the payout closing a
     period; money as a string with two decimals (negative: taken off the payout). Expects

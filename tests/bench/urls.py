@@ -1,17 +1,17 @@
-"""The project's URLs plus the baseline of the throughput figures: a minimal view served
-through the same middleware stack (installed by tests/bench/run.py with override_settings)."""
+"""The project's URLs plus the baseline of the throughput figures: a constant JSON view served
+by the same server through the same middleware (tests/bench/settings.py, tests/bench/server.py)."""
 
-from django.http import HttpResponse
+from django.http import JsonResponse
 from django.urls import include, path
 
-MINIMAL_PATH = "/__bench__/minimal/"
+CONSTANT_JSON_PATH = "/__bench__/constant.json"
 
 
-def minimal(request):
-    return HttpResponse("ok")
+def constant(request):
+    return JsonResponse({"status": "ok"})
 
 
 urlpatterns = [
-    path(MINIMAL_PATH.strip("/") + "/", minimal, name="bench-minimal"),
+    path(CONSTANT_JSON_PATH.lstrip("/"), constant, name="bench-constant"),
     path("", include("config.urls")),
 ]
