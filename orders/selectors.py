@@ -27,7 +27,6 @@ from orders.policy import support_decides_cancellation_at
 from orders.policy_text import PolicyDocument, parse_policy
 from refunds.selectors import paid_facts
 
-
 # What a row of the buyer's order list shows (the page and `GET /api/orders/`): an order is
 # 38 columns wide, and building 25 of them whole was a tenth of the list's time.
 ORDER_LIST_COLUMNS = [
