@@ -70,8 +70,12 @@ test-sqlite: install
 
 # Performance as ratios against baselines measured in the same run (D-11, tests/bench/README.md);
 # creates and drops its own database (bench_ + the name in DATABASE_URL); exits 1 past a threshold.
-bench: install
-	$(PY) -m tests.bench.run
+# The throughput figures load gunicorn with wrk (Debian: apt-get install wrk). `make bench
+# BENCH=gunicorn` runs only the benchmarks whose name has one of the words in BENCH.
+BENCH ?=
+bench: static
+	@command -v wrk >/dev/null 2>&1 || { echo "make bench needs wrk: apt-get install wrk"; exit 1; }
+	$(PY) -m tests.bench.run $(BENCH)
 
 lint: install
 	$(VENV)/bin/ruff check .
