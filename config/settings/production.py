@@ -15,12 +15,10 @@ DATABASES = {"default": env.db("DATABASE_URL")}
 # close the pool they inherit (celery.fixups.django).
 DATABASES["default"]["CONN_MAX_AGE"] = 0
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
-DATABASES["default"]["OPTIONS"] = {
-    "pool": {
-        "min_size": 1,
-        "max_size": env.int("DATABASE_POOL_SIZE", default=env.int("WEB_THREADS", default=4)),
-        "timeout": env.float("DATABASE_POOL_TIMEOUT", default=10.0),
-    }
+DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+    "min_size": 1,
+    "max_size": env.int("DATABASE_POOL_SIZE", default=env.int("WEB_THREADS", default=4)),
+    "timeout": env.float("DATABASE_POOL_TIMEOUT", default=10.0),
 }
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", default=env("REDIS_URL"))
 EMAIL_CONFIG = env.email_url("EMAIL_URL")
