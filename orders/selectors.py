@@ -4,7 +4,6 @@ import datetime as dt
 from decimal import Decimal
 
 from django.conf import settings
-from django.core.cache import cache
 from django.db.models import (
     BooleanField,
     Case,
@@ -20,6 +19,7 @@ from django.db.models import (
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from core.cache import cache_delete, cache_get, cache_set
 from disputes.models import Intervention
 from orders import policy
 from orders.models import SELLER_ACTIONS, MenuItem, Order, OrderEvent, PolicyVersion, Restaurant
@@ -327,10 +327,10 @@ def policy_clause_texts(now: dt.datetime) -> dict[str, str]:
     """Clause id -> its text in the version in force (K-UP), for the "Why?" links' tooltips:
     {clause id: "<title>. <text as one line>"}.
 
-    Read from the cache; on a miss, one query parses the version in force and caches it for
-    10 minutes or until the next published version takes effect, whichever is sooner.
-    Publishing a version clears it (`policy_clause_texts_forget`)."""
-    texts = cache.get(CLAUSE_TEXTS_CACHE_KEY)
+    Read from the cache; on a miss (or with the cache down), one query parses the version in
+    force and caches it for 10 minutes or until the next published version takes effect,
+    whichever is sooner. Publishing a version clears it (`policy_clause_texts_forget`)."""
+    texts = cache_get(CLAUSE_TEXTS_CACHE_KEY)
     if texts is None:
         versions = list(
             PolicyVersion.objects.published()
@@ -343,13 +343,13 @@ def policy_clause_texts(now: dt.datetime) -> dict[str, str]:
         if upcoming:
             seconds = max(1, min(seconds, int((upcoming[0] - now).total_seconds())))
         texts = policy_document(current).clause_texts()
-        cache.set(CLAUSE_TEXTS_CACHE_KEY, texts, seconds)
+        cache_set(CLAUSE_TEXTS_CACHE_KEY, texts, seconds)
     return texts
 
 
 def policy_clause_texts_forget() -> None:
     """Drop the cached clause texts (a version was published)."""
-    cache.delete(CLAUSE_TEXTS_CACHE_KEY)
+    cache_delete(CLAUSE_TEXTS_CACHE_KEY)
 
 
 def policy_parameter_labels() -> dict[str, str]:

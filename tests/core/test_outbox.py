@@ -14,7 +14,6 @@ from django.db import transaction
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
-from kombu import pools
 from kombu.exceptions import OperationalError
 
 from config.celery import app
@@ -31,7 +30,7 @@ from core.tasks import outbox_relay
 from orders.models import Order
 from tests.concurrency import run_concurrently
 from tests.conftest import place_order
-from tests.processes import PrivateRedis, wait_until
+from tests.processes import wait_until
 
 EMAIL = SEND_NOTIFICATION_EMAILS
 
@@ -239,32 +238,6 @@ def test_support_sees_the_unsent_backlog_read_only(agent, buyer):
 
 
 # -- a broker outage: a Redis of the test's own, stopped and started again -------------------
-
-
-def _forget_broker_connections() -> None:
-    """Close Celery's pooled broker connections, so the next publish connects to the broker
-    now configured (as Celery does after a fork)."""
-    pools.reset()
-    app._pool = None
-    app.amqp._producer_pool = None
-
-
-@pytest.fixture
-def private_redis(tmp_path):
-    redis = PrivateRedis(tmp_path)
-    redis.start()
-    yield redis
-    redis.stop()
-
-
-@pytest.fixture
-def private_broker(private_redis, monkeypatch):
-    """Celery publishes to the private Redis, and tasks are no longer run eagerly."""
-    monkeypatch.setitem(app.conf, "task_always_eager", False)
-    monkeypatch.setitem(app.conf, "broker_url", private_redis.url)
-    _forget_broker_connections()
-    yield private_redis
-    _forget_broker_connections()
 
 
 @pytest.mark.django_db(transaction=True)
