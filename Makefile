@@ -51,9 +51,14 @@ test: install
 	$(MAKE) test-long
 
 # Faults under load (issue 11): PostgreSQL backends terminated, Redis down, the processor failing,
-# each with real web, worker and beat processes; serially, each under a hard timeout.
+# each with real web, worker and beat processes; serially, each under a hard timeout. By path, not
+# by collecting the whole suite to find them; tests/test_long_tests.py checks the list is whole.
+LONG_TESTS := \
+	tests/core/test_fault_database_terminated.py tests/core/test_fault_redis_down.py \
+	tests/disputes/test_fault_outage_processor.py
+
 test-long: install
-	$(VENV)/bin/pytest -m long --durations=10
+	$(VENV)/bin/pytest -m long --durations=10 $(LONG_TESTS)
 
 # Tests marked `postgres` (real concurrency, row locks) run only in the PostgreSQL suite.
 SQLITE_TESTS := \

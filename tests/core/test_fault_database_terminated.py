@@ -193,8 +193,8 @@ def test_backends_terminated_under_load_leave_every_request_clean_and_committed_
     assert unclean == []
     calls = [call for buyer in buyers for call in buyer.calls]
     answers = [answer.status_code for call in calls for answer in call.answers]
-    assert terminator.terminated >= 10, terminator.terminated
-    assert answers.count(503) >= 1, "no request was cut: the test proved nothing"
+    assert terminator.terminated >= 5, terminator.terminated
+    assert answers.count(503) >= 2, "requests were not cut: the test proved nothing"
     keyed = [call for call in calls if call.key]
     assert {(c.path.split("/")[-2], c.final.status_code) for c in keyed} == {
         ("orders", 201),

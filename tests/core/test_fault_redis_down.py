@@ -45,7 +45,7 @@ pytestmark = [
 ]
 
 PASSWORD = "pass-word-123"  # the factories'
-OUTAGE_SECONDS = 8
+OUTAGE_SECONDS = 6
 RELAY = "core.tasks.outbox_relay"
 RETRY = "refunds.tasks.retry_failed_refunds"
 HTTP_TIMEOUT = 20
@@ -238,7 +238,7 @@ def test_with_redis_down_pages_api_and_sign_in_work_and_the_backlog_is_delivered
     assert wait_for(all_delivered, 90), (
         f"{OutboxMessage.objects.filter(sent_at__isnull=True).count()} unsent after Redis came back"
     )
-    time.sleep(2)  # a second delivery of anything would land now
+    time.sleep(1)  # a second delivery of anything would land now
     assert outbox_gauges(base_url) == {
         "lojix_outbox_unsent_messages": 0,
         "lojix_outbox_failing_messages": 0,

@@ -1,5 +1,5 @@
 """An outage's bulk refund while the processor fails a tenth of the refunds (issue 11 §4): a
-real Celery worker and beat (tests/processes.py) refund 200 affected orders (L-10) through the
+real Celery worker and beat (tests/processes.py) refund 150 affected orders (L-10) through the
 simulated processor, which fails (`error`: it did nothing) or loses the answer (`timeout`: it
 made the refund) on the first call for one key in ten, chosen by a hash of the key
 (deterministic, `LOJIX_SIMULATED_GATEWAY_FAULTS`); beat's retry sweep tries again with the
@@ -34,7 +34,7 @@ pytestmark = [
     pytest.mark.timeout(200),
 ]
 
-AFFECTED = 200
+AFFECTED = 150
 ONE_IN = 10
 RETRY = "refunds.tasks.retry_failed_refunds"
 RELAY = "core.tasks.outbox_relay"
@@ -84,7 +84,8 @@ def test_an_outage_refund_with_a_tenth_of_the_processor_calls_failing_refunds_ea
         ]
     failed = gateway.faults_acted()
     assert set(failed.values()) == {fault}
-    assert AFFECTED // 20 <= len(failed) <= AFFECTED // 5, len(failed)  # about one in ten
+    # About one in ten, by a hash of keys that differ per run: bounds a run never falls outside.
+    assert AFFECTED // 50 <= len(failed) <= AFFECTED // 5, len(failed)
     retried = set(outage_refunds().filter(attempts=1).values_list("processor_key", flat=True))
     assert retried == set(failed)  # each failed call was tried again, once
     assert not outage_refunds().filter(attempts__gt=1).exists()
