@@ -127,17 +127,24 @@ class CeleryProcesses:
         )
         return self.beat
 
-    def start_web(self, workers: int = 2, application_name: str = "") -> str:
-        """Start the web process as the Procfile does (gunicorn, `workers` sync workers) on a
-        free port; returns its base URL once `/healthz` answers. With `application_name`, its
-        database connections carry that name in `pg_stat_activity`."""
+    def start_web(self, workers: int = 2, threads: int = 4, application_name: str = "") -> str:
+        """Start the web process as the Procfile does (gunicorn with config/gunicorn.conf.py:
+        `workers` processes of `threads` threads) on a free port; returns its base URL once
+        `/healthz` answers. With `application_name`, its database connections carry that name
+        in `pg_stat_activity`."""
         port = free_port(range(8400, 8500))
-        env = dict(self.env, LOJIX_SITE_URL=f"http://127.0.0.1:{port}")
+        env = dict(
+            self.env,
+            HOST="127.0.0.1",
+            PORT=str(port),
+            WEB_CONCURRENCY=str(workers),
+            WEB_THREADS=str(threads),
+            LOJIX_SITE_URL=f"http://127.0.0.1:{port}",
+        )
         if application_name:
             env["DATABASE_URL"] = database_url(application_name)
-        command = [GUNICORN, "config.wsgi", "--bind", f"127.0.0.1:{port}"]
-        command += ["--workers", str(workers), "--timeout", "30", "--graceful-timeout", "5"]
-        command += ["--no-control-socket"]  # its default path is one per machine
+        command = [GUNICORN, "config.wsgi", "--config", "config/gunicorn.conf.py"]
+        command += ["--graceful-timeout", "5", "--no-control-socket"]  # one socket per machine
         with (self.folder / f"web-{port}.log").open("ab") as log:
             process = subprocess.Popen(
                 command,

@@ -39,7 +39,7 @@ pytestmark = [
 ]
 
 WEB_NAME = "lojix-faults-web"
-BUYERS = 4  # one client thread each, against two gunicorn workers
+BUYERS = 4  # one client thread each, against two gunicorn workers of four threads
 ORDERS_PER_BUYER = 6  # at least; more while the terminator has had fewer than MIN_ROUNDS
 MAX_ORDERS_PER_BUYER = 30
 MIN_ROUNDS = 12
