@@ -9,7 +9,7 @@ PORT ?= 8000
 # gives each Procfile process a PORT of its own (web 8000, worker 8100, beat 8200).
 LOJIX_SITE_URL ?= http://127.0.0.1:$(PORT)
 
-.PHONY: install migrate static demo demo-reset run test test-sqlite lint format bench check docs clean
+.PHONY: install migrate static demo demo-reset run test test-long test-sqlite lint format bench check docs clean
 
 install: $(VENV)/.installed
 
@@ -43,10 +43,22 @@ run: demo
 # The whole suite, against PostgreSQL and Redis (DATABASE_URL / REDIS_URL, see config/settings/test.py),
 # then the money, ledger and page tests again on SQLite, the embedded default (D-7).
 # Two pytest-xdist workers (the CI machine's two cores), each with its own database and Redis db.
+# Last, the long fault tests (marked `long`, which a plain `pytest` deselects), one at a time.
 PYTEST_WORKERS ?= 2
 test: install
 	$(VENV)/bin/pytest -n $(PYTEST_WORKERS) --dist worksteal
 	$(MAKE) test-sqlite
+	$(MAKE) test-long
+
+# Faults under load (issue 11): PostgreSQL backends terminated, Redis down, the processor failing,
+# each with real web, worker and beat processes; serially, each under a hard timeout. By path, not
+# by collecting the whole suite to find them; tests/test_long_tests.py checks the list is whole.
+LONG_TESTS := \
+	tests/core/test_fault_database_terminated.py tests/core/test_fault_redis_down.py \
+	tests/disputes/test_fault_outage_processor.py
+
+test-long: install
+	$(VENV)/bin/pytest -m long --durations=10 $(LONG_TESTS)
 
 # Tests marked `postgres` (real concurrency, row locks) run only in the PostgreSQL suite.
 SQLITE_TESTS := \

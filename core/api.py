@@ -1,9 +1,11 @@
 """API plumbing shared by every app: the error format of D-10 and the strict input fields."""
 
 import datetime as dt
+import logging
 import re
 
 from django.core.exceptions import PermissionDenied
+from django.db import InterfaceError, OperationalError
 from django.http import Http404
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiExample
@@ -22,6 +24,9 @@ STATUS_BY_KIND = {
     "not_found": status.HTTP_404_NOT_FOUND,
     "unavailable": status.HTTP_503_SERVICE_UNAVAILABLE,
 }
+DATABASE_RETRY_AFTER_SECONDS = 1
+
+logger = logging.getLogger(__name__)
 
 
 def exception_handler(exc, context):
@@ -29,6 +34,8 @@ def exception_handler(exc, context):
     policy, the `clauses` (D-10)."""
     if isinstance(exc, DomainError):
         return Response(exc.as_dict(), status=STATUS_BY_KIND[exc.kind])
+    if isinstance(exc, OperationalError | InterfaceError):
+        return database_unavailable(exc)
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
     elif isinstance(exc, PermissionDenied):
@@ -45,6 +52,22 @@ def exception_handler(exc, context):
             "detail": str(detail),
         }
     return response
+
+
+def database_unavailable(exc: Exception) -> Response:
+    """503 `database_unavailable`: the database connection failed or was cut mid-request (a
+    restart, a failover, a terminated backend). The request's transaction did not commit
+    unless its `Idempotency-Key` replays it, so a retry with the same key is safe."""
+    logger.warning("api: the database failed mid-request; answered 503", exc_info=exc)
+    return Response(
+        {
+            "code": "database_unavailable",
+            "detail": "The database did not answer; try again in a moment (with the same "
+            "Idempotency-Key, a retry never does the work twice).",
+        },
+        status=status.HTTP_503_SERVICE_UNAVAILABLE,
+        headers={"Retry-After": str(DATABASE_RETRY_AFTER_SECONDS)},
+    )
 
 
 class ApiErrorSerializer(serializers.Serializer):

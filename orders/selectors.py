@@ -1,10 +1,10 @@
 """Read queries for orders: constant query counts, whatever the number of rows."""
 
 import datetime as dt
+import math
 from decimal import Decimal
 
 from django.conf import settings
-from django.core.cache import cache
 from django.db.models import (
     BooleanField,
     Case,
@@ -20,6 +20,7 @@ from django.db.models import (
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from core.cache import cache_delete, cache_get, cache_set
 from disputes.models import Intervention
 from orders import policy
 from orders.models import SELLER_ACTIONS, MenuItem, Order, OrderEvent, PolicyVersion, Restaurant
@@ -349,19 +350,19 @@ def policy_clause_texts(now: dt.datetime) -> dict[str, str]:
     """Clause id -> its text in the version in force (K-UP), for the "Why?" links' tooltips:
     {clause id: "<title>. <text as one line>"}.
 
-    Read from the cache; on a miss, one query parses the version in force and caches it for
-    10 minutes or until the next published version takes effect, whichever is sooner.
-    Publishing a version clears it (`policy_clause_texts_forget`). Each process also keeps
-    what it read for CLAUSE_TEXTS_LOCAL_SECONDS (never past that expiry), so another
-    process's publishing shows in its links within that time."""
+    Read from the cache; on a miss (or with the cache down), one query parses the version in
+    force and caches it for 10 minutes or until the next published version takes effect,
+    whichever is sooner. Publishing a version clears it (`policy_clause_texts_forget`). Each
+    process also keeps what it read for CLAUSE_TEXTS_LOCAL_SECONDS (never past that expiry), so
+    another process's publishing shows in its links within that time."""
     global _clause_texts_local
     local = _clause_texts_local
     if local is not None and local[0] <= now < local[1]:
         return local[2]
-    cached = cache.get(CLAUSE_TEXTS_CACHE_KEY)
+    cached = cache_get(CLAUSE_TEXTS_CACHE_KEY)
     if cached is None or now >= cached[0]:
         cached = _clause_texts_in_force(now)
-        cache.set(CLAUSE_TEXTS_CACHE_KEY, cached, (cached[0] - now).total_seconds())
+        cache_set(CLAUSE_TEXTS_CACHE_KEY, cached, math.ceil((cached[0] - now).total_seconds()))
     until, texts = cached
     local_until = min(until, now + dt.timedelta(seconds=CLAUSE_TEXTS_LOCAL_SECONDS))
     _clause_texts_local = (now, local_until, texts)
@@ -385,7 +386,7 @@ def policy_clause_texts_forget() -> None:
     """Drop the cached clause texts, this process's included (a version was published)."""
     global _clause_texts_local
     _clause_texts_local = None
-    cache.delete(CLAUSE_TEXTS_CACHE_KEY)
+    cache_delete(CLAUSE_TEXTS_CACHE_KEY)
 
 
 def policy_parameter_labels() -> dict[str, str]:

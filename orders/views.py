@@ -11,13 +11,13 @@ from decimal import Decimal
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.views import redirect_to_login
-from django.core.cache import cache
 from django.core.paginator import Paginator
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
+from core.cache import cache_add, cache_delete
 from core.display import days_text, money_text, when_text
 from core.errors import DomainError
 from core.money import ZERO, percent_text
@@ -290,8 +290,10 @@ def _preview(buyer, form: CheckoutForm, restaurant, lines, balance: dict, now) -
 
 def _place(request, form: CheckoutForm, restaurant: Restaurant, basket: SessionCart):
     # A double click sends the same token twice: only the first submission places an order.
+    # With the cache down the token is also the checkout's key, and placement gives a checkout
+    # placed before its order back (orders.services.placement.order_place).
     token_key = f"checkout:{request.user.pk}:{form.cleaned_data['token']}"
-    if not cache.add(token_key, 1, timeout=CHECKOUT_TOKEN_SECONDS):
+    if cache_add(token_key, 1, timeout=CHECKOUT_TOKEN_SECONDS) is False:
         messages.info(request, "This order was already submitted; here are your orders.")
         return redirect("orders:list")
     data = form.cleaned_data
@@ -307,7 +309,7 @@ def _place(request, form: CheckoutForm, restaurant: Restaurant, basket: SessionC
             use_credit=data["use_credit"],
         )
     except DomainError as error:
-        cache.delete(token_key)
+        cache_delete(token_key)
         messages.error(request, refusal_text(error))
         return _render_cart(request, form, restaurant)
     basket.clear()

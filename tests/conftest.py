@@ -11,6 +11,7 @@ import pytest
 import time_machine
 from celery.contrib.testing.worker import start_worker
 from django.db import connection
+from kombu import pools
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
@@ -27,7 +28,7 @@ from orders.services.lifecycle import order_advance
 from orders.services.placement import LineRequest, order_checkout
 from refunds.tasks import retry_failed_refunds
 from tests.factories import MenuItemFactory, RestaurantFactory, UserFactory
-from tests.processes import CeleryProcesses, broker_purge
+from tests.processes import CeleryProcesses, PrivateRedis, broker_purge
 
 
 def pytest_runtest_setup(item):
@@ -81,6 +82,13 @@ def policy_clause_texts_cached(request, ledgers_balance):
 
 
 NOW = dt.datetime(2026, 11, 20, 12, 0, tzinfo=dt.UTC)  # a Friday, noon UTC
+# CACHES with Redis down (nothing listens on port 1): every cache call raises.
+REDIS_DOWN = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": "redis://127.0.0.1:1/0",
+    }
+}
 
 
 @pytest.fixture
@@ -261,6 +269,33 @@ def celery_processes(transactional_db, tmp_path):
         processes.stop()
         broker_purge()
         print(processes.logs_tail())
+
+
+def _forget_broker_connections() -> None:
+    """Close Celery's pooled broker connections, so the next publish connects to the broker
+    now configured (as Celery does after a fork)."""
+    pools.reset()
+    celery_app._pool = None
+    celery_app.amqp._producer_pool = None
+
+
+@pytest.fixture
+def private_redis(tmp_path):
+    """A redis-server of the test's own (tests/processes.py), to stop and start again."""
+    redis = PrivateRedis(tmp_path)
+    redis.start()
+    yield redis
+    redis.stop()
+
+
+@pytest.fixture
+def private_broker(private_redis, monkeypatch):
+    """Celery publishes to the private Redis, and tasks are no longer run eagerly."""
+    monkeypatch.setitem(celery_app.conf, "task_always_eager", False)
+    monkeypatch.setitem(celery_app.conf, "broker_url", private_redis.url)
+    _forget_broker_connections()
+    yield private_redis
+    _forget_broker_connections()
 
 
 def wait_for(condition, seconds: float = 30) -> bool:

@@ -1,8 +1,9 @@
 """A real Celery worker and beat as subprocesses of the test run (issue 8, must show), started as
 the Procfile starts them (`celery -A config worker` and `celery -A config beat` with
-django-celery-beat's database scheduler), against the test's own database, Redis and simulated
-processor store. Nothing is eager and nothing is in the test's process: a worker can be killed
-with SIGKILL, as when its machine dies, and another one started.
+django-celery-beat's database scheduler, and the web process as `gunicorn config.wsgi`),
+against the test's own database, Redis and simulated processor store. Nothing is eager and
+nothing is in the test's process: a worker can be killed with SIGKILL, as when its machine
+dies, and another one started.
 
 The processes run the embedded default settings (`config.settings.local`, which is base.py),
 configured the way a deployment is, by environment variables: `DATABASE_URL` names the database
@@ -25,6 +26,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 import redis
+import requests
 from django.conf import settings
 from django.db import connection
 from django_celery_beat.models import IntervalSchedule, PeriodicTask
@@ -32,25 +34,28 @@ from django_celery_beat.models import IntervalSchedule, PeriodicTask
 from config.celery import app as celery_app
 
 CELERY = str(Path(settings.BASE_DIR) / ".venv" / "bin" / "celery")
+GUNICORN = str(Path(settings.BASE_DIR) / ".venv" / "bin" / "gunicorn")
 STOP_SECONDS = 10
 PR_SET_PDEATHSIG = 1
 _prctl = ctypes.CDLL(None, use_errno=True).prctl  # looked up here: a forked child only calls it
 
 
-def database_url() -> str:
+def database_url(application_name: str = "") -> str:
     """The URL of the database this test process is connected to (pytest-django's test
-    database), for processes that must share it."""
+    database), for processes that must share it; their connections carry `application_name`
+    in `pg_stat_activity` when one is given."""
     db = connection.settings_dict
     credentials = quote(db["USER"] or "", safe="")
     if db["PASSWORD"]:
         credentials += ":" + quote(db["PASSWORD"], safe="")
     host = f"{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}"
-    return f"postgres://{credentials}@{host}/{quote(db['NAME'], safe='')}"
+    query = f"?application_name={quote(application_name, safe='')}" if application_name else ""
+    return f"postgres://{credentials}@{host}/{quote(db['NAME'], safe='')}{query}"
 
 
 class CeleryProcesses:
-    """Workers and one beat in subprocesses; `stop()` ends every one of them (the fixture
-    `celery_processes` calls it at teardown, whatever happened)."""
+    """Workers, one beat and web servers in subprocesses; `stop()` ends every one of them (the
+    fixture `celery_processes` calls it at teardown, whatever happened)."""
 
     def __init__(self, folder: Path):
         self.folder = folder
@@ -72,6 +77,7 @@ class CeleryProcesses:
         }
         self.workers: list[subprocess.Popen] = []
         self.beat: subprocess.Popen | None = None
+        self.webs: list[subprocess.Popen] = []
         self._started = 0
 
     def configure(self, **variables) -> None:
@@ -121,6 +127,40 @@ class CeleryProcesses:
         )
         return self.beat
 
+    def start_web(self, workers: int = 2, threads: int = 4, application_name: str = "") -> str:
+        """Start the web process as the Procfile does (gunicorn with config/gunicorn.conf.py:
+        `workers` processes of `threads` threads) on a free port; returns its base URL once
+        `/healthz` answers. With `application_name`, its database connections carry that name
+        in `pg_stat_activity`."""
+        port = free_port(range(8400, 8500))
+        env = dict(
+            self.env,
+            HOST="127.0.0.1",
+            PORT=str(port),
+            WEB_CONCURRENCY=str(workers),
+            WEB_THREADS=str(threads),
+            LOJIX_SITE_URL=f"http://127.0.0.1:{port}",
+        )
+        if application_name:
+            env["DATABASE_URL"] = database_url(application_name)
+        command = [GUNICORN, "config.wsgi", "--config", "config/gunicorn.conf.py"]
+        command += ["--graceful-timeout", "5", "--no-control-socket"]  # one socket per machine
+        with (self.folder / f"web-{port}.log").open("ab") as log:
+            process = subprocess.Popen(
+                command,
+                cwd=settings.BASE_DIR,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                preexec_fn=_die_with_the_test_process,
+            )
+        self.webs.append(process)
+        url = f"http://127.0.0.1:{port}"
+        self._wait(process, lambda: _answers(f"{url}/healthz"), "answer /healthz")
+        return url
+
     def beat_every(self, seconds: int, *tasks: str) -> None:
         """Run these periodic tasks every `seconds`, as an operator does in admin (Periodic
         tasks, Interval): the change is saved to the database and the running beat, which
@@ -144,7 +184,8 @@ class CeleryProcesses:
     def stop(self) -> None:
         """End every process, beat first: SIGTERM (a worker finishes the tasks it is running
         and takes no more), then SIGKILL to the process group after STOP_SECONDS."""
-        running = [p for p in [self.beat, *self.workers] if p is not None and p.poll() is None]
+        processes = [*self.webs, self.beat, *self.workers]
+        running = [p for p in processes if p is not None and p.poll() is None]
         for process in running:
             process.terminate()
         deadline = time.monotonic() + STOP_SECONDS
@@ -179,11 +220,11 @@ class CeleryProcesses:
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
             if process.poll() is not None:
-                raise AssertionError(f"{process.args[3]} exited ({process.returncode})")
+                raise AssertionError(f"{process.args[:4]} exited ({process.returncode})")
             if ready():
                 return
             time.sleep(0.2)
-        raise AssertionError(f"{process.args[3]} did not {what} within {seconds} s")
+        raise AssertionError(f"{process.args[:4]} did not {what} within {seconds} s")
 
 
 def _die_with_the_test_process() -> None:
@@ -202,3 +243,68 @@ def broker_purge() -> None:
     gives them back only after the 2 h visibility timeout) and messages beat sent that no
     worker took must not reach another test's worker."""
     redis.Redis.from_url(settings.CELERY_BROKER_URL).flushdb()
+
+
+def _answers(url: str) -> bool:
+    try:  # a worker's first request loads Django: slow on a busy machine
+        return requests.get(url, timeout=10).status_code == 200
+    except requests.RequestException:
+        return False
+
+
+# -- a Redis of the test's own -----------------------------------------------------------------
+
+
+class PrivateRedis:
+    """A throwaway redis-server on a free port from 6390 (ten a pytest-xdist worker, so two
+    workers never race for one), stopped by the PID it wrote; the machine's Redis on 6379 is
+    never touched. Keeps nothing on disk: stopped, it forgets every message."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+        first = 6390 + 10 * int(os.environ.get("PYTEST_XDIST_WORKER", "gw0")[2:])
+        self.port = free_port(range(first, first + 10))
+        self.pidfile = folder / f"redis-{self.port}.pid"
+        self.pid = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        """Start it (again) on its port; returns once it accepts connections."""
+        subprocess.run(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--daemonize",
+             "yes", "--save", "", "--appendonly", "no", "--pidfile", str(self.pidfile),
+             "--dir", str(self.folder)],
+            check=True,
+        )  # fmt: skip
+        wait_until(lambda: self.pidfile.exists() and port_accepts(self.port), "redis to start")
+        self.pid = int(self.pidfile.read_text())
+
+    def stop(self) -> None:
+        """SIGTERM it; returns once its port refuses connections."""
+        if self.pid is None:
+            return
+        subprocess.run(["kill", str(self.pid)], check=False)
+        wait_until(lambda: not port_accepts(self.port), "redis to stop")
+        self.pid = None
+
+
+def port_accepts(port: int) -> bool:
+    """Whether something listens on 127.0.0.1:`port`."""
+    with socket.socket() as probe:
+        return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
+def free_port(ports) -> int:
+    """The first of `ports` nothing listens on."""
+    return next(port for port in ports if not port_accepts(port))
+
+
+def wait_until(condition, what: str, seconds: float = 10) -> None:
+    """Poll `condition` every 50 ms; AssertionError naming `what` after `seconds`."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)

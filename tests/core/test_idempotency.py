@@ -636,6 +636,24 @@ def test_a_crash_after_writing_leaves_neither_the_effect_nor_the_record(buyer):
     assert not IdempotencyRecord.objects.exists()
 
 
+def test_a_database_error_in_the_work_is_a_503_that_keeps_nothing_so_a_retry_runs(buyer, steps):
+    def connection_cut():
+        raise OperationalError("terminating connection due to administrator command")
+
+    steps["work"] = connection_cut
+    cut = note_post(buyer, {"title": "soup"}, key="n1")
+
+    assert (cut.status_code, cut.data["code"], cut["Retry-After"]) == (
+        503, "database_unavailable", "1",
+    )  # fmt: skip
+    assert not Notification.objects.exists()
+    assert not IdempotencyRecord.objects.exists()
+    steps.clear()
+    retry = note_post(buyer, {"title": "soup"}, key="n1")
+    assert retry.status_code == 201
+    assert Notification.objects.get().pk == retry.data["id"]
+
+
 def in_another_thread(call) -> tuple[threading.Thread, list]:
     """Start `call` in a thread with its own database connection; its result lands in the
     list."""

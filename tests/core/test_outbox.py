@@ -5,9 +5,6 @@ worker."""
 
 import datetime as dt
 import logging
-import os
-import socket
-import subprocess
 import time
 
 import pytest
@@ -17,7 +14,6 @@ from django.db import transaction
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
-from kombu import pools
 from kombu.exceptions import OperationalError
 
 from config.celery import app
@@ -34,6 +30,7 @@ from core.tasks import outbox_relay
 from orders.models import Order
 from tests.concurrency import run_concurrently
 from tests.conftest import place_order
+from tests.processes import wait_until
 
 EMAIL = SEND_NOTIFICATION_EMAILS
 
@@ -243,82 +240,6 @@ def test_support_sees_the_unsent_backlog_read_only(agent, buyer):
 # -- a broker outage: a Redis of the test's own, stopped and started again -------------------
 
 
-class PrivateRedis:
-    """A throwaway redis-server on a free port from 6390 (ten a pytest-xdist worker, so two
-    workers never race for one), stopped by the PID it wrote; the machine's Redis on 6379 is
-    never touched."""
-
-    def __init__(self, folder):
-        self.folder = folder
-        first = 6390 + 10 * int(os.environ.get("PYTEST_XDIST_WORKER", "gw0")[2:])
-        self.port = _free_port(range(first, first + 10))
-        self.pidfile = folder / f"redis-{self.port}.pid"
-        self.pid = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        subprocess.run(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--daemonize",
-             "yes", "--save", "", "--appendonly", "no", "--pidfile", str(self.pidfile),
-             "--dir", str(self.folder)],
-            check=True,
-        )  # fmt: skip
-        _wait_for(lambda: self.pidfile.exists() and _accepts(self.port), "redis to start")
-        self.pid = int(self.pidfile.read_text())
-
-    def stop(self) -> None:
-        if self.pid is None:
-            return
-        subprocess.run(["kill", str(self.pid)], check=False)
-        _wait_for(lambda: not _accepts(self.port), "redis to stop")
-        self.pid = None
-
-
-def _accepts(port: int) -> bool:
-    with socket.socket() as probe:
-        return probe.connect_ex(("127.0.0.1", port)) == 0
-
-
-def _free_port(ports) -> int:
-    return next(port for port in ports if not _accepts(port))
-
-
-def _wait_for(condition, what: str, seconds: float = 10) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
-
-
-def _forget_broker_connections() -> None:
-    """Close Celery's pooled broker connections, so the next publish connects to the broker
-    now configured (as Celery does after a fork)."""
-    pools.reset()
-    app._pool = None
-    app.amqp._producer_pool = None
-
-
-@pytest.fixture
-def private_redis(tmp_path):
-    redis = PrivateRedis(tmp_path)
-    redis.start()
-    yield redis
-    redis.stop()
-
-
-@pytest.fixture
-def private_broker(private_redis, monkeypatch):
-    """Celery publishes to the private Redis, and tasks are no longer run eagerly."""
-    monkeypatch.setitem(app.conf, "task_always_eager", False)
-    monkeypatch.setitem(app.conf, "broker_url", private_redis.url)
-    _forget_broker_connections()
-    yield private_redis
-    _forget_broker_connections()
-
-
 @pytest.mark.django_db(transaction=True)
 def test_a_publish_with_the_broker_down_fails_fast(private_broker, buyer):
     with transaction.atomic():
@@ -378,7 +299,7 @@ def test_a_broker_outage_delays_the_emails_and_never_fails_the_cancel(
     private_broker.start()
     with start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=10):
         outbox_relay.delay()  # as beat would
-        _wait_for(
+        wait_until(
             lambda: (
                 not unsent()
                 and not Notification.objects.filter(email=True, emailed_at__isnull=True).exists()

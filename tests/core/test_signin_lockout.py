@@ -16,6 +16,7 @@ from rest_framework.test import APIClient
 
 from core.display import when_text
 from core.signin import client_ip
+from tests.conftest import REDIS_DOWN
 
 pytestmark = pytest.mark.django_db
 
@@ -23,13 +24,6 @@ PASSWORD = "pass-word-123"  # tests.factories.UserFactory's password
 LIMIT = 4
 TOKEN_URL = "/api/auth/token/"
 ADMIN_LOGIN = "/admin/login/"
-# Nothing listens on port 1: every cache call fails as it would with Redis down.
-REDIS_DOWN = {
-    "default": {
-        "BACKEND": "django.core.cache.backends.redis.RedisCache",
-        "LOCATION": "redis://127.0.0.1:1/0",
-    }
-}
 
 
 @pytest.fixture(autouse=True)

@@ -13,7 +13,14 @@ from django.urls import reverse
 from credits.models import CreditGrant, CreditTransaction, DiscountCode
 from orders.models import Order, Payment, PolicyVersion
 from refunds.services.execution import refund_order
-from tests.conftest import advance, give_credit, place_order, processor_charges, refunds_processed
+from tests.conftest import (
+    REDIS_DOWN,
+    advance,
+    give_credit,
+    place_order,
+    processor_charges,
+    refunds_processed,
+)
 from tests.factories import DiscountCodeFactory, MenuItemFactory, RestaurantFactory
 
 pytestmark = pytest.mark.django_db
@@ -422,6 +429,25 @@ def test_a_double_submission_places_one_order(ada, restaurant, menu):
     assert Order.objects.count() == 1
     assert response["Location"] == reverse("orders:list")
     assert messages_of(response) == ["This order was already submitted; here are your orders."]
+
+
+def test_with_redis_down_checkout_places_once_and_pages_link_their_clauses(
+    ada, restaurant, menu, settings
+):
+    settings.CACHES = REDIS_DOWN  # the double-submission token and the clause texts' cache
+    token = uuid.uuid4().hex
+    add_to_cart(ada, menu["Margherita"], 1)
+    first = checkout(ada, {menu["Margherita"]: 1}, token=token)
+    add_to_cart(ada, menu["Margherita"], 1)
+
+    again = checkout(ada, {menu["Margherita"]: 1}, token=token)
+
+    order = Order.objects.get()  # the checkout's key places it once
+    assert first["Location"] == again["Location"] == order.get_absolute_url()
+    assert len(processor_charges()) == 1
+    page = ada.get(order.get_absolute_url())
+    assert page.status_code == 200
+    assert 'class="clause" href="/policy/#L-2.1" title="L-2.1 · ' in page.content.decode()
 
 
 def test_a_closed_restaurant_refuses_the_order(ada, restaurant, menu):
