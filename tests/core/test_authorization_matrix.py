@@ -29,6 +29,7 @@ test, and each cell runs in a savepoint rolled back after it, so no cell sees an
 import datetime as dt
 import io
 import re
+import uuid
 from dataclasses import dataclass, field
 from decimal import Decimal as D
 from http.cookies import SimpleCookie
@@ -57,7 +58,7 @@ from rest_framework.test import APIClient
 
 from core.ledgers import ledger_violations
 from core.models import IdempotencyRecord, Notification, TaskRun
-from core.roles import SUPERVISOR, SUPPORT_AGENT
+from core.roles import SUPERVISOR, SUPPORT_AGENT, sync_role_permissions
 from credits.models import CreditGrant
 from disputes.models import GatewayEvent, Incident
 from disputes.services.chargebacks import chargeback_open
@@ -66,7 +67,8 @@ from disputes.services.interventions import intervention_open
 from disputes.services.outages import incident_create
 from disputes.services.suspensions import buyer_suspend
 from orders.gateway import SimulatedGateway
-from orders.models import Order
+from orders.models import Order, PolicyVersion
+from orders.policy_seed import seed_version_1
 from orders.services.cancellation import order_cancel_by_buyer, order_cancellation_deny
 from orders.services.missing import order_report_missing
 from refunds.models import RefundRequest, RestaurantLedgerEntry
@@ -294,6 +296,9 @@ def _sign_in(w: World) -> None:
 
 def build_world() -> World:
     w = World()
+    # What the migrations made, in case a transactional test flushed it before this module.
+    seed_version_1(PolicyVersion)
+    sync_role_permissions()
     w.users = _users()
     roma = RestaurantFactory(name="Trattoria Roma", slug="roma", members=[w.users["partner"]])
     blu = RestaurantFactory(name="Osteria Blu", slug="blu", members=[w.users["other_partner"]])
@@ -386,6 +391,7 @@ class Row:
     encoding: str = "json"
     note: str = ""
     headers: dict = field(default_factory=dict)
+    prepare: object = None  # prepare(w, client): what the role's browser did first
 
     @property
     def method(self) -> str:
@@ -396,7 +402,7 @@ class Row:
         return self.op.split()[1]
 
 
-def R(op, cells, body=None, encoding="json", note="", headers=None, **path) -> Row:
+def R(op, cells, body=None, encoding="json", note="", headers=None, prepare=None, **path) -> Row:
     return Row(
         op=op,
         cells=" ".join(cells.split()),
@@ -405,6 +411,7 @@ def R(op, cells, body=None, encoding="json", note="", headers=None, **path) -> R
         encoding=encoding,
         note=note,
         headers=headers or {},
+        prepare=prepare,
     )
 
 
@@ -420,6 +427,21 @@ def _order_body(w, role):
         "items": [{"menu_item": w.dish.pk, "quantity": 1}],
         "fulfillment": "delivery",
         "delivery_address": "1 New Street",
+    }
+
+
+def _fill_cart(w, client):
+    client.post("/cart/add/", {"menu_item": w.dish.pk, "quantity": 1})
+
+
+def _checkout(w, role):
+    return {
+        "token": uuid.uuid4().hex,  # a fresh checkout: the cache (Redis) keeps used ones
+        "fulfillment": "delivery",
+        "delivery_address": "1 New Street",
+        "discount_code": "",
+        "action": "place",
+        f"qty_{w.dish.pk}": 1,
     }
 
 
@@ -560,6 +582,8 @@ R("POST /accounts/logout/",                    "302  302+  302+  302+  302+  302
 R("GET /restaurants/",                         ANYONE),
 R("GET /restaurants/{slug}/",                  ANYONE, slug="=roma"),
 R("GET /cart/",                                SIGNED_IN_PAGE),
+R("POST /cart/",                               "login 302+ 302+  302+  302+  302+  302+  200",
+  prepare=_fill_cart, body=_checkout, note="placing the cart's order; suspended: refused"),
 R("POST /cart/add/",                           "login 302  302   302   302   302   302   302",
   body=lambda w, role: {"menu_item": w.dish.pk, "quantity": 1},
   note="the cart lives in the session: nothing is written"),
@@ -764,6 +788,8 @@ def _send(w: World, row: Row, role: str):
     path = _path(w, row)
     body = row.body(w, role) if callable(row.body) else row.body
     headers = row.headers
+    if row.prepare:
+        row.prepare(w, client)
     if row.method == "GET":
         return client.get(path, headers=headers)
     if row.template.startswith("/api/"):
