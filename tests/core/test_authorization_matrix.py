@@ -16,9 +16,10 @@ What is proven:
 - Every write's cell says whether it changed the database (`+`, a digest of every table before
   and after): an allowed write did, and a refused one (401, 403, 404, 400, 409, a redirect to
   sign in or back with a message) changed nothing at all.
-- No response to anonymous, the other buyer or the other restaurant's partner, and no refusal
-  to anyone but the buyer, carries the buyer's private data (canary strings planted in the
-  delivery address, the refund claim, the escalation statement and the credit's reason).
+- No answer, whatever its status, shows private data to a role that may not see it (D-4):
+  canary strings planted in the buyer's delivery address, refund claim, escalation statement
+  and credit, and in the restaurant's dispute of a deduction, each with the roles it may
+  reach (`SEEN_BY`).
 
 The objects in the paths (the buyer's orders in every state, requests, an escalation, a
 chargeback, a deduction...) are built once for the module through the services, inside a
@@ -92,15 +93,27 @@ ROLES = (
     "supervisor",
     "suspended",
 )
-# Roles that must never see the buyer's private data, whatever they are answered; the others
-# must not in a refusal unless it is theirs.
-STRANGERS = ("anonymous", "other_buyer", "other_partner")
-OWNERS = ("buyer", "suspended")
+# Private data planted in the world, and the only roles any answer may show it to (D-4): the
+# restaurant sees the buyer's address while the order is on its way and their claims, not
+# their credit or their escalations; the buyer does not see the restaurant's dispute of a
+# deduction; staff see everything.
+STAFF = {"agent", "supervisor"}
+BUYER = {"buyer", "suspended"}
 CANARIES = {
-    "address": "Canary Lane 7",
+    "address": "Canary Lane 7",  # of the open orders
+    "done_address": "Canary Close 9",  # of the delivered ones
     "claim": "canary-claim: the tiramisu never came",
     "statement": "canary-statement: I disagree",
     "credit": "canary-credit for the trouble",
+    "dispute_note": "canary-note: the bag was sealed",
+}
+SEEN_BY = {
+    "address": BUYER | {"partner"} | STAFF,
+    "done_address": BUYER | STAFF,
+    "claim": BUYER | {"partner"} | STAFF,
+    "statement": BUYER | STAFF,
+    "credit": BUYER | STAFF,
+    "dispute_note": {"partner"} | STAFF,
 }
 DELIVER = ("accept", "start_preparation", "mark_ready", "dispatch", "deliver")
 
@@ -149,10 +162,11 @@ def _users() -> dict:
 def _orders(w: World, buyer, roma, menu) -> None:
     o = w.objects
 
-    def order(*actions, items=None, **kwargs):
+    def order(*actions, items=None, address=None, **kwargs):
+        address = address or CANARIES["done_address" if "deliver" in actions else "address"]
         placed = place_order(
             buyer, roma, items or {menu["Margherita"]: 2, menu["Tiramisu"]: 1},
-            delivery_address=CANARIES["address"], **kwargs,
+            delivery_address=address, **kwargs,
         )  # fmt: skip
         return advance(placed, *actions) if actions else placed
 
@@ -169,7 +183,7 @@ def _orders(w: World, buyer, roma, menu) -> None:
     order_cancel_by_buyer(order_id=o["requested"].pk, actor=buyer)
     o["missing"] = order(*DELIVER[:4])
     order_report_missing(order_id=o["missing"].pk, actor=buyer)
-    o["cancel_denied"] = order("accept")
+    o["cancel_denied"] = order("accept", address=CANARIES["done_address"])
     order_cancel_by_buyer(order_id=o["cancel_denied"].pk, actor=buyer)
     order_cancellation_deny(order_id=o["cancel_denied"].pk, actor=w.users["partner"], reason="No")
     advance(o["cancel_denied"], *DELIVER[1:])
@@ -192,7 +206,7 @@ def _requests(w: World, buyer, roma, menu) -> None:
 
     def delivered(items=None):
         items = items or {menu["Margherita"]: 2, menu["Tiramisu"]: 1}
-        order = place_order(buyer, roma, items, delivery_address=CANARIES["address"])
+        order = place_order(buyer, roma, items, delivery_address=CANARIES["done_address"])
         return advance(order, *DELIVER)
 
     o["review"] = _claim(w, delivered(), photos=[_photo()])
@@ -225,7 +239,7 @@ def _requests(w: World, buyer, roma, menu) -> None:
         for order in deducted
     )
     o["deduction_dispute"] = deduction_dispute_open(
-        entry_id=disputed.pk, actor=partner, note="Not ours", now=NOW
+        entry_id=disputed.pk, actor=partner, note=CANARIES["dispute_note"], now=NOW
     )
     o["allergen_request"] = _claim(w, delivered(), reason="allergic_reaction", items=[])
     refunds_processed()
@@ -843,9 +857,11 @@ def run_cell(w: World, row: Row, role: str) -> tuple[str, list[str], list[str]]:
         response = _send(w, row, role)
         cell = _cell(response)
         text = _content(response)
-        if role in STRANGERS or (cell in REFUSED and role not in OWNERS):
-            problems += [f"{role}: {name} canary in a {cell}" for name, canary in
-                         CANARIES.items() if canary in text]  # fmt: skip
+        problems += [
+            f"{role}: the {name} canary in a {cell}"
+            for name, canary in CANARIES.items()
+            if canary in text and role not in SEEN_BY[name]
+        ]
         # Where the buyer may act, the suspended buyer's 403 is the suspension's (D-10).
         buyer_may = row.cells.split()[ROLES.index("buyer")].rstrip("+") not in REFUSED
         if role == "suspended" and cell == "403" and buyer_may and row.template[:5] == "/api/":
@@ -942,15 +958,19 @@ def test_the_table_covers_every_schema_operation_and_every_page():
 
 
 def test_the_canaries_reach_their_owner(world):
-    """The leak check looks for strings that really are in the buyer's answers."""
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {world.tokens['buyer']}")
+    """The leak check looks for strings that really are in their owners' answers."""
     answers = {
-        "address": client.get(f"/api/orders/{world.placed.pk}/"),
-        "claim": client.get(f"/api/refund-requests/{world.review.pk}/"),
-        "statement": client.get(f"/api/escalations/{world.escalation.pk}/"),
-        "credit": client.get("/api/credits/"),
+        "address": ("buyer", f"/api/orders/{world.placed.pk}/"),
+        "done_address": ("buyer", f"/api/orders/{world.delivered.pk}/"),
+        "claim": ("buyer", f"/api/refund-requests/{world.review.pk}/"),
+        "statement": ("buyer", f"/api/escalations/{world.escalation.pk}/"),
+        "credit": ("buyer", "/api/credits/"),
+        "dispute_note": ("partner", "/api/seller/ledger/"),
     }
-    for name, response in answers.items():
+    assert set(answers) == set(CANARIES)
+    for name, (role, path) in answers.items():
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=f"Token {world.tokens[role]}")
+        response = client.get(path)
         assert response.status_code == 200, name
         assert CANARIES[name] in response.content.decode(), name
