@@ -321,7 +321,6 @@ def build_world() -> World:
         "Tiramisu": MenuItemFactory(restaurant=roma, name="Tiramisu", price=D("6.00")),
     }
     w.objects.update(roma=roma, blu=blu, dish=menu["Margherita"])
-    w.objects["blu_dish"] = MenuItemFactory(restaurant=blu, name="Gnocchi", price=D("9.00"))
     _orders(w, w.users["buyer"], roma, menu)
     _requests(w, w.users["buyer"], roma, menu)
     _the_rest(w, w.users["buyer"], blu)
@@ -387,13 +386,14 @@ def frozen(world):
 #   o.par  another restaurant's partner
 #   agent  support agent        super  supervisor
 #   susp   the buyer, suspended (L-8.2)
-# Cells: an HTTP status; `login` a redirect to sign in (/accounts/login/?next=...), `alogin` to
-# admin's sign-in, `302` any other redirect (a page's form done). 409 in an allowed cell: the
-# role passed every check and the state refused it (the row says why).
+# Cells: an HTTP status; `login` a redirect to sign in (/accounts/login/?next=..., or htmx's
+# HX-Redirect there), `alogin` to admin's sign-in, `302` any other redirect (a page's form done,
+# or refused with a message). On a write, `+` marks a cell whose request changed the database;
+# a write's cell without it changed nothing at all (every table's digest is the same).
 # Then the path's objects (`id="placed"`: the world's object of that name; `=x`: the text x;
 # `user:role`: that user's id; `@app.model`: the first row of that model) and the body: every
-# role sends the same, valid body unless the row says `(400 body)`, so a refusal is the
-# role's and not the input's.
+# role sends the same, valid body (the webhook's is unsigned: its only credential is the
+# signature), so a refusal is the role's and not the input's.
 
 
 @dataclass(frozen=True)
@@ -463,8 +463,7 @@ def _evidence(w, role):
     return {"file": _photo()}
 
 
-# The rows' common cells. On a write, `+` marks a cell whose request changed the database (the
-# action happened); a write's cell without it changed nothing at all.
+# The rows' common cells.
 ANYONE = "200 200 200 200 200 200 200 200"
 SIGNED_IN = "401 200 200 200 200 200 200 200"  # everyone reads their own (maybe empty) list
 PARTNERS = "401 403 403 200 200 403 403 403"  # any partner, each seeing their own restaurants
@@ -615,13 +614,13 @@ R("POST /notifications/",                      "login 302+ 404  404   404   404 
 R("GET /wallet/",                              SIGNED_IN_PAGE),
 R("GET /refunds/",                             SIGNED_IN_PAGE),
 R("GET /refunds/new/{order_id}/",              BUYER_PAGE, order_id="delivered"),
-R("POST /refunds/new/{order_id}/",             "login 302+ 404  404   404   404   404   400",
+R("POST /refunds/new/{order_id}/",             "login 302+ 404  404   404   404   404   409",
   order_id="delivered", body={"reason": "not_delivered", "description": "It never came.",
                               "preferred_method": "original", "action": "submit"}),
 R("GET /refunds/{request_id}/",                BUYER_PAGE, request_id="review"),
-R("POST /refunds/{request_id}/reply/",         "login 302+ 404  404   404   404   404   400",
+R("POST /refunds/{request_id}/reply/",         "login 302+ 404  404   404   404   404   409",
   request_id="review", body={"body": "Here is more."},
-  note="suspended: the form again with why (L-8.2); refund pages answer every refusal 400"),
+  note="suspended: the form again with why (L-8.2), 409 as every page refusal"),
 R("GET /refunds/evidence/{evidence_id}/",      "login 200  404   200   404   200   200   200",
   evidence_id="evidence", note="the order's restaurant and support see the claim's photos"),
 R("GET /refunds/evidence/held/{photo_id}/",    BUYER_PAGE, photo_id="held_photo"),
