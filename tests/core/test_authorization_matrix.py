@@ -38,6 +38,7 @@ from http.cookies import SimpleCookie
 import pytest
 import time_machine
 from axes.models import AccessAttempt, AccessFailureLog, AccessLog
+from django.apps import apps
 from django.conf import settings
 from django.contrib import admin
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -289,10 +290,10 @@ def _third_party_records() -> None:
     """One record of each third-party model admin lists, for its change page."""
     seen = {"user_agent": "test", "http_accept": "*/*", "path_info": "/accounts/login/"}
     AccessAttempt.objects.create(
-        username="grace", get_data="", post_data="", failures_since_start=1, **seen
+        username="mallory", get_data="", post_data="", failures_since_start=1, **seen
     )
-    AccessLog.objects.create(username="grace", **seen)
-    AccessFailureLog.objects.create(username="grace", **seen)
+    AccessLog.objects.create(username="mallory", **seen)
+    AccessFailureLog.objects.create(username="mallory", **seen)
     every = IntervalSchedule.objects.create(every=5, period=IntervalSchedule.MINUTES)
     ClockedSchedule.objects.create(clocked_time=NOW)
     CrontabSchedule.objects.create()
@@ -778,8 +779,6 @@ def _path(w: World, row: Row) -> str:
 
 
 def _first_of(label: str):
-    from django.apps import apps
-
     return apps.get_model(label).objects.order_by("pk").first()
 
 
