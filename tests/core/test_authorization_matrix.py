@@ -575,7 +575,8 @@ R("POST /api/support/refund-requests/{id}/second-approval/", SUPERVISOR_ACTS, id
 ]  # fmt: skip
 
 # Pages: a page for signed-in users sends anonymous to sign in; a form refused by the state or
-# the policy answers with its message on the page it came from (a redirect that changed nothing).
+# the policy answers with why, on the page it came from (a redirect) or on the form again (400
+# bad input, 409 a refusal), and changes nothing.
 SIGNED_IN_PAGE = "login 200 200 200 200 200 200 200"
 BUYER_PAGE = "login 200 404 404 404 404 404 200"
 PARTNER_PAGE = "login 403 403 200 200 403 403 403"  # the portal's "not a partner" page
@@ -758,7 +759,7 @@ TABLE = API + PAGES + ADMIN
 # -- running a cell ----------------------------------------------------------------------------
 
 REFUSED = {"400", "401", "403", "404", "405", "409", "login", "alogin"}
-# Written by every request whatever its answer: the session's last activity.
+# The browser's session (a cart, a sign-out) is the client's state, not the product's records.
 NOT_FINGERPRINTED = {"django_session"}
 
 
