@@ -378,7 +378,11 @@ def missing_panel(order: Order, *, now: dt.datetime) -> dict:
 @login_required
 @require_POST
 def order_missing(request, order_id: int):
-    """The buyer reports that the delivery never came; the service alone decides."""
+    """The buyer reports that the delivery never came; the service alone decides. Only for
+    the buyer's own order, as the API: the service lets support report for a buyer, but this
+    is the buyer's page, and anyone else's order is a 404 here (D-4)."""
+    if not selectors.order_is_buyers(request.user, order_id):
+        raise Http404("No such order.")
     try:
         order = order_report_missing(order_id=order_id, actor=request.user)
     except DomainError as error:

@@ -182,7 +182,7 @@ def request_new(request, order_id: int):
         if error.kind == "not_found":
             raise Http404(error.detail) from error
         messages.error(request, refusal_text(error))
-        return _render_new(request, order, form, groups=groups, held=held, status=400)
+        return _render_new(request, order, form, groups=groups, held=held, status=_status(error))
     messages.success(request, _submitted_text(refund_request))
     return redirect(refund_request)
 
@@ -316,11 +316,17 @@ def request_reply(request, request_id: int):
         if error.kind == "not_found":
             raise Http404(error.detail) from error
         messages.error(request, refusal_text(error))
-        return _render_detail(request, refund_request, form, held=held, status=400)
+        return _render_detail(request, refund_request, form, held=held, status=_status(error))
     photos = len(held)
     added = f" with {photos} photo{'s' if photos != 1 else ''}" if photos else ""
     messages.success(request, f"Your message{added} was added to request #{refund_request.pk}.")
     return redirect(refund_request)
+
+
+def _status(error: DomainError) -> int:
+    """400 for bad input, 409 for a refusal of the state or the policy (D-10's codes, as the
+    seller portal and the escalation pages answer)."""
+    return 400 if error.kind == "invalid" else 409
 
 
 def _buyer_request_or_404(buyer, request_id: int) -> RefundRequest:

@@ -357,12 +357,16 @@ def refund_request_second_approve(*, request_id: int, actor: User) -> RefundRequ
     threshold (D-6): then the money moves, the promotional credit is granted, or the replacement
     order is placed. Takes the request's row lock.
 
-    Errors: `not_found` (404); `supervisor_required`, `no_second_approval_due`, `four_eyes`
-    (409); a replacement placed now may be refused with `restaurant_closed` /
+    Errors: `not_found` (404); `supervisor_required` (403); `no_second_approval_due`,
+    `four_eyes` (409); a replacement placed now may be refused with `restaurant_closed` /
     `fulfillment_not_offered` (400)."""
     request = refund_request_for_update(request_id)
     if not actor.groups.filter(name="supervisor").exists() and not actor.is_superuser:
-        raise DomainError("supervisor_required", "Only a supervisor can give the second approval.")
+        raise DomainError(
+            "supervisor_required",
+            "Only a supervisor can give the second approval.",
+            kind="forbidden",
+        )
     if not request.needs_second_approval or request.second_approved_by_id:
         raise DomainError("no_second_approval_due", "This request is not waiting for a supervisor.")
     if request.decided_by_id == actor.pk:
@@ -397,12 +401,14 @@ def refund_request_second_reject(
     the explanation on its timeline, which the deciding agent and the buyer read. Takes the
     request's row lock.
 
-    Errors: `not_found` (404); `supervisor_required`, `no_second_approval_due` (409);
+    Errors: `not_found` (404); `supervisor_required` (403); `no_second_approval_due` (409);
     `explanation_required` / `explanation_too_long` (400)."""
     request = refund_request_for_update(request_id)
     if not is_supervisor(actor):
         raise DomainError(
-            "supervisor_required", "Only a supervisor can refuse the second approval."
+            "supervisor_required",
+            "Only a supervisor can refuse the second approval.",
+            kind="forbidden",
         )
     if not _waits_for_second_approval(request):
         raise DomainError("no_second_approval_due", "This request is not waiting for a supervisor.")
