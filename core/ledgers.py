@@ -134,19 +134,28 @@ def processor_violations() -> list[str]:
     Every succeeded payment is a succeeded processor charge with its reference and amount; every
     succeeded card refund is a succeeded processor refund of that charge with its reference and
     amount; and the processor refunded nothing of a charge that lojix does not know as a
-    succeeded refund. Charges the processor made without a payment in lojix (a placement rolled
+    succeeded refund, or as a refund still being tried under that very key and amount (D-7: the
+    processor's answer was lost, or a worker has not recorded it yet; the retry with the same
+    key records it). Charges the processor made without a payment in lojix (a placement rolled
     back after charging) are not lojix's money and are not reported here. Asks the configured
     gateway about the payments it made (`Payment.gateway`).
     """
     gateway = get_gateway()
-    card_refunds = Refund.objects.filter(
-        status=Refund.Status.SUCCEEDED, destination=Refund.Destination.CARD
+    card = Refund.objects.filter(destination=Refund.Destination.CARD)
+    card_refunds = card.filter(status=Refund.Status.SUCCEEDED)
+    being_tried = card.filter(
+        status__in=[Refund.Status.PENDING, Refund.Status.FAILED],
+        replaced_by__isnull=True,
+        next_attempt_at__isnull=False,
     )
     payments = (
         Payment.objects.filter(gateway=gateway.name)
         .filter(Q(status=Payment.Status.SUCCEEDED) | Q(refunds__in=card_refunds))
         .distinct()
-        .prefetch_related(Prefetch("refunds", queryset=card_refunds, to_attr="card_refunds"))
+        .prefetch_related(
+            Prefetch("refunds", queryset=card_refunds, to_attr="card_refunds"),
+            Prefetch("refunds", queryset=being_tried, to_attr="refunds_being_tried"),
+        )
     )
     problems = []
     for payment in payments.iterator(chunk_size=2000):
@@ -220,13 +229,20 @@ def _refund_problems(gateway: PaymentGateway, payment: Payment) -> list[str]:
         or made[refund.gateway_reference].amount != refund.amount
     ]
     known = {refund.gateway_reference for refund in payment.card_refunds}
+    tried = {refund.processor_key: refund.amount for refund in payment.refunds_being_tried}
+    unrecorded = [
+        record
+        for record in made.values()
+        if record.reference not in known and tried.get(record.idempotency_key) == record.amount
+    ]
     problems += [
         f"Payment {payment}: the processor refunded {record.amount} ({record.reference}, key "
         f"{record.idempotency_key}) that lojix does not record as a succeeded refund"
         for record in made.values()
-        if record.reference not in known
+        if record.reference not in known and record not in unrecorded
     ]
     ours = sum((refund.amount for refund in payment.card_refunds), ZERO)
+    ours += sum((record.amount for record in unrecorded), ZERO)
     theirs = sum((record.amount for record in made.values()), ZERO)
     if ours != theirs:
         problems.append(

@@ -11,6 +11,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from core.errors import DomainError
+from core.ledgers import ledger_violations
 from core.models import Notification
 from disputes.models import Intervention
 from refunds.models import Refund, RestaurantLedgerEntry
@@ -116,6 +117,35 @@ def test_an_unknown_outcome_is_retried_with_the_same_key_and_moves_money_once(
     ]
     refund.refresh_from_db()
     assert refund.gateway_reference == made[0].reference
+
+
+def test_the_ledgers_balance_while_a_refund_whose_answer_was_lost_waits_for_its_retry(
+    order, settings
+):
+    """Found by the ledger state machine (tests/core/test_ledger_state_machine.py): the
+    processor made the refund but its answer was lost, so lojix retries with the same key; until
+    then `check_ledgers` must not call the processor's refund one lojix does not know."""
+    refund = start_refund(order)
+    settings.LOJIX_SIMULATED_GATEWAY_FAULTS = {"refund": "timeout"}
+    assert refunds_processed() == {"retrying": 1}
+    [made] = processor_refunds()
+    assert (made.idempotency_key, made.status) == ("r1:card", "succeeded")
+
+    assert ledger_violations() == []
+
+    # Had lojix moved on to another key, or paid it some other way, the refund is unknown again.
+    Refund.objects.filter(pk=refund.pk).update(processor_key="r1:card:attempt-2")
+    assert ledger_violations() == [
+        f"Payment {made.amount} USD succeeded ({made.charge_reference}): the processor refunded "
+        f"{made.amount} ({made.reference}, key r1:card) that lojix does not record as a "
+        "succeeded refund",
+        f"Payment {made.amount} USD succeeded ({made.charge_reference}): lojix refunded 0.00 to "
+        f"the card, the processor {made.amount}",
+    ]
+    Refund.objects.filter(pk=refund.pk).update(processor_key="r1:card")
+    settings.LOJIX_SIMULATED_GATEWAY_FAULTS = {}
+    with later(2):
+        assert refunds_processed() == {"succeeded": 1}
 
 
 def test_the_backoff_doubles_from_the_first_delay_up_to_the_longest_of_the_settings(
