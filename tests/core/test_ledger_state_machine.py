@@ -9,7 +9,8 @@ suspensions, outage and force-majeure incidents, missing orders, and the timed r
 late sweep, credit expiry, refund retries, missing orders given up ...) with the clock moved by
 time-machine and the simulated processor made to decline, fail or time out.
 
-Proven after every step, whatever came before:
+Checked after every step of every sequence drawn (16 derandomized sequences of up to 30 steps,
+the same on every run; raise `max_examples` locally to explore further):
 
 - `core.ledgers.ledger_violations()` is empty (the checker behind `manage.py check_ledgers`):
   money refunded never exceeds what was paid, each refund moved money once, credit balances
@@ -19,13 +20,15 @@ Proven after every step, whatever came before:
   won take never exceeds what the buyer paid, nor the card part what the card was charged;
 - no credit grant is negative or above what it granted, and its ledger never goes negative;
 - a single-use discount code is on one order at most;
-- a request marked refunded has all of its money movements succeeded.
+- a request marked refunded has moved all the money its decision gave.
 
 And every action a state forbids is refused with the project's `DomainError` and changes
 nothing in lojix's tables; anything else it raises fails the test (a 500 at the edges).
 The actions run as they do in production: each commits (on-commit callbacks executed, so the
 outbox relay hands the card refunds, chargeback settlements and outage refunds to the eager
-Celery tasks, which call the simulated processor).
+Celery tasks, which call the simulated processor). The run fails if it no longer reaches the
+states it is there for (MUST_REACH): a claim decided, an escalation decided, a chargeback lost or
+accepted, an outage refunded, the late sweep refunding, credit expiring.
 """
 
 import datetime as dt
@@ -38,7 +41,8 @@ import time_machine
 from django.conf import settings
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection, transaction
-from django.db.models import F, Q
+from django.db.models import F, OuterRef, Q, Subquery, Value
+from django.db.models.functions import Coalesce
 from django.test import TestCase, override_settings
 from django.utils import timezone
 from hypothesis import HealthCheck, note
@@ -59,7 +63,7 @@ from config.celery import app as celery_app
 from core.errors import DomainError
 from core.ledgers import ledger_violations
 from core.models import Notification, OutboxMessage
-from core.money_db import MoneySum
+from core.money_db import MONEY_FIELD, Cents, MoneySum
 from credits.models import CreditGrant, CreditTransaction, DiscountCode
 from credits.tasks import expire_credits
 from disputes.models import Chargeback, Escalation, Incident, Intervention, Suspension
@@ -162,10 +166,9 @@ WATCHED = (
     OutboxMessage,
     Notification,
 )
-# What the actions and timed rules did over the whole run (`pytest -s` prints it): the test
-# checks that the machine reached the states it is there to reach.
+# What the actions and timed rules did over the whole run (`pytest -s` prints it), and what
+# the run must have reached at least once, lest the invariants hold vacuously.
 REACHED: Counter[str] = Counter()
-# What the run must have reached at least once, lest the invariants hold vacuously.
 MUST_REACH = {
     "an order placed": ["place: done"],
     "a claim support reviews": [f"claim {r}: done" for r in REASONS[:6]],
@@ -192,6 +195,12 @@ def snapshot() -> dict:
     with connection.cursor() as cursor:
         cursor.execute(f"SELECT {digests}")
         return dict(zip([m._meta.label for m in WATCHED], cursor.fetchone(), strict=True))
+
+
+def total(queryset, field: str):
+    """The sum of `field` over `queryset`, correlated to the outer order (0.00 over none)."""
+    sums = queryset.order_by().values("order").annotate(sum=MoneySum(field)).values("sum")
+    return Cents(Coalesce(Subquery(sums), Value(D("0.00")), output_field=MONEY_FIELD))
 
 
 def photo() -> SimpleUploadedFile:
@@ -820,26 +829,19 @@ class LedgerMachine(RuleBasedStateMachine):
 
     @invariant()
     def nothing_goes_back_beyond_what_was_paid(self):
-        counted = Refund.objects.filter(replaced_by__isnull=True).values("order_id")
-        refunded = {
-            row["order_id"]: row
-            for row in counted.annotate(
-                money=MoneySum("amount", filter=~Q(destination=Refund.Destination.PROMO_CREDIT)),
-                card=MoneySum("amount", filter=Q(destination=Refund.Destination.CARD)),
-            ).order_by()
-        }
-        charged_back = dict(
-            Chargeback.objects.exclude(status=Chargeback.Status.WON)
-            .values("order_id")
-            .annotate(total=MoneySum("amount_at_stake"))
-            .order_by()
-            .values_list("order_id", "total")
+        """Refunds pending, failed or made (until support replaced one) and chargebacks not won
+        never take back more than the buyer paid, nor more than the card was charged."""
+        refunds = Refund.objects.filter(order=OuterRef("pk"), replaced_by__isnull=True)
+        chargebacks = Chargeback.objects.filter(order=OuterRef("pk")).exclude(status="won")
+        too_much = Order.objects.annotate(
+            money=total(refunds.exclude(destination=Refund.Destination.PROMO_CREDIT), "amount"),
+            card=total(refunds.filter(destination=Refund.Destination.CARD), "amount"),
+            taken=total(chargebacks, "amount_at_stake"),
+        ).filter(
+            Q(money__gt=F("amount_charged") + F("account_credit_applied") - F("taken"))
+            | Q(card__gt=F("amount_charged") - F("taken"))
         )
-        for order in Order.objects.only("amount_charged", "account_credit_applied"):
-            row = refunded.get(order.pk, {"money": D("0"), "card": D("0")})
-            taken = charged_back.get(order.pk, D("0"))
-            assert row["money"] + taken <= order.amount_paid, order
-            assert row["card"] + taken <= order.amount_charged, order
+        assert list(too_much.values_list("pk", "amount_charged", "money", "card", "taken")) == []
 
     @invariant()
     def credit_never_negative(self):
@@ -855,14 +857,15 @@ class LedgerMachine(RuleBasedStateMachine):
         assert codes.count() == codes.distinct().count()
 
     @invariant()
-    def a_refunded_request_moved_all_its_money(self):
-        assert (
-            not Refund.objects.filter(
-                request__status=RefundRequest.Status.REFUNDED, replaced_by__isnull=True
-            )
-            .exclude(status=Refund.Status.SUCCEEDED)
-            .exists()
-        )
+    def a_refunded_request_moved_all_its_decided_money(self):
+        """A request is `refunded` only once its decision's money moved (D-7); an overturned
+        escalation's difference (key `escalation:<id>`) may still be on its way after that."""
+        unmoved = Refund.objects.filter(
+            request__status=RefundRequest.Status.REFUNDED,
+            idempotency_key__startswith="refund-request:",
+            replaced_by__isnull=True,
+        ).exclude(status=Refund.Status.SUCCEEDED)
+        assert list(unmoved) == []
 
 
 def test_the_ledgers_balance_after_every_step_of_any_sequence(
@@ -880,7 +883,7 @@ def test_the_ledgers_balance_after_every_step_of_any_sequence(
     run_state_machine_as_test(
         lambda: LedgerMachine(world),
         settings=hypothesis_settings(
-            max_examples=20,
+            max_examples=16,
             stateful_step_count=30,
             derandomize=True,
             deadline=None,
