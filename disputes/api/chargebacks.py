@@ -132,9 +132,7 @@ class ChargebackEvidencePdfApi(SupportApi):
     """The evidence bundle as a PDF for the bank (L-8.2)."""
 
     @extend_schema(
-        responses={
-            200: OpenApiResponse(OpenApiTypes.BINARY, "application/pdf"),
-        },
+        responses={(200, "application/pdf"): OpenApiResponse(OpenApiTypes.BINARY, "The PDF.")},
         summary="The evidence bundle as PDF",
     )
     def get(self, request, pk: int):
