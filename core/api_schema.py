@@ -56,14 +56,15 @@ class ApiAutoSchema(AutoSchema):
         if operation is None:
             return None
         responses = operation["responses"]
-        for code in sorted(self.error_codes(operation)):
-            described = responses.get(str(code))
-            if described is None:
-                responses[str(code)] = self._get_response_for_code(
-                    OpenApiResponse(ApiErrorSerializer, ERROR_DESCRIPTIONS[code]), str(code)
-                )
-            elif not described.get("description"):
-                described["description"] = ERROR_DESCRIPTIONS[code]
+        for code in self.error_codes(operation) - {int(code) for code in responses}:
+            responses[str(code)] = self._get_response_for_code(
+                OpenApiResponse(ApiErrorSerializer, ERROR_DESCRIPTIONS[code]), str(code)
+            )
+        # Errors the view declared itself, with no words of their own, get these.
+        for code, response in responses.items():
+            if not response.get("description") and int(code) in ERROR_DESCRIPTIONS:
+                response["description"] = ERROR_DESCRIPTIONS[int(code)]
+        operation["responses"] = dict(sorted(responses.items()))
         return operation
 
     def error_codes(self, operation: dict) -> set[int]:
