@@ -16,7 +16,10 @@ the codes their own rules add (a 409 from a policy refusal on an operation witho
   request), besides the policy's refusals;
 - 415: it takes a body, and not of any content type;
 - 429: it is throttled;
-- 500: anything can fail on our side.
+- 500 and 503: anything can fail on our side, and any request reads the database, whose
+  failure is a 503 `database_unavailable` (`core.api`).
+
+A 429 or 503 says when to try again in `Retry-After` (seconds).
 """
 
 from drf_spectacular.openapi import AutoSchema
@@ -40,7 +43,14 @@ ERROR_DESCRIPTIONS = {
     422: "This Idempotency-Key was already used for a different request.",
     429: "Too many attempts: wait as the Retry-After header says.",
     500: "Something went wrong on our side; try again.",
-    503: "A service lojix depends on (the payment processor) did not answer; try again.",
+    503: "The database or the card processor did not answer: try again after Retry-After "
+    "seconds, with the same Idempotency-Key.",
+}
+RETRY_AFTER = {
+    "Retry-After": {
+        "schema": {"type": "integer", "minimum": 0},
+        "description": "Seconds to wait before trying again.",
+    }
 }
 BODY_METHODS = {"POST", "PUT", "PATCH"}
 # Pages past the end are a 404 (DRF's PageNumberPagination); no other query parameter is free.
@@ -64,6 +74,8 @@ class ApiAutoSchema(AutoSchema):
         for code, response in responses.items():
             if not response.get("description") and int(code) in ERROR_DESCRIPTIONS:
                 response["description"] = ERROR_DESCRIPTIONS[int(code)]
+            if code in ("429", "503"):
+                response["headers"] = RETRY_AFTER | response.get("headers", {})
         operation["responses"] = dict(sorted(responses.items()))
         return operation
 
@@ -73,7 +85,7 @@ class ApiAutoSchema(AutoSchema):
         parameters = {(p["in"], p["name"]) for p in operation.get("parameters", [])}
         idempotent = ("header", IDEMPOTENCY_HEADER) in parameters
         takes_body = self.method in BODY_METHODS
-        codes = {500}
+        codes = {500, 503}
         if (
             "requestBody" in operation
             or idempotent

@@ -90,9 +90,9 @@ class OrderListCreateApi(generics.ListAPIView):
 
     @extend_schema(
         request=OrderCreateSerializer,
-        # 403: a suspended buyer (`account_suspended`, L-8.2); 503: the card processor's answer
-        # was lost (`payment_unconfirmed`), retry with the same key.
-        responses={201: OrderDetailSerializer, 503: ApiErrorSerializer},
+        # 403: a suspended buyer (`account_suspended`, L-8.2); 503 also when the card
+        # processor's answer was lost (`payment_unconfirmed`): retry with the same key.
+        responses={201: OrderDetailSerializer},
         summary="Place and pay for an order",
         examples=examples.PLACE_ORDER,
     )
