@@ -17,4 +17,7 @@ urlpatterns = [
     # Last: any other /api/.../ path is the API's JSON 404, DEBUG or not (handler404 only
     # answers when DEBUG is off). Paths without the slash still get APPEND_SLASH's redirect.
     re_path(r"^.*/$", api_route_not_found),
+    # A path that names a file (`support/chargebacks/abc/evidence.pdf`) gets no slash appended:
+    # APPEND_SLASH would redirect it to the route above, a 301 that only leads to a 404.
+    re_path(r"^.*\.[A-Za-z0-9]+$", api_route_not_found),
 ]

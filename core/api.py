@@ -81,13 +81,6 @@ class ApiErrorSerializer(serializers.Serializer):
     field = serializers.CharField(required=False, help_text="The input field at fault.")
 
 
-# The error responses each view documents in the schema: what anyone may get, and with 403 what
-# a signed-in user of the wrong role gets.
-ERRORS = {code: ApiErrorSerializer for code in (400, 401, 404, 409, 422)}
-ROLE_ERRORS = {code: ApiErrorSerializer for code in (400, 401, 403, 404, 409, 422)}
-# What a read can answer besides 200: not signed in, and an object that is not yours (D-4).
-READ_ERRORS = {code: ApiErrorSerializer for code in (401, 404)}
-ROLE_READ_ERRORS = {code: ApiErrorSerializer for code in (401, 403, 404)}
 # Bodies are JSON (REST_FRAMEWORK's default parser). A request that may carry photos also
 # accepts multipart; one that is nothing but a file accepts only multipart.
 UPLOAD_PARSERS = [SafeJSONParser, MultiPartParser]

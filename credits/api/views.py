@@ -5,7 +5,6 @@ from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import generics
 from rest_framework.pagination import PageNumberPagination
 
-from core.api import READ_ERRORS
 from credits.api.serializers import CreditBalanceSerializer, CreditGrantSerializer
 from credits.models import CreditGrant
 from credits.selectors import credit_balance, credit_grant_list_for_buyer
@@ -32,7 +31,7 @@ class CreditWalletPagination(PageNumberPagination):
 
 @extend_schema_view(
     get=extend_schema(
-        responses={200: CreditGrantSerializer(many=True), **READ_ERRORS},
+        responses={200: CreditGrantSerializer(many=True)},
         summary="The buyer's credit wallet: grants and balance",
     )
 )

@@ -35,9 +35,16 @@ class ChargebackSerializer(ModelSerializer):
     amount = _amount(read_only=True)
     amount_at_stake = _amount(read_only=True)
     charge_reference = serializers.CharField(source="payment.gateway_reference", read_only=True)
-    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
-    evidence_submitted_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
-    decided_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    # None: opened by the processor's webhook, no evidence yet, not decided yet.
+    created_by = serializers.SlugRelatedField(
+        slug_field="username", read_only=True, allow_null=True
+    )
+    evidence_submitted_by = serializers.SlugRelatedField(
+        slug_field="username", read_only=True, allow_null=True
+    )
+    decided_by = serializers.SlugRelatedField(
+        slug_field="username", read_only=True, allow_null=True
+    )
     evidence_pdf = serializers.SerializerMethodField()
     evidence_json = serializers.SerializerMethodField()
 
@@ -78,7 +85,7 @@ class ChargebackSerializer(ModelSerializer):
 class SuspensionSerializer(ModelSerializer):
     buyer = serializers.SlugRelatedField(slug_field="username", read_only=True)
     created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
-    lifted_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    lifted_by = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
     active = serializers.BooleanField(source="is_active", read_only=True)
 
     class Meta:

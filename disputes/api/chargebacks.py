@@ -18,7 +18,7 @@ from rest_framework.permissions import AllowAny, BasePermission, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from core.api import ROLE_ERRORS, ROLE_READ_ERRORS, ApiErrorSerializer, validated
+from core.api import ApiErrorSerializer, validated
 from core.errors import DomainError
 from core.idempotency import idempotent
 from disputes.api import examples
@@ -76,7 +76,7 @@ class ChargebackListCreateApi(SupportApi):
     is left out of `amount_at_stake`."""
 
     @extend_schema(
-        responses={200: ChargebackSerializer(many=True), **ROLE_READ_ERRORS},
+        responses={200: ChargebackSerializer(many=True)},
         summary="Chargebacks, the soonest evidence due date first",
     )
     def get(self, request):
@@ -84,7 +84,7 @@ class ChargebackListCreateApi(SupportApi):
 
     @extend_schema(
         request=ChargebackCreateSerializer,
-        responses={201: ChargebackSerializer, **ROLE_ERRORS},
+        responses={201: ChargebackSerializer, 404: ApiErrorSerializer},  # 404: the body's order
         summary="Enter a chargeback",
         examples=examples.CHARGEBACK,
     )
@@ -105,9 +105,7 @@ class ChargebackListCreateApi(SupportApi):
 
 
 class ChargebackDetailApi(SupportApi):
-    @extend_schema(
-        responses={200: ChargebackSerializer, **ROLE_READ_ERRORS}, summary="A chargeback"
-    )
+    @extend_schema(responses={200: ChargebackSerializer}, summary="A chargeback")
     def get(self, request, pk: int):
         return Response(ChargebackSerializer(_chargeback(pk)).data)
 
@@ -117,7 +115,7 @@ class ChargebackEvidenceJsonApi(SupportApi):
     messages and photos, the accepted policy version and the delivery times."""
 
     @extend_schema(
-        responses={200: OpenApiTypes.OBJECT, **ROLE_READ_ERRORS},
+        responses={200: OpenApiTypes.OBJECT},
         summary="The evidence bundle as JSON",
     )
     def get(self, request, pk: int):
@@ -134,10 +132,7 @@ class ChargebackEvidencePdfApi(SupportApi):
     """The evidence bundle as a PDF for the bank (L-8.2)."""
 
     @extend_schema(
-        responses={
-            200: OpenApiResponse(OpenApiTypes.BINARY, "application/pdf"),
-            **ROLE_READ_ERRORS,
-        },
+        responses={(200, "application/pdf"): OpenApiResponse(OpenApiTypes.BINARY, "The PDF.")},
         summary="The evidence bundle as PDF",
     )
     def get(self, request, pk: int):
@@ -164,7 +159,7 @@ class ChargebackActionApi(SupportApi):
 def _action_schema(summary: str):
     return extend_schema(
         request=NoteSerializer,
-        responses={200: ChargebackSerializer, **ROLE_ERRORS},
+        responses={200: ChargebackSerializer},
         summary=summary,
         examples=examples.NOTE,
     )
@@ -196,7 +191,7 @@ class BuyerSuspendApi(SupportApi):
 
     @extend_schema(
         request=SuspendSerializer,
-        responses={201: SuspensionSerializer, **ROLE_ERRORS},
+        responses={201: SuspensionSerializer},
         summary="Suspend a buyer (supervisors)",
         examples=examples.SUSPEND,
     )
@@ -218,7 +213,7 @@ class BuyerReinstateApi(SupportApi):
 
     @extend_schema(
         request=NoteSerializer,
-        responses={200: SuspensionSerializer, **ROLE_ERRORS},
+        responses={200: SuspensionSerializer},
         summary="Lift a buyer's suspension (supervisors)",
         examples=examples.NOTE,
     )

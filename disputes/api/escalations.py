@@ -11,9 +11,6 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from core.api import (
-    READ_ERRORS,
-    ROLE_ERRORS,
-    ROLE_READ_ERRORS,
     UPLOAD_PARSERS,
     json_or_multipart,
     validated,
@@ -181,7 +178,7 @@ class RefundRequestEscalateApi(APIView):
     @extend_schema(
         request=json_or_multipart(EscalateSerializer),
         # 403: a suspended buyer (`account_suspended`, L-8.2).
-        responses={201: EscalationDetailSerializer, **ROLE_ERRORS},
+        responses={201: EscalationDetailSerializer},
         summary="Escalate a refund decision to a supervisor",
         examples=examples.ESCALATE,
     )
@@ -203,7 +200,7 @@ class OrderEscalateApi(APIView):
 
     @extend_schema(
         request=json_or_multipart(EscalateOrderSerializer),
-        responses={201: EscalationDetailSerializer, **ROLE_ERRORS},
+        responses={201: EscalationDetailSerializer},
         summary="Contest the restaurant's answer to a cancellation request",
         examples=examples.ESCALATE_ORDER,
     )
@@ -222,7 +219,7 @@ class OrderEscalateApi(APIView):
 
 @extend_schema_view(
     get=extend_schema(
-        responses={200: EscalationSerializer(many=True), **READ_ERRORS},
+        responses={200: EscalationSerializer(many=True)},
         summary="The buyer's escalations, newest first",
     )
 )
@@ -241,9 +238,7 @@ class EscalationDetailApi(APIView):
     """`GET /api/escalations/{id}/`: one of the buyer's own escalations, with the money an
     overturn moved."""
 
-    @extend_schema(
-        responses={200: EscalationDetailSerializer, **READ_ERRORS}, summary="One escalation"
-    )
+    @extend_schema(responses={200: EscalationDetailSerializer}, summary="One escalation")
     def get(self, request, pk: int):
         if not escalation_list_for_buyer(request.user).filter(pk=pk).exists():
             raise DomainError("not_found", f"You have no escalation {pk}.", kind="not_found")
@@ -263,7 +258,7 @@ class IsSupervisor(BasePermission):
 
 @extend_schema_view(
     get=extend_schema(
-        responses={200: SupportEscalationSerializer(many=True), **ROLE_READ_ERRORS},
+        responses={200: SupportEscalationSerializer(many=True)},
         summary="Escalations to decide, soonest due first",
     )
 )
@@ -287,7 +282,7 @@ class SupportEscalationTakeApi(APIView):
 
     @extend_schema(
         request=None,
-        responses={200: EscalationDetailSerializer, **ROLE_ERRORS},
+        responses={200: EscalationDetailSerializer},
         summary="Take an escalation for review",
     )
     @idempotent
@@ -306,7 +301,7 @@ class SupportEscalationDecideApi(APIView):
 
     @extend_schema(
         request=DecideSerializer,
-        responses={200: EscalationDetailSerializer, **ROLE_ERRORS},
+        responses={200: EscalationDetailSerializer},
         summary="Decide an escalation (final)",
         examples=examples.DECIDE,
     )

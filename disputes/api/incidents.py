@@ -10,7 +10,7 @@ from rest_framework.permissions import BasePermission, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from core.api import ROLE_ERRORS, ROLE_READ_ERRORS, validated
+from core.api import validated
 from core.errors import DomainError, InvalidInput
 from core.idempotency import idempotent
 from core.roles import is_supervisor
@@ -61,7 +61,7 @@ class IncidentCreateApi(APIView):
 
     @extend_schema(
         request=IncidentCreateSerializer,
-        responses={200: OutageEstimateSerializer, 201: IncidentSerializer, **ROLE_ERRORS},
+        responses={200: OutageEstimateSerializer, 201: IncidentSerializer},
         summary="Enter an incident, or dry-run an outage's bulk refund",
         examples=examples.INCIDENT,
     )
@@ -91,7 +91,7 @@ class IncidentDetailApi(APIView):
 
     permission_classes = [IsAuthenticated, IsSupport]
 
-    @extend_schema(responses={200: IncidentSerializer, **ROLE_READ_ERRORS}, summary="An incident")
+    @extend_schema(responses={200: IncidentSerializer}, summary="An incident")
     def get(self, request, pk: int):
         return Response(_detail(pk))
 
@@ -105,7 +105,7 @@ class IncidentRefundApi(APIView):
 
     @extend_schema(
         request=None,
-        responses={202: IncidentSerializer, **ROLE_ERRORS},
+        responses={202: IncidentSerializer},
         summary="Run or resume an outage's bulk refund",
     )
     @idempotent

@@ -10,12 +10,23 @@ from core.serializers import ModelSerializer
 from orders.models import MenuItem, Order, Restaurant
 
 
+# Hours and minutes, "09:30": not OpenAPI's `time` format, which (RFC 3339) has seconds too.
+@extend_schema_field(
+    {"type": "string", "pattern": "^([01][0-9]|2[0-3]):[0-5][0-9]$", "example": "09:30"}
+)
+class ClockTimeField(serializers.TimeField):
+    """A local time of day as `HH:MM`."""
+
+    def __init__(self, **kwargs):
+        super().__init__(format="%H:%M", **kwargs)
+
+
 class OpeningHoursSerializer(serializers.Serializer):
     """Local opening hours; `opens_at` equal to `closes_at` means open around the clock, and a
     `closes_at` before `opens_at` closes after midnight."""
 
-    opens_at = serializers.TimeField(format="%H:%M")
-    closes_at = serializers.TimeField(format="%H:%M")
+    opens_at = ClockTimeField()
+    closes_at = ClockTimeField()
     around_the_clock = serializers.BooleanField()
 
 

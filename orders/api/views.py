@@ -14,10 +14,6 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from core.api import (
-    ERRORS,
-    READ_ERRORS,
-    ROLE_ERRORS,
-    ROLE_READ_ERRORS,
     ApiErrorSerializer,
     invalid_input_from,
 )
@@ -59,8 +55,6 @@ from orders.services.lifecycle import order_advance
 from orders.services.missing import order_missing_locate, order_report_missing
 from orders.services.placement import LineRequest, order_checkout_charge, order_place
 
-SELLER_ERRORS = ROLE_ERRORS
-
 
 def _buyer_order(user, order_id: int) -> Order:
     try:
@@ -79,7 +73,7 @@ def _no_buyer_order(order_id: int) -> DomainError:
 
 @extend_schema_view(
     get=extend_schema(
-        responses={200: OrderListSerializer(many=True), **READ_ERRORS},
+        responses={200: OrderListSerializer(many=True)},
         summary="The buyer's orders, newest first",
     )
 )
@@ -96,8 +90,9 @@ class OrderListCreateApi(generics.ListAPIView):
 
     @extend_schema(
         request=OrderCreateSerializer,
-        # 403: a suspended buyer (`account_suspended`, L-8.2).
-        responses={201: OrderDetailSerializer, **ROLE_ERRORS},
+        # 403: a suspended buyer (`account_suspended`, L-8.2); 503 also when the card
+        # processor's answer was lost (`payment_unconfirmed`): retry with the same key.
+        responses={201: OrderDetailSerializer},
         summary="Place and pay for an order",
         examples=examples.PLACE_ORDER,
     )
@@ -139,7 +134,7 @@ class OrderDetailApi(APIView):
     """One of the buyer's own orders with its money, lines, payments, refunds and timeline."""
 
     @extend_schema(
-        responses={200: OrderDetailSerializer, **READ_ERRORS},
+        responses={200: OrderDetailSerializer},
         summary="One of the buyer's orders, with its timeline",
     )
     def get(self, request, pk: int):
@@ -186,7 +181,7 @@ class OrderReportMissingApi(APIView):
 
     @extend_schema(
         request=None,
-        responses={200: OrderDetailSerializer, **ERRORS},
+        responses={200: OrderDetailSerializer},
         summary="Report a delivery that never came",
     )
     @idempotent
@@ -215,7 +210,7 @@ class IsRestaurantPartner(BasePermission):
 
 @extend_schema_view(
     get=extend_schema(
-        responses={200: SellerOrderSerializer(many=True), **ROLE_READ_ERRORS},
+        responses={200: SellerOrderSerializer(many=True)},
         summary="Orders of the partner's restaurants",
     )
 )
@@ -240,7 +235,7 @@ class SellerOrderActionApi(APIView):
 
     @extend_schema(
         request=None,
-        responses={200: SellerOrderSerializer, **SELLER_ERRORS},
+        responses={200: SellerOrderSerializer},
         summary="Take the order one step along its lifecycle",
         examples=examples.SELLER_ACTION,
     )
@@ -261,7 +256,7 @@ class SellerOrderCancelApi(APIView):
 
     @extend_schema(
         request=SellerOrderCancelSerializer,
-        responses={200: SellerOrderSerializer, **SELLER_ERRORS},
+        responses={200: SellerOrderSerializer},
         summary="Cancel an order as its restaurant",
         examples=examples.SELLER_CANCEL,
     )
@@ -284,7 +279,7 @@ class SellerOrderLocateApi(APIView):
 
     @extend_schema(
         request=None,
-        responses={200: SellerOrderSerializer, **SELLER_ERRORS},
+        responses={200: SellerOrderSerializer},
         summary="Mark a missing order located and delivered",
     )
     @idempotent
@@ -304,7 +299,7 @@ class SellerOrderDelayApi(APIView):
 
     @extend_schema(
         request=SellerOrderDelaySerializer,
-        responses={200: SellerOrderSerializer, **SELLER_ERRORS},
+        responses={200: SellerOrderSerializer},
         summary="Set why a delivery is late",
         examples=examples.SELLER_DELAY,
     )
@@ -320,7 +315,7 @@ class SellerOrderDelayApi(APIView):
 
 @extend_schema_view(
     get=extend_schema(
-        responses={200: SellerCancellationRequestSerializer(many=True), **ROLE_READ_ERRORS},
+        responses={200: SellerCancellationRequestSerializer(many=True)},
         summary="Buyers' cancellation requests waiting for an answer",
     )
 )
@@ -347,7 +342,7 @@ class SellerCancellationRequestApproveApi(APIView):
 
     @extend_schema(
         request=None,
-        responses={200: SellerOrderSerializer, **SELLER_ERRORS},
+        responses={200: SellerOrderSerializer},
         summary="Approve a buyer's cancellation request",
     )
     @idempotent
@@ -366,7 +361,7 @@ class SellerCancellationRequestDenyApi(APIView):
 
     @extend_schema(
         request=SellerCancellationDenySerializer,
-        responses={200: SellerOrderSerializer, **SELLER_ERRORS},
+        responses={200: SellerOrderSerializer},
         summary="Deny a buyer's cancellation request",
         examples=examples.SELLER_DENY,
     )

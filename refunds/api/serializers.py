@@ -4,7 +4,7 @@ decimals; the services judge everything beyond the shape of the input."""
 import datetime as dt
 
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import extend_schema_field
+from drf_spectacular.utils import extend_schema_field, extend_schema_serializer
 from rest_framework import serializers
 
 from core.api import BoundedDateTimeField, StrictIntegerField
@@ -442,6 +442,9 @@ class LedgerPeriodSerializer(serializers.Serializer):
     paid_out = serializers.DecimalField(allow_null=True, **MONEY)
 
 
+# The view pages its entries itself into this body: not a list of these (drf-spectacular
+# would otherwise wrap it in a page, as for any list view).
+@extend_schema_serializer(many=False)
 class SellerLedgerSerializer(serializers.Serializer):
     """The body of `GET /api/seller/ledger/`: a page of entries, every period and the balance."""
 

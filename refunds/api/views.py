@@ -15,11 +15,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from core.api import (
-    ERRORS,
     FILE_PARSERS,
-    READ_ERRORS,
-    ROLE_ERRORS,
-    ROLE_READ_ERRORS,
     UPLOAD_PARSERS,
     ApiErrorSerializer,
     json_or_multipart,
@@ -98,7 +94,7 @@ def _detail(request_id: int) -> dict:
 
 @extend_schema_view(
     get=extend_schema(
-        responses={200: RefundRequestListSerializer(many=True), **READ_ERRORS},
+        responses={200: RefundRequestListSerializer(many=True)},
         summary="The buyer's refund requests, newest first",
     )
 )
@@ -121,8 +117,8 @@ class RefundRequestListCreateApi(generics.ListAPIView):
 
     @extend_schema(
         request=json_or_multipart(RefundRequestCreateSerializer),
-        # 403: a suspended buyer (`account_suspended`, L-8.2).
-        responses={201: RefundRequestDetailSerializer, **ROLE_ERRORS},
+        # 403: a suspended buyer (`account_suspended`, L-8.2); 404: the body's order is not theirs.
+        responses={201: RefundRequestDetailSerializer, 404: ApiErrorSerializer},
         summary="Ask for a refund",
         examples=examples.SUBMIT,
     )
@@ -147,7 +143,7 @@ class RefundRequestDetailApi(APIView):
     photos and refunds with their expected dates."""
 
     @extend_schema(
-        responses={200: RefundRequestDetailSerializer, **READ_ERRORS},
+        responses={200: RefundRequestDetailSerializer},
         summary="One of the buyer's refund requests, with its timeline",
     )
     def get(self, request, pk: int):
@@ -163,7 +159,7 @@ class RefundRequestEvidenceApi(APIView):
 
     @extend_schema(
         request={"multipart/form-data": EvidenceUploadSerializer},
-        responses={201: RefundRequestDetailSerializer, **ERRORS},
+        responses={201: RefundRequestDetailSerializer},
         summary="Add a photo to a refund request",
     )
     @idempotent
@@ -181,7 +177,7 @@ class RefundRequestReplyApi(APIView):
 
     @extend_schema(
         request=json_or_multipart(ReplySerializer),
-        responses={201: RefundRequestDetailSerializer, **ERRORS},
+        responses={201: RefundRequestDetailSerializer},
         summary="Reply on a refund request",
         examples=examples.REPLY,
     )
@@ -199,7 +195,7 @@ class RefundRequestReplyApi(APIView):
 
 @extend_schema_view(
     get=extend_schema(
-        responses={200: SellerRefundRequestSerializer(many=True), **ROLE_READ_ERRORS},
+        responses={200: SellerRefundRequestSerializer(many=True)},
         summary="Refund requests support asked the restaurants to verify",
     )
 )
@@ -226,7 +222,7 @@ class SellerRefundRequestVerifyApi(APIView):
 
     @extend_schema(
         request=VerifySerializer,
-        responses={200: SellerRefundRequestSerializer, **ROLE_ERRORS},
+        responses={200: SellerRefundRequestSerializer},
         summary="Answer support's verification request",
         examples=examples.VERIFY,
     )
@@ -248,7 +244,7 @@ class SellerDeductionDisputeApi(APIView):
 
     @extend_schema(
         request=DeductionDisputeCreateSerializer,
-        responses={201: LedgerEntrySerializer, **ROLE_ERRORS},
+        responses={201: LedgerEntrySerializer},
         summary="Dispute a refund deduction, once",
         examples=examples.DEDUCTION_DISPUTE,
     )
@@ -278,7 +274,7 @@ class SellerLedgerApi(generics.ListAPIView):
 
     @extend_schema(
         parameters=[OpenApiParameter("restaurant", int, required=False)],
-        responses={200: SellerLedgerSerializer, 400: ApiErrorSerializer, **ROLE_READ_ERRORS},
+        responses={200: SellerLedgerSerializer, 400: ApiErrorSerializer},
         summary="The restaurants' ledger with its weekly payout periods",
     )
     def get(self, request, *args, **kwargs):
@@ -340,7 +336,7 @@ class SupportActionApi(APIView):
 def _support_schema(summary: str, serializer=None, request_examples=()):
     return extend_schema(
         request=serializer,
-        responses={200: RefundRequestDetailSerializer, **ROLE_ERRORS},
+        responses={200: RefundRequestDetailSerializer},
         summary=summary,
         examples=list(request_examples),
     )

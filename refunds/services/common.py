@@ -5,7 +5,7 @@ from core.roles import User
 from orders.models import is_support
 from orders.policy import explanation_error
 from refunds import policy
-from refunds.models import RefundMessage
+from refunds.models import RefundMessage, RefundRequest
 
 
 def require_support(actor: User) -> None:
@@ -20,6 +20,18 @@ def require_reviewable(request) -> None:
     anything else is refused with `not_under_review` (409). Call while holding the request's row
     lock, so the status cannot change before the decision."""
     if not policy.is_reviewable(request.status):
+        raise DomainError(
+            "not_under_review",
+            f"Request #{request.pk} is {request.get_status_display().lower()}, not under review.",
+        )
+
+
+def require_under_review(request) -> None:
+    """Support asks a question (of the buyer or the restaurant) only of a request under review:
+    one question waits at a time, so a request already waiting on the restaurant is refused
+    with `not_under_review` (409) like any other, where the transition would fail. Call while
+    holding the request's row lock."""
+    if request.status != RefundRequest.Status.UNDER_REVIEW:
         raise DomainError(
             "not_under_review",
             f"Request #{request.pk} is {request.get_status_display().lower()}, not under review.",

@@ -30,9 +30,9 @@ from refunds.models import (
 from refunds.selectors import refund_eligibility
 from refunds.services.common import (
     message_add,
-    require_reviewable,
     require_support,
     require_text,
+    require_under_review,
 )
 from refunds.services.decisions import decide
 from refunds.services.evidence import (
@@ -213,7 +213,7 @@ def _support_asks(request_id, actor, question, *, transition: str, timeline: str
     """Support puts a question on a request under review and moves it to wait for the answer."""
     request = refund_request_for_update(request_id)
     require_support(actor)
-    require_reviewable(request)
+    require_under_review(request)
     require_text(question, "question")
     now = timezone.now()
     message_add(request, author=actor, role=RefundMessage.Role.SUPPORT, body=question, now=now)

@@ -41,7 +41,10 @@ def lojix_client(tmp_path_factory):
         "--validate", "--fail-on-warn",
     )  # fmt: skip
     config = Config.from_sources(
-        config_file=ConfigFile(post_hooks=[]),
+        # The chargeback evidence PDF is bytes, as the generator reads only octet-streams.
+        config_file=ConfigFile(
+            post_hooks=[], content_type_overrides={"application/pdf": "application/octet-stream"}
+        ),
         meta_type=MetaType.NONE,
         document_source=schema,
         file_encoding="utf-8",

@@ -1,9 +1,14 @@
 """The OpenAPI schema a client team generates code from (D-10, issue 10 parts 6 and 7): each body
 under the content types the endpoint really takes, inputs apart from outputs, every operation
-with its errors, the main ones with examples."""
+with its errors (each 4xx and 5xx it can answer, as the one error body, `core.api_schema`),
+the `Idempotency-Key` as long as the API takes it, integer ids in paths, the main ones with
+examples."""
 
 import pytest
 from drf_spectacular.generators import SchemaGenerator
+
+from core.idempotency import HEADER as IDEMPOTENCY_HEADER
+from core.idempotency import MAX_KEY_LENGTH
 
 # The endpoints that take files: JSON without them, multipart with them (or only multipart).
 MULTIPART = {
@@ -93,10 +98,43 @@ def test_every_operation_documents_its_errors(schema):
             assert "404" in codes, (method, path)
         if operation.get("requestBody"):
             assert "400" in codes, (method, path)
+        if operation.get("requestBody") and path != "/api/gateway/webhooks/":
+            assert "415" in codes, (method, path)  # the webhook reads any body as bytes
+        assert {"500", "503"} <= codes, (method, path)
         for code in codes - {"200", "201", "202"}:
-            body = operation["responses"][code]["content"]["application/json"]["schema"]
+            response = operation["responses"][code]
+            body = response["content"]["application/json"]["schema"]
             # The D-10 error body; a refused cancellation also carries the new terms.
             assert body["$ref"].rsplit("/", 1)[-1] in {"ApiError", "CancellationRefusal"}, path
+            assert response["description"], (method, path, code)
+
+
+def test_the_idempotency_key_is_declared_as_the_api_reads_it(schema):
+    keyed = 0
+    for method, path, operation in operations(schema):
+        for parameter in operation.get("parameters", []):
+            if parameter["name"] == IDEMPOTENCY_HEADER:
+                keyed += 1
+                assert parameter["in"] == "header"
+                assert parameter["schema"] == {
+                    "type": "string",
+                    "minLength": 1,
+                    "maxLength": MAX_KEY_LENGTH,
+                }
+                # refused key, key still running, key reused for another request
+                assert {"400", "409", "422"} <= set(operation["responses"]), (method, path)
+    assert keyed > 40
+
+
+def test_ids_in_paths_are_integers(schema):
+    ids = [
+        (path, parameter["schema"])
+        for _, path, operation in operations(schema)
+        for parameter in operation.get("parameters", [])
+        if parameter["in"] == "path"
+    ]
+    assert len(ids) > 40
+    assert [(path, s) for path, s in ids if s != {"type": "integer"}] == []
 
 
 @pytest.mark.parametrize(("method", "path"), WITH_EXAMPLES)

@@ -388,6 +388,28 @@ def test_unknown_api_routes_are_a_json_404(buyer, method, path):
     assert_refused(response, 404, "not_found")
 
 
+def test_an_unknown_api_route_is_a_json_404_to_a_session_post_without_its_csrf_token(buyer):
+    """Schemathesis found it: Django's CSRF check answered the unknown route first, with the
+    HTML "Form expired" page; a 404 changes nothing, so it needs no CSRF check."""
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(buyer)
+
+    response = client.post("/api/seller/orders/abc/cancel/", {"reason": "x"})
+
+    assert_refused(response, 404, "not_found")
+
+
+@pytest.mark.parametrize(
+    "path", ["/api/support/chargebacks/abc/evidence.pdf", "/api/support/chargebacks/1.5/x.json"]
+)
+def test_an_unknown_api_file_path_is_a_json_404_not_a_redirect(buyer, path):
+    """APPEND_SLASH redirected these (301) to the slashed catch-all, which then said 404."""
+    client = Client()
+    client.force_login(buyer)
+
+    assert_refused(client.get(path), 404, "not_found")
+
+
 def test_unknown_api_routes_are_json_with_debug_on_too(buyer, settings):
     settings.DEBUG = True  # the demo: Django's technical 404 page for everything else
     response = Client().get("/api/orders/abc/")

@@ -682,6 +682,25 @@ def test_the_restaurant_verifies_what_support_asked(
 # -- support decides -----------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("action", ["ask-restaurant", "request-info"])
+def test_a_question_while_the_restaurant_is_asked_is_a_409(api_as, agent, reviewing, action):
+    """Found by the schema fuzz test: asking again while the restaurant has not answered was a
+    500 (the state machine refused the transition the service tried)."""
+    client = api_as(agent)
+    client.post(support_url(reviewing.pk, "ask-restaurant"), {"question": "Packed?"}, format="json")
+    before = stored()
+
+    response = client.post(support_url(reviewing.pk, action), {"question": "And?"}, format="json")
+
+    assert (response.status_code, response.json()["code"]) == (409, "not_under_review")
+    assert response.json()["detail"] == (
+        f"Request #{reviewing.pk} is checking with the restaurant, not under review."
+    )
+    assert stored() == before
+    reviewing.refresh_from_db()
+    assert reviewing.status == "awaiting_restaurant"
+
+
 def test_an_agent_partially_approves_as_account_credit(api_as, buyer, agent, reviewing):
     response = api_as(agent).post(
         support_url(reviewing.pk, "partially-approve"),
