@@ -9,18 +9,35 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class Figure:
+    """One line of the report. `threshold` guards against regressions (`ok` is whether it
+    held); `target`, when there is one, is the goal the figure is measured against (an issue's
+    figure), reported as met or not without failing the run."""
+
     name: str
     value: str
     threshold: str
     ok: bool
+    target: str = ""
 
 
-def ratio_at_most(name: str, value: float, limit: float) -> Figure:
-    return Figure(name, f"{value:.2f}x", f"<= {limit:g}x", value <= limit)
+def _target(target: float | None, met: bool, sign: str) -> str:
+    if target is None:
+        return ""
+    return f"{sign} {target:g}x {'met' if met else 'NOT met'}"
 
 
-def ratio_at_least(name: str, value: float, limit: float) -> Figure:
-    return Figure(name, f"{value:.3f}x", f">= {limit:g}x", value >= limit)
+def ratio_at_most(name: str, value: float, limit: float, target: float | None = None) -> Figure:
+    met = target is not None and value <= target
+    return Figure(
+        name, f"{value:.2f}x", f"<= {limit:g}x", value <= limit, _target(target, met, "<=")
+    )
+
+
+def ratio_at_least(name: str, value: float, limit: float, target: float | None = None) -> Figure:
+    met = target is not None and value >= target
+    return Figure(
+        name, f"{value:.3f}x", f">= {limit:g}x", value >= limit, _target(target, met, ">=")
+    )
 
 
 def all_equal(name: str, counts: list[int], scales) -> Figure:

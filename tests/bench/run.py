@@ -26,7 +26,7 @@ django.setup()
 
 from django.contrib.auth import get_user_model
 from django.db import connection, transaction
-from django.test import Client
+from django.test import Client, override_settings
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
@@ -238,14 +238,19 @@ def main() -> int:
         verbosity=0, autoclobber=True, keepdb=False, serialize=False
     )
     try:
-        figures = run(sys.argv[1:])
+        # The in-process figures' test client asks for "testserver".
+        with override_settings(ALLOWED_HOSTS=["testserver"], DEBUG=False):
+            figures = run(sys.argv[1:])
     finally:
         connection.creation.destroy_test_db(old_name, verbosity=0, keepdb=False)
     width = max(len(figure.name) for figure in figures)
-    print(f"{'figure':<{width}}  {'value':>15}  {'threshold':<20}  result")
+    print(f"{'figure':<{width}}  {'value':>15}  {'threshold':<20}  result  target")
     for figure in figures:
         result = "ok" if figure.ok else "FAIL"
-        print(f"{figure.name:<{width}}  {figure.value:>15}  {figure.threshold:<20}  {result}")
+        print(
+            f"{figure.name:<{width}}  {figure.value:>15}  {figure.threshold:<20}  {result:<6}  "
+            f"{figure.target}".rstrip()
+        )
     failed = [figure.name for figure in figures if not figure.ok]
     elapsed = time.perf_counter() - started
     if failed:

@@ -31,7 +31,7 @@ def test_gunicorn_serves_the_api_from_its_pool_under_load(buyer, restaurant, men
         status, body = _get(f"{base}/api/orders/{order.pk}/", auth)
         assert (status, body["id"], body["total"]) == (200, order.pk, str(order.total))
 
-        # As many connections as the server has threads, each holding a pooled database
+        # Twice as many connections as the server has threads, each holding a pooled database
         # connection per request: every request is answered (no socket error, no non-2xx).
         load = wrk(f"{base}/api/orders/{order.pk}/", auth, seconds=2)
         assert load.rps > 0
