@@ -313,7 +313,7 @@ def _raw_batch(cursor, now: dt.datetime) -> int:
     ]
     cursor.executemany(
         "INSERT INTO core_outboxmessage (task, kwargs, created_at, available_at, attempts, "
-        "last_error) VALUES (%s, %s, %s, %s, 0, '')",
+        "last_error, request_id) VALUES (%s, %s, %s, %s, 0, '', '')",
         [(task, psycopg.types.json.Jsonb(kwargs), now, now) for task, kwargs in messages],
     )
     return len(orders)

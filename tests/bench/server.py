@@ -30,6 +30,7 @@ from django.urls import reverse
 from rest_framework.authtoken.models import Token
 
 from core.roles import SUPPORT_AGENT
+from orders.views import ORDERS_PER_PAGE
 from refunds.services.requests import refund_request_submit
 from tests.bench.data import Shop
 from tests.bench.figures import Figure, check, note, ratio_at_least, ratio_at_most
@@ -50,7 +51,7 @@ ROUNDS = 3
 LIST_ROWS = 25
 # The targets of issue 11 (ratios to the constant JSON view; p99 at most 4x p50 at half rate)
 # are reported as met or not. The thresholds that fail `make bench` sit just under what this
-# machine measured over two runs (README, "Performance"): a real regression fails it. The p99
+# machine measured over three runs (README, "Performance"): a real regression fails it. The p99
 # over p50 at half rate moved between 3x and 15x from run to run here (random arrivals, four
 # threads sharing a worker's interpreter lock), so its threshold only catches a pathology such
 # as lock contention or a request that waits on another.
@@ -70,7 +71,7 @@ class Limits:
 ORDER_DETAIL_API = Limits(floor=0.04, target=0.25)  # the goal beyond it: 0.5
 ORDER_PAGE = Limits(floor=0.03, target=0.2)
 ORDER_LIST_API = Limits(floor=0.055, target=0.2)
-ORDER_LIST_PAGE = Limits(floor=0.04, target=0.2)
+ORDER_LIST_PAGE = Limits(floor=0.035, target=0.2)
 SELLER_QUEUE = Limits(floor=0.015, target=0.15)
 ADMIN_REVIEW_QUEUE = Limits(floor=0.011, target=0.1)
 
@@ -185,9 +186,10 @@ def _token(user) -> dict:
 
 
 def _endpoints() -> list[Endpoint]:
-    """The figures' data: a buyer with LIST_ROWS orders at every stage (the list, the detail of
-    a delivered one, the seller's queue of the open ones), and LIST_ROWS missing-item claims
-    waiting in the admin review queue, each on its own delivered order of another buyer."""
+    """The figures' data: a buyer with LIST_ROWS orders at every stage (the API's list of all,
+    the page's first ORDERS_PER_PAGE, the detail of a delivered one, the seller's queue of the
+    open ones), and LIST_ROWS missing-item claims waiting in the admin review queue, each on
+    its own delivered order of another buyer."""
     shop = Shop()
     shop.place_many(LIST_ROWS)
     delivered = next(order for order in reversed(shop.orders) if order.status == "delivered")
@@ -209,7 +211,10 @@ def _endpoints() -> list[Endpoint]:
         ),
         Endpoint(f"GET /api/orders/ ({LIST_ROWS} rows)", "/api/orders/", buyer_api, ORDER_LIST_API),
         Endpoint(
-            f"/orders/ ({LIST_ROWS} rows)", reverse("orders:list"), buyer_page, ORDER_LIST_PAGE
+            f"/orders/ ({ORDERS_PER_PAGE} of {LIST_ROWS} rows)",
+            reverse("orders:list"),
+            buyer_page,
+            ORDER_LIST_PAGE,
         ),
         Endpoint(
             "/seller/ queue",
