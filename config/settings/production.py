@@ -18,7 +18,7 @@ DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
     "min_size": 1,
     "max_size": env.int("DATABASE_POOL_SIZE", default=env.int("WEB_THREADS", default=4)),
-    "timeout": env.float("DATABASE_POOL_TIMEOUT", default=10.0),
+    "timeout": env.int("DATABASE_POOL_TIMEOUT", default=10),
 }
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", default=env("REDIS_URL"))
 EMAIL_CONFIG = env.email_url("EMAIL_URL")

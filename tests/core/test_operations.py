@@ -333,15 +333,18 @@ except ZeroDivisionError:
 """
 
 
-def _log_lines(settings_module: str, **env) -> list[str]:
+def _python(script: str, settings_module: str, **env) -> subprocess.CompletedProcess:
+    """Run `script` in a fresh interpreter with `settings_module`, the Sentry and log-format
+    variables of this process left out and `env` added; the finished process (it exited 0)."""
     environment = {
         k: v
         for k, v in os.environ.items()
-        if k not in {"DJANGO_ALLOW_ASYNC_UNSAFE", "LOJIX_LOG_FORMAT", "SENTRY_DSN"}
+        if not k.startswith("SENTRY_")
+        and k not in {"DJANGO_ALLOW_ASYNC_UNSAFE", "LOJIX_LOG_FORMAT"}
     }
     environment |= {"DJANGO_SETTINGS_MODULE": settings_module, **env}
     result = subprocess.run(
-        [sys.executable, "-c", LOG_SCRIPT],
+        [sys.executable, "-c", script],
         cwd=ROOT,
         env=environment,
         capture_output=True,
@@ -349,7 +352,11 @@ def _log_lines(settings_module: str, **env) -> list[str]:
         timeout=120,
     )
     assert result.returncode == 0, result.stderr
-    return result.stderr.splitlines()
+    return result
+
+
+def _log_lines(settings_module: str, **env) -> list[str]:
+    return _python(LOG_SCRIPT, settings_module, **env).stderr.splitlines()
 
 
 PRODUCTION_ENV = {
@@ -546,21 +553,7 @@ print(json.dumps({
 
 
 def _sentry_state(**env) -> dict:
-    environment = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith("SENTRY_") and k != "LOJIX_LOG_FORMAT"
-    }
-    environment |= {"DJANGO_SETTINGS_MODULE": "config.settings.local", **env}
-    result = subprocess.run(
-        [sys.executable, "-c", SENTRY_SCRIPT],
-        cwd=ROOT,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert result.returncode == 0, result.stderr
+    result = _python(SENTRY_SCRIPT, "config.settings.local", **env)
     return json.loads(result.stdout.splitlines()[-1])
 
 
