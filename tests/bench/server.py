@@ -20,7 +20,6 @@ import statistics
 import subprocess
 import time
 import urllib.parse
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -167,8 +166,8 @@ def _wait_until_ready(url: str, process: subprocess.Popen) -> None:
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         check(process.poll() is None, "gunicorn exited while starting")
-        with contextlib.suppress(OSError), urllib.request.urlopen(url, timeout=1) as response:
-            if response.status == 200:
+        with contextlib.suppress(OSError):
+            if _status(url, timeout=1) == 200:
                 return
         time.sleep(0.2)
     raise RuntimeError("gunicorn did not answer /healthz within 30 s")
@@ -231,17 +230,22 @@ def _endpoints() -> list[Endpoint]:
     ]
 
 
+def _status(url: str, headers: dict | None = None, timeout: float = 10) -> int:
+    """The status of one GET, redirects not followed."""
+    parts = urllib.parse.urlsplit(url)
+    connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout)
+    try:
+        connection.request("GET", parts.path, headers=headers or {})
+        return connection.getresponse().status
+    finally:
+        connection.close()
+
+
 def _answers_200(url: str, headers: dict) -> None:
     """wrk counts a redirect as a success: a page must answer 200 itself (not the sign-in
     page's redirect of an unknown session)."""
-    parts = urllib.parse.urlsplit(url)
-    connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
-    try:
-        connection.request("GET", parts.path, headers=headers)
-        status = connection.getresponse().status
-    finally:
-        connection.close()
-    check(status == 200, f"GET {parts.path} answered {status}, not 200")
+    status = _status(url, headers)
+    check(status == 200, f"GET {url} answered {status}, not 200")
 
 
 def _ratio(base: str, endpoint: Endpoint, baseline: str) -> tuple[float, Load]:
