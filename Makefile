@@ -76,7 +76,7 @@ SQLITE_TESTS := \
 	tests/orders/test_seller_menu.py tests/orders/test_seller_order_page.py \
 	tests/orders/test_api_catalogue.py tests/core/test_forms_keep_input.py \
 	tests/test_rendered_words.py tests/core/test_admin_money.py \
-	tests/core/test_ledger_state_machine.py
+	tests/core/test_ledger_state_machine.py tests/core/test_site_header.py
 
 test-sqlite: install
 	DATABASE_URL=sqlite://:memory: $(VENV)/bin/pytest -n $(PYTEST_WORKERS) --dist worksteal -m "not postgres" $(SQLITE_TESTS)

@@ -1,13 +1,8 @@
 from functools import cached_property
 
 from django.conf import settings
-from django.contrib.auth import get_user_model
-from django.db.models import Count, Exists, IntegerField, OuterRef, Subquery, Value
-from django.db.models.functions import Coalesce
 
-from core.models import Notification
-from disputes.models import Suspension
-from orders.models import Restaurant
+from core.selectors import HeaderFacts, header_facts
 from orders.views import SessionCart
 
 
@@ -32,40 +27,22 @@ class SiteHeader:
         self.session = getattr(request, "session", None)
 
     @cached_property
-    def _facts(self) -> dict:
+    def _facts(self) -> HeaderFacts:
         if self.user is None or not self.user.is_authenticated:
-            return {"unread": 0, "is_partner": False, "is_suspended": False}
-        unread = (
-            Notification.objects.filter(user=OuterRef("pk"), read_at__isnull=True)
-            .order_by()
-            .values("user")
-            .annotate(count=Count("pk"))
-            .values("count")
-        )
-        return (
-            get_user_model()
-            .objects.filter(pk=self.user.pk)
-            .values(
-                unread=Coalesce(Subquery(unread), Value(0), output_field=IntegerField()),
-                is_partner=Exists(Restaurant.objects.filter(members=OuterRef("pk"))),
-                is_suspended=Exists(
-                    Suspension.objects.filter(buyer=OuterRef("pk"), lifted_at__isnull=True)
-                ),
-            )
-            .get()
-        )
+            return HeaderFacts(unread=0, is_partner=False, is_suspended=False)
+        return header_facts(self.user.pk)
 
     @property
     def unread_notifications(self) -> int:
-        return self._facts["unread"]
+        return self._facts.unread
 
     @property
     def is_partner(self) -> bool:
-        return self._facts["is_partner"]
+        return self._facts.is_partner
 
     @property
     def is_suspended(self) -> bool:
-        return self._facts["is_suspended"]
+        return self._facts.is_suspended
 
     @cached_property
     def cart_items(self) -> int:

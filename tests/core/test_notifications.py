@@ -177,8 +177,9 @@ def test_the_header_count_is_one_query_and_visitors_cost_none(
 
     client.force_login(buyer)
     tell(buyer, "One")
-    # session, user, the restaurants, the header's count and partner check in one query
-    with django_assert_num_queries(4):
+    # user (the session is in Redis), the restaurants, the header's count and partner check in one
+    # query
+    with django_assert_num_queries(3):
         client.get(reverse("orders:restaurants"))
 
 
@@ -190,7 +191,7 @@ def test_notifications_page_query_count_is_constant(
     for n in range(how_many):
         tell(buyer, f"Note {n}", n, order=order if n % 2 else None)
 
-    # session, user, count, the page of notifications, the header
-    with django_assert_num_queries(5):
+    # user (the session is in Redis), count, the page of notifications, the header
+    with django_assert_num_queries(4):
         response = ada.get(PAGE)
     assert text(response).count("Note ") == min(how_many, 30)

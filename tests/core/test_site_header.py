@@ -5,8 +5,11 @@ import re
 
 import pytest
 from django.urls import reverse
+from django.utils import timezone
 
+from core.selectors import HeaderFacts, header_facts
 from core.services import notify
+from disputes.models import Suspension
 
 pytestmark = pytest.mark.django_db
 
@@ -48,8 +51,9 @@ def test_the_cart_count_costs_no_query(client, buyer, menu, lines, django_assert
     for item in list(menu.values())[:lines]:
         add(client, item, 1)
 
-    # session, user, the restaurants, the header's count and partner check in one query
-    with django_assert_num_queries(4):
+    # user (the session is in Redis), the restaurants, the header's count and partner check in one
+    # query
+    with django_assert_num_queries(3):
         response = client.get(reverse("orders:restaurants"))
     assert f'data-cart-count="{lines}"' in cart_link(response)
 
@@ -69,3 +73,35 @@ def test_the_navigation_sits_in_a_menu_whose_toggle_tells_of_unread_notification
     notify(user=buyer, title="Accepted", body="The restaurant accepted.", email=False)
 
     assert toggle(client.get(reverse("orders:list"))) == "Menu (2 unread)"
+
+
+def orm_header_facts(user) -> HeaderFacts:
+    """The header's facts read the plain way, to check the one hand-written statement."""
+    return HeaderFacts(
+        unread=user.notifications.filter(read_at__isnull=True).count(),
+        is_partner=user.restaurants.exists(),
+        is_suspended=user.suspensions.filter(lifted_at__isnull=True).exists(),
+    )
+
+
+@pytest.mark.parametrize("unread", [0, 2])
+@pytest.mark.parametrize("suspension", ["none", "lifted", "active"])
+def test_the_header_facts_statement_agrees_with_the_orm(users, restaurant, unread, suspension):
+    buyer, partner, supervisor = users["buyer"], users["partner"], users["supervisor"]
+    now = timezone.now()
+    for index in range(unread + 1):
+        notify(user=buyer, title=f"Note {index}", body="-", email=False)
+    buyer.notifications.filter(pk=buyer.notifications.order_by("pk").first().pk).update(read_at=now)
+    notify(user=partner, title="For the partner", body="-", email=False)
+    if suspension != "none":
+        Suspension.objects.create(
+            buyer=buyer,
+            reason="chargeback",
+            created_by=supervisor,
+            lifted_at=now if suspension == "lifted" else None,
+        )
+
+    for user in (buyer, partner, supervisor):
+        assert header_facts(user.pk) == orm_header_facts(user)
+    assert header_facts(buyer.pk) == HeaderFacts(unread, False, suspension == "active")
+    assert header_facts(partner.pk) == HeaderFacts(1, True, False)

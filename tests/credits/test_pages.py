@@ -114,6 +114,6 @@ def test_wallet_query_count_is_constant(
         give_credit(buyer, "1.00", kind="promo")
         DiscountCodeFactory(code=f"C{n}", amount_off=D("1.00"))
         place_order(buyer, restaurant, {menu["Margherita"]: 1}, discount_code=f"C{n}")
-    # session, user, nav membership, two balance sums, grants, codes, their orders
-    with django_assert_num_queries(8):
+    # user (the session is in Redis), nav membership, two balance sums, grants, codes, their orders
+    with django_assert_num_queries(7):
         ada.get(reverse("credits:wallet"))

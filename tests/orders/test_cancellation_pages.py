@@ -553,9 +553,9 @@ def test_order_page_with_the_panel_has_a_constant_query_count(
         order_cancellation_approve(order_id=order.pk, actor=partner)
         assert Refund.objects.filter(order=order).count() == 2
 
-    # session, user, the order, items, payments, refunds, events with actors, the header; the
-    # large order's kept fee may be contested (K-DR): one more for its escalation
-    with django_assert_num_queries(9 if size == "large" else 8):
+    # user (the session is in Redis), the order, items, payments, refunds, events with actors, the
+    # header; the large order's kept fee may be contested (K-DR): one more for its escalation
+    with django_assert_num_queries(8 if size == "large" else 7):
         response = ada.get(order.get_absolute_url())
     assert response.status_code == 200
 
@@ -566,6 +566,6 @@ def test_confirmation_page_has_a_constant_query_count(
 ):
     order = _order_of_size(size, buyer, restaurant, menu)
 
-    with django_assert_num_queries(8):
+    with django_assert_num_queries(7):
         response = ada.get(cancel_url(order))
     assert response.status_code == 200

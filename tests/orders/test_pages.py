@@ -564,8 +564,8 @@ def test_my_orders_query_count_is_constant(
 ):
     for _ in range(how_many):
         place_order(buyer, restaurant)
-    # session, user, the nav's restaurant membership, count, the page of orders
-    with django_assert_num_queries(5):
+    # user (the session is in Redis), the nav's restaurant membership, count, the page of orders
+    with django_assert_num_queries(4):
         response = ada.get(reverse("orders:list"))
     assert text(response).count("Trattoria Roma") == how_many
 
@@ -657,7 +657,8 @@ def test_order_detail_query_count_is_constant(
                 role="policy",
                 reason="Goodwill",
             )
-    # session, user, nav membership, the order, items, payments, refunds, events with actors
-    with django_assert_num_queries(8):
+    # user (the session is in Redis), nav membership, the order, items, payments, refunds, events
+    # with actors
+    with django_assert_num_queries(7):
         response = ada.get(order.get_absolute_url())
     assert response.status_code == 200

@@ -556,10 +556,10 @@ def test_requests_page_query_count_is_constant(
             place_order(buyer, restaurant, {menu["Margherita"]: 1, menu["Tiramisu"]: 2}), buyer
         )
 
-    # session, user, "is a partner", the requests (with restaurant, buyer, version and whether
-    # support has them), their items, their refunds (what is still refundable), and the
+    # user (the session is in Redis), "is a partner", the requests (with restaurant, buyer, version
+    # and whether support has them), their items, their refunds (what is still refundable), and the
     # header's "is a partner" check in base.html
-    with django_assert_num_queries(7):
+    with django_assert_num_queries(6):
         response = luigi.get(REQUESTS)
 
     assert len(response.context["requests"]) == count

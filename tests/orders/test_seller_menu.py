@@ -141,9 +141,9 @@ def test_the_menu_query_count_is_constant(luigi, restaurant, django_assert_num_q
     for n in range(dishes):
         MenuItemFactory(restaurant=restaurant, name=f"Extra {n}", allergens=["nuts"])
 
-    # session, user, the partner's restaurants, the dishes, the nav's waiting requests, and
-    # the header's "is a partner" check in base.html
-    with django_assert_num_queries(6):
+    # user (the session is in Redis), the partner's restaurants, the dishes, the nav's waiting
+    # requests, and the header's "is a partner" check in base.html
+    with django_assert_num_queries(5):
         response = luigi.get(MENU)
 
     assert response.content.decode().count('class="card seller-dish') == dishes + 3

@@ -623,9 +623,9 @@ def test_queue_query_count_is_constant(
 ):
     _fill_queue(buyer, restaurant, menu, count)
 
-    # session, user, the partner's restaurants, open orders, their items, recently finished,
-    # and the header's "is a partner" check in base.html
-    with django_assert_num_queries(7):
+    # user (the session is in Redis), the partner's restaurants, open orders, their items, recently
+    # finished, and the header's "is a partner" check in base.html
+    with django_assert_num_queries(6):
         response = luigi.get(QUEUE)
 
     assert len(response.context["incoming"]) + len(response.context["in_progress"]) == count
@@ -637,7 +637,7 @@ def test_fragment_query_count_is_constant(
 ):
     _fill_queue(buyer, restaurant, menu, count)
 
-    with django_assert_num_queries(6):
+    with django_assert_num_queries(5):
         response = luigi.get(FRAGMENT, headers=HTMX)
 
     assert response.content.decode().count('class="card order-card') == count

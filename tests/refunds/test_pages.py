@@ -794,9 +794,9 @@ def test_request_page_query_count_is_constant(
     request = _busy_request(buyer, agent, delivered, rounds)
     refund_request_approve(request_id=request.pk, actor=agent)
 
-    # session, user, the request with order and restaurant (and who decided), its items, events,
-    # messages, photos, refunds, and the header's counts in base.html
-    with django_assert_num_queries(9):
+    # user (the session is in Redis), the request with order and restaurant (and who decided), its
+    # items, events, messages, photos, refunds, and the header's counts in base.html
+    with django_assert_num_queries(8):
         response = ada.get(request.get_absolute_url())
 
     assert response.status_code == 200
@@ -812,8 +812,9 @@ def test_request_list_query_count_is_constant(
         advance(order, "accept", "start_preparation", "mark_ready", "dispatch", "deliver")
         submit(order, buyer, "wrong_order")
 
-    # session, user, the count, the page of requests with orders and restaurants, the header
-    with django_assert_num_queries(5):
+    # user (the session is in Redis), the count, the page of requests with orders and restaurants,
+    # the header
+    with django_assert_num_queries(4):
         response = ada.get(LIST)
 
     assert len(re.findall(r'<tr id="request-', _html(response))) == count
@@ -829,9 +830,9 @@ def test_verifications_query_count_is_constant(
         request = missing_tiramisu(order, buyer)
         refund_request_ask_restaurant(request_id=request.pk, actor=agent, question="Packed?")
 
-    # session, user, "is a partner", the requests with orders, restaurants and buyers, their
-    # items, photos and support messages, the cancellation requests count, the header
-    with django_assert_num_queries(9):
+    # user (the session is in Redis), "is a partner", the requests with orders, restaurants and
+    # buyers, their items, photos and support messages, the cancellation requests count, the header
+    with django_assert_num_queries(8):
         response = luigi.get(VERIFICATIONS)
 
     assert len(response.context["requests"]) == count

@@ -229,9 +229,10 @@ def test_ledger_query_count_is_constant(
             sold(buyer, restaurant, {menu["Margherita"]: 1})
             fee_kept(buyer, restaurant, {menu["Tiramisu"]: 2})
 
-    # session, user, the partner's restaurants, the page's count and rows, the period totals,
-    # the navigation's waiting requests, and the header's "is a partner" check in base.html
-    with django_assert_num_queries(8):
+    # user (the session is in Redis), the partner's restaurants, the page's count and rows, the
+    # period totals, the navigation's waiting requests, and the header's "is a partner" check in
+    # base.html
+    with django_assert_num_queries(7):
         response = luigi.get(LEDGER)
 
     assert len(rows(response)) == 2 * weeks
