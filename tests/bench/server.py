@@ -71,14 +71,14 @@ class Limits:
     target: float | None
 
 
-ORDER_DETAIL_API = Limits(floor=0.04, target=0.25)  # the goal beyond it: 0.5
-ORDER_PAGE = Limits(floor=0.03, target=0.2)
-ORDER_LIST_API = Limits(floor=0.055, target=0.2)
-ORDER_LIST_PAGE = Limits(floor=0.035, target=0.2)
-SELLER_QUEUE = Limits(floor=0.015, target=0.15)
+ORDER_DETAIL_API = Limits(floor=0.045, target=0.25)  # the goal beyond it: 0.5
+ORDER_PAGE = Limits(floor=0.04, target=0.2)
+ORDER_LIST_API = Limits(floor=0.08, target=0.2)
+ORDER_LIST_PAGE = Limits(floor=0.052, target=0.2)
+SELLER_QUEUE = Limits(floor=0.018, target=0.15)
 ADMIN_REVIEW_QUEUE = Limits(floor=0.011, target=0.1)
-TOKEN_FLOOR = Limits(floor=0.2, target=None)
-SESSION_FLOOR = Limits(floor=0.15, target=None)
+TOKEN_FLOOR = Limits(floor=0.27, target=None)
+SESSION_FLOOR = Limits(floor=0.29, target=None)
 
 
 @dataclass(frozen=True)
