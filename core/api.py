@@ -59,16 +59,22 @@ def database_unavailable(exc: Exception) -> Response:
     restart, a failover, a terminated backend). The request's transaction did not commit
     unless its `Idempotency-Key` replays it, so a retry with the same key is safe."""
     logger.warning("api: the database failed mid-request; answered 503", exc_info=exc)
-    error = DomainError(
-        "database_unavailable",
-        "The database did not answer; try again in a moment (with the same Idempotency-Key, "
-        "a retry never does the work twice).",
-        kind="unavailable",
-    )
+    error = database_unavailable_error()
     return Response(
         error.as_dict(),
         status=STATUS_BY_KIND[error.kind],
         headers={"Retry-After": str(DATABASE_RETRY_AFTER_SECONDS)},
+    )
+
+
+def database_unavailable_error() -> DomainError:
+    """The refusal of a request whose database connection failed, inside DRF's views and
+    outside them (`core.error_views.server_error`)."""
+    return DomainError(
+        "database_unavailable",
+        "The database did not answer; try again in a moment (with the same Idempotency-Key, "
+        "a retry never does the work twice).",
+        kind="unavailable",
     )
 
 

@@ -1,9 +1,15 @@
 """The 400/403/404/500 handlers (`config.urls`): JSON with a `code` under `/api/` (D-10), the
 styled HTML pages (`templates/404.html`, ...) everywhere else."""
 
-from django.http import JsonResponse
+import sys
+
+from django.db import InterfaceError, OperationalError
+from django.http import HttpResponse, JsonResponse
+from django.template import loader
 from django.views import defaults
 from django.views.decorators.csrf import csrf_exempt
+
+from core.api import DATABASE_RETRY_AFTER_SECONDS, STATUS_BY_KIND, database_unavailable_error
 
 API_PREFIX = "/api/"
 
@@ -51,7 +57,24 @@ def api_route_not_found(request, exception=None):
 
 def server_error(request):
     """500 `server_error`: the error is logged with its request id; the body says nothing
-    more."""
+    more. A database connection that failed (a restart, a failover, a terminated backend, a
+    statement timeout) is no bug: 503 `database_unavailable` with Retry-After, as the API's
+    views answer it (`core.api`), and `templates/503.html` for a page. Django calls this
+    while it handles the exception, which `sys.exception()` reads."""
+    if isinstance(sys.exception(), OperationalError | InterfaceError):
+        return _database_unavailable(request)
     if _is_api(request):
         return _api_error("server_error", "Something went wrong on our side; try again.", 500)
     return defaults.server_error(request)
+
+
+def _database_unavailable(request):
+    error = database_unavailable_error()
+    status = STATUS_BY_KIND[error.kind]
+    if _is_api(request):
+        response = JsonResponse(error.as_dict(), status=status)
+    else:
+        # Standalone like 500.html: no context, so no query.
+        response = HttpResponse(loader.get_template("503.html").render(), status=status)
+    response["Retry-After"] = str(DATABASE_RETRY_AFTER_SECONDS)
+    return response

@@ -5,6 +5,7 @@ keeps its traceback."""
 import logging
 
 import pytest
+from django.db import OperationalError, connection, transaction
 from django.test import Client, RequestFactory
 from django.urls import path, reverse
 from django.views.defaults import server_error
@@ -18,8 +19,22 @@ def boom(request):
     raise RuntimeError("the kitchen is on fire")
 
 
-# This module is also the URLconf of the 500 test: one view that fails.
-urlpatterns = [path("boom/", boom)]
+def database_gone(request):
+    """A real failure of PostgreSQL's: a statement cancelled by its timeout (psycopg's
+    QueryCanceled, an OperationalError), in a savepoint so the test's transaction lives on."""
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SET LOCAL statement_timeout = 1")
+        cursor.execute("SELECT pg_sleep(1)")
+
+
+# This module is also the URLconf of the 500 and 503 tests: views that fail, a page and an API
+# path outside DRF, with the project's handler.
+urlpatterns = [
+    path("boom/", boom),
+    path("database-gone/", database_gone),
+    path("api/database-gone/", database_gone),
+]
+handler500 = "core.error_views.server_error"
 
 
 def client_for(user) -> Client:
@@ -151,6 +166,26 @@ def test_a_500_keeps_its_traceback_in_the_log_and_shows_the_standalone_page(capl
     assert record.exc_info is not None
     assert isinstance(record.exc_info[1], RuntimeError)
     assert "the kitchen is on fire" in caplog.text
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db
+@pytest.mark.urls(__name__)
+def test_a_failed_database_connection_is_a_503_page_or_json_never_a_500(caplog):
+    client = Client(raise_request_exception=False)
+
+    with caplog.at_level(logging.WARNING):
+        page = client.get("/database-gone/")
+        api = client.get("/api/database-gone/")
+
+    assert (page.status_code, page["Retry-After"]) == (503, "1")
+    assert 'data-error-page="503"' in page.content.decode()
+    assert "reload the page in a moment" in page.content.decode()
+    assert (api.status_code, api["Retry-After"]) == (503, "1")
+    assert api.json()["code"] == "database_unavailable"
+    records = [r for r in caplog.records if getattr(r, "status_code", None) == 503]
+    assert len(records) == 2
+    assert all(isinstance(r.exc_info[1], OperationalError) for r in records)  # traceback kept
 
 
 def test_the_500_page_renders_without_a_database_or_a_request_context():

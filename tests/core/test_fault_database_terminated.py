@@ -1,11 +1,12 @@
 """PostgreSQL connections terminated under load (issue 11 §4): a real web process (gunicorn, as
 the Procfile starts it) on the test database takes a bounded load of buyers placing, reading
-and cancelling orders through the API with `Idempotency-Key`s, while another thread terminates
+and cancelling orders through the API with `Idempotency-Key`s, and reading each order's page,
+while another thread terminates
 the web process's database backends (`pg_terminate_backend`, only those of this test database
 that carry the web process's application name) again and again.
 
-Proven: every answer is a success, a refusal, or a clean JSON 503 `database_unavailable`
-(never a 500, never a dropped connection); each request retried with its key until it is not a
+Proven: every answer is a success, a refusal, or a clean 503 `database_unavailable` (JSON from
+the API, the 503 page from a page; never a 500, never a dropped connection); each request retried with its key until it is not a
 503 ends with its committed result, and sent once more afterwards replays exactly that result;
 nothing is half-written (each key placed one order, with its lines, one charge at the
 processor and its payment, and cancelled it once with its refund); the refunds are then made
@@ -18,10 +19,14 @@ import uuid
 from dataclasses import dataclass, field
 from decimal import Decimal
 
+from urllib.parse import urlsplit
+
 import pytest
 import requests
+from django.conf import settings
 from django.core.management import call_command
 from django.db import connection
+from django.test import Client
 from django.db.models import Count
 from rest_framework.authtoken.models import Token
 
@@ -66,13 +71,18 @@ class Call:
 
 
 class Buyer:
-    """A client thread's buyer: a token, and each request sent until it is not a 503."""
+    """A client thread's buyer: a token for the API, a session for the pages, and each request
+    sent until it is not a 503."""
 
     def __init__(self, base_url: str, user, unclean: list):
         self.base_url, self.user, self.unclean = base_url, user, unclean
         self.session = requests.Session()
         token, _ = Token.objects.get_or_create(user=user)
         self.session.headers["Authorization"] = f"Token {token.key}"
+        signed_in = Client()
+        signed_in.force_login(user)
+        cookie = settings.SESSION_COOKIE_NAME
+        self.session.cookies.set(cookie, signed_in.cookies[cookie].value)
         self.calls: list[Call] = []
 
     def send(self, call: Call) -> requests.Response:
@@ -105,12 +115,20 @@ class Buyer:
 
 
 def is_clean(answer: requests.Response) -> bool:
-    """A success or refusal, or a JSON 503 with its code; every API answer is JSON."""
-    if not answer.headers.get("Content-Type", "").startswith("application/json"):
+    """A success or refusal, or a 503 that says the database did not answer: JSON with its
+    code from the API, the 503 page from a page."""
+    content_type = answer.headers.get("Content-Type", "")
+    if urlsplit(answer.url).path.startswith("/api/"):
+        if not content_type.startswith("application/json"):
+            return False
+        if answer.status_code < 500:
+            return True
+        return answer.status_code == 503 and answer.json().get("code") == "database_unavailable"
+    if not content_type.startswith("text/html"):
         return False
-    if answer.status_code < 500:
-        return True
-    return answer.status_code == 503 and answer.json().get("code") == "database_unavailable"
+    return answer.status_code < 500 or (
+        answer.status_code == 503 and 'data-error-page="503"' in answer.text
+    )
 
 
 def shop(buyer: Buyer, restaurant_id: int, menu_ids: list[int], terminator) -> None:
@@ -132,6 +150,7 @@ def shop(buyer: Buyer, restaurant_id: int, menu_ids: list[int], terminator) -> N
         assert placed.status_code == 201, placed.text
         order_id = placed.json()["id"]
         buyer.run(Call("GET", f"/api/orders/{order_id}/"))
+        assert buyer.run(Call("GET", f"/orders/{order_id}/")).status_code == 200
         buyer.run(Call("POST", f"/api/orders/{order_id}/cancel/", {}, key=str(uuid.uuid4())))
 
 
