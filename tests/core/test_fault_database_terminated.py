@@ -1,16 +1,15 @@
-"""PostgreSQL connections terminated under load (issue 11 §4): a real web process (gunicorn, as
-the Procfile starts it) on the test database takes a bounded load of buyers placing, reading
-and cancelling orders through the API with `Idempotency-Key`s, and reading each order's page,
-while another thread terminates
-the web process's database backends (`pg_terminate_backend`, only those of this test database
-that carry the web process's application name) again and again.
+"""PostgreSQL connections terminated under load (issue 11 §4): a real web process (gunicorn, as the
+Procfile starts it) on the test database takes a bounded load of buyers placing, reading and
+cancelling orders through the API with `Idempotency-Key`s, and reading each order's page, while
+another thread terminates the web process's database backends (`pg_terminate_backend`, only
+those of this test database that carry the web process's application name) again and again.
 
 Proven: every answer is a success, a refusal, or a clean 503 `database_unavailable` (JSON from
-the API, the 503 page from a page; never a 500, never a dropped connection); each request retried with its key until it is not a
-503 ends with its committed result, and sent once more afterwards replays exactly that result;
-nothing is half-written (each key placed one order, with its lines, one charge at the
-processor and its payment, and cancelled it once with its refund); the refunds are then made
-and `check_ledgers` passes.
+the API, the 503 page from a page; never a 500, never a dropped connection); each request
+retried with its key until it is not a 503 ends with its committed result, and sent once more
+afterwards replays exactly that result; nothing is half-written (each key placed one order, with
+its lines, one charge at the processor and its payment, and cancelled it once with its refund);
+the refunds are then made and `check_ledgers` passes.
 """
 
 import threading
@@ -18,7 +17,6 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from decimal import Decimal
-
 from urllib.parse import urlsplit
 
 import pytest
@@ -26,8 +24,8 @@ import requests
 from django.conf import settings
 from django.core.management import call_command
 from django.db import connection
-from django.test import Client
 from django.db.models import Count
+from django.test import Client
 from rest_framework.authtoken.models import Token
 
 from core.models import IdempotencyRecord
