@@ -56,6 +56,9 @@ def ledgers_balance(request, processor_reset):
         or (marker is not None and marker.kwargs.get("transaction", False))
     )
     if transactional:
+        # A test that failed with the connection cut (the fault tests cut it on purpose) must
+        # not fail every transactional test after it: reconnect rather than reuse it.
+        connection.close_if_unusable_or_obsolete()
         request.getfixturevalue("transactional_db")
         # Flushing between transactional tests removes what data migrations created.
         seed_version_1(PolicyVersion)

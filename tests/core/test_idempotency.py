@@ -484,7 +484,8 @@ def test_the_record_commits_with_the_work_and_the_key_is_locked_meanwhile(buyer,
 class KillTheConnectionAfterTheView:
     """Test-only middleware: once the view has answered (its transaction committed), the
     server's database connection is terminated from another connection and the response path
-    then needs the database, so the client only sees a 500."""
+    then needs the database, so the client only sees a 503 `database_unavailable`
+    (`core.error_views.server_error`), not the answer."""
 
     def __init__(self, get_response):
         self.get_response = get_response
@@ -528,10 +529,10 @@ def test_a_retry_after_the_answer_was_lost_replays_the_committed_cancellation(
 
     lost = doomed.post(url, {}, format="json", HTTP_IDEMPOTENCY_KEY="cancel-1")
 
-    assert lost.status_code == 500
-    assert isinstance(lost.exc_info[1], OperationalError), lost.exc_info
     settings.MIDDLEWARE = middleware
     close_old_connections()  # what a server does when its next request starts
+    assert (lost.status_code, lost.json()["code"]) == (503, "database_unavailable")
+    assert isinstance(lost.exc_info[1], OperationalError), lost.exc_info
     retry_client = APIClient()
     retry_client.force_authenticate(buyer)
     retry = retry_client.post(url, {}, format="json", HTTP_IDEMPOTENCY_KEY="cancel-1")
