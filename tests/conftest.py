@@ -60,17 +60,15 @@ def ledgers_balance(request, processor_reset):
         # not fail every transactional test after it: reconnect rather than reuse it.
         connection.close_if_unusable_or_obsolete()
         request.getfixturevalue("transactional_db")
-        # Flushing between transactional tests removes what data migrations created.
-        seed_version_1(PolicyVersion)
         sync_role_permissions()
     elif marker is not None or "db" in request.fixturenames:
         request.getfixturevalue("db")
-        # pytest-django runs transactional tests last, but xdist's work stealing can hand a
-        # worker plain tests after it ran some, whose flush removed the data migrations' rows.
-        seed_version_1(PolicyVersion)
     else:
         yield
         return
+    # A transactional test's flush removes what data migrations created. pytest-django runs
+    # those tests last, but xdist's work stealing can hand a worker plain tests after them.
+    seed_version_1(PolicyVersion)
     yield
     assert ledger_violations() == []
 
